@@ -1,0 +1,620 @@
+#!/usr/bin/env bash
+# bench/run.sh - consent-relay next to stock Postfix, same load, one run (loopback only).
+#
+# Steps (default: all three, in this order):
+#   sink     smtp-source -> smtp-sink directly: what the load generator and the sink
+#            can do on this machine (the ceiling for everything below)
+#   postfix  smtp-source -> throwaway stock Postfix (127.0.0.1:$RELAY_PORT) -> smtp-sink,
+#            a) default recipient grouping (1 upstream transaction per message),
+#            b) smtp_destination_recipient_limit = 1 (1 upstream transaction per recipient)
+#   relay    smtp-source -> consent-relay (127.0.0.1:$RELAY_UNDER_TEST_PORT) -> smtp-sink:
+#            `cargo build --release`, a fresh SQLite store under $STATE; the RSS cost of
+#            $IDLE_CONNS idle connections, then accept and end-to-end rates, CPU, RSS peak
+#
+# Usage:  bench/run.sh [sink] [postfix] [relay]
+# Output: one line per figure:  FIGURE<TAB>name<TAB>value<TAB>unit<TAB>conditions
+#         then a markdown summary table (stdout); progress and problems on stderr ("# ...").
+# Needs : root (Postfix's master and smtp-sink -u), postfix (smtp-source, smtp-sink; installed
+#         with apt-get when missing), python3, coreutils; cargo for the relay step.
+# Safety: loopback only; every command is bounded by `timeout`; daemons it starts are tracked
+#         by PID / config dir under $STATE and stopped on exit, and leftovers of an
+#         interrupted run are stopped at start -> idempotent. Ports in use by anything else
+#         make the step fail instead of measuring the wrong server.
+#
+# Tunables (env):
+#   N_SINK=20000         messages per smtp-source -> smtp-sink run
+#   N_RELAY=10000        messages for the Postfix grouped run and the consent-relay run
+#   N_RELAY_PERRCPT=2000 messages for the Postfix per-recipient run (x RELAY_RCPT deliveries)
+#   RELAY_SESS=20 RELAY_RCPT=10 RELAY_LEN=1024    smtp-source sessions, recipients/msg, bytes
+#   RELAY_CONNECTIONS=16 consent-relay [upstream] connections
+#   IDLE_CONNS=1000 IDLE_HOLD=3                    idle-connection RSS test (0 = skip)
+#   SINK_PORT=2600 RELAY_PORT=2525 RELAY_UNDER_TEST_PORT=2527
+#   STATE=/tmp/consent-relay-bench   RUN_TIMEOUT=300 (seconds per measured command)
+#   RELAY_BIN=path       use this consent-relay binary instead of building target/release
+#   BUILD_TIMEOUT=1800   bound on `cargo build --release`
+#   SETTLE=2             seconds to wait after the last expected delivery before the
+#                        exactly-once recount (a duplicate arriving late shows up)
+set -u
+export LC_ALL=C
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH:$HOME/.cargo/bin
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO" || exit 1
+N_SINK=${N_SINK:-20000}
+N_RELAY=${N_RELAY:-10000}
+N_RELAY_PERRCPT=${N_RELAY_PERRCPT:-2000}
+RELAY_SESS=${RELAY_SESS:-20}
+RELAY_RCPT=${RELAY_RCPT:-10}
+RELAY_LEN=${RELAY_LEN:-1024}
+RELAY_CONNECTIONS=${RELAY_CONNECTIONS:-16}
+IDLE_CONNS=${IDLE_CONNS:-1000}
+IDLE_HOLD=${IDLE_HOLD:-3}
+SINK_PORT=${SINK_PORT:-2600}
+RELAY_PORT=${RELAY_PORT:-2525}
+RELAY_UNDER_TEST_PORT=${RELAY_UNDER_TEST_PORT:-2527}
+STATE=${STATE:-/tmp/consent-relay-bench}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
+SETTLE=${SETTLE:-2}
+PFX=$STATE/postfix            # throwaway postfix instance (config + queue + data)
+FIGS=$STATE/figures.tsv       # this run's FIGURE lines, for the summary
+FROM=sender@example.com
+TO=rcpt@example.net
+
+mkdir -p "$STATE"
+log() { echo "# $*" >&2; }
+fig() { printf 'FIGURE\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" | tee -a "$FIGS"; }
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN{d=b-a; if(d<=0)d=1e-9; printf "%.0f", n/d}'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
+
+# Long commands run in the background and are waited for, so that Ctrl-C or SIGTERM
+# reaches the trap at once (bash runs traps only between foreground commands) and
+# cleanup can stop them.
+bounded() { # seconds command... -> exit status of the command (124 on timeout)
+  local t=$1; shift
+  timeout "$t" "$@" &
+  BOUNDED_PID=$!
+  wait "$BOUNDED_PID"
+  local rc=$?
+  BOUNDED_PID=
+  return "$rc"
+}
+port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+wait_port() { # port [tries of 0.1 s]
+  local i
+  for ((i = 0; i < ${2:-100}; i++)); do
+    port_open "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+need_free_port() { # port what -> fails if something we did not start listens there
+  if port_open "$1"; then
+    log "127.0.0.1:$1 ($2) is already in use by another program; free it or set another port"
+    return 1
+  fi
+}
+is_proc() { # pid name -> the pid is alive and its command line mentions name
+  [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null && grep -q "$2" "/proc/$1/cmdline" 2>/dev/null
+}
+stop_pid() { # pid name grace_s: SIGTERM, wait up to grace_s, then SIGKILL
+  local p=$1 name=$2 grace=${3:-5} i
+  is_proc "$p" "$name" || return 0
+  kill "$p" 2>/dev/null
+  for ((i = 0; i < grace * 10; i++)); do is_proc "$p" "$name" || return 0; sleep 0.1; done
+  log "$name (pid $p) still running after ${grace}s: SIGKILL"
+  kill -9 "$p" 2>/dev/null
+}
+
+# ---------------------------------------------------------------- tools
+ensure_postfix() { # smtp-source, smtp-sink and postfix, from the distribution
+  command -v smtp-source >/dev/null && command -v smtp-sink >/dev/null && command -v postfix >/dev/null && return 0
+  command -v apt-get >/dev/null || { log "smtp-source missing and no apt-get: install postfix"; return 1; }
+  ((EUID == 0)) || { log "smtp-source missing: run as root, or apt-get install postfix"; return 1; }
+  log "installing postfix (for smtp-source, smtp-sink and the baseline)"
+  # "No configuration": no /etc/postfix/main.cf, so the default instance cannot start
+  # on port 25; the throwaway instance below has its own config directory.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null
+  timeout 300 apt-get update >"$STATE/apt.log" 2>&1
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y postfix >>"$STATE/apt.log" 2>&1 ||
+    { log "apt-get install postfix failed, see $STATE/apt.log"; return 1; }
+  # On a host with systemd the package may have started the default instance anyway.
+  if [[ -f /etc/postfix/main.cf ]] && timeout 30 postfix status >/dev/null 2>&1; then
+    log "stopping the default postfix instance the package started"
+    timeout 30 postfix stop >/dev/null 2>&1
+    command -v systemctl >/dev/null && [[ -d /run/systemd/system ]] &&
+      timeout 30 systemctl disable --now postfix >/dev/null 2>&1
+  fi
+  command -v smtp-source >/dev/null
+}
+
+# ---------------------------------------------------------------- smtp-sink
+stop_sink() {
+  [[ -f $STATE/sink.pid ]] && stop_pid "$(cat "$STATE/sink.pid")" smtp-sink 5
+  rm -f "$STATE/sink.pid"
+}
+start_sink() {
+  stop_sink
+  need_free_port "$SINK_PORT" smtp-sink || return 1
+  : >"$STATE/sink.out"
+  local user=(); ((EUID == 0)) && user=(-u nobody)   # smtp-sink refuses to run as root without -u
+  # -c: running counters (sess/quit/mesg) on stdout; -m 1024 simultaneous sessions, backlog 1024.
+  # Bounded: it outlives every measured command by far, and is stopped explicitly anyway.
+  timeout $((RUN_TIMEOUT * 10)) smtp-sink -c "${user[@]}" -m 1024 127.0.0.1:"$SINK_PORT" 1024 \
+    >"$STATE/sink.out" 2>&1 &
+  echo $! >"$STATE/sink.pid"
+  wait_port "$SINK_PORT" || { log "smtp-sink did not start: $(tail -3 "$STATE/sink.out")"; return 1; }
+}
+sink_mesg() { # messages (completed DATA) counted by smtp-sink so far
+  local m
+  m=$(tr '\r' '\n' <"$STATE/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
+  echo "${m:-0}"
+}
+wait_sink() { # target timeout_s -> 0 when the counter reached target
+  local target=$1 deadline
+  deadline=$(($(date +%s) + $2))
+  while (($(date +%s) < deadline)); do
+    (($(sink_mesg) >= target)) && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+bench_sink() {
+  ensure_postfix || return 1
+  start_sink || return 1
+  local shape r extra m0 t0 t1 cond
+  # r=RELAY_RCPT: the shape the relays receive; r=1: the shape of a per-recipient copy;
+  # r=1 with -d: per-recipient copies over reused connections (what consent-relay's pool does).
+  for shape in "$RELAY_RCPT:" "1:" "1:-d"; do
+    r=${shape%%:*}; extra=${shape#*:}
+    m0=$(sink_mesg)
+    t0=$(now)
+    bounded "$RUN_TIMEOUT" smtp-source ${extra:+"$extra"} -s "$RELAY_SESS" -l "$RELAY_LEN" -m "$N_SINK" -r "$r" \
+      -f "$FROM" -t "$TO" 127.0.0.1:"$SINK_PORT" || log "smtp-source rc=$?"
+    t1=$(now)
+    wait_sink $((m0 + N_SINK)) 10 || log "sink saw only $(($(sink_mesg) - m0)) of $N_SINK"
+    cond="smtp-source ${extra:+$extra }-s $RELAY_SESS -l $RELAY_LEN -r $r -m $N_SINK -> smtp-sink; sink got $(($(sink_mesg) - m0))/$N_SINK; $(secs "$t0" "$t1")s"
+    local tag="r${r}${extra:+_reuse}"
+    fig "sink_${tag}_msgs_per_s" "$(rate "$N_SINK" "$t0" "$t1")" "msg/s" "$cond"
+    fig "sink_${tag}_rcpts_per_s" "$(rate $((N_SINK * r)) "$t0" "$t1")" "rcpt/s" "$cond"
+  done
+  stop_sink
+}
+
+# ---------------------------------------------------------------- measuring a relay
+tree_cpu() { # pid -> cumulative CPU seconds of pid + all its (live or reaped) children
+  [[ -n ${1:-} && -r /proc/$1/stat ]] || { echo 0; return; }
+  timeout 30 python3 - "$1" <<'PY'
+import os, sys
+hz = os.sysconf("SC_CLK_TCK"); m = sys.argv[1]
+def st(p):
+    with open(f"/proc/{p}/stat") as f: s = f.read()
+    return s[s.rindex(")") + 2:].split()
+tot = 0
+f = st(m); tot += sum(int(x) for x in f[11:15])   # utime stime cutime cstime of the root
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        try:
+            f = st(p)
+            if f[1] == m: tot += int(f[11]) + int(f[12])   # live children
+        except Exception: pass
+print(f"{tot / hz:.2f}")
+PY
+}
+rss_sampler_start() { # pid -> every 0.2 s, sums VmRSS and Pss over pid and its direct
+  # children (Postfix: master + its services) and keeps the peaks in $STATE/rss.peak as
+  # "rss_kb pss_kb". One python process, no fork per sample, so it barely disturbs the run.
+  # RSS counts shared pages (libraries) once per process; PSS shares them out, so the
+  # PSS sum is the fair total for a multi-process server.
+  echo "0 0" >"$STATE/rss.peak"
+  timeout $((RUN_TIMEOUT * 3)) python3 - "$1" "$STATE/rss.peak" <<'PY' &
+import os, signal, sys, time
+root, out = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+def kb(path, key):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key): return int(line.split()[1])
+    except OSError: pass
+    return 0
+def ppid(p):
+    try:
+        with open(f"/proc/{p}/stat") as f: s = f.read()
+        return s[s.rindex(")") + 2:].split()[1]
+    except (OSError, ValueError, IndexError): return None
+peak_rss = peak_pss = 0
+while os.path.exists(f"/proc/{root}"):
+    pids = [root] + [p for p in os.listdir("/proc") if p.isdigit() and ppid(p) == root]
+    rss = sum(kb(f"/proc/{p}/status", "VmRSS:") for p in pids)
+    pss = sum(kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids)
+    if rss > peak_rss or pss > peak_pss:
+        peak_rss, peak_pss = max(rss, peak_rss), max(pss, peak_pss)
+        with open(out + ".tmp", "w") as f: f.write(f"{peak_rss} {peak_pss}\n")
+        os.replace(out + ".tmp", out)
+    time.sleep(0.2)
+PY
+  echo $! >"$STATE/rss.pid"
+}
+rss_sampler_stop() { # the peaks stay in $STATE/rss.peak
+  [[ -f $STATE/rss.pid ]] && { kill "$(cat "$STATE/rss.pid")" 2>/dev/null; wait "$(cat "$STATE/rss.pid")" 2>/dev/null; }
+  rm -f "$STATE/rss.pid"
+}
+sys_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+
+# drive a relay at 127.0.0.1:port; the sink must count `expect` deliveries
+drive_relay() { # name port nmsg expect_deliveries cpu_fn
+  local name=$1 port=$2 n=$3 expect=$4 cpufn=${5:-}
+  local m0 t0 t1 t2 c0 c1 b0 b1 got cond busy0 all0 busy1 all1
+  m0=$(sink_mesg)
+  [[ -n $cpufn ]] && c0=$($cpufn)
+  b0=$(sys_busy)
+  t0=$(now)
+  bounded "$RUN_TIMEOUT" smtp-source -s "$RELAY_SESS" -l "$RELAY_LEN" -m "$n" -r "$RELAY_RCPT" \
+    -f "$FROM" -t "$TO" 127.0.0.1:"$port" || log "smtp-source rc=$?"
+  t1=$(now)
+  if ! wait_sink $((m0 + expect)) "$RUN_TIMEOUT"; then
+    log "$name: sink got $(($(sink_mesg) - m0)) of $expect deliveries within ${RUN_TIMEOUT}s"
+  fi
+  t2=$(now)
+  b1=$(sys_busy)
+  [[ -n $cpufn ]] && c1=$($cpufn)
+  got=$(($(sink_mesg) - m0))
+  cond="smtp-source -s $RELAY_SESS -l $RELAY_LEN -r $RELAY_RCPT -m $n -> $name 127.0.0.1:$port -> smtp-sink; sink got $got/$expect deliveries; accept $(secs "$t0" "$t1")s, end-to-end $(secs "$t0" "$t2")s"
+  fig "${name}_accept_msgs_per_s" "$(rate "$n" "$t0" "$t1")" "msg/s" "$cond"
+  fig "${name}_accept_rcpts_per_s" "$(rate $((n * RELAY_RCPT)) "$t0" "$t1")" "rcpt/s" "$cond"
+  fig "${name}_e2e_msgs_per_s" "$(rate "$n" "$t0" "$t2")" "msg/s" "$cond"
+  fig "${name}_e2e_rcpts_per_s" "$(rate $((n * RELAY_RCPT)) "$t0" "$t2")" "rcpt/s" "$cond"
+  fig "${name}_e2e_deliveries_per_s" "$(rate "$got" "$t0" "$t2")" "deliveries/s" "$cond"
+  if [[ -n $cpufn ]]; then
+    fig "${name}_cpu_seconds" "$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b-a}')" "cpu-s" "CPU (user+sys) of $name processes over the end-to-end window"
+    fig "${name}_cpu_ms_per_msg" "$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN{printf "%.2f", (b-a)*1000/n}')" "cpu-ms/msg" "CPU of $name processes / accepted messages"
+  fi
+  read -r busy0 all0 <<<"$b0"
+  read -r busy1 all1 <<<"$b1"
+  fig "${name}_system_cpu_busy_pct" "$(awk -v a="$busy0" -v b="$busy1" -v x="$all0" -v y="$all1" 'BEGIN{printf "%.0f", 100*(b-a)/(y-x)}')" "%" "whole machine (all cores) busy during end-to-end window, incl. smtp-source and smtp-sink"
+}
+
+# drive_relay plus the RSS peak of the relay's processes and the exactly-once recount
+measure_relay() { # name port nmsg expect_deliveries cpu_fn pid
+  local name=$1 expect=$4 pid=$6 m0 got
+  m0=$(sink_mesg)
+  rss_sampler_start "$pid"
+  drive_relay "$1" "$2" "$3" "$4" "$5"
+  rss_sampler_stop
+  local rss pss
+  read -r rss pss <"$STATE/rss.peak"
+  fig "${name}_rss_peak_kb" "$rss" "kB" "peak of the VmRSS sum over the process and its direct children, sampled every 0.2 s during the run"
+  fig "${name}_pss_peak_kb" "$pss" "kB" "peak of the Pss sum (shared pages divided among sharers), same sampling"
+  sleep "$SETTLE"   # a duplicate or late delivery still counts
+  got=$(($(sink_mesg) - m0))
+  local once=no; ((got == expect)) && once=yes
+  fig "${name}_exactly_once" "$once" "bool" "sink got $got deliveries, expected exactly $expect (recounted ${SETTLE}s after the run)"
+}
+
+# ---------------------------------------------------------------- postfix
+pf_stop() {
+  if [[ -f $PFX/etc/main.cf ]]; then
+    timeout 30 postfix -c "$PFX/etc" stop >/dev/null 2>&1 || true
+    local p
+    if [[ -f $PFX/spool/pid/master.pid ]]; then
+      p=$(tr -d ' ' <"$PFX/spool/pid/master.pid")
+      for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      if is_proc "$p" master; then
+        kill "$p"; sleep 1; kill -0 "$p" 2>/dev/null && kill -9 "$p"
+      fi
+    fi
+  fi
+}
+pf_setup() { # recipient_limit
+  pf_stop
+  need_free_port "$RELAY_PORT" "postfix smtpd" || return 1
+  rm -rf "$PFX"
+  mkdir -p "$PFX/etc" "$PFX/spool" "$PFX/data"
+  chown postfix: "$PFX/data"
+  cp /etc/postfix/master.cf "$PFX/etc/master.cf"
+  cp /etc/postfix/dynamicmaps.cf "$PFX/etc/" 2>/dev/null
+  cp -r /etc/postfix/dynamicmaps.cf.d "$PFX/etc/" 2>/dev/null
+  cat >"$PFX/etc/main.cf" <<EOF
+compatibility_level = 3.6
+config_directory = $PFX/etc
+queue_directory = $PFX/spool
+data_directory = $PFX/data
+myhostname = relay.bench.example
+mydomain = bench.example
+myorigin = \$myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:$SINK_PORT
+smtp_destination_recipient_limit = $1
+maillog_file = $PFX/postfix.log
+maillog_file_prefixes = /tmp, /var, /dev/stdout
+biff = no
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+master_service_disable =
+EOF
+  # smtpd on 127.0.0.1:$RELAY_PORT instead of port 25; no chroot (queue under $STATE)
+  postconf -c "$PFX/etc" -M# smtp/inet >/dev/null
+  postconf -c "$PFX/etc" -M "127.0.0.1:$RELAY_PORT/inet=127.0.0.1:$RELAY_PORT inet n - n - - smtpd"
+  postconf -c "$PFX/etc" -F '*/*/chroot = n'
+  # A non-default config_directory must be listed in the default instance's main.cf;
+  # whatever is changed there is put back by cleanup.
+  if [[ ! -f /etc/postfix/main.cf ]]; then
+    printf '%s\n' "# created by consent-relay bench/run.sh; the default instance is not started" \
+      "compatibility_level = 3.6" "inet_interfaces = loopback-only" "master_service_disable = inet" \
+      "alternate_config_directories = $PFX/etc" >/etc/postfix/main.cf
+    touch "$STATE/created-etc-main.cf"
+  elif ! postconf -h alternate_config_directories | grep -qF "$PFX/etc"; then
+    postconf -n alternate_config_directories >"$STATE/etc-main.cf.alternate"   # empty if unset
+    postconf -e "alternate_config_directories = $(postconf -h alternate_config_directories) $PFX/etc"
+  fi
+  timeout 60 postfix -c "$PFX/etc" check >/dev/null 2>&1   # creates queue dirs (post-install create-missing)
+  timeout 60 postfix -c "$PFX/etc" start >/dev/null 2>&1 || { log "postfix start failed"; tail -5 "$PFX/postfix.log" >&2; return 1; }
+  wait_port "$RELAY_PORT" || { log "postfix smtpd not listening"; return 1; }
+}
+pf_restore_etc() { # undo what pf_setup changed in the default instance's main.cf
+  if [[ -f $STATE/created-etc-main.cf ]]; then
+    rm -f /etc/postfix/main.cf "$STATE/created-etc-main.cf"
+  elif [[ -f $STATE/etc-main.cf.alternate ]]; then
+    if [[ -s $STATE/etc-main.cf.alternate ]]; then
+      postconf -e "$(cat "$STATE/etc-main.cf.alternate")"
+    else
+      postconf -X alternate_config_directories
+    fi
+    rm -f "$STATE/etc-main.cf.alternate"
+  fi
+}
+pf_pid() { tr -d ' ' <"$PFX/spool/pid/master.pid" 2>/dev/null; }
+pf_cpu() { tree_cpu "$(pf_pid)"; }
+
+bench_postfix() {
+  ensure_postfix || return 1
+  ((EUID == 0)) || { log "postfix step needs root (the master runs as root)"; return 1; }
+  start_sink || return 1
+  # a) default recipient grouping: 1 upstream delivery with $RELAY_RCPT rcpts per message
+  if pf_setup 50; then
+    measure_relay postfix "$RELAY_PORT" "$N_RELAY" "$N_RELAY" pf_cpu "$(pf_pid)"
+  fi
+  pf_stop
+  # b) one upstream delivery per recipient (what consent-relay does: per-recipient rewritten copy)
+  if pf_setup 1; then
+    measure_relay postfix_perrcpt "$RELAY_PORT" "$N_RELAY_PERRCPT" $((N_RELAY_PERRCPT * RELAY_RCPT)) pf_cpu "$(pf_pid)"
+  fi
+  pf_stop
+  pf_restore_etc
+  stop_sink
+}
+
+# ---------------------------------------------------------------- consent-relay
+relay_pid() { cat "$STATE/relay.pid" 2>/dev/null; }
+relay_cpu() { tree_cpu "$(relay_pid)"; }
+stop_relay() { # SIGTERM (graceful shutdown), SIGKILL after 35 s (the unit's TimeoutStopSec is 30)
+  local p; p=$(relay_pid)
+  [[ -n $p ]] && stop_pid "$p" consent-relay 35
+  rm -f "$STATE/relay.pid"
+}
+relay_build() { # -> RELAY_EXE
+  if [[ -n ${RELAY_BIN:-} ]]; then RELAY_EXE=$RELAY_BIN; return; fi
+  log "cargo build --release (log: $STATE/build.log)"
+  bounded "$BUILD_TIMEOUT" cargo build --release >"$STATE/build.log" 2>&1 ||
+    { log "cargo build --release failed:"; tail -20 "$STATE/build.log" >&2; return 1; }
+  RELAY_EXE=$REPO/target/release/consent-relay
+}
+relay_config() { # -> $STATE/relay.toml, with a fresh store under $STATE/relay
+  rm -rf "$STATE/relay"
+  mkdir -p "$STATE/relay"
+  local key; key=$(head -c32 /dev/urandom | base64)
+  # the relay's default max_connections (1000) would refuse part of the idle test
+  local maxc=$((IDLE_CONNS + RELAY_SESS + 100 > 2000 ? IDLE_CONNS + RELAY_SESS + 100 : 2000))
+  cat >"$STATE/relay.toml" <<EOF
+# written by bench/run.sh; regenerated (new key, empty store) at each run
+[smtp]
+listen = "127.0.0.1:$RELAY_UNDER_TEST_PORT"
+hostname = "relay.bench.example"
+allowed_networks = ["127.0.0.0/8"]
+# smtp-source sends no X-Campaign header: every message is "prospecting" (opt-out)
+missing_campaign = "prospecting"
+# the idle-connection test opens $IDLE_CONNS connections from 127.0.0.1
+max_connections = $maxc
+max_connections_per_ip = $maxc
+
+[upstream]
+url = "smtp://127.0.0.1:$SINK_PORT"
+connections = $RELAY_CONNECTIONS
+tls = "none"
+
+[http]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:8080"
+
+[signing]
+current = "k1"
+keys = { k1 = "$key" }
+
+[store]
+url = "sqlite://$STATE/relay/consent-relay.db"
+
+[[campaign]]
+id = "prospecting"
+label = "Offers"
+policy = "opt-out"
+EOF
+  chmod 600 "$STATE/relay.toml"
+}
+relay_start() { # bin
+  local bin=$1
+  stop_relay
+  need_free_port "$RELAY_UNDER_TEST_PORT" consent-relay || return 1
+  if ! timeout 30 "$bin" check-config --config "$STATE/relay.toml" >"$STATE/relay-check.log" 2>&1; then
+    log "consent-relay check-config refused $STATE/relay.toml:"; cat "$STATE/relay-check.log" >&2
+    return 1
+  fi
+  (
+    cd "$STATE/relay" || exit 1
+    # as under systemd (LimitNOFILE=65536), capped by this shell's hard limit
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    RUST_LOG=${RUST_LOG:-warn} exec timeout -s TERM $((RUN_TIMEOUT * 4)) \
+      "$bin" serve --config "$STATE/relay.toml"
+  ) >"$STATE/relay.log" 2>&1 &
+  local wrapper=$!
+  # the pid to measure is the relay itself, child of `timeout`
+  local i p=
+  for ((i = 0; i < 50; i++)); do
+    p=$(pgrep -P "$wrapper" 2>/dev/null | head -1)
+    [[ -n $p ]] && is_proc "$p" consent-relay && break
+    sleep 0.1
+  done
+  echo "$p" >"$STATE/relay.pid"
+  echo "$wrapper" >"$STATE/relay.timeout.pid"
+  wait_port "$RELAY_UNDER_TEST_PORT" 300 ||
+    { log "consent-relay not listening on $RELAY_UNDER_TEST_PORT:"; tail -20 "$STATE/relay.log" >&2; return 1; }
+}
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+relay_idle_connections() { # pid port: RSS cost of $IDLE_CONNS idle, greeted connections
+  local pid=$1 port=$2
+  ((IDLE_CONNS > 0)) || return 0
+  timeout $((IDLE_HOLD + 120)) python3 - "$pid" "$port" "$IDLE_CONNS" "$IDLE_HOLD" <<'PY' | tee -a "$FIGS"
+import resource, socket, sys, time
+pid, port, n, hold = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+def rss():
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"): return int(line.split()[1])
+    return 0
+def fig(name, val, unit, cond):
+    print(f"FIGURE\t{name}\t{val}\t{unit}\t{cond}", flush=True)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if soft < n + 64:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(n + 64, hard), hard))
+before = rss()
+socks, refused = [], 0
+deadline = time.monotonic() + 60
+for _ in range(n):
+    try:
+        socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    except OSError:
+        refused += 1
+greeted = other = 0
+for s in socks:   # all connections are open before the first greeting is read
+    try:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        greeted += s.recv(512).startswith(b"220")
+    except OSError:
+        other += 1
+t_open = time.monotonic()
+time.sleep(min(1.0, hold))
+during = rss()
+time.sleep(max(0.0, hold - (time.monotonic() - t_open)))
+for s in socks: s.close()
+time.sleep(1)
+after = rss()
+cond = (f"{n} TCP connections to 127.0.0.1:{port}, {greeted} greeted with 220, {refused} refused, "
+        f"{len(socks) - greeted} without 220; held {hold:.0f}s; VmRSS before {before} kB, "
+        f"with connections {during} kB, 1 s after closing {after} kB")
+fig("consent_relay_idle_rss_before_kb", before, "kB", cond)
+fig("consent_relay_idle_rss_with_conns_kb", during, "kB", cond)
+fig("consent_relay_idle_rss_delta_kb", during - before, "kB", cond)
+fig("consent_relay_idle_rss_per_conn_bytes", (during - before) * 1024 // max(1, greeted), "bytes", cond)
+fig("consent_relay_idle_greeted", greeted, "connections", cond)
+PY
+}
+
+bench_relay() {
+  ensure_postfix || return 1
+  relay_build || return 1
+  [[ -x $RELAY_EXE ]] || { log "no executable at $RELAY_EXE"; return 1; }
+  relay_config
+  start_sink || return 1
+  if relay_start "$RELAY_EXE"; then
+    local pid; pid=$(relay_pid)
+    log "consent-relay pid $pid, VmRSS at start $(rss_kb "$pid") kB"
+    # Idle connections first, on the fresh process: after the load run the allocator
+    # would reuse freed memory for them and hide their cost.
+    relay_idle_connections "$pid" "$RELAY_UNDER_TEST_PORT"
+    measure_relay consent_relay "$RELAY_UNDER_TEST_PORT" "$N_RELAY" $((N_RELAY * RELAY_RCPT)) relay_cpu "$pid"
+    fig consent_relay_rss_after_run_kb "$(rss_kb "$pid")" "kB" "VmRSS after the run and the ${SETTLE}s settle"
+    local t0; t0=$(now)
+    stop_relay
+    fig consent_relay_stop_seconds "$(secs "$t0" "$(now)")" "s" "SIGTERM to exit, idle relay (SIGKILL after 35 s)"
+    local nerr; nerr=$(grep -ciE 'error|panic' "$STATE/relay.log")
+    ((nerr == 0)) || log "$STATE/relay.log: $nerr line(s) mention error or panic"
+  fi
+  stop_relay
+  rm -f "$STATE/relay.timeout.pid"
+  stop_sink
+}
+
+# ---------------------------------------------------------------- summary
+summary() { # markdown table from this run's figures
+  [[ -s $FIGS ]] || return 0
+  awk -F'\t' -v rcpt="$RELAY_RCPT" '
+    { v[$2] = $3 }
+    function g(k) { return (k in v) ? v[k] : "—" }
+    function ratio(a, b) { return ((a in v) && (b in v) && v[b] > 0) ? sprintf("%.2f", v[a] / v[b]) : "—" }
+    function row(label, p) {
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", label, g(p "_accept_msgs_per_s"),
+        g(p "_e2e_rcpts_per_s"), g(p "_e2e_deliveries_per_s"), g(p "_cpu_ms_per_msg"),
+        g(p "_rss_peak_kb"), g(p "_pss_peak_kb"), g(p "_exactly_once")
+    }
+    END {
+      print ""
+      print "| setup | accepted msg/s | recipients delivered/s (e2e) | upstream transactions/s (e2e) | CPU ms/msg | RSS peak kB | PSS peak kB | exactly once |"
+      print "|---|---|---|---|---|---|---|---|"
+      k = "sink_r" rcpt
+      if ((k "_msgs_per_s") in v)
+        printf "| smtp-source -> smtp-sink (limit, %s rcpt/msg) | %s | %s | %s | — | — | — | — |\n", rcpt,
+          v[k "_msgs_per_s"], v[k "_rcpts_per_s"], v[k "_msgs_per_s"]
+      if ("sink_r1_reuse_msgs_per_s" in v)
+        printf "| smtp-source -d -> smtp-sink (limit for 1-rcpt copies, reused connections) | — | %s | %s | — | — | — | — |\n",
+          v["sink_r1_reuse_rcpts_per_s"], v["sink_r1_reuse_msgs_per_s"]
+      if ("postfix_accept_msgs_per_s" in v) row("Postfix, default grouping", "postfix")
+      if ("postfix_perrcpt_accept_msgs_per_s" in v) row("Postfix, 1 recipient per delivery", "postfix_perrcpt")
+      if ("consent_relay_accept_msgs_per_s" in v) row("consent-relay", "consent_relay")
+      if (("consent_relay_accept_msgs_per_s" in v) && (("postfix_accept_msgs_per_s" in v) || ("postfix_perrcpt_accept_msgs_per_s" in v))) {
+        print ""
+        print "| consent-relay / Postfix | accept msg/s | recipients delivered/s (e2e) |"
+        print "|---|---|---|"
+        printf "| vs default grouping | %s | %s |\n", ratio("consent_relay_accept_msgs_per_s", "postfix_accept_msgs_per_s"),
+          ratio("consent_relay_e2e_rcpts_per_s", "postfix_e2e_rcpts_per_s")
+        printf "| vs 1 recipient per delivery | %s | %s |\n", ratio("consent_relay_accept_msgs_per_s", "postfix_perrcpt_accept_msgs_per_s"),
+          ratio("consent_relay_e2e_rcpts_per_s", "postfix_perrcpt_e2e_rcpts_per_s")
+      }
+      if ("consent_relay_idle_rss_delta_kb" in v)
+        printf "\nconsent-relay, %s idle connections: +%s kB RSS (%s bytes per connection)\n",
+          g("consent_relay_idle_greeted"), v["consent_relay_idle_rss_delta_kb"], g("consent_relay_idle_rss_per_conn_bytes")
+    }' "$FIGS"
+}
+
+cleanup() {
+  [[ -n ${BOUNDED_PID:-} ]] && kill "$BOUNDED_PID" 2>/dev/null   # timeout passes it on
+  rss_sampler_stop
+  stop_relay
+  [[ -f $STATE/relay.timeout.pid ]] && { stop_pid "$(cat "$STATE/relay.timeout.pid")" timeout 5; rm -f "$STATE/relay.timeout.pid"; }
+  pf_stop
+  pf_restore_etc
+  stop_sink
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+steps=("$@"); ((${#steps[@]})) || steps=(sink postfix relay)
+for s in "${steps[@]}"; do
+  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay)"; exit 2; }
+done
+cleanup   # leftovers of an interrupted earlier run
+: >"$FIGS"
+fig host_cpus "$(nproc)" cores "$(uname -r); $(. /etc/os-release; echo "$PRETTY_NAME"); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for s in "${steps[@]}"; do
+  log "== $s"
+  "bench_$s"
+done
+summary

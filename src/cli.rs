@@ -1,0 +1,394 @@
+//! The command line: clap types and one function per subcommand, thin over
+//! the store and policy. `--config` is accepted before or after the
+//! subcommand.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError};
+use crate::consent::{self, Action, Source};
+use crate::store::{DecisionFilter, NewConsentEvent, Store};
+use crate::{format_time, now_ms, server, subject};
+
+/// Exit code for configuration errors (sysexits EX_CONFIG, as mail software uses).
+pub const EXIT_CONFIG: i32 = 78;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "consent-relay",
+    version,
+    about = "An SMTP relay that enforces consent"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./consent-relay.toml, then /etc/consent-relay/consent-relay.toml)
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the relay: SMTP listener and delivery
+    Serve,
+    /// Validate the configuration file and exit
+    CheckConfig,
+    /// Record or show consent
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Read the decision log: every recipient of every accepted message
+    Log(LogArgs),
+    /// List queued, deferred and failed deliveries with their last upstream reply
+    Queue(QueueArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsentCommand {
+    /// Record a grant of consent
+    Grant(ChangeArgs),
+    /// Record a withdrawal of consent
+    Withdraw(ChangeArgs),
+    /// Show the consent state and history of an address
+    Show {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ChangeArgs {
+    pub email: String,
+    /// Campaign id, or '*' for every campaign
+    #[arg(long)]
+    pub campaign: String,
+    /// Where the consent came from: api, form, one-click, link, preference-page, import, admin
+    #[arg(long, default_value = "admin")]
+    pub source: String,
+    /// Proof: the text or version the person was shown, a form id, a ticket
+    #[arg(long)]
+    pub evidence: Option<String>,
+    /// When it happened (RFC 3339, or a date); default now
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    #[arg(long)]
+    pub recipient: Option<String>,
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// RFC 3339 time, a date (2026-11-01), or an age (2h, 7d)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many rows
+    #[arg(long, default_value_t = 1000)]
+    pub limit: i64,
+    /// One JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QueueArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub limit: i64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An error that ends the program with a given exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
+
+fn load_config(explicit: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let path = config::locate(explicit).map_err(config_exit)?;
+    Config::load(&path).map_err(config_exit)
+}
+
+fn config_exit(e: ConfigError) -> anyhow::Error {
+    Exit {
+        code: EXIT_CONFIG,
+        message: e.to_string(),
+    }
+    .into()
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => server::serve(config).await,
+        Command::CheckConfig => {
+            for w in &config.warnings {
+                eprintln!("{}: warning: {w}", config.path.display());
+            }
+            println!(
+                "{}: OK ({} campaigns)",
+                config.path.display(),
+                config.campaigns.len()
+            );
+            Ok(())
+        }
+        Command::Consent(c) => consent_command(&config, c).await,
+        Command::Log(a) => log(&config, a).await,
+        Command::Queue(a) => queue(&config, a).await,
+    }
+}
+
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    Store::open(&config.store, false).await.with_context(|| {
+        format!(
+            "{}: store.url: cannot open the store",
+            config.path.display()
+        )
+    })
+}
+
+async fn consent_command(config: &Config, c: ConsentCommand) -> anyhow::Result<()> {
+    let (action, a) = match c {
+        ConsentCommand::Grant(a) => (Action::Grant, a),
+        ConsentCommand::Withdraw(a) => (Action::Withdraw, a),
+        ConsentCommand::Show { email, json } => return show(config, &email, json).await,
+    };
+    let address = subject::normalise(&a.email);
+    if !address.contains('@') {
+        bail!("{:?} is not an email address", a.email);
+    }
+    if a.campaign != consent::ALL_CAMPAIGNS && config.campaign(&a.campaign).is_none() {
+        let ids: Vec<&str> = config.campaigns.iter().map(|c| c.id.as_str()).collect();
+        bail!(
+            "unknown campaign {:?} (campaigns in {}: {}, or '*' for all)",
+            a.campaign,
+            config.path.display(),
+            ids.join(", ")
+        );
+    }
+    let source: Source = a
+        .source
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
+    let at = match &a.at {
+        Some(t) => parse_time(t).context("--at")?,
+        None => now_ms(),
+    };
+    let store = open(config).await?;
+    let event = store
+        .append_consent_event(NewConsentEvent {
+            new_subject: subject::new_subject(&config.signing, &address),
+            address: address.clone(),
+            campaign: a.campaign.clone(),
+            action,
+            at,
+            source,
+            ip: None,
+            user_agent: None,
+            evidence: a.evidence,
+        })
+        .await?;
+    store.close().await;
+    println!(
+        "recorded {} of {} for {} (event {}, source {})",
+        action, a.campaign, address, event.id, source
+    );
+    Ok(())
+}
+
+async fn show(config: &Config, email: &str, json: bool) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let address = subject::normalise(email);
+    let found = store.subject_consent(&address).await?;
+    store.close().await;
+    let Some(s) = found else {
+        bail!("no consent records for {address}");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("{} (subject {})", s.address, s.subject_id);
+    println!("state:");
+    if s.states.is_empty() {
+        println!("  (none)");
+    }
+    for st in &s.states {
+        println!(
+            "  {:<20} {:<10} since {} (event {})",
+            st.campaign,
+            st.status,
+            format_time(st.since),
+            st.event_id
+        );
+    }
+    println!("history:");
+    for e in &s.events {
+        println!(
+            "  {:>6}  {}  {:<9} {:<20} source={}{}",
+            e.id,
+            format_time(e.at),
+            e.action,
+            e.campaign,
+            e.source,
+            e.evidence
+                .as_deref()
+                .map(|v| format!(" evidence={v:?}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn log(config: &Config, a: LogArgs) -> anyhow::Result<()> {
+    let since = a
+        .since
+        .as_deref()
+        .map(parse_time)
+        .transpose()
+        .context("--since")?;
+    let store = open(config).await?;
+    let rows = store
+        .decisions(&DecisionFilter {
+            recipient: a.recipient.as_deref().map(subject::normalise),
+            campaign: a.campaign,
+            since,
+            after_id: None,
+            limit: a.limit.max(1),
+        })
+        .await?;
+    store.close().await;
+    if a.json {
+        let out: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id, "at": format_time(r.at), "queue_id": r.message_id,
+                    "recipient": r.recipient, "campaign": r.campaign, "outcome": r.outcome,
+                    "reason": r.reason, "consent_event": r.event_id, "stage": r.stage,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{:<20}  {:<26}  {:<32}  {:<16}  {:<8}  {:<20}  {:>6}  stage",
+        "time", "queue id", "recipient", "campaign", "outcome", "reason", "event"
+    );
+    for r in rows {
+        println!(
+            "{:<20}  {:<26}  {:<32}  {:<16}  {:<8}  {:<20}  {:>6}  {}",
+            format_time(r.at),
+            r.message_id,
+            r.recipient,
+            r.campaign,
+            r.outcome,
+            r.reason,
+            r.event_id
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.stage
+        );
+    }
+    Ok(())
+}
+
+async fn queue(config: &Config, a: QueueArgs) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let rows = store.queue(a.limit.max(1)).await?;
+    store.close().await;
+    if a.json {
+        let out: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "delivery": r.id, "queue_id": r.message_id, "kind": r.kind,
+                    "recipient": r.recipient, "sender": r.mail_from, "campaign": r.campaign,
+                    "status": r.status, "attempts": r.attempts,
+                    "next_attempt": format_time(r.next_attempt_at),
+                    "received": format_time(r.received_at), "last_reply": r.last_reply,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("queue is empty");
+        return Ok(());
+    }
+    println!(
+        "{:>8}  {:<26}  {:<32}  {:<9}  {:>8}  {:<20}  last reply",
+        "delivery", "queue id", "recipient", "status", "attempts", "next attempt"
+    );
+    for r in rows {
+        println!(
+            "{:>8}  {:<26}  {:<32}  {:<9}  {:>8}  {:<20}  {}",
+            r.id,
+            r.message_id,
+            r.recipient,
+            r.status,
+            r.attempts,
+            format_time(r.next_attempt_at),
+            r.last_reply.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// RFC 3339 (`2026-11-01T08:00:00Z`), a date (`2026-11-01`, midnight UTC),
+/// or an age before now (`2h`, `7d`).
+pub fn parse_time(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    if let Ok(age) = humantime::parse_duration(s) {
+        return Ok(now_ms() - age.as_millis() as i64);
+    }
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    let t = humantime::parse_rfc3339_weak(&full)
+        .or_else(|_| humantime::parse_rfc3339(&full))
+        .map_err(|_| {
+            anyhow::anyhow!("{s:?} is not a time (use 2026-11-01, 2026-11-01T08:00:00Z, or an age like 2h or 7d)")
+        })?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64)
+}
+
+/// Whether logs should be JSON (stdout is not a terminal).
+pub fn json_logs() -> bool {
+    !std::io::stdout().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        assert_eq!(parse_time("1970-01-02").unwrap(), 86_400_000);
+        assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1000);
+        let ago = parse_time("1h").unwrap();
+        assert!((now_ms() - ago - 3_600_000).abs() < 5_000);
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn config_goes_before_or_after_the_subcommand() {
+        let a = Cli::try_parse_from(["consent-relay", "--config", "x.toml", "queue"]).unwrap();
+        let b = Cli::try_parse_from(["consent-relay", "queue", "--config", "x.toml"]).unwrap();
+        assert_eq!(a.config, b.config);
+        assert_eq!(a.config, Some(PathBuf::from("x.toml")));
+    }
+}

@@ -1,0 +1,216 @@
+//! Consent events and the current state derived from them. Pure: values in,
+//! values out. The store appends an event and updates the derived state in
+//! the same transaction using [`apply`], so a decision is one indexed lookup
+//! and the history stays whole.
+
+/// What a consent event does (SPEC "Consent records").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Grant,
+    Withdraw,
+    /// Double opt-in asked for; waits for `confirm`.
+    Request,
+    Confirm,
+    Erase,
+}
+
+/// Where a consent event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Api,
+    Form,
+    OneClick,
+    Link,
+    PreferencePage,
+    Import,
+    Admin,
+}
+
+/// The campaign an event is about: one campaign, or all of them (`*`).
+pub const ALL_CAMPAIGNS: &str = "*";
+
+/// Current state of one (subject, campaign) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Granted,
+    Withdrawn,
+    /// A double opt-in request waits for confirmation.
+    Pending,
+}
+
+/// The derived state row: status, since when, and the event it rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct State {
+    pub status: Status,
+    /// Time of the event that set this status (unix milliseconds).
+    pub since: i64,
+    pub event_id: i64,
+}
+
+/// Folds one event into the current state of its (subject, campaign) pair.
+///
+/// Events may arrive out of order (an import of old records): an event older
+/// than the current state does not change it, so the state is always the one
+/// of the latest event by its own time; on equal times the later-recorded wins.
+/// Returns `None` when the pair has no state after the event (erasure).
+pub fn apply(current: Option<State>, action: Action, at: i64, event_id: i64) -> Option<State> {
+    if let Some(cur) = current
+        && at < cur.since
+    {
+        return Some(cur);
+    }
+    let status = match action {
+        Action::Grant | Action::Confirm => Status::Granted,
+        Action::Withdraw => Status::Withdrawn,
+        // A fresh request never takes away a consent already given: re-permission
+        // mail asks again while the grant still stands.
+        Action::Request => match current {
+            Some(cur) if cur.status == Status::Granted => return Some(cur),
+            _ => Status::Pending,
+        },
+        Action::Erase => return None,
+    };
+    Some(State {
+        status,
+        since: at,
+        event_id,
+    })
+}
+
+macro_rules! wire_names {
+    ($ty:ty { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// The wire name, as stored and shown.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+        }
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl ::std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($name => Ok(Self::$variant),)*
+                    other => Err(format!(
+                        "{other:?} is not one of: {}",
+                        [$($name),*].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+pub(crate) use wire_names;
+
+wire_names!(Action { Grant => "grant", Withdraw => "withdraw", Request => "request", Confirm => "confirm", Erase => "erase" });
+wire_names!(Source { Api => "api", Form => "form", OneClick => "one-click", Link => "link", PreferencePage => "preference-page", Import => "import", Admin => "admin" });
+wire_names!(Status { Granted => "granted", Withdrawn => "withdrawn", Pending => "pending" });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(status: Status, since: i64, event_id: i64) -> Option<State> {
+        Some(State {
+            status,
+            since,
+            event_id,
+        })
+    }
+
+    #[test]
+    fn first_event_sets_state() {
+        assert_eq!(
+            apply(None, Action::Grant, 10, 1),
+            st(Status::Granted, 10, 1)
+        );
+        assert_eq!(
+            apply(None, Action::Withdraw, 10, 1),
+            st(Status::Withdrawn, 10, 1)
+        );
+        assert_eq!(
+            apply(None, Action::Request, 10, 1),
+            st(Status::Pending, 10, 1)
+        );
+        assert_eq!(
+            apply(None, Action::Confirm, 10, 1),
+            st(Status::Granted, 10, 1)
+        );
+        assert_eq!(apply(None, Action::Erase, 10, 1), None);
+    }
+
+    #[test]
+    fn later_event_replaces_state() {
+        let granted = st(Status::Granted, 10, 1);
+        assert_eq!(
+            apply(granted, Action::Withdraw, 20, 2),
+            st(Status::Withdrawn, 20, 2)
+        );
+        let withdrawn = st(Status::Withdrawn, 10, 1);
+        assert_eq!(
+            apply(withdrawn, Action::Grant, 20, 2),
+            st(Status::Granted, 20, 2)
+        );
+        let pending = st(Status::Pending, 10, 1);
+        assert_eq!(
+            apply(pending, Action::Confirm, 20, 2),
+            st(Status::Granted, 20, 2)
+        );
+    }
+
+    #[test]
+    fn older_event_does_not_change_state() {
+        let withdrawn = st(Status::Withdrawn, 20, 2);
+        assert_eq!(apply(withdrawn, Action::Grant, 10, 3), withdrawn);
+    }
+
+    #[test]
+    fn equal_time_later_recorded_wins() {
+        let granted = st(Status::Granted, 20, 2);
+        assert_eq!(
+            apply(granted, Action::Withdraw, 20, 3),
+            st(Status::Withdrawn, 20, 3)
+        );
+    }
+
+    #[test]
+    fn request_keeps_an_existing_grant() {
+        let granted = st(Status::Granted, 10, 1);
+        assert_eq!(apply(granted, Action::Request, 20, 2), granted);
+        let withdrawn = st(Status::Withdrawn, 10, 1);
+        assert_eq!(
+            apply(withdrawn, Action::Request, 20, 2),
+            st(Status::Pending, 20, 2)
+        );
+    }
+
+    #[test]
+    fn erase_clears_state() {
+        assert_eq!(
+            apply(st(Status::Granted, 10, 1), Action::Erase, 20, 2),
+            None
+        );
+    }
+
+    #[test]
+    fn wire_names_round_trip() {
+        for a in [
+            Action::Grant,
+            Action::Withdraw,
+            Action::Request,
+            Action::Confirm,
+            Action::Erase,
+        ] {
+            assert_eq!(a.as_str().parse::<Action>(), Ok(a));
+        }
+        assert_eq!("one-click".parse::<Source>(), Ok(Source::OneClick));
+        assert!("click".parse::<Source>().unwrap_err().contains("one-click"));
+    }
+}

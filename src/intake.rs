@@ -1,0 +1,205 @@
+//! Accepting a finished message: read its campaign, decide for every
+//! recipient, and commit message, decisions and deliveries in one
+//! transaction. Whatever receives mail (the SMTP session today) calls
+//! [`Intake::accept`] and answers from its result; `250` only after the commit.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::{CampaignState, Config, MissingCampaign};
+use crate::message;
+use crate::policy::{self, Outcome};
+use crate::store::{MessageKind, NewMessage, RecipientDecision, Store, StoreError};
+use crate::subject;
+
+/// The SMTP envelope and where it came from.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Empty for the null sender.
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub client_ip: IpAddr,
+    pub helo: String,
+    pub auth_user: Option<String>,
+    /// The client used ESMTP (EHLO).
+    pub esmtp: bool,
+}
+
+/// An accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub queue_id: String,
+    pub delivered: usize,
+    pub suppressed: usize,
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("message has no {header} header naming its campaign")]
+    NoCampaign { header: String },
+    #[error("message has {header} headers naming different campaigns")]
+    ConflictingCampaigns { header: String },
+    #[error("unknown campaign {0:?}")]
+    UnknownCampaign(String),
+    #[error("campaign {0:?} is {1}")]
+    ClosedCampaign(String, &'static str),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct Intake {
+    config: Arc<Config>,
+    store: Store,
+    /// Woken after each commit so delivery starts at once.
+    wake: Arc<Notify>,
+}
+
+impl Intake {
+    pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>) -> Intake {
+        Intake {
+            config,
+            store,
+            wake,
+        }
+    }
+
+    /// Decides and stores one message. `raw` is the message as received
+    /// (dot-stuffing undone).
+    pub async fn accept(&self, envelope: &Envelope, raw: &[u8]) -> Result<Accepted, Refusal> {
+        let cfg = &self.config;
+        let header = &cfg.smtp.campaign_header;
+        let values: Vec<String> = message::header_values(raw, header);
+        let distinct: HashSet<&str> = values.iter().map(String::as_str).collect();
+        let campaign_id = match (distinct.len(), &cfg.smtp.missing_campaign) {
+            (0, MissingCampaign::Reject) => {
+                return Err(Refusal::NoCampaign {
+                    header: header.clone(),
+                });
+            }
+            (0, MissingCampaign::Campaign(id)) => id.clone(),
+            (1, _) => values[0].clone(),
+            _ => {
+                return Err(Refusal::ConflictingCampaigns {
+                    header: header.clone(),
+                });
+            }
+        };
+        let campaign = cfg
+            .campaign(&campaign_id)
+            .ok_or_else(|| Refusal::UnknownCampaign(campaign_id.clone()))?;
+        match campaign.state {
+            CampaignState::Active => {}
+            CampaignState::Inactive => {
+                return Err(Refusal::ClosedCampaign(campaign_id, "inactive"));
+            }
+            CampaignState::Deleted => {
+                return Err(Refusal::ClosedCampaign(campaign_id, "deleted"));
+            }
+        }
+
+        // One decision per distinct recipient, in envelope order.
+        let mut recipients: Vec<String> = Vec::with_capacity(envelope.rcpt_to.len());
+        for r in &envelope.rcpt_to {
+            let n = subject::normalise(r);
+            if !recipients.contains(&n) {
+                recipients.push(n);
+            }
+        }
+        let hashes: Vec<Vec<String>> = recipients
+            .iter()
+            .map(|a| subject::address_hashes(&cfg.signing, a))
+            .collect();
+        let known = self
+            .store
+            .recipients_consent(&campaign.id, &recipients, &hashes)
+            .await?;
+        let now = crate::now_ms();
+        let mut decisions = Vec::with_capacity(recipients.len());
+        let (mut delivered, mut suppressed) = (0, 0);
+        for address in recipients {
+            let k = known.get(&address).cloned().unwrap_or_default();
+            let d = policy::decide(campaign, &k.consent, now);
+            let new_subject = match (&k.subject_id, d.outcome) {
+                (None, Outcome::Deliver) => Some(subject::new_subject(&cfg.signing, &address)),
+                _ => None,
+            };
+            match d.outcome {
+                Outcome::Deliver => delivered += 1,
+                Outcome::Suppress => suppressed += 1,
+            }
+            decisions.push(RecipientDecision {
+                recipient: address,
+                subject_id: k.subject_id,
+                new_subject,
+                outcome: d.outcome,
+                reason: d.reason,
+                event_id: d.event_id,
+            });
+        }
+
+        let queue_id = ulid::Ulid::generate().to_string();
+        let mut body = received_header(cfg, envelope, &queue_id, now).into_bytes();
+        body.extend_from_slice(raw);
+        let header_message_id = message::header_values(raw, "Message-ID").into_iter().next();
+        self.store
+            .accept_message(NewMessage {
+                id: queue_id.clone(),
+                kind: MessageKind::Relay,
+                mail_from: envelope.mail_from.clone(),
+                client_ip: envelope.client_ip.to_string(),
+                helo: envelope.helo.clone(),
+                auth_user: envelope.auth_user.clone(),
+                campaign: campaign.id.clone(),
+                header_message_id,
+                body,
+                received_at: now,
+                recipients: decisions,
+            })
+            .await?;
+        if delivered > 0 {
+            self.wake.notify_one();
+        }
+        tracing::info!(
+            queue_id = %queue_id,
+            client = %envelope.client_ip,
+            campaign = %campaign.id,
+            delivered,
+            suppressed,
+            size = raw.len(),
+            "message accepted"
+        );
+        Ok(Accepted {
+            queue_id,
+            delivered,
+            suppressed,
+        })
+    }
+}
+
+/// The trace header RFC 5321 4.4 requires of every relay.
+fn received_header(cfg: &Config, env: &Envelope, queue_id: &str, now: i64) -> String {
+    let protocol = match (env.esmtp, env.auth_user.is_some()) {
+        (false, _) => "SMTP",
+        (true, false) => "ESMTP",
+        (true, true) => "ESMTPA",
+    };
+    // HELO text comes from the client: keep it to printable ASCII without
+    // parentheses so the header stays well-formed.
+    let helo: String = env
+        .helo
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')'))
+        .take(128)
+        .collect();
+    let date = mail_builder::headers::date::Date::new(now / 1000).to_rfc822();
+    format!(
+        "Received: from {helo} ([{ip}])\r\n\tby {host} (consent-relay) with {protocol} id {queue_id};\r\n\t{date}\r\n",
+        ip = env.client_ip,
+        host = cfg.smtp.hostname,
+    )
+}

@@ -1,0 +1,39 @@
+//! consent-relay: an SMTP relay that enforces consent.
+//!
+//! Data flows one way: `smtp` receives, `intake` reads the campaign and asks
+//! `policy` for each recipient, `store` commits message, decisions and
+//! deliveries in one transaction, and `delivery` sends each recipient's copy
+//! upstream. `cli` reads and changes the same store. Rooms for what comes
+//! next: `rewrite` (per-recipient copies), `token` (signed links), `web`
+//! (pages and API).
+
+pub mod cli;
+pub mod config;
+pub mod consent;
+pub mod delivery;
+pub mod intake;
+pub mod message;
+pub mod policy;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod subject;
+
+/// Unix time in milliseconds: the one clock reading the store keeps.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Formats unix milliseconds as RFC 3339 (UTC, seconds).
+pub fn format_time(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Resolves once the shutdown flag is true (or its sender is gone).
+pub async fn until_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}

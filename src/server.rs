@@ -1,0 +1,100 @@
+//! `serve`: opens the store, binds the SMTP listener, starts delivery, and
+//! drains on SIGTERM/SIGINT: stop accepting, let sessions finish the
+//! transaction in progress, finish sends in flight, hand leases back, exit 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::delivery::Delivery;
+use crate::intake::Intake;
+use crate::smtp;
+use crate::store::Store;
+
+/// How long sessions and sends in progress get to finish on shutdown.
+pub const GRACE: Duration = Duration::from_secs(20);
+
+/// A running relay (used by `serve` and by tests in-process).
+pub struct Running {
+    pub smtp_addr: SocketAddr,
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    smtp: JoinHandle<()>,
+    delivery: JoinHandle<()>,
+}
+
+/// Starts every part of the relay; returns once the listener is bound.
+pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
+    for w in &config.warnings {
+        tracing::warn!("{}: {w}", config.path.display());
+    }
+    let store = Store::open(&config.store, true).await.with_context(|| {
+        format!(
+            "{}: store.url: cannot open the store",
+            config.path.display()
+        )
+    })?;
+    let wake = Arc::new(Notify::new());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let intake = Intake::new(config.clone(), store.clone(), wake.clone());
+    let listener = smtp::bind(config.clone(), intake, shutdown_rx.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "{}: smtp.listen: cannot listen on {}",
+                config.path.display(),
+                config.smtp.listen
+            )
+        })?;
+    let smtp_addr = listener.local_addr()?;
+    let delivery = Delivery::new(config.clone(), store.clone(), wake)
+        .map_err(|e| anyhow::anyhow!("{}: upstream: {e}", config.path.display()))?;
+    let smtp = tokio::spawn(listener.run(GRACE));
+    let delivery = tokio::spawn(delivery.run(shutdown_rx));
+    tracing::info!(smtp = %smtp_addr, store = ?config.store.url, "consent-relay started");
+    Ok(Running {
+        smtp_addr,
+        store,
+        shutdown,
+        smtp,
+        delivery,
+    })
+}
+
+impl Running {
+    /// Drains and stops everything.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.smtp.await;
+        if tokio::time::timeout(GRACE, self.delivery).await.is_err() {
+            tracing::warn!("delivery did not stop within the grace period");
+        }
+        self.store.close().await;
+        tracing::info!("consent-relay stopped");
+    }
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = start(Arc::new(config)).await?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

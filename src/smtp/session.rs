@@ -1,0 +1,445 @@
+//! One SMTP session: an explicit state machine over the commands that
+//! `smtp-proto` parses. Framing is ours, to be strict: command lines end in
+//! CRLF and are at most 512 octets; DATA goes through [`DataReader`].
+//! Replies are buffered and flushed before each read, so pipelined commands
+//! get their replies in one write (RFC 2920).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::Request;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::data::{DataReader, Progress};
+use super::reply::{self, Reply};
+use crate::config::Config;
+use crate::intake::{Envelope, Intake, Refusal};
+
+/// RFC 5321 4.5.3.1.4: a command line is at most 512 octets, CRLF included.
+const MAX_COMMAND_LINE: usize = 512;
+/// RFC 5321 4.5.3.1.6: a text line is at most 1000 octets, CRLF included.
+const MAX_TEXT_LINE: usize = 998;
+
+/// Where the session stands.
+#[derive(Debug)]
+enum Phase {
+    /// Greeting sent; EHLO or HELO expected.
+    Connected,
+    /// Greeted; MAIL expected.
+    Greeted,
+    /// MAIL accepted; RCPT expected.
+    Mail,
+    /// At least one RCPT accepted; more RCPT or DATA expected.
+    Rcpt,
+}
+
+/// Everything a session needs from the server.
+pub struct SessionContext {
+    pub config: Arc<Config>,
+    pub intake: Intake,
+    /// Becomes true when the server drains.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+struct Session<'a, S> {
+    ctx: &'a SessionContext,
+    stream: S,
+    peer: SocketAddr,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    phase: Phase,
+    esmtp: bool,
+    helo: String,
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    errors: usize,
+    /// The client may send mail (allowed network; AUTH comes later).
+    authorized: bool,
+}
+
+enum Next {
+    Continue,
+    Close,
+}
+
+/// Runs a session to its end. `authorized`: the client's address is in
+/// `allowed_networks`.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &SessionContext,
+    stream: S,
+    peer: SocketAddr,
+    authorized: bool,
+) {
+    let mut s = Session {
+        ctx,
+        stream,
+        peer,
+        inbuf: Vec::with_capacity(4096),
+        out: Vec::with_capacity(1024),
+        phase: Phase::Connected,
+        esmtp: false,
+        helo: String::new(),
+        mail_from: String::new(),
+        rcpt_to: Vec::new(),
+        errors: 0,
+        authorized,
+    };
+    let host = &ctx.config.smtp.hostname;
+    s.reply(Reply::new(220, "", format!("{host} ESMTP consent-relay")));
+    if let Err(e) = s.serve().await {
+        tracing::debug!(peer = %peer, cause = %e, "session ended with an I/O error");
+    }
+    let _ = s.stream.shutdown().await;
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    fn reply(&mut self, r: Reply) {
+        r.write_to(&mut self.out);
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads more input; `Ok(false)` at end of stream, on timeout or shutdown
+    /// (after saying so to the client).
+    async fn read_more(&mut self, timeout: Duration, in_data: bool) -> std::io::Result<bool> {
+        self.flush().await?;
+        let mut chunk = [0u8; 8192];
+        let mut shutdown = self.ctx.shutdown.clone();
+        let host = self.ctx.config.smtp.hostname.clone();
+        enum Read {
+            Data(std::io::Result<usize>),
+            TimedOut,
+            Shutdown,
+        }
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(timeout, self.stream.read(&mut chunk)) => match r {
+                Ok(r) => Read::Data(r),
+                Err(_) => Read::TimedOut,
+            },
+            // A message in transfer is finished first; between commands the
+            // client is told to come back later.
+            _ = crate::until_shutdown(&mut shutdown), if !in_data => Read::Shutdown,
+        };
+        match outcome {
+            Read::Data(Ok(0)) => Ok(false),
+            Read::Data(Ok(n)) => {
+                self.inbuf.extend_from_slice(&chunk[..n]);
+                Ok(true)
+            }
+            Read::Data(Err(e)) => Err(e),
+            Read::TimedOut => {
+                self.reply(reply::timeout(&host));
+                self.flush().await?;
+                Ok(false)
+            }
+            Read::Shutdown => {
+                self.reply(reply::shutting_down(&host));
+                self.flush().await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn serve(&mut self) -> std::io::Result<()> {
+        let command_timeout = self.ctx.config.smtp.command_timeout;
+        let mut discarding = false;
+        loop {
+            let Some(nl) = self.inbuf.iter().position(|&b| b == b'\n') else {
+                if self.inbuf.len() > MAX_COMMAND_LINE {
+                    // Too long already: answer once, then drop input up to the next LF.
+                    if !discarding {
+                        self.reply(reply::line_too_long());
+                        discarding = true;
+                        if self.count_error() {
+                            return self.flush().await;
+                        }
+                    }
+                    self.inbuf.clear();
+                }
+                if !self.read_more(command_timeout, false).await? {
+                    return Ok(());
+                }
+                continue;
+            };
+            let line: Vec<u8> = self.inbuf.drain(..=nl).collect();
+            if std::mem::take(&mut discarding) {
+                continue;
+            }
+            if line.len() > MAX_COMMAND_LINE {
+                self.reply(reply::line_too_long());
+                if self.count_error() {
+                    return self.flush().await;
+                }
+                continue;
+            }
+            let body = &line[..line.len() - 1];
+            if body.last() != Some(&b'\r') || body[..body.len() - 1].contains(&b'\r') {
+                self.reply(reply::bare_newline_in_command());
+                if self.count_error() {
+                    return self.flush().await;
+                }
+                continue;
+            }
+            match self.command(&line).await? {
+                Next::Continue => {}
+                Next::Close => return self.flush().await,
+            }
+        }
+    }
+
+    /// Counts a client error; true when the session must end (421 queued).
+    fn count_error(&mut self) -> bool {
+        self.errors += 1;
+        if self.errors >= self.ctx.config.smtp.error_limit {
+            let host = self.ctx.config.smtp.hostname.clone();
+            self.reply(reply::too_many_errors(&host));
+            return true;
+        }
+        false
+    }
+
+    fn refuse(&mut self, r: Reply) -> Next {
+        self.reply(r);
+        if self.count_error() {
+            Next::Close
+        } else {
+            Next::Continue
+        }
+    }
+
+    fn reset_transaction(&mut self) {
+        self.mail_from.clear();
+        self.rcpt_to.clear();
+        if !matches!(self.phase, Phase::Connected) {
+            self.phase = Phase::Greeted;
+        }
+    }
+
+    async fn command(&mut self, line: &[u8]) -> std::io::Result<Next> {
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(r) => r,
+            Err(e) => return Ok(self.refuse(reply::parse_error(&e))),
+        };
+        let cfg = &self.ctx.config.smtp;
+        let next = match request {
+            Request::Ehlo { host } => {
+                self.helo = host.into_owned();
+                self.esmtp = true;
+                self.phase = Phase::Greeted;
+                self.reset_transaction();
+                let r = Reply {
+                    code: 250,
+                    status: "",
+                    lines: vec![
+                        format!("{} greets {}", cfg.hostname, self.peer.ip()),
+                        "PIPELINING".into(),
+                        format!("SIZE {}", cfg.max_message_size),
+                        "8BITMIME".into(),
+                        "ENHANCEDSTATUSCODES".into(),
+                        "SMTPUTF8".into(),
+                        "HELP".into(),
+                    ],
+                };
+                self.reply(r);
+                Next::Continue
+            }
+            Request::Helo { host } => {
+                self.helo = host.into_owned();
+                self.esmtp = false;
+                self.phase = Phase::Greeted;
+                self.reset_transaction();
+                let r = Reply::new(250, "", cfg.hostname.clone());
+                self.reply(r);
+                Next::Continue
+            }
+            Request::Mail { from } => match self.phase {
+                Phase::Connected => self.refuse(reply::bad_sequence("send EHLO or HELO first")),
+                Phase::Mail | Phase::Rcpt => {
+                    self.refuse(reply::bad_sequence("nested MAIL command; send RSET first"))
+                }
+                Phase::Greeted if !self.authorized => self.refuse(Reply::new(
+                    530,
+                    "5.7.0",
+                    "authentication required; this relay only accepts mail from its allowed networks",
+                )),
+                Phase::Greeted if from.size > cfg.max_message_size => {
+                    self.refuse(reply::too_large())
+                }
+                Phase::Greeted => {
+                    self.mail_from = from.address.into_owned();
+                    self.phase = Phase::Mail;
+                    self.reply(Reply::new(250, "2.1.0", "sender OK"));
+                    Next::Continue
+                }
+            },
+            Request::Rcpt { to } => match self.phase {
+                Phase::Connected | Phase::Greeted => {
+                    self.refuse(reply::bad_sequence("send MAIL first"))
+                }
+                Phase::Mail | Phase::Rcpt => {
+                    let address = to.address.into_owned();
+                    if self.rcpt_to.len() >= cfg.max_recipients {
+                        self.refuse(reply::too_many_recipients())
+                    } else if !is_mailbox(&address) {
+                        self.refuse(Reply::new(501, "5.1.3", "recipient must be a mailbox local@domain"))
+                    } else {
+                        self.rcpt_to.push(address);
+                        self.phase = Phase::Rcpt;
+                        self.reply(Reply::new(250, "2.1.5", "recipient OK"));
+                        Next::Continue
+                    }
+                }
+            },
+            Request::Data => match self.phase {
+                Phase::Rcpt => {
+                    if !self.inbuf.is_empty() {
+                        // RFC 2920: DATA ends a pipelined group; the client must
+                        // wait for 354. Anything already here would be read as
+                        // message text that the client did not mean as such.
+                        self.reply(reply::sync_error());
+                        return Ok(Next::Close);
+                    }
+                    self.reply(Reply::new(354, "", "end data with <CR><LF>.<CR><LF>"));
+                    self.data().await?
+                }
+                Phase::Mail => self.refuse(Reply::new(554, "5.5.1", "no valid recipients")),
+                _ => self.refuse(reply::bad_sequence("send MAIL and RCPT first")),
+            },
+            Request::Rset => {
+                self.reset_transaction();
+                self.reply(reply::ok("2.0.0"));
+                Next::Continue
+            }
+            Request::Noop { .. } => {
+                self.reply(reply::ok("2.0.0"));
+                Next::Continue
+            }
+            Request::Quit => {
+                let r = Reply::new(221, "2.0.0", format!("{} closing connection", cfg.hostname));
+                self.reply(r);
+                Next::Close
+            }
+            Request::Vrfy { .. } => {
+                self.reply(Reply::new(
+                    252,
+                    "2.5.0",
+                    "cannot verify the user, but will accept the message",
+                ));
+                Next::Continue
+            }
+            Request::Help { .. } => {
+                self.reply(Reply {
+                    code: 214,
+                    status: "2.0.0",
+                    lines: vec![
+                        "consent-relay: tag each message with its campaign header".into(),
+                        "commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT".into(),
+                    ],
+                });
+                Next::Continue
+            }
+            Request::StartTls => self.refuse(not_offered("STARTTLS")),
+            Request::Auth { .. } => self.refuse(not_offered("AUTH")),
+            Request::Bdat { .. } => self.refuse(not_offered("BDAT")),
+            Request::Expn { .. } => self.refuse(Reply::new(502, "5.5.1", "EXPN is not available")),
+            Request::Lhlo { .. } | Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
+                self.refuse(reply::not_implemented("that command"))
+            }
+        };
+        Ok(next)
+    }
+
+    /// Reads the message after 354 and answers it.
+    async fn data(&mut self) -> std::io::Result<Next> {
+        let cfg = &self.ctx.config.smtp;
+        let mut reader = DataReader::new(cfg.max_message_size, MAX_TEXT_LINE);
+        let data_timeout = cfg.data_timeout;
+        let mut pending = std::mem::take(&mut self.inbuf);
+        loop {
+            match reader.feed(&pending) {
+                Progress::NeedMore => {
+                    pending.clear();
+                    if !self.read_more(data_timeout, true).await? {
+                        // Cut by a disconnect or a timeout: nothing is stored.
+                        return Ok(Next::Close);
+                    }
+                    pending = std::mem::take(&mut self.inbuf);
+                }
+                Progress::Done(used) => {
+                    self.inbuf = pending.split_off(used);
+                    break;
+                }
+                Progress::BareNewline => {
+                    tracing::info!(peer = %self.peer, "message refused: bare CR or LF in DATA");
+                    self.reply(reply::bare_newline_in_data());
+                    self.reset_transaction();
+                    return Ok(Next::Close);
+                }
+            }
+        }
+        let r = if reader.oversize {
+            reply::too_large()
+        } else if reader.long_line {
+            reply::text_line_too_long()
+        } else if crate::message::header_end(&reader.body) > cfg.max_header_size {
+            reply::header_too_large()
+        } else {
+            self.deliver(reader.body).await
+        };
+        self.reset_transaction();
+        self.reply(r);
+        Ok(Next::Continue)
+    }
+
+    async fn deliver(&mut self, body: Vec<u8>) -> Reply {
+        let envelope = Envelope {
+            mail_from: std::mem::take(&mut self.mail_from),
+            rcpt_to: std::mem::take(&mut self.rcpt_to),
+            client_ip: self.peer.ip(),
+            helo: self.helo.clone(),
+            auth_user: None,
+            esmtp: self.esmtp,
+        };
+        match self.ctx.intake.accept(&envelope, &body).await {
+            Ok(a) => Reply::new(
+                250,
+                "2.0.0",
+                format!(
+                    "queued as {} ({} delivered, {} suppressed)",
+                    a.queue_id, a.delivered, a.suppressed
+                ),
+            ),
+            Err(Refusal::Store(e)) => {
+                tracing::error!(peer = %self.peer, cause = %e, "message not stored");
+                reply::store_failed()
+            }
+            Err(refusal) => {
+                tracing::info!(peer = %self.peer, reason = %refusal, "message refused");
+                Reply::new(550, "5.7.1", format!("message refused: {refusal}"))
+            }
+        }
+    }
+}
+
+fn not_offered(cmd: &str) -> Reply {
+    Reply::new(502, "5.5.1", format!("{cmd} is not offered here"))
+}
+
+/// A forward-path this relay accepts: `local@domain`, no source route.
+fn is_mailbox(address: &str) -> bool {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && !domain.is_empty() && !domain.contains(['@', ' '])
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,357 @@
+//! Durable state: subjects, consent events and their derived state, accepted
+//! messages, the decision log and the delivery queue. [`Store`] states what
+//! the application needs, not SQL; `sqlite` is the embedded backend
+//! (PostgreSQL joins as a second variant behind the same methods).
+//!
+//! Knows nothing of SMTP or HTML.
+
+mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::{StoreConfig, StoreUrl};
+use crate::consent::{Action, Source, State, Status};
+use crate::policy::{Outcome, Reason, RecipientConsent};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Locked(String),
+    #[error("{0} is not supported by this build yet")]
+    Unsupported(&'static str),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("stored value is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// What kind of message a queue entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageKind {
+    /// Mail from a client, relayed after the consent decision.
+    Relay,
+    /// A delivery status notification the relay wrote to a sender.
+    Dsn,
+}
+crate::consent::wire_names!(MessageKind { Relay => "relay", Dsn => "dsn" });
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryStatus {
+    Queued,
+    Sending,
+    Deferred,
+    Sent,
+    Failed,
+    SuppressedLate,
+}
+crate::consent::wire_names!(DeliveryStatus {
+    Queued => "queued", Sending => "sending", Deferred => "deferred",
+    Sent => "sent", Failed => "failed", SuppressedLate => "suppressed-late",
+});
+
+/// One envelope recipient's decision, as accepted.
+#[derive(Debug, Clone)]
+pub struct RecipientDecision {
+    /// Normalised address.
+    pub recipient: String,
+    /// The subject the decision is about: existing, or `new_subject` below.
+    pub subject_id: Option<String>,
+    /// A subject to create for a delivered recipient the store did not know
+    /// yet (links in their copy need an id). Ignored if the address exists.
+    pub new_subject: Option<NewSubject>,
+    pub outcome: Outcome,
+    pub reason: Reason,
+    pub event_id: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSubject {
+    pub id: String,
+    pub address_hash: String,
+    pub key_id: String,
+}
+
+/// A message to accept: stored with its decisions and deliveries in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub kind: MessageKind,
+    pub mail_from: String,
+    pub client_ip: String,
+    pub helo: String,
+    pub auth_user: Option<String>,
+    pub campaign: String,
+    pub header_message_id: Option<String>,
+    pub body: Vec<u8>,
+    pub received_at: i64,
+    pub recipients: Vec<RecipientDecision>,
+}
+
+/// A delivery leased to this node for one attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub message_id: String,
+    pub kind: MessageKind,
+    pub recipient: String,
+    pub mail_from: String,
+    pub campaign: String,
+    pub received_at: i64,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// The outcome of one attempt, recorded in one transaction with what follows from it.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub status: DeliveryStatus,
+    /// Whether this was a real attempt upstream (counts in `attempts`).
+    pub attempted: bool,
+    pub reply: String,
+    pub next_attempt_at: i64,
+    /// For `suppressed-late`: the decision row to add.
+    pub late_decision: Option<LateDecision>,
+    /// For `failed`: the bounce to queue to the envelope sender.
+    pub dsn: Option<NewMessage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LateDecision {
+    pub message_id: String,
+    pub recipient: String,
+    pub subject_id: Option<String>,
+    pub campaign: String,
+    pub reason: Reason,
+    pub event_id: Option<i64>,
+}
+
+/// A consent event to append.
+#[derive(Debug, Clone)]
+pub struct NewConsentEvent {
+    /// Normalised address.
+    pub address: String,
+    /// Used when the address has no subject yet.
+    pub new_subject: NewSubject,
+    pub campaign: String,
+    pub action: Action,
+    pub at: i64,
+    pub source: Source,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub evidence: Option<String>,
+}
+
+/// A consent event as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsentEvent {
+    pub id: i64,
+    pub subject_id: String,
+    pub campaign: String,
+    pub action: String,
+    pub at: i64,
+    pub source: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub evidence: Option<String>,
+    pub recorded_at: i64,
+}
+
+/// One row of derived consent state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StateRow {
+    pub campaign: String,
+    pub status: Status,
+    pub since: i64,
+    pub event_id: i64,
+}
+
+/// What `consent show` prints about one address.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SubjectConsent {
+    pub subject_id: String,
+    pub address: String,
+    pub created_at: i64,
+    pub states: Vec<StateRow>,
+    pub events: Vec<ConsentEvent>,
+}
+
+/// What the store holds about one recipient, for one campaign's decision.
+#[derive(Debug, Clone, Default)]
+pub struct KnownRecipient {
+    pub subject_id: Option<String>,
+    pub consent: RecipientConsent,
+}
+
+/// A row of the decision log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecisionRow {
+    pub id: i64,
+    pub at: i64,
+    pub message_id: String,
+    pub recipient: String,
+    pub campaign: String,
+    pub outcome: String,
+    pub reason: String,
+    pub event_id: Option<i64>,
+    pub stage: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub recipient: Option<String>,
+    pub campaign: Option<String>,
+    pub since: Option<i64>,
+    /// Rows after this id (pagination).
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A row of the delivery queue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueRow {
+    pub id: i64,
+    pub message_id: String,
+    pub kind: String,
+    pub recipient: String,
+    pub mail_from: String,
+    pub campaign: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_reply: Option<String>,
+    pub received_at: i64,
+}
+
+/// Counts of deliveries by status.
+pub type QueueCounts = HashMap<String, i64>;
+
+/// The store, over one backend.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(Arc<SqliteStore>),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the store named by `[store] url` and brings its schema up to date.
+    /// `exclusive` takes the single-node lock (SQLite: one `serve` per database).
+    pub async fn open(config: &StoreConfig, exclusive: bool) -> Result<Store, StoreError> {
+        match &config.url {
+            StoreUrl::Sqlite(path) => Ok(Store::Sqlite(Arc::new(
+                SqliteStore::open(path, config.pool_size, exclusive).await?,
+            ))),
+            StoreUrl::Postgres(_) => Err(StoreError::Unsupported("PostgreSQL")),
+        }
+    }
+
+    /// Consent known for these normalised addresses, for one campaign.
+    /// `hashes` holds, per address, its keyed hashes under every signing key
+    /// (an erased address is only known by its hash).
+    pub async fn recipients_consent(
+        &self,
+        campaign: &str,
+        addresses: &[String],
+        hashes: &[Vec<String>],
+    ) -> Result<HashMap<String, KnownRecipient>, StoreError> {
+        dispatch!(self, s => s.recipients_consent(campaign, addresses, hashes).await)
+    }
+
+    /// Stores a message, its decisions and its deliveries in one transaction.
+    /// Returns only after the commit.
+    pub async fn accept_message(&self, message: NewMessage) -> Result<(), StoreError> {
+        dispatch!(self, s => s.accept_message(message).await)
+    }
+
+    /// Leases up to `limit` due deliveries to `owner` until `lease_until`.
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        dispatch!(self, s => s.claim_due(owner, now, lease_until, limit).await)
+    }
+
+    /// The earliest time a queued or deferred delivery becomes due.
+    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.next_due().await)
+    }
+
+    /// Message bodies by queue id.
+    pub async fn message_bodies(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Arc<Vec<u8>>>, StoreError> {
+        dispatch!(self, s => s.message_bodies(ids).await)
+    }
+
+    /// Records attempt outcomes (one transaction per batch, grouped).
+    pub async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_attempts(records).await)
+    }
+
+    /// Hands leases held by `owner` back to the queue (shutdown).
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.release_leases(owner).await)
+    }
+
+    /// Appends a consent event and updates the derived state in the same transaction.
+    pub async fn append_consent_event(
+        &self,
+        event: NewConsentEvent,
+    ) -> Result<ConsentEvent, StoreError> {
+        dispatch!(self, s => s.append_consent_event(event).await)
+    }
+
+    /// Everything about one address's consent; `None` if unknown.
+    pub async fn subject_consent(
+        &self,
+        address: &str,
+    ) -> Result<Option<SubjectConsent>, StoreError> {
+        dispatch!(self, s => s.subject_consent(address).await)
+    }
+
+    pub async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<DecisionRow>, StoreError> {
+        dispatch!(self, s => s.decisions(filter).await)
+    }
+
+    /// Deliveries not yet final (queued, sending, deferred) and failed ones.
+    pub async fn queue(&self, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
+        dispatch!(self, s => s.queue(limit).await)
+    }
+
+    /// Closes the store: the writer finishes what it holds, connections close.
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+}
+
+/// Builds a [`State`] from stored columns.
+pub(crate) fn state_from(status: &str, since: i64, event_id: i64) -> Result<State, StoreError> {
+    Ok(State {
+        status: status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("consent_state.status: {e}")))?,
+        since,
+        event_id,
+    })
+}
