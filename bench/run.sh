@@ -398,7 +398,7 @@ relay_pid() { cat "$STATE/relay.pid" 2>/dev/null; }
 relay_cpu() { tree_cpu "$(relay_pid)"; }
 stop_relay() { # SIGTERM (graceful shutdown), SIGKILL after 35 s (the unit's TimeoutStopSec is 30)
   local p; p=$(relay_pid)
-  [[ -n $p ]] && stop_pid "$p" consent-relay 35
+  [[ -n $p ]] && stop_pid "$p" relay.toml 35
   rm -f "$STATE/relay.pid"
 }
 relay_build() { # -> RELAY_EXE
@@ -465,11 +465,12 @@ relay_start() { # bin
       "$bin" serve --config "$STATE/relay.toml"
   ) >"$STATE/relay.log" 2>&1 &
   local wrapper=$!
-  # the pid to measure is the relay itself, child of `timeout`
+  # the pid to measure is the relay itself, child of `timeout` (its command line
+  # names relay.toml whatever the binary is called)
   local i p=
   for ((i = 0; i < 50; i++)); do
     p=$(pgrep -P "$wrapper" 2>/dev/null | head -1)
-    [[ -n $p ]] && is_proc "$p" consent-relay && break
+    [[ -n $p ]] && is_proc "$p" relay.toml && break
     sleep 0.1
   done
   echo "$p" >"$STATE/relay.pid"

@@ -130,7 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => server::serve(config).await,
         Command::CheckConfig => {
             for w in &config.warnings {
-                eprintln!("{}: warning: {w}", config.path.display());
+                eprintln!("warning: {w}");
             }
             println!(
                 "{}: OK ({} campaigns)",

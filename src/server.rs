@@ -31,7 +31,7 @@ pub struct Running {
 /// Starts every part of the relay; returns once the listener is bound.
 pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     for w in &config.warnings {
-        tracing::warn!("{}: {w}", config.path.display());
+        tracing::warn!("{w}");
     }
     let store = Store::open(&config.store, true).await.with_context(|| {
         format!(

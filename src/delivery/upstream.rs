@@ -201,7 +201,7 @@ async fn transaction(c: &mut Connection, copy: &Copy<'_>) -> AttemptOutcome {
             r.is_positive_completion()
         };
         if !expected {
-            return by_code(r.code, format!("{} {}", r.code, r.message));
+            return by_code(r.code, show(r));
         }
     }
     // mail-send ends the data with CRLF "." CRLF itself.
@@ -212,10 +212,8 @@ async fn transaction(c: &mut Connection, copy: &Copy<'_>) -> AttemptOutcome {
     })
     .await;
     match sent {
-        Ok(Ok(r)) if r.is_positive_completion() => {
-            AttemptOutcome::Delivered(format!("{} {}", r.code, r.message))
-        }
-        Ok(Ok(r)) => by_code(r.code, format!("{} {}", r.code, r.message)),
+        Ok(Ok(r)) if r.is_positive_completion() => AttemptOutcome::Delivered(show(&r)),
+        Ok(Ok(r)) => by_code(r.code, show(&r)),
         Ok(Err(e)) => classify(e, "sending the message"),
         Err(_) => {
             AttemptOutcome::TemporaryFailure("timeout waiting for the reply to the message".into())
@@ -240,6 +238,19 @@ async fn sequential<const N: usize>(
     Ok(out)
 }
 
+/// A reply as text: "550 5.1.1 no such user" (the enhanced code is parsed
+/// apart by smtp-proto; put it back).
+fn show(r: &smtp_proto::Response<String>) -> String {
+    if r.esc[0] > 0 {
+        format!(
+            "{} {}.{}.{} {}",
+            r.code, r.esc[0], r.esc[1], r.esc[2], r.message
+        )
+    } else {
+        format!("{} {}", r.code, r.message)
+    }
+}
+
 fn by_code(code: u16, text: String) -> AttemptOutcome {
     let text = text.replace(['\r', '\n'], " ");
     if (500..600).contains(&code) {
@@ -253,7 +264,7 @@ fn by_code(code: u16, text: String) -> AttemptOutcome {
 fn classify(e: mail_send::Error, when: &str) -> AttemptOutcome {
     match e {
         mail_send::Error::UnexpectedReply(r) | mail_send::Error::AuthenticationFailed(r) => {
-            by_code(r.code, format!("{} {}", r.code, r.message))
+            by_code(r.code, show(&r))
         }
         other => AttemptOutcome::TemporaryFailure(format!("{when}: {other}")),
     }

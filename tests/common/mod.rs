@@ -5,4 +5,5 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod relay;
 pub mod sink;

@@ -1,0 +1,278 @@
+//! A relay under test, in-process: a config written for the test (real
+//! SQLite file in a temp dir, the test's sink as upstream, listener on
+//! 127.0.0.1:0), plus a small raw SMTP client that shows exact replies.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use consent_relay::config::Config;
+use consent_relay::consent::{Action, Source};
+use consent_relay::server::{self, Running};
+use consent_relay::store::{NewConsentEvent, Store};
+use consent_relay::subject;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const KEY: &str = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXRlcyE=";
+
+/// The campaigns every test config has.
+pub const CAMPAIGNS: &str = r#"
+[[campaign]]
+id = "newsletter"
+label = "Newsletter"
+policy = "opt-in"
+consent_max_age_days = 395
+list_id = "newsletter.example.com"
+
+[[campaign]]
+id = "prospecting"
+label = "Offers"
+policy = "opt-out"
+
+[[campaign]]
+id = "invoices"
+label = "Invoices"
+policy = "mandatory"
+
+[[campaign]]
+id = "old"
+label = "Old"
+policy = "opt-out"
+state = "inactive"
+
+[[campaign]]
+id = "gone"
+label = "Gone"
+policy = "opt-out"
+state = "deleted"
+"#;
+
+/// A config file text. `upstream` is the `[upstream] url`; `smtp_extra`
+/// and `queue_extra` add keys to those tables.
+pub fn config_text(dir: &Path, upstream: &str, smtp_extra: &str, queue_extra: &str) -> String {
+    format!(
+        r#"
+[smtp]
+listen = "127.0.0.1:0"
+hostname = "relay.test"
+{smtp_extra}
+
+[upstream]
+url = "{upstream}"
+connections = 2
+tls = "none"
+timeout = "5s"
+
+[http]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:8080"
+
+[signing]
+current = "k1"
+keys = {{ k1 = "{KEY}" }}
+
+[store]
+url = "sqlite://{db}"
+
+[queue]
+retry_after = ["1s"]
+{queue_extra}
+{CAMPAIGNS}
+"#,
+        db = dir.join("relay.db").display()
+    )
+}
+
+pub struct TestRelay {
+    pub dir: tempfile::TempDir,
+    pub config: Arc<Config>,
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+}
+
+impl TestRelay {
+    /// Starts a relay whose upstream is `smtp://ADDR`.
+    pub async fn start(upstream: SocketAddr, smtp_extra: &str, queue_extra: &str) -> TestRelay {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = config_text(
+            dir.path(),
+            &format!("smtp://{upstream}"),
+            smtp_extra,
+            queue_extra,
+        );
+        Self::start_with(dir, &text).await
+    }
+
+    pub async fn start_with(dir: tempfile::TempDir, text: &str) -> TestRelay {
+        let path = dir.path().join("consent-relay.toml");
+        std::fs::write(&path, text).expect("write config");
+        let config = Arc::new(Config::load(&path).unwrap_or_else(|e| panic!("test config: {e}")));
+        let running = server::start(config.clone()).await.expect("relay starts");
+        let addr = running.smtp_addr;
+        TestRelay {
+            dir,
+            config,
+            running: Some(running),
+            addr,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.running.as_ref().expect("running").store
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    /// Records a consent event for `email`, `at` milliseconds (default now).
+    pub async fn consent(&self, email: &str, campaign: &str, action: Action, at: Option<i64>) {
+        let address = subject::normalise(email);
+        self.store()
+            .append_consent_event(NewConsentEvent {
+                new_subject: subject::new_subject(&self.config.signing, &address),
+                address,
+                campaign: campaign.into(),
+                action,
+                at: at.unwrap_or_else(consent_relay::now_ms),
+                source: Source::Admin,
+                ip: None,
+                user_agent: None,
+                evidence: Some("test".into()),
+            })
+            .await
+            .expect("consent event");
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// Sends one message in a fresh session; returns the reply to the final dot.
+    pub async fn send(&self, rcpts: &[&str], message: &str) -> String {
+        let mut c = self.client().await;
+        c.expect("220").await;
+        c.cmd("EHLO client.test", "250").await;
+        c.cmd("MAIL FROM:<crm@example.com>", "250").await;
+        for r in rcpts {
+            c.cmd(&format!("RCPT TO:<{r}>"), "250").await;
+        }
+        c.cmd("DATA", "354").await;
+        c.write(message.as_bytes()).await;
+        c.write(b".\r\n").await;
+        let reply = c.read_reply().await;
+        c.cmd("QUIT", "221").await;
+        reply
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("relay.db")
+    }
+}
+
+/// A message tagged with a campaign, CRLF line ends.
+pub fn message(campaign: &str, body: &str) -> String {
+    format!(
+        "From: CRM <crm@example.com>\r\nTo: list@example.net\r\nSubject: News\r\nMessage-ID: <m1@example.com>\r\nX-Campaign: {campaign}\r\n\r\n{body}\r\n"
+    )
+}
+
+/// A raw SMTP client: writes exactly what it is given, reads whole replies.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Client {
+            stream: TcpStream::connect(addr).await.expect("connect to relay"),
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Writes; false when the server has closed the connection.
+    pub async fn try_write(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
+    /// Reads one (possibly multi-line) reply; "" when the server closed.
+    pub async fn read_reply(&mut self) -> String {
+        loop {
+            if let Some(end) = reply_end(&self.buf) {
+                let r: Vec<u8> = self.buf.drain(..end).collect();
+                return String::from_utf8_lossy(&r).into_owned();
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk))
+                .await
+                .expect("reply within 10 s")
+                .unwrap_or(0);
+            if n == 0 {
+                return String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub async fn expect(&mut self, code: &str) -> String {
+        let r = self.read_reply().await;
+        assert!(r.starts_with(code), "expected {code}, got {r:?}");
+        r
+    }
+
+    pub async fn cmd(&mut self, line: &str, code: &str) -> String {
+        self.write(format!("{line}\r\n").as_bytes()).await;
+        self.expect(code).await
+    }
+
+    /// True when the server closed the connection (reads EOF within 10 s).
+    pub async fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk)).await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// End of the first complete reply in `buf`: the line whose code is followed by a space.
+fn reply_end(buf: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(p) = buf[start..].windows(2).position(|w| w == b"\r\n") {
+        let line = &buf[start..start + p];
+        let end = start + p + 2;
+        if line.len() < 4 || line[3] == b' ' {
+            return Some(end);
+        }
+        start = end;
+    }
+    None
+}
+
+/// Waits until `check` holds, polling the store (for outcomes recorded after a send).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

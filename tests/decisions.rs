@@ -1,0 +1,251 @@
+//! End to end: consent decisions per policy, over real SMTP to a relay with
+//! a real SQLite file, delivering to a real SMTP sink.
+
+mod common;
+
+use std::time::Duration;
+
+use common::relay::{TestRelay, message};
+use common::sink::Sink;
+use consent_relay::consent::Action;
+use consent_relay::store::DecisionFilter;
+
+const DAY: i64 = 86_400_000;
+
+async fn reasons(relay: &TestRelay, recipient: &str) -> Vec<(String, String)> {
+    relay
+        .store()
+        .decisions(&DecisionFilter {
+            recipient: Some(recipient.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("decisions")
+        .into_iter()
+        .map(|d| (d.outcome, d.reason))
+        .collect()
+}
+
+fn pair(o: &str, r: &str) -> (String, String) {
+    (o.to_owned(), r.to_owned())
+}
+
+#[tokio::test]
+async fn opt_in_without_grant_is_suppressed_and_with_grant_delivered() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+
+    let r = relay
+        .send(&["ann@example.net"], &message("newsletter", "hello"))
+        .await;
+    assert!(r.starts_with("250 2.0.0 queued as "), "{r}");
+    assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
+
+    relay
+        .consent("Ann@Example.net", "newsletter", Action::Grant, None)
+        .await;
+    let r = relay
+        .send(&["ann@example.net"], &message("newsletter", "hello again"))
+        .await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].rcpt_to, ["ann@example.net"]);
+    assert_eq!(got[0].mail_from, "crm@example.com");
+    assert_eq!(
+        reasons(&relay, "ann@example.net").await,
+        [pair("suppress", "no-consent"), pair("deliver", "granted")]
+    );
+    // Only the one delivered copy ever reaches the sink.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.count(), 1);
+}
+
+#[tokio::test]
+async fn grant_older_than_max_age_is_consent_expired() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let long_ago = consent_relay::now_ms() - 400 * DAY;
+    relay
+        .consent(
+            "old@example.net",
+            "newsletter",
+            Action::Grant,
+            Some(long_ago),
+        )
+        .await;
+    let r = relay
+        .send(&["old@example.net"], &message("newsletter", "x"))
+        .await;
+    assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
+    assert_eq!(
+        reasons(&relay, "old@example.net").await,
+        [pair("suppress", "consent-expired")]
+    );
+}
+
+#[tokio::test]
+async fn opt_out_is_delivered_unless_withdrawn() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    relay
+        .consent("no@example.net", "prospecting", Action::Withdraw, None)
+        .await;
+    relay
+        .consent("all@example.net", "*", Action::Withdraw, None)
+        .await;
+    let r = relay
+        .send(
+            &["yes@example.net", "no@example.net", "all@example.net"],
+            &message("prospecting", "offer"),
+        )
+        .await;
+    assert!(r.contains("(1 delivered, 2 suppressed)"), "{r}");
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].rcpt_to, ["yes@example.net"]);
+    assert_eq!(
+        reasons(&relay, "yes@example.net").await,
+        [pair("deliver", "not-objected")]
+    );
+    assert_eq!(
+        reasons(&relay, "no@example.net").await,
+        [pair("suppress", "withdrawn")]
+    );
+    assert_eq!(
+        reasons(&relay, "all@example.net").await,
+        [pair("suppress", "unsubscribed-all")]
+    );
+}
+
+#[tokio::test]
+async fn mandatory_is_always_delivered() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    relay
+        .consent("no@example.net", "*", Action::Withdraw, None)
+        .await;
+    relay
+        .consent("no@example.net", "invoices", Action::Withdraw, None)
+        .await;
+    let r = relay
+        .send(
+            &["no@example.net", "new@example.net"],
+            &message("invoices", "bill"),
+        )
+        .await;
+    assert!(r.contains("(2 delivered, 0 suppressed)"), "{r}");
+    sink.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        reasons(&relay, "no@example.net").await,
+        [pair("deliver", "mandatory")]
+    );
+}
+
+#[tokio::test]
+async fn unknown_inactive_deleted_and_missing_campaigns_are_refused() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    for (campaign, text) in [
+        ("nope", "unknown campaign \"nope\""),
+        ("old", "campaign \"old\" is inactive"),
+        ("gone", "campaign \"gone\" is deleted"),
+    ] {
+        let r = relay
+            .send(&["a@example.net"], &message(campaign, "x"))
+            .await;
+        assert!(r.starts_with("550 5.7.1 "), "{campaign}: {r}");
+        assert!(r.contains(text), "{campaign}: {r}");
+    }
+    let r = relay
+        .send(
+            &["a@example.net"],
+            "From: crm@example.com\r\nSubject: untagged\r\n\r\nx\r\n",
+        )
+        .await;
+    assert!(
+        r.starts_with("550 5.7.1 ") && r.contains("X-Campaign"),
+        "{r}"
+    );
+    let r = relay
+        .send(
+            &["a@example.net"],
+            "X-Campaign: prospecting\r\nX-Campaign: invoices\r\n\r\nx\r\n",
+        )
+        .await;
+    assert!(
+        r.starts_with("550 5.7.1 ") && r.contains("different campaigns"),
+        "{r}"
+    );
+    // A "header" in the body is not the campaign header.
+    let r = relay
+        .send(
+            &["a@example.net"],
+            "Subject: s\r\n\r\nX-Campaign: prospecting\r\n",
+        )
+        .await;
+    assert!(r.starts_with("550 5.7.1 "), "{r}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sink.count(), 0);
+    assert!(reasons(&relay, "a@example.net").await.is_empty());
+}
+
+#[tokio::test]
+async fn folded_and_case_insensitive_campaign_header() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let r = relay
+        .send(
+            &["a@example.net"],
+            "Subject: s\r\nx-CAMPAIGN:\r\n   prospecting  \r\n\r\nbody\r\n",
+        )
+        .await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    let data = String::from_utf8_lossy(&got[0].data);
+    assert!(!data.to_ascii_lowercase().contains("x-campaign"), "{data}");
+}
+
+#[tokio::test]
+async fn missing_header_can_name_a_default_campaign() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "missing_campaign = \"prospecting\"", "").await;
+    let r = relay
+        .send(&["a@example.net"], "Subject: s\r\n\r\nbody\r\n")
+        .await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    sink.wait_for(1, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn all_suppressed_answers_250_and_sends_nothing() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let r = relay
+        .send(
+            &["a@example.net", "b@example.net", "c@example.net"],
+            &message("newsletter", "x"),
+        )
+        .await;
+    assert!(r.starts_with("250 2.0.0 queued as "), "{r}");
+    assert!(r.contains("(0 delivered, 3 suppressed)"), "{r}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 0);
+    assert_eq!(sink.connections(), 0);
+}
+
+#[tokio::test]
+async fn duplicate_recipients_get_one_decision_and_one_copy() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let r = relay
+        .send(
+            &["a@example.net", "A@Example.NET"],
+            &message("prospecting", "x"),
+        )
+        .await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    sink.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.count(), 1);
+}
