@@ -329,3 +329,48 @@ fn shipped_example_config_passes_check_config() {
         "the example key is flagged"
     );
 }
+
+/// A CRM as a new user would try it: Python's smtplib against the real binary.
+#[tokio::test]
+async fn python_smtplib_client_is_served() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        panic!("python3 is needed for this test (CI installs it)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let addr = write_config(dir.path(), &format!("smtp://{}", sink.addr()));
+    let mut child = spawn_serve(dir.path());
+    wait_listening(addr).await;
+    let script = format!(
+        r#"
+import smtplib, sys
+msg = "From: shop@example.com\r\nSubject: hi\r\nX-Campaign: prospecting\r\n\r\n.leading dot\r\nbye\r\n"
+with smtplib.SMTP("127.0.0.1", {port}) as s:
+    refused = s.sendmail("shop@example.com", ["ann@example.net", "bob@example.net"], msg)
+    code, text = s.noop()
+    print(refused, code)
+try:
+    with smtplib.SMTP("127.0.0.1", {port}) as s:
+        s.sendmail("shop@example.com", ["ann@example.net"], msg.replace("prospecting", "nope"))
+except smtplib.SMTPDataError as e:
+    print("refused", e.smtp_code, e.smtp_error.decode())
+"#,
+        port = addr.port()
+    );
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("{} 250"), "{text}");
+    assert!(
+        text.contains("refused 550 5.7.1 message refused: unknown campaign \"nope\""),
+        "{text}"
+    );
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    assert!(String::from_utf8_lossy(&got[0].data).contains("\r\n\r\n.leading dot\r\nbye\r\n"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

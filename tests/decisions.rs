@@ -249,3 +249,50 @@ async fn duplicate_recipients_get_one_decision_and_one_copy() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 1);
 }
+
+/// A commit that fails (here a trigger stands in for a full disk) answers
+/// 451 4.3.0 and leaves nothing half-written; the next message goes through.
+#[tokio::test]
+async fn failed_commit_answers_451_and_writes_nothing() {
+    use sqlx::Connection;
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let url = format!("sqlite://{}", relay.db_path().display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_deliveries BEFORE INSERT ON deliveries \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let r = relay
+        .send(&["a@example.net"], &message("prospecting", "x"))
+        .await;
+    assert!(r.starts_with("451 4.3.0"), "{r}");
+    let count = |table: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&mut db)
+                    .await
+                    .unwrap();
+            n
+        }
+    };
+    assert_eq!(count("messages").await, 0);
+    assert_eq!(count("decisions").await, 0);
+    assert_eq!(count("subjects").await, 0);
+    sqlx::query("DROP TRIGGER fail_deliveries")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let r = relay
+        .send(&["a@example.net"], &message("prospecting", "x"))
+        .await;
+    assert!(r.starts_with("250"), "{r}");
+    sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(count("messages").await, 1);
+}
