@@ -73,7 +73,7 @@ impl Delivery {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let freed = Arc::new(Notify::new());
 
-        let recorder = tokio::spawn(record_loop(self.store.clone(), rec_rx));
+        let recorder = tokio::spawn(record_loop(self.store.clone(), rec_rx, self.wake.clone()));
         let mut tasks = Vec::with_capacity(senders);
         for _ in 0..senders {
             tasks.push(tokio::spawn(send_loop(
@@ -409,7 +409,11 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
 /// Writes outcomes in batches; retries a failed write (the outcomes must
 /// not be lost while the process lives; if it dies, leases expire and the
 /// sends repeat: at-least-once upstream).
-async fn record_loop(store: Store, mut rx: mpsc::UnboundedReceiver<AttemptRecord>) {
+async fn record_loop(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
+    wake: Arc<Notify>,
+) {
     let mut batch = Vec::with_capacity(512);
     loop {
         batch.clear();
@@ -419,7 +423,12 @@ async fn record_loop(store: Store, mut rx: mpsc::UnboundedReceiver<AttemptRecord
         let mut failures = 0u32;
         loop {
             match store.record_attempts(batch.clone()).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    // A deferral changes when the next delivery is due; a
+                    // bounce is a new delivery: let the claimer look again.
+                    wake.notify_one();
+                    break;
+                }
                 Err(e) => {
                     failures += 1;
                     tracing::error!(cause = %e, failures, "recording delivery outcomes failed; retrying");

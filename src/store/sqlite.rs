@@ -21,63 +21,34 @@ use crate::consent;
 /// Jobs a writer transaction can hold at most.
 const MAX_GROUP: usize = 512;
 
-enum Job {
-    Accept(NewMessage, oneshot::Sender<Result<(), StoreError>>),
-    Record(Vec<AttemptRecord>, oneshot::Sender<Result<(), StoreError>>),
+/// One caller's write, run in the writer's group transaction.
+enum Op {
+    Accept(Box<NewMessage>),
+    Record(Vec<AttemptRecord>),
     Claim {
         owner: String,
         now: i64,
         lease_until: i64,
         limit: i64,
-        reply: oneshot::Sender<Result<Vec<ClaimedDelivery>, StoreError>>,
     },
-    Release(String, oneshot::Sender<Result<u64, StoreError>>),
-    Consent(
-        Box<NewConsentEvent>,
-        oneshot::Sender<Result<ConsentEvent, StoreError>>,
-    ),
+    Release(String),
+    Consent(Box<NewConsentEvent>),
+}
+
+/// What an [`Op`] produced.
+enum Output {
+    Unit,
+    Claimed(Vec<ClaimedDelivery>),
+    Released(u64),
+    Event(ConsentEvent),
+}
+
+type Reply = oneshot::Sender<Result<Output, StoreError>>;
+
+enum Job {
+    Write(Op, Reply),
     /// Finish what is queued before this, then stop.
     Stop,
-}
-
-/// What a job produced, held until the group commits.
-enum Done {
-    Unit(
-        oneshot::Sender<Result<(), StoreError>>,
-        Result<(), StoreError>,
-    ),
-    Claimed(
-        oneshot::Sender<Result<Vec<ClaimedDelivery>, StoreError>>,
-        Result<Vec<ClaimedDelivery>, StoreError>,
-    ),
-    Released(
-        oneshot::Sender<Result<u64, StoreError>>,
-        Result<u64, StoreError>,
-    ),
-    Event(
-        oneshot::Sender<Result<ConsentEvent, StoreError>>,
-        Result<ConsentEvent, StoreError>,
-    ),
-}
-
-impl Done {
-    fn fail(self, err: impl Fn() -> StoreError) {
-        // A receiver that went away (client disconnected) is not an error here.
-        match self {
-            Done::Unit(tx, _) => drop(tx.send(Err(err()))),
-            Done::Claimed(tx, _) => drop(tx.send(Err(err()))),
-            Done::Released(tx, _) => drop(tx.send(Err(err()))),
-            Done::Event(tx, _) => drop(tx.send(Err(err()))),
-        }
-    }
-    fn deliver(self) {
-        match self {
-            Done::Unit(tx, r) => drop(tx.send(r)),
-            Done::Claimed(tx, r) => drop(tx.send(r)),
-            Done::Released(tx, r) => drop(tx.send(r)),
-            Done::Event(tx, r) => drop(tx.send(r)),
-        }
-    }
 }
 
 pub struct SqliteStore {
@@ -107,6 +78,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
             .foreign_keys(true);
         let readers = SqlitePoolOptions::new()
             .max_connections(pool_size.max(2))
@@ -134,24 +106,21 @@ impl SqliteStore {
         })
     }
 
-    async fn submit<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
-    ) -> Result<T, StoreError> {
+    async fn submit(&self, op: Op) -> Result<Output, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send(make(tx))
+            .send(Job::Write(op, tx))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     pub async fn accept_message(&self, message: NewMessage) -> Result<(), StoreError> {
-        self.submit(|tx| Job::Accept(message, tx)).await
+        self.submit(Op::Accept(Box::new(message))).await.map(drop)
     }
 
     pub async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
-        self.submit(|tx| Job::Record(records, tx)).await
+        self.submit(Op::Record(records)).await.map(drop)
     }
 
     pub async fn claim_due(
@@ -161,27 +130,33 @@ impl SqliteStore {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let owner = owner.to_owned();
-        self.submit(|reply| Job::Claim {
-            owner,
+        let op = Op::Claim {
+            owner: owner.to_owned(),
             now,
             lease_until,
             limit,
-            reply,
-        })
-        .await
+        };
+        match self.submit(op).await? {
+            Output::Claimed(c) => Ok(c),
+            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        }
     }
 
     pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        let owner = owner.to_owned();
-        self.submit(|tx| Job::Release(owner, tx)).await
+        match self.submit(Op::Release(owner.to_owned())).await? {
+            Output::Released(n) => Ok(n),
+            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        }
     }
 
     pub async fn append_consent_event(
         &self,
         event: NewConsentEvent,
     ) -> Result<ConsentEvent, StoreError> {
-        self.submit(|tx| Job::Consent(Box::new(event), tx)).await
+        match self.submit(Op::Consent(Box::new(event))).await? {
+            Output::Event(e) => Ok(e),
+            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        }
     }
 
     pub async fn close(&self) {
@@ -205,8 +180,10 @@ impl SqliteStore {
         if addresses.is_empty() {
             return Ok(known);
         }
+        // One round trip: live subjects by address, and erased ones (whose
+        // address is gone) by the keyed hash of the address.
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT s.address, s.id, cs.campaign, cs.status, cs.since, cs.event_id \
+            "SELECT s.address, s.id, s.address_hash, cs.campaign, cs.status, cs.since, cs.event_id \
              FROM subjects s LEFT JOIN consent_state cs ON cs.subject_id = s.id AND cs.campaign IN (",
         );
         q.push_bind(campaign).push(", '*') WHERE s.address IN (");
@@ -214,18 +191,27 @@ impl SqliteStore {
         for a in addresses {
             sep.push_bind(a);
         }
-        q.push(")");
-        let rows = q.build().fetch_all(&self.readers).await?;
-        for row in rows {
-            let address: String = row.try_get(0)?;
+        q.push(") OR (s.address IS NULL AND s.address_hash IN (");
+        let mut sep = q.separated(", ");
+        sep.push_bind("");
+        for h in hashes.iter().flatten() {
+            sep.push_bind(h);
+        }
+        q.push("))");
+        let mut erased_hashes: Vec<String> = Vec::new();
+        for row in q.build().fetch_all(&self.readers).await? {
+            let Some(address) = row.try_get::<Option<String>, _>(0)? else {
+                erased_hashes.push(row.try_get(2)?);
+                continue;
+            };
             let entry = known.entry(address).or_default();
             entry.subject_id = Some(row.try_get(1)?);
-            let state_campaign: Option<String> = row.try_get(2)?;
+            let state_campaign: Option<String> = row.try_get(3)?;
             if let Some(c) = state_campaign {
                 let state = super::state_from(
-                    &row.try_get::<String, _>(3)?,
-                    row.try_get(4)?,
+                    &row.try_get::<String, _>(4)?,
                     row.try_get(5)?,
+                    row.try_get(6)?,
                 )?;
                 if c == consent::ALL_CAMPAIGNS {
                     entry.consent.all = Some(state);
@@ -234,41 +220,10 @@ impl SqliteStore {
                 }
             }
         }
-        // Addresses with no live subject may have been erased: only their
-        // keyed hash remains.
-        let unknown: Vec<(usize, &String)> = addresses
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| !known.contains_key(*a))
-            .collect();
-        if !unknown.is_empty() {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT address_hash FROM subjects WHERE address IS NULL AND address_hash IN (",
-            );
-            let mut sep = q.separated(", ");
-            let mut any = false;
-            for (i, _) in &unknown {
-                for h in hashes.get(*i).into_iter().flatten() {
-                    sep.push_bind(h);
-                    any = true;
-                }
-            }
-            q.push(")");
-            if any {
-                let erased: Vec<String> = q
-                    .build()
-                    .fetch_all(&self.readers)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<Result<_, _>>()?;
-                for (i, address) in unknown {
-                    let is_erased = hashes
-                        .get(i)
-                        .is_some_and(|hs| hs.iter().any(|h| erased.contains(h)));
-                    if is_erased {
-                        known.entry(address.clone()).or_default().consent.erased = true;
-                    }
+        if !erased_hashes.is_empty() {
+            for (address, hs) in addresses.iter().zip(hashes) {
+                if !known.contains_key(address) && hs.iter().any(|h| erased_hashes.contains(h)) {
+                    known.entry(address.clone()).or_default().consent.erased = true;
                 }
             }
         }
@@ -471,19 +426,24 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
         if rx.recv_many(&mut jobs, MAX_GROUP).await == 0 {
             break;
         }
-        let stop = jobs.iter().position(|j| matches!(j, Job::Stop));
-        if let Some(at) = stop {
-            for late in jobs.drain(at..).skip(1) {
-                fail_job(late, "the store is shutting down");
+        let mut group: Vec<(Op, Reply)> = Vec::with_capacity(jobs.len());
+        let mut stop = false;
+        for job in jobs.drain(..) {
+            match job {
+                Job::Write(op, reply) if !stop => group.push((op, reply)),
+                Job::Write(_, reply) => drop(reply.send(Err(StoreError::Closed))),
+                Job::Stop => stop = true,
             }
         }
-        if !jobs.is_empty() {
-            run_group(&mut conn, jobs.drain(..)).await;
+        if !group.is_empty() {
+            run_group(&mut conn, group).await;
         }
-        if stop.is_some() {
+        if stop {
             rx.close();
             while let Ok(late) = rx.try_recv() {
-                fail_job(late, "the store is shutting down");
+                if let Job::Write(_, reply) = late {
+                    drop(reply.send(Err(StoreError::Closed)));
+                }
             }
             break;
         }
@@ -491,98 +451,87 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
     let _ = conn.close().await;
 }
 
-async fn run_group(conn: &mut SqliteConnection, jobs: impl Iterator<Item = Job>) {
-    let jobs: Vec<Job> = jobs.collect();
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        tracing::error!(cause = %e, "store: cannot begin a transaction");
-        let msg = e.to_string();
-        for job in jobs {
-            fail_job(job, &msg);
-        }
-        return;
-    }
+/// Runs every job of the group in one transaction (one fsync for all). If
+/// any job fails, the group rolls back and each job runs again alone, so a
+/// bad job fails by itself and the others still commit.
+async fn run_group(conn: &mut SqliteConnection, group: Vec<(Op, Reply)>) {
     let now = crate::now_ms();
-    let mut done = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        if let Err(e) = sqlx::query("SAVEPOINT job").execute(&mut *conn).await {
-            let msg = e.to_string();
-            fail_job(job, &msg);
-            continue;
-        }
-        let (result_ok, d) = run_job(conn, job, now).await;
-        let end = if result_ok {
-            "RELEASE job"
-        } else {
-            "ROLLBACK TO job; RELEASE job"
-        };
-        if let Err(e) = sqlx::raw_sql(end).execute(&mut *conn).await {
-            tracing::error!(cause = %e, "store: savepoint failed");
-        }
-        done.push(d);
-    }
-    match sqlx::query("COMMIT").execute(&mut *conn).await {
-        Ok(_) => done.into_iter().for_each(Done::deliver),
-        Err(e) => {
-            tracing::error!(cause = %e, "store: commit failed");
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            let msg = e.to_string();
-            for d in done {
-                d.fail(|| StoreError::Db(sqlx::Error::Protocol(msg.clone())));
+    if group.len() > 1 {
+        match run_together(conn, &group, now).await {
+            Ok(outputs) => {
+                for ((_, reply), out) in group.into_iter().zip(outputs) {
+                    let _ = reply.send(Ok(out));
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(cause = %e, jobs = group.len(), "store: group transaction failed; running its jobs one by one");
             }
         }
     }
-}
-
-fn fail_job(job: Job, msg: &str) {
-    let err = || StoreError::Db(sqlx::Error::Protocol(msg.to_owned()));
-    match job {
-        Job::Accept(_, tx) | Job::Record(_, tx) => drop(tx.send(Err(err()))),
-        Job::Claim { reply, .. } => drop(reply.send(Err(err()))),
-        Job::Release(_, tx) => drop(tx.send(Err(err()))),
-        Job::Consent(_, tx) => drop(tx.send(Err(err()))),
-        Job::Stop => {}
+    for (op, reply) in group {
+        let result = run_together(conn, std::slice::from_ref(&(op, ())), now)
+            .await
+            .map(|mut outs| outs.pop().unwrap_or(Output::Unit));
+        if let Err(e) = &result {
+            tracing::error!(cause = %e, "store: write failed");
+        }
+        let _ = reply.send(result);
     }
 }
 
-/// Runs one job inside the group's transaction; `false` when its savepoint must roll back.
-async fn run_job(conn: &mut SqliteConnection, job: Job, now: i64) -> (bool, Done) {
-    match job {
-        Job::Accept(m, tx) => {
-            let r = insert_message(conn, &m, now).await;
-            (r.is_ok(), Done::Unit(tx, r))
+/// One transaction over these ops; their outputs, in order, after the commit.
+async fn run_together<R>(
+    conn: &mut SqliteConnection,
+    ops: &[(Op, R)],
+    now: i64,
+) -> Result<Vec<Output>, StoreError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let mut outputs = Vec::with_capacity(ops.len());
+    for (op, _) in ops {
+        match run_op(conn, op, now).await {
+            Ok(o) => outputs.push(o),
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                return Err(e);
+            }
         }
-        Job::Record(records, tx) => {
-            let r = record(conn, &records, now).await;
-            (r.is_ok(), Done::Unit(tx, r))
+    }
+    if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e.into());
+    }
+    Ok(outputs)
+}
+
+async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output, StoreError> {
+    Ok(match op {
+        Op::Accept(m) => {
+            insert_message(conn, m, now).await?;
+            Output::Unit
         }
-        Job::Claim {
+        Op::Record(records) => {
+            record(conn, records, now).await?;
+            Output::Unit
+        }
+        Op::Claim {
             owner,
             now: at,
             lease_until,
             limit,
-            reply,
-        } => {
-            let r = claim(conn, &owner, at, lease_until, limit).await;
-            (r.is_ok(), Done::Claimed(reply, r))
-        }
-        Job::Release(owner, tx) => {
+        } => Output::Claimed(claim(conn, owner, *at, *lease_until, *limit).await?),
+        Op::Release(owner) => {
             let r = sqlx::query(
                 "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, \
                  lease_owner = NULL, lease_until = NULL WHERE status = 'sending' AND lease_owner = $1",
             )
-            .bind(&owner)
+            .bind(owner)
             .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(StoreError::from);
-            (r.is_ok(), Done::Released(tx, r))
+            .await?;
+            Output::Released(r.rows_affected())
         }
-        Job::Consent(e, tx) => {
-            let r = consent_event(conn, &e, now).await;
-            (r.is_ok(), Done::Event(tx, r))
-        }
-        Job::Stop => unreachable!("Stop is taken out of a group before it runs"),
-    }
+        Op::Consent(e) => Output::Event(consent_event(conn, e, now).await?),
+    })
 }
 
 async fn insert_message(
@@ -759,24 +708,30 @@ async fn record(
     records: &[AttemptRecord],
     now: i64,
 ) -> Result<(), StoreError> {
-    for r in records {
+    if records.is_empty() {
+        return Ok(());
+    }
+    // One statement for the whole batch; only rows still leased are
+    // updated, so an outcome never overwrites a later one.
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "UPDATE deliveries SET status = v.column2, attempts = attempts + v.column3, \
+         next_attempt_at = v.column4, last_reply = v.column5, lease_owner = NULL, lease_until = NULL, updated_at = ",
+    );
+    q.push_bind(now).push(" FROM (");
+    q.push_values(records, |mut b, r| {
         let final_status = matches!(
             r.status,
             DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::SuppressedLate
         );
-        sqlx::query(
-            "UPDATE deliveries SET status = $1, attempts = attempts + $2, next_attempt_at = $3, \
-             last_reply = $4, lease_owner = NULL, lease_until = NULL, updated_at = $5 \
-             WHERE id = $6 AND status = 'sending'",
-        )
-        .bind(r.status.as_str())
-        .bind(i64::from(r.attempted))
-        .bind(if final_status { now } else { r.next_attempt_at })
-        .bind(&r.reply)
-        .bind(now)
-        .bind(r.delivery_id)
-        .execute(&mut *conn)
-        .await?;
+        b.push_bind(r.delivery_id)
+            .push_bind(r.status.as_str())
+            .push_bind(i64::from(r.attempted))
+            .push_bind(if final_status { now } else { r.next_attempt_at })
+            .push_bind(&r.reply);
+    });
+    q.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.status = 'sending'");
+    q.build().execute(&mut *conn).await?;
+    for r in records {
         if let Some(l) = &r.late_decision {
             sqlx::query(
                 "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
