@@ -124,8 +124,12 @@ impl Intake {
         for address in recipients {
             let k = known.get(&address).cloned().unwrap_or_default();
             let d = policy::decide(campaign, &k.consent, now);
+            // An erased person stays known only by their hash: a mandatory
+            // copy to them creates no new subject.
             let new_subject = match (&k.subject_id, d.outcome) {
-                (None, Outcome::Deliver) => Some(subject::new_subject(&cfg.signing, &address)),
+                (None, Outcome::Deliver) if !k.consent.erased => {
+                    Some(subject::new_subject(&cfg.signing, &address))
+                }
                 _ => None,
             };
             match d.outcome {

@@ -5,6 +5,7 @@ use consent_relay::cli::{self, Cli, Command, Exit};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     init_tracing(matches!(cli.command, Command::Serve));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -36,3 +37,19 @@ fn init_tracing(serving: bool) {
         (false, _) => builder.with_writer(std::io::stderr).init(),
     }
 }
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core);
+/// with the store's worker threads that fragments memory into tens of idle
+/// megabytes. Two arenas keep the resident size near what is in use, at no
+/// measurable cost in throughput (bench/README.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

@@ -296,3 +296,85 @@ async fn failed_commit_answers_451_and_writes_nothing() {
     sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(count("messages").await, 1);
 }
+
+/// Concurrent messages to the same new recipient create one subject, and
+/// every decision names a subject that exists.
+#[tokio::test]
+async fn concurrent_messages_share_one_new_subject() {
+    use sqlx::Connection;
+    let sink = Sink::start().await;
+    let relay = std::sync::Arc::new(TestRelay::start(sink.addr(), "", "").await);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let relay = relay.clone();
+        tasks.push(tokio::spawn(async move {
+            relay
+                .send(
+                    &["same@example.net", &format!("other{i}@example.net")],
+                    &message("prospecting", "x"),
+                )
+                .await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().starts_with("250"));
+    }
+    sink.wait_for(16, Duration::from_secs(10)).await;
+    let url = format!("sqlite://{}", relay.db_path().display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let subjects: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM subjects WHERE address = 'same@example.net'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(subjects, 1);
+    let dangling: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM decisions d WHERE d.subject_id IS NULL \
+         OR NOT EXISTS (SELECT 1 FROM subjects s WHERE s.id = d.subject_id)",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(dangling, 0);
+}
+
+/// An erased address is known only by its keyed hash: mail to it is
+/// suppressed as `erased` under any policy but mandatory.
+#[tokio::test]
+async fn erased_address_is_suppressed_by_its_hash() {
+    use base64::Engine;
+    use sqlx::Connection;
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(common::relay::KEY)
+        .unwrap();
+    let hash = consent_relay::subject::address_hash(&key, "gone@example.net");
+    let url = format!("sqlite://{}", relay.db_path().display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO subjects (id, address, address_hash, key_id, created_at, erased_at) \
+         VALUES ('erasedsubjectid0000000', NULL, $1, 'k1', 0, 0)",
+    )
+    .bind(&hash)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let r = relay
+        .send(&["Gone@Example.net"], &message("prospecting", "x"))
+        .await;
+    assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
+    assert_eq!(
+        reasons(&relay, "gone@example.net").await,
+        [pair("suppress", "erased")]
+    );
+    let r = relay
+        .send(&["gone@example.net"], &message("invoices", "x"))
+        .await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    // The mandatory copy did not bring the address back.
+    let r = relay
+        .send(&["gone@example.net"], &message("prospecting", "x"))
+        .await;
+    assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
+}

@@ -73,7 +73,6 @@ CREATE TABLE decisions (
 CREATE INDEX decisions_recipient ON decisions (recipient, id);
 CREATE INDEX decisions_campaign ON decisions (campaign, id);
 CREATE INDEX decisions_at ON decisions (at);
-CREATE INDEX decisions_message ON decisions (message_id);
 
 -- One row per recipient copy to send.
 CREATE TABLE deliveries (
@@ -89,6 +88,8 @@ CREATE TABLE deliveries (
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
-CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
-CREATE INDEX deliveries_message ON deliveries (message_id);
-CREATE INDEX deliveries_recipient ON deliveries (recipient);
+-- What is due: a partial index, so claiming reads only the rows it takes,
+-- however many sent rows the table holds.
+CREATE INDEX deliveries_pending ON deliveries (next_attempt_at) WHERE status IN ('queued', 'deferred');
+-- Leased rows (few): for expired leases and the queue listing.
+CREATE INDEX deliveries_status ON deliveries (status, lease_until);

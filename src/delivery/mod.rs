@@ -162,7 +162,7 @@ impl Delivery {
                 }
                 continue;
             }
-            if cache.len() > 4096 {
+            if cache.len() > 512 {
                 cache.clear();
             }
             let ready = match self.prepare(claimed, &mut cache, records).await {

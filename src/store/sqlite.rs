@@ -488,14 +488,30 @@ async fn run_together<R>(
 ) -> Result<Vec<Output>, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let mut outputs = Vec::with_capacity(ops.len());
+    // The group's messages are inserted together, the other ops one by one.
+    let accepts: Vec<&NewMessage> = ops
+        .iter()
+        .filter_map(|(op, _)| match op {
+            Op::Accept(m) => Some(&**m),
+            _ => None,
+        })
+        .collect();
+    let mut result = insert_messages(conn, &accepts, now).await;
     for (op, _) in ops {
-        match run_op(conn, op, now).await {
-            Ok(o) => outputs.push(o),
-            Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                return Err(e);
-            }
+        if result.is_err() {
+            break;
         }
+        match op {
+            Op::Accept(_) => outputs.push(Output::Unit),
+            other => match run_op(conn, other, now).await {
+                Ok(o) => outputs.push(o),
+                Err(e) => result = Err(e),
+            },
+        }
+    }
+    if let Err(e) = result {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e);
     }
     if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -534,39 +550,55 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
     })
 }
 
+/// Rows per multi-row INSERT, well under SQLite's 32766 bound parameters.
+const ROWS_PER_INSERT: usize = 1000;
+
 async fn insert_message(
     conn: &mut SqliteConnection,
     m: &NewMessage,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO messages (id, kind, mail_from, client_ip, helo, auth_user, campaign, \
-         header_message_id, size, body, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&m.id)
-    .bind(m.kind.as_str())
-    .bind(&m.mail_from)
-    .bind(&m.client_ip)
-    .bind(&m.helo)
-    .bind(&m.auth_user)
-    .bind(&m.campaign)
-    .bind(&m.header_message_id)
-    .bind(m.body.len() as i64)
-    .bind(&m.body[..])
-    .bind(m.received_at)
-    .execute(&mut *conn)
-    .await?;
+    insert_messages(conn, &[m], now).await
+}
 
-    let new_subjects: Vec<(&NewSubject, &String)> = m
-        .recipients
+/// Inserts messages with their subjects, decisions and deliveries: four
+/// multi-row statements for the whole group, not four per message.
+async fn insert_messages(
+    conn: &mut SqliteConnection,
+    messages: &[&NewMessage],
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in messages.chunks(ROWS_PER_INSERT / 10) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, kind, mail_from, client_ip, helo, auth_user, campaign, \
+             header_message_id, size, body, received_at) ",
+        );
+        q.push_values(chunk, |mut b, m| {
+            b.push_bind(&m.id)
+                .push_bind(m.kind.as_str())
+                .push_bind(&m.mail_from)
+                .push_bind(&m.client_ip)
+                .push_bind(&m.helo)
+                .push_bind(&m.auth_user)
+                .push_bind(&m.campaign)
+                .push_bind(&m.header_message_id)
+                .push_bind(m.body.len() as i64)
+                .push_bind(&m.body[..])
+                .push_bind(m.received_at);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+
+    let new_subjects: Vec<(&NewSubject, &String)> = messages
         .iter()
+        .flat_map(|m| &m.recipients)
         .filter_map(|r| r.new_subject.as_ref().map(|s| (s, &r.recipient)))
         .collect();
-    if !new_subjects.is_empty() {
+    for chunk in new_subjects.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO subjects (id, address, address_hash, key_id, created_at) ",
         );
-        q.push_values(&new_subjects, |mut b, (s, address)| {
+        q.push_values(chunk, |mut b, (s, address)| {
             b.push_bind(&s.id)
                 .push_bind(*address)
                 .push_bind(&s.address_hash)
@@ -577,19 +609,26 @@ async fn insert_message(
         q.build().execute(&mut *conn).await?;
     }
 
-    if !m.recipients.is_empty() {
+    let rows: Vec<(&NewMessage, &RecipientDecision)> = messages
+        .iter()
+        .flat_map(|m| m.recipients.iter().map(move |r| (*m, r)))
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) ",
         );
-        q.push_values(&m.recipients, |mut b, r| {
-            b.push_bind(&m.id)
-                .push_bind(&r.recipient)
-                .push_bind(
-                    r.subject_id
-                        .as_ref()
-                        .or(r.new_subject.as_ref().map(|s| &s.id)),
-                )
-                .push_bind(&m.campaign)
+        q.push_values(chunk, |mut b, (m, r)| {
+            b.push_bind(&m.id).push_bind(&r.recipient);
+            if r.new_subject.is_some() {
+                // Two messages may have made a new subject for the same
+                // address at once; the one that exists is the one to name.
+                b.push("(SELECT id FROM subjects WHERE address = ")
+                    .push_bind_unseparated(&r.recipient)
+                    .push_unseparated(")");
+            } else {
+                b.push_bind(&r.subject_id);
+            }
+            b.push_bind(&m.campaign)
                 .push_bind(r.outcome.as_str())
                 .push_bind(r.reason.as_str())
                 .push_bind(r.event_id)
@@ -599,16 +638,15 @@ async fn insert_message(
         q.build().execute(&mut *conn).await?;
     }
 
-    let delivered: Vec<&RecipientDecision> = m
-        .recipients
+    let delivered: Vec<&(&NewMessage, &RecipientDecision)> = rows
         .iter()
-        .filter(|r| r.outcome == Outcome::Deliver)
+        .filter(|(_, r)| r.outcome == Outcome::Deliver)
         .collect();
-    if !delivered.is_empty() {
+    for chunk in delivered.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (message_id, recipient, status, attempts, next_attempt_at, created_at, updated_at) ",
         );
-        q.push_values(&delivered, |mut b, r| {
+        q.push_values(chunk, |mut b, (m, r)| {
             b.push_bind(&m.id)
                 .push_bind(&r.recipient)
                 .push_bind("queued")
@@ -631,11 +669,12 @@ async fn claim(
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
     // Rows whose lease expired (a worker that stopped without handing back)
     // are due again as well.
-    let rows = sqlx::query(
+    // Due rows first, through the partial index; then rows whose lease
+    // expired (a worker that stopped without handing back).
+    let mut rows = sqlx::query(
         "UPDATE deliveries SET status = 'sending', lease_owner = $1, lease_until = $2, updated_at = $3 \
          WHERE id IN (SELECT id FROM deliveries \
-            WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= $3) \
-               OR (status = 'sending' AND lease_until < $3) \
+            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $3 \
             ORDER BY next_attempt_at LIMIT $4) \
          RETURNING id, message_id, recipient, attempts",
     )
@@ -645,6 +684,22 @@ async fn claim(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
+    let room = limit - rows.len() as i64;
+    if room > 0 {
+        rows.extend(
+            sqlx::query(
+                "UPDATE deliveries SET lease_owner = $1, lease_until = $2, updated_at = $3 \
+                 WHERE id IN (SELECT id FROM deliveries WHERE status = 'sending' AND lease_until < $3 LIMIT $4) \
+                 RETURNING id, message_id, recipient, attempts",
+            )
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(room)
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
     if rows.is_empty() {
         return Ok(Vec::new());
     }
