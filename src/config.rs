@@ -36,6 +36,8 @@ pub struct Config {
     pub erasure: ErasureConfig,
     /// In file order; ids are unique.
     pub campaigns: Vec<Campaign>,
+    /// Footer and page texts, FR and EN, with the file's overrides.
+    pub texts: crate::texts::Texts,
     /// Non-fatal remarks (e.g. the example signing key is in use), logged at start.
     pub warnings: Vec<String>,
 }
@@ -214,6 +216,8 @@ pub struct Campaign {
     pub double_opt_in: bool,
     /// Display order on the preference page; defaults to the position in the file.
     pub order: i64,
+    /// Language of the footer in this campaign's mail; default `[texts] default_language`.
+    pub language: Option<crate::texts::Language>,
 }
 
 /// Bytes that must never be printed: Debug shows only the length.
@@ -332,7 +336,16 @@ struct RawConfig {
     webhook: Option<RawWebhook>,
     retention: RawRetention,
     erasure: RawErasure,
+    texts: RawTexts,
     campaign: Vec<RawCampaign>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTexts {
+    default_language: Option<String>,
+    en: BTreeMap<String, String>,
+    fr: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -449,6 +462,7 @@ struct RawCampaign {
     list_id: Option<String>,
     double_opt_in: Option<bool>,
     order: Option<i64>,
+    language: Option<String>,
 }
 
 /// TOML text → raw structs. A syntax or shape error (unknown key, wrong type)
@@ -574,6 +588,7 @@ impl Check<'_> {
         let dkim = raw.dkim.as_ref().map(|d| self.dkim(d));
         let webhook = raw.webhook.as_ref().map(|w| self.webhook(w));
         let retention = self.retention(&raw.retention);
+        let texts = self.texts(&raw.texts);
         Some(Config {
             path: path.to_owned(),
             smtp: smtp?,
@@ -589,6 +604,7 @@ impl Check<'_> {
                 notify: raw.erasure.notify.unwrap_or(false),
             },
             campaigns: campaigns?,
+            texts: texts?,
             warnings: std::mem::take(&mut self.warnings),
         })
     }
@@ -1187,6 +1203,47 @@ impl Check<'_> {
         })
     }
 
+    fn language(&mut self, key: &str, value: &str) -> Option<crate::texts::Language> {
+        let lang = crate::texts::Language::parse(value);
+        if lang.is_none() {
+            self.error(
+                key,
+                format_args!("{value:?} is not a language (use \"en\" or \"fr\")"),
+            );
+        }
+        lang
+    }
+
+    fn texts(&mut self, raw: &RawTexts) -> Option<crate::texts::Texts> {
+        use crate::texts::{Language, Texts, keys};
+        let default_language = match raw.default_language.as_deref() {
+            None => Some(Language::En),
+            Some(v) => self.language("texts.default_language", v),
+        };
+        let mut overrides = BTreeMap::new();
+        let mut ok = true;
+        for (lang, table) in [(Language::En, &raw.en), (Language::Fr, &raw.fr)] {
+            for (key, value) in table {
+                let at = format!("texts.{lang}.{key}");
+                if !keys().any(|k| k == key) {
+                    let known: Vec<&str> = keys().collect();
+                    self.error(
+                        &at,
+                        format_args!("unknown text (known texts: {})", known.join(", ")),
+                    );
+                    ok = false;
+                } else if key.starts_with("footer") && !value.contains("{url}") {
+                    self.error(&at, "must contain {url}, where the preferences link goes");
+                    ok = false;
+                } else {
+                    overrides.insert((lang, key.clone()), value.clone());
+                }
+            }
+        }
+        ok.then_some(())?;
+        Some(Texts::new(default_language?, overrides))
+    }
+
     fn campaigns(&mut self, raw: &[RawCampaign]) -> Option<Vec<Campaign>> {
         if raw.is_empty() {
             self.error(
@@ -1314,6 +1371,10 @@ impl Check<'_> {
             list_id: raw.list_id.clone(),
             double_opt_in: raw.double_opt_in.unwrap_or(false),
             order: raw.order.unwrap_or(i as i64 + 1),
+            language: match raw.language.as_deref() {
+                None => None,
+                Some(v) => Some(self.language(&at("language"), v)?),
+            },
         })
     }
 

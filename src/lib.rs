@@ -3,9 +3,9 @@
 //! Data flows one way: `smtp` receives, `intake` reads the campaign and asks
 //! `policy` for each recipient, `store` commits message, decisions and
 //! deliveries in one transaction, and `delivery` sends each recipient's copy
-//! upstream. `cli` reads and changes the same store. Rooms for what comes
-//! next: `rewrite` (per-recipient copies), `token` (signed links), `web`
-//! (pages and API).
+//! upstream, each recipient's copy rendered by `rewrite` with links signed by
+//! `token`. `cli` reads and changes the same store. Room for what comes
+//! next: `web` (pages and API).
 
 pub mod cli;
 pub mod config;
@@ -14,10 +14,13 @@ pub mod delivery;
 pub mod intake;
 pub mod message;
 pub mod policy;
+pub mod rewrite;
 pub mod server;
 pub mod smtp;
 pub mod store;
 pub mod subject;
+pub mod texts;
+pub mod token;
 
 /// Unix time in milliseconds: the one clock reading the store keeps.
 pub fn now_ms() -> i64 {

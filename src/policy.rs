@@ -124,6 +124,7 @@ mod tests {
             list_id: None,
             double_opt_in: false,
             order: 1,
+            language: None,
         }
     }
     fn st(status: Status, since: i64, event_id: i64) -> Option<State> {

@@ -32,6 +32,16 @@ pub(super) enum Skip {
     Malformed,
 }
 
+impl Skip {
+    /// The part's content is broken (rather than merely unsupported).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            Skip::Malformed | Skip::MalformedBase64 | Skip::MalformedQuotedPrintable
+        )
+    }
+}
+
 /// A piece of a rewritten text, in the part's charset.
 #[derive(Debug)]
 enum Piece {
@@ -60,7 +70,10 @@ enum Layout {
     Lines(Vec<Chunk>),
     /// Base64: the whole decoded text, and the whitespace after the encoded
     /// body, kept.
-    Whole { pieces: Vec<Piece>, suffix: Span },
+    Whole {
+        pieces: Vec<Piece>,
+        suffix: Span,
+    },
 }
 
 /// A text part's template.
@@ -311,7 +324,8 @@ impl PartTemplate {
         footer_bytes.clear();
         if let Some(f) = footer {
             let text = if self.html { &f.html } else { &f.text };
-            self.charset.encode_inserted(text, self.html, &mut footer_bytes);
+            self.charset
+                .encode_inserted(text, self.html, &mut footer_bytes);
         }
         let footer_bytes_ref = footer.map(|_| footer_bytes.as_slice());
         let switched = match &self.layout {

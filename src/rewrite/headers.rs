@@ -60,17 +60,21 @@ fn has_bare_cr_or_lf(raw: &[u8]) -> bool {
 }
 
 /// The end of the line starting at `pos` and the start of the next one; a
-/// line ends at CRLF, a bare CR or a bare LF.
+/// line ends at a run of CRs with or without an LF after it ("\r\r\n" from
+/// a double conversion is one line break), or at a bare LF.
 fn next_line_any(raw: &[u8], pos: usize) -> (usize, usize) {
     match raw[pos..].iter().position(|&b| b == b'\r' || b == b'\n') {
         None => (raw.len(), raw.len()),
         Some(p) => {
             let at = pos + p;
-            if raw[at] == b'\r' && raw.get(at + 1) == Some(&b'\n') {
-                (at, at + 2)
-            } else {
-                (at, at + 1)
+            let mut next = at;
+            while raw.get(next) == Some(&b'\r') {
+                next += 1;
             }
+            if raw.get(next) == Some(&b'\n') {
+                next += 1;
+            }
+            (at, next)
         }
     }
 }
@@ -143,7 +147,10 @@ pub(super) fn scan(raw: &[u8], start: usize, end: usize) -> Block {
         match fields.last_mut() {
             Some(last) if starts_with_wsp(line) => last.span.end = next,
             _ => {
-                let name_end = line.iter().position(|&b| b == b':').map_or(pos, |c| pos + c);
+                let name_end = line
+                    .iter()
+                    .position(|&b| b == b':')
+                    .map_or(pos, |c| pos + c);
                 fields.push(Field {
                     span: Span::new(pos, next),
                     name_end,

@@ -39,8 +39,11 @@ pub(super) struct Analysis {
 /// Reads the structure of `raw`, whose top-level body starts at `body_start`
 /// by our own header scan. An `Err` says why no body may be rewritten.
 pub(super) fn analyse(raw: &[u8], body_start: usize) -> Result<Analysis, String> {
-    let message = MessageParser::default()
-        .parse(raw)
+    // mail-parser has debug assertions that fire on some hostile input in
+    // debug builds; a parser panic must not take the delivery worker down.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+    let message = parsed
+        .map_err(|_| "mail-parser failed on this message")?
         .ok_or("no header block")?;
     let parts = &message.parts;
     let root = parts.first().ok_or("no header block")?;
@@ -64,7 +67,9 @@ pub(super) fn analyse(raw: &[u8], body_start: usize) -> Result<Analysis, String>
                 work.extend(children.iter().rev().map(|&c| c as usize));
             }
             PartType::Text(text) | PartType::Html(text) => {
-                let Some(html) = text_kind(part) else { continue };
+                let Some(html) = text_kind(part) else {
+                    continue;
+                };
                 if is_attachment(part) {
                     continue;
                 }
@@ -166,10 +171,10 @@ fn main_parts(parts: &[MessagePart<'_>]) -> Vec<usize> {
                     _ => work.extend(children.take(1)),
                 }
             }
-            PartType::Text(_) | PartType::Html(_) => {
-                if text_kind(part).is_some() && !is_attachment(part) {
-                    main.push(id);
-                }
+            PartType::Text(_) | PartType::Html(_)
+                if text_kind(part).is_some() && !is_attachment(part) =>
+            {
+                main.push(id);
             }
             _ => {}
         }

@@ -35,6 +35,15 @@
 //!   HTML and an ASCII look-alike in plain text (é → e).
 //! - Input with bare CR or LF (which the SMTP side refuses) is repaired to
 //!   CRLF first, so no copy ever holds one.
+//! - The main body (where the footer goes) is the top-level text part, or,
+//!   going down through the first part of each multipart, the text parts
+//!   of a multipart/alternative (and the HTML root of a multipart/related
+//!   in it). Attachments, attached messages and multipart/signed or
+//!   multipart/encrypted content are never rewritten.
+//! - A part that cannot be rewritten (a charset such as UTF-16 or
+//!   ISO-2022-JP, an unknown transfer encoding, malformed content next to
+//!   a placeholder) is left as it was while the others are rewritten; the
+//!   footer goes in every main body or in none.
 
 mod body;
 mod charset;
@@ -119,7 +128,6 @@ enum Segment {
 }
 
 /// A message parsed once, ready to render each recipient's copy.
-#[derive(Debug)]
 pub struct Template {
     /// The stored message (line endings repaired if they had to be).
     raw: Vec<u8>,
@@ -129,6 +137,20 @@ pub struct Template {
     parts: Vec<PartTemplate>,
     has_placeholders: bool,
     fallback: Option<String>,
+}
+
+/// Sizes and outcome only: a template holds a message body, which is never
+/// logged.
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Template")
+            .field("bytes", &self.raw.len())
+            .field("segments", &self.segments.len())
+            .field("rewritten_parts", &self.parts.len())
+            .field("has_placeholders", &self.has_placeholders)
+            .field("fallback", &self.fallback)
+            .finish()
+    }
 }
 
 /// A planned replacement of `span` by a segment (`None`: removal).
@@ -225,7 +247,7 @@ impl Template {
             .filter(|id| !id.trim().is_empty());
         let unsubscribe = list
             .add_unsubscribe
-            .then(|| (urls.header_https.as_str(), urls.header_mailto.as_deref()));
+            .then_some((urls.header_https.as_str(), urls.header_mailto.as_deref()));
         let mut out = Vec::with_capacity(self.raw.len() + bodies.len() / 2 + 512);
         for segment in &self.segments {
             match segment {
@@ -275,11 +297,13 @@ impl Template {
 /// Removals of the campaign and `List-Unsubscribe*` fields, existing
 /// `List-Id` fields, and where our list headers go.
 fn header_edits(raw: &[u8], block: &headers::Block, campaign_header: &str) -> Vec<Edit> {
+    // An empty name would match lines that have no colon.
+    let campaign = Some(campaign_header.trim()).filter(|name| !name.is_empty());
     let mut edits = Vec::new();
     let mut insert_at = 0;
     let mut leading = true;
     for field in &block.fields {
-        if field.is(raw, campaign_header)
+        if campaign.is_some_and(|name| field.is(raw, name))
             || field.is(raw, "List-Unsubscribe")
             || field.is(raw, "List-Unsubscribe-Post")
         {
@@ -326,10 +350,13 @@ fn plan_parts(
             let footer_slot = footer && candidate.main;
             match plan_part(raw, block, candidate, footer_slot, &mut plan) {
                 Ok(()) => {}
-                Err(skip) => {
+                // A well-formed part with nothing to change is not worth a
+                // note; a malformed one may hide a placeholder.
+                Err(skip) if candidate.placeholder || footer_slot || skip.is_malformed() => {
                     part_notes.push(format!("part {}: {skip}, left unchanged", candidate.index));
                     footer_failed |= footer_slot;
                 }
+                Err(_) => {}
             }
         }
         if footer && footer_failed {
@@ -396,14 +423,15 @@ fn plan_part(
                 plan.edits.push((field.span, Some(segment)));
             }
         }
-        let mime_version = root
-            && !part_block
-                .fields
-                .iter()
-                .any(|f| f.is(raw, "MIME-Version"));
+        let mime_version = root && !part_block.fields.iter().any(|f| f.is(raw, "MIME-Version"));
         let at = Span::new(part_block.blank, part_block.blank);
-        plan.edits
-            .push((at, Some(Segment::CteAdd { part: index, mime_version })));
+        plan.edits.push((
+            at,
+            Some(Segment::CteAdd {
+                part: index,
+                mime_version,
+            }),
+        ));
     }
     plan.edits.push((part.body, Some(Segment::Body(index))));
     plan.parts.push(part);

@@ -47,7 +47,10 @@ pub(super) fn find(text: &str, from: usize) -> Option<(usize, usize, Placeholder
 /// Whether `bytes` (any ASCII-compatible text) holds a placeholder.
 pub(super) fn contains_any(bytes: &[u8]) -> bool {
     bytes.windows(2).enumerate().any(|(i, w)| {
-        w == b"[[" && ALL.iter().any(|(_, t)| bytes[i..].starts_with(t.as_bytes()))
+        w == b"[["
+            && ALL
+                .iter()
+                .any(|(_, t)| bytes[i..].starts_with(t.as_bytes()))
     })
 }
 

@@ -186,6 +186,14 @@ pub struct SubjectConsent {
     pub events: Vec<ConsentEvent>,
 }
 
+/// A subject as links name it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SubjectRow {
+    pub id: String,
+    /// `None` once erased.
+    pub address: Option<String>,
+}
+
 /// What the store holds about one recipient, for one campaign's decision.
 #[derive(Debug, Clone, Default)]
 pub struct KnownRecipient {
@@ -328,6 +336,16 @@ impl Store {
         address: &str,
     ) -> Result<Option<SubjectConsent>, StoreError> {
         dispatch!(self, s => s.subject_consent(address).await)
+    }
+
+    /// The subject a link names, by its opaque id.
+    pub async fn subject_by_id(&self, id: &str) -> Result<Option<SubjectRow>, StoreError> {
+        dispatch!(self, s => s.subject_by_id(id).await)
+    }
+
+    /// Current consent state of a subject, every campaign (and `*`).
+    pub async fn subject_states(&self, subject_id: &str) -> Result<Vec<StateRow>, StoreError> {
+        dispatch!(self, s => s.subject_states(subject_id).await)
     }
 
     pub async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<DecisionRow>, StoreError> {

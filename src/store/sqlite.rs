@@ -275,23 +275,7 @@ impl SqliteStore {
             return Ok(None);
         };
         let subject_id: String = row.try_get(0)?;
-        let states = sqlx::query(
-            "SELECT campaign, status, since, event_id FROM consent_state WHERE subject_id = $1 ORDER BY campaign",
-        )
-        .bind(&subject_id)
-        .fetch_all(&self.readers)
-        .await?
-        .iter()
-        .map(|r| {
-            let s = super::state_from(&r.try_get::<String, _>(1)?, r.try_get(2)?, r.try_get(3)?)?;
-            Ok(StateRow {
-                campaign: r.try_get(0)?,
-                status: s.status,
-                since: s.since,
-                event_id: s.event_id,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        let states = self.subject_states(&subject_id).await?;
         let events = sqlx::query(
             "SELECT id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at \
              FROM consent_events WHERE subject_id = $1 ORDER BY id",
@@ -309,6 +293,40 @@ impl SqliteStore {
             states,
             events,
         }))
+    }
+
+    pub async fn subject_by_id(&self, id: &str) -> Result<Option<SubjectRow>, StoreError> {
+        let row = sqlx::query("SELECT id, address FROM subjects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|r| {
+            Ok(SubjectRow {
+                id: r.try_get(0)?,
+                address: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn subject_states(&self, subject_id: &str) -> Result<Vec<StateRow>, StoreError> {
+        sqlx::query(
+            "SELECT campaign, status, since, event_id FROM consent_state WHERE subject_id = $1 ORDER BY campaign",
+        )
+        .bind(subject_id)
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(|r| {
+            let s = super::state_from(&r.try_get::<String, _>(1)?, r.try_get(2)?, r.try_get(3)?)?;
+            Ok(StateRow {
+                campaign: r.try_get(0)?,
+                status: s.status,
+                since: s.since,
+                event_id: s.event_id,
+            })
+        })
+        .collect()
     }
 
     pub async fn decisions(&self, f: &DecisionFilter) -> Result<Vec<DecisionRow>, StoreError> {

@@ -11,7 +11,7 @@ use super::*;
 fn newsletter() -> Vec<u8> {
     let mut text = String::new();
     let mut html = String::from("<html><body>\r\n");
-    for i in 0..60 {
+    for i in 0..88 {
         text.push_str(&format!(
             "Paragraphe {i} : les nouveautés de la semaine, café, thé et crème brûlée.\r\n"
         ));
@@ -33,13 +33,14 @@ fn newsletter() -> Vec<u8> {
     }
     let mut b64 = Vec::new();
     transfer::base64_encode_lines(html.as_bytes(), &mut b64);
-    let mut raw = b"Received: from crm.example by relay.example; Tue, 25 Nov 2025 10:00:00 +0000\r\n\
+    let mut raw =
+        b"Received: from crm.example by relay.example; Tue, 25 Nov 2025 10:00:00 +0000\r\n\
         From: news@shop.example\r\nTo: zoe@example.org\r\nSubject: Newsletter\r\n\
         X-Campaign: newsletter\r\nMIME-Version: 1.0\r\n\
         Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\
         --alt\r\nContent-Type: text/plain; charset=utf-8\r\n\
         Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        .to_vec();
+            .to_vec();
     raw.extend(qp);
     raw.extend(
         b"\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\
