@@ -103,7 +103,11 @@ async fn pipelined_session_gets_every_reply_in_order() {
     );
     assert!(text.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby relay.test (consent-relay) with ESMTP id "), "{text}");
     assert!(!text.contains("X-Campaign"), "{text}");
-    assert!(text.ends_with("\r\nplain\r\n"), "{text:?}");
+    // No placeholder in an opt-out message: the preferences footer follows the body.
+    assert!(
+        text.contains("\r\nplain\r\n\r\nYou receive this message from us."),
+        "{text:?}"
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //!
 //! Knows nothing of the SMTP server side.
 
+pub mod copy;
 pub mod dsn;
 pub mod retry;
 pub mod upstream;
@@ -18,8 +19,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
 
 use crate::config::Config;
-use crate::message;
 use crate::policy::{self, Outcome};
+use crate::rewrite::Template;
 use crate::store::{
     AttemptRecord, ClaimedDelivery, DeliveryStatus, LateDecision, MessageKind, NewMessage,
     RecipientDecision, Store,
@@ -28,15 +29,24 @@ use crate::subject;
 use retry::AttemptOutcome;
 use upstream::{Connection, Copy, Upstream};
 
-/// Per message: the copy to send and the message as stored.
-type BodyCache = HashMap<String, (Arc<Vec<u8>>, Arc<Vec<u8>>)>;
+/// A message ready to be copied: parsed once, rendered per recipient.
+struct Prepared {
+    /// The message as stored (sent as it is for a DSN; its headers go
+    /// back in a bounce).
+    original: Arc<Vec<u8>>,
+    /// `None` for messages the relay wrote itself (DSNs).
+    template: Option<Template>,
+}
 
-/// A claimed delivery with the bytes to send.
+/// Per message id.
+type BodyCache = HashMap<String, Arc<Prepared>>;
+
+/// A claimed delivery with what its copy is made from.
 struct Job {
     delivery: ClaimedDelivery,
-    copy: Arc<Vec<u8>>,
-    /// The message as stored (for a DSN's returned headers).
-    original: Arc<Vec<u8>>,
+    prepared: Arc<Prepared>,
+    /// The recipient's subject (their links name it).
+    subject_id: Option<String>,
 }
 
 /// The delivery side of one node.
@@ -203,18 +213,31 @@ impl Delivery {
             m
         };
         if !missing.is_empty() {
+            let kinds: HashMap<&str, MessageKind> = claimed
+                .iter()
+                .map(|c| (c.message_id.as_str(), c.kind))
+                .collect();
             for (id, body) in self.store.message_bodies(&missing).await? {
-                // The copy sent is the message without its campaign header.
-                let copy = Arc::new(message::remove_header(
-                    &body,
-                    &self.config.smtp.campaign_header,
-                ));
-                cache.insert(id, (copy, body));
+                let template = (kinds.get(id.as_str()) == Some(&MessageKind::Relay)).then(|| {
+                    let t = Template::parse(&body, &self.config.smtp.campaign_header);
+                    if let Some(reason) = t.fallback_reason() {
+                        tracing::info!(queue_id = %id, reason, "copies made without rewriting part of the body");
+                    }
+                    t
+                });
+                cache.insert(
+                    id,
+                    Arc::new(Prepared {
+                        original: body,
+                        template,
+                    }),
+                );
             }
         }
 
         // Consent, read again, one query per campaign in the batch.
         let mut late: HashMap<i64, LateDecision> = HashMap::new();
+        let mut subjects: HashMap<i64, String> = HashMap::new();
         let mut by_campaign: HashMap<&str, Vec<&ClaimedDelivery>> = HashMap::new();
         for c in claimed.iter().filter(|c| c.kind == MessageKind::Relay) {
             by_campaign.entry(c.campaign.as_str()).or_default().push(c);
@@ -235,6 +258,9 @@ impl Delivery {
                 .await?;
             for r in rows {
                 let k = known.get(&r.recipient).cloned().unwrap_or_default();
+                if let Some(id) = &k.subject_id {
+                    subjects.insert(r.id, id.clone());
+                }
                 let d = policy::decide(campaign, &k.consent, now);
                 if d.outcome == Outcome::Suppress {
                     late.insert(
@@ -267,7 +293,7 @@ impl Delivery {
                 });
                 continue;
             }
-            let Some((copy, original)) = cache.get(&c.message_id).cloned() else {
+            let Some(prepared) = cache.get(&c.message_id).cloned() else {
                 // The body is gone (purged): nothing can ever be sent.
                 let _ = records.send(AttemptRecord {
                     delivery_id: c.id,
@@ -281,9 +307,9 @@ impl Delivery {
                 continue;
             };
             jobs.push(Job {
+                subject_id: subjects.remove(&c.id),
                 delivery: c,
-                copy,
-                original,
+                prepared,
             });
         }
         Ok(jobs)
@@ -316,17 +342,23 @@ async fn send_loop(
         let Some(job) = job else { break };
         let d = &job.delivery;
         let name = format!("{}-{}", d.message_id, d.id);
-        let outcome = upstream
-            .send(
-                &mut conn,
-                &Copy {
+        let outcome = match render(&cfg, &job) {
+            Ok(body) => {
+                let copy = Copy {
                     mail_from: &d.mail_from,
                     recipient: &d.recipient,
-                    body: &job.copy,
+                    body: &body,
                     name: &name,
-                },
-            )
-            .await;
+                };
+                upstream.send(&mut conn, &copy).await
+            }
+            // Never sent without working links: retried like any temporary
+            // failure (a key problem is fixed in the configuration).
+            Err(e) => {
+                tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot sign the recipient's links");
+                AttemptOutcome::TemporaryFailure(format!("cannot sign the recipient's links: {e}"))
+            }
+        };
         let now = crate::now_ms();
         let (status, next) = retry::next_step(&outcome, d.attempts, d.received_at, now, &cfg.queue);
         let dsn = (status == DeliveryStatus::Failed
@@ -358,6 +390,30 @@ async fn send_loop(
     }
 }
 
+/// The bytes to send: the recipient's rendered copy, or the message as
+/// stored for what the relay wrote itself.
+fn render<'a>(
+    cfg: &Config,
+    job: &'a Job,
+) -> Result<std::borrow::Cow<'a, [u8]>, crate::token::TokenError> {
+    let d = &job.delivery;
+    let (Some(template), Some(campaign)) = (&job.prepared.template, cfg.campaign(&d.campaign))
+    else {
+        return Ok(std::borrow::Cow::Borrowed(&job.prepared.original[..]));
+    };
+    let links = job
+        .subject_id
+        .as_deref()
+        .map(|s| copy::links(cfg, campaign, s))
+        .transpose()?;
+    Ok(std::borrow::Cow::Owned(copy::render(
+        cfg,
+        template,
+        campaign,
+        links.as_ref(),
+    )))
+}
+
 /// The DSN message (kind `dsn`, null sender) for a failed delivery.
 fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMessage {
     let d = &job.delivery;
@@ -380,7 +436,7 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
         recipient: &d.recipient,
         diagnostic: &diagnostic,
         status: &status,
-        original: &job.original,
+        original: &job.prepared.original,
         arrival: d.received_at,
         now,
     });
