@@ -185,6 +185,53 @@ impl Intake {
     }
 }
 
+impl Intake {
+    /// Records a withdrawal asked for by mail to `unsubscribe+TOKEN@domain`
+    /// (RFC 2369 `mailto:` in List-Unsubscribe). An unknown or erased
+    /// subject is ignored: the mail is still answered 250, as the address
+    /// was valid when the link was made.
+    pub async fn unsubscribe_by_mail(
+        &self,
+        claims: &crate::token::Claims,
+        client: IpAddr,
+        sender: &str,
+    ) -> Result<(), StoreError> {
+        let Some(address) = self
+            .store
+            .subject_by_id(&claims.subject_id)
+            .await?
+            .and_then(|s| s.address)
+        else {
+            return Ok(());
+        };
+        let campaign = claims
+            .campaign
+            .clone()
+            .unwrap_or_else(|| crate::consent::ALL_CAMPAIGNS.to_owned());
+        let sender: String = sender
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(256)
+            .collect();
+        let event = self
+            .store
+            .append_consent_event(crate::store::NewConsentEvent {
+                new_subject: subject::new_subject(&self.config.signing, &address),
+                address,
+                campaign: campaign.clone(),
+                action: crate::consent::Action::Withdraw,
+                at: crate::now_ms(),
+                source: crate::consent::Source::OneClick,
+                ip: Some(client.to_string()),
+                user_agent: None,
+                evidence: Some(format!("mailto unsubscribe (RFC 2369) from <{sender}>")),
+            })
+            .await?;
+        tracing::info!(event = event.id, campaign = %campaign, client = %client, "unsubscribed by mail");
+        Ok(())
+    }
+}
+
 /// The trace header RFC 5321 4.4 requires of every relay.
 fn received_header(cfg: &Config, env: &Envelope, queue_id: &str, now: i64) -> String {
     let protocol = match (env.esmtp, env.auth_user.is_some()) {

@@ -10,15 +10,18 @@ use common::sink::Sink;
 use consent_relay::consent::Action;
 use consent_relay::token::{self, Purpose};
 
-fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+/// The unfolded value of the first header field called `name`.
+fn header(text: &str, name: &str) -> Option<String> {
     let head = &text[..text.find("\r\n\r\n").unwrap_or(text.len())];
-    head.split("\r\n")
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded
+        .split("\r\n")
         .find(|l| {
             l.len() > name.len()
                 && l[..name.len()].eq_ignore_ascii_case(name)
                 && l.as_bytes()[name.len()] == b':'
         })
-        .map(|l| l[name.len() + 1..].trim())
+        .map(|l| l[name.len() + 1..].trim().to_owned())
 }
 
 #[tokio::test]
@@ -44,10 +47,13 @@ async fn each_recipient_gets_their_own_signed_links() {
         let text = String::from_utf8(copy.data.clone()).unwrap();
         let lu = header(&text, "List-Unsubscribe").expect("List-Unsubscribe");
         assert_eq!(
-            header(&text, "List-Unsubscribe-Post"),
+            header(&text, "List-Unsubscribe-Post").as_deref(),
             Some("List-Unsubscribe=One-Click")
         );
-        assert_eq!(header(&text, "List-Id"), Some("<newsletter.example.com>"));
+        assert_eq!(
+            header(&text, "List-Id").as_deref(),
+            Some("<newsletter.example.com>")
+        );
         assert!(header(&text, "X-Campaign").is_none());
         let url = lu.trim_start_matches('<').trim_end_matches('>');
         assert!(url.starts_with("http://127.0.0.1:8080/u/"), "{url}");
@@ -125,4 +131,145 @@ async fn footer_follows_the_campaign_language() {
         footer_at < html.find("</body>").unwrap(),
         "footer before </body>: {html}"
     );
+}
+
+fn mailto_config(dir: &std::path::Path, sink: std::net::SocketAddr, networks: &str) -> String {
+    common::relay::config_text(dir, &format!("smtp://{sink}"), networks, "").replace(
+        "public_url = \"http://127.0.0.1:8080\"",
+        "public_url = \"http://127.0.0.1:8080\"\nunsubscribe_mailto_domain = \"unsubscribe.example.com\"",
+    )
+}
+
+/// RFC 2369: List-Unsubscribe also offers `mailto:unsubscribe+TOKEN@domain`;
+/// mail to it withdraws, and the next message is suppressed.
+#[tokio::test]
+async fn mail_to_the_unsubscribe_address_withdraws() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = mailto_config(dir.path(), sink.addr(), "");
+    let relay = TestRelay::start_with(dir, &text).await;
+    relay
+        .send(
+            &["ann@example.net"],
+            &common::relay::message("prospecting", "offer"),
+        )
+        .await;
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    let copy = String::from_utf8(got[0].data.clone()).unwrap();
+    let lu = header(&copy, "List-Unsubscribe").unwrap();
+    let mailto = lu
+        .split(',')
+        .map(str::trim)
+        .find(|p| p.starts_with("<mailto:"))
+        .expect("mailto form")
+        .trim_start_matches("<mailto:")
+        .trim_end_matches('>')
+        .to_owned();
+    assert!(
+        mailto.starts_with("unsubscribe+k1.") && mailto.ends_with("@unsubscribe.example.com"),
+        "{mailto}"
+    );
+
+    let mut c = relay.client().await;
+    c.expect("220").await;
+    c.cmd("EHLO mail.example.net", "250").await;
+    c.cmd("MAIL FROM:<ann@example.net>", "250").await;
+    c.cmd(&format!("RCPT TO:<{mailto}>"), "250 2.1.5").await;
+    c.cmd("DATA", "354").await;
+    c.write(b"Subject: unsubscribe\r\n\r\nplease\r\n.\r\n")
+        .await;
+    let r = c.read_reply().await;
+    assert!(r.starts_with("250 2.0.0 unsubscribed"), "{r}");
+    let r = relay
+        .send(
+            &["ann@example.net"],
+            &common::relay::message("prospecting", "again"),
+        )
+        .await;
+    assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
+    let info = relay
+        .store()
+        .subject_consent("ann@example.net")
+        .await
+        .unwrap()
+        .unwrap();
+    let e = info.events.last().unwrap();
+    assert_eq!(
+        (e.action.as_str(), e.campaign.as_str(), e.source.as_str()),
+        ("withdraw", "prospecting", "one-click")
+    );
+    assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+}
+
+/// With a mailto domain, clients outside allowed_networks may connect, but
+/// only to write to valid unsubscribe addresses: never a relay.
+#[tokio::test]
+async fn outsiders_may_only_write_to_unsubscribe_addresses() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = mailto_config(
+        dir.path(),
+        sink.addr(),
+        "allowed_networks = [\"10.0.0.0/8\"]",
+    );
+    let relay = TestRelay::start_with(dir, &text).await;
+    relay
+        .consent("bob@example.net", "newsletter", Action::Grant, None)
+        .await;
+    let subject = relay
+        .store()
+        .subject_consent("bob@example.net")
+        .await
+        .unwrap()
+        .unwrap()
+        .subject_id;
+    let tok = token::sign(
+        &relay.config.signing,
+        &token::Claims {
+            subject_id: subject,
+            campaign: Some("newsletter".into()),
+            purpose: Purpose::Unsubscribe,
+        },
+    )
+    .unwrap();
+
+    let mut c = relay.client().await;
+    c.expect("220").await;
+    c.cmd("EHLO outside.example", "250").await;
+    c.cmd("MAIL FROM:<x@outside.example>", "250").await;
+    c.cmd("RCPT TO:<victim@example.org>", "554 5.7.1").await;
+    c.cmd(
+        "RCPT TO:<unsubscribe+k1.AAAA@unsubscribe.example.com>",
+        "550 5.1.1",
+    )
+    .await;
+    let mut forged = tok.clone();
+    forged.replace_range(10..11, if &tok[10..11] == "A" { "B" } else { "A" });
+    c.cmd(
+        &format!("RCPT TO:<unsubscribe+{forged}@unsubscribe.example.com>"),
+        "550 5.1.1",
+    )
+    .await;
+    c.cmd(
+        &format!("RCPT TO:<unsubscribe+{tok}@UNSUBSCRIBE.example.com>"),
+        "250",
+    )
+    .await;
+    c.cmd("DATA", "354").await;
+    c.write(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
+    c.expect("250 2.0.0 unsubscribed").await;
+    let states = relay
+        .store()
+        .subject_consent("bob@example.net")
+        .await
+        .unwrap()
+        .unwrap()
+        .states;
+    assert!(
+        states
+            .iter()
+            .any(|s| s.campaign == "newsletter" && s.status.as_str() == "withdrawn")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.count(), 0, "nothing relayed for an outsider");
 }

@@ -106,8 +106,12 @@ impl SmtpServer {
             let _ = stream.set_nodelay(true);
             let ip = canonical(peer.ip());
             let authorized = cfg.smtp.allowed_networks.iter().any(|n| n.contains(&ip));
-            if !authorized && cfg.smtp.users.is_empty() {
-                // Nobody outside the allowed networks can ever send here.
+            if !authorized
+                && cfg.smtp.users.is_empty()
+                && cfg.http.unsubscribe_mailto_domain.is_none()
+            {
+                // Nobody outside the allowed networks can ever send here
+                // (with a mailto unsubscribe domain, anyone may write to it).
                 tracing::info!(peer = %peer, "connection refused: not in allowed_networks");
                 sessions.spawn(refuse(
                     stream,

@@ -16,6 +16,7 @@ use super::data::{DataReader, Progress};
 use super::reply::{self, Reply};
 use crate::config::Config;
 use crate::intake::{Envelope, Intake, Refusal};
+use crate::token::{Claims, Purpose};
 
 /// RFC 5321 4.5.3.1.4: a command line is at most 512 octets, CRLF included.
 const MAX_COMMAND_LINE: usize = 512;
@@ -54,6 +55,8 @@ struct Session<'a, S> {
     helo: String,
     mail_from: String,
     rcpt_to: Vec<String>,
+    /// `unsubscribe+TOKEN@domain` recipients of this transaction (RFC 2369).
+    unsubscribes: Vec<Claims>,
     errors: usize,
     /// The client may send mail (allowed network; AUTH comes later).
     authorized: bool,
@@ -83,6 +86,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         helo: String::new(),
         mail_from: String::new(),
         rcpt_to: Vec::new(),
+        unsubscribes: Vec::new(),
         errors: 0,
         authorized,
     };
@@ -219,6 +223,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     fn reset_transaction(&mut self) {
         self.mail_from.clear();
         self.rcpt_to.clear();
+        self.unsubscribes.clear();
         if !matches!(self.phase, Phase::Connected) {
             self.phase = Phase::Greeted;
         }
@@ -266,11 +271,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Phase::Mail | Phase::Rcpt => {
                     self.refuse(reply::bad_sequence("nested MAIL command; send RSET first"))
                 }
-                Phase::Greeted if !self.authorized => self.refuse(Reply::new(
+                Phase::Greeted
+                    if !self.authorized
+                        && self.ctx.config.http.unsubscribe_mailto_domain.is_none() =>
+                {
+                    self.refuse(Reply::new(
                     530,
                     "5.7.0",
                     "authentication required; this relay only accepts mail from its allowed networks",
-                )),
+                    ))
+                }
                 Phase::Greeted if from.size > cfg.max_message_size => {
                     self.refuse(reply::too_large())
                 }
@@ -287,7 +297,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
                 Phase::Mail | Phase::Rcpt => {
                     let address = to.address.into_owned();
-                    if self.rcpt_to.len() >= cfg.max_recipients {
+                    if let Some(token) = self.unsubscribe_token(&address) {
+                        return Ok(self.unsubscribe_rcpt(token));
+                    }
+                    if !self.authorized {
+                        // Outsiders may only write to the unsubscribe addresses.
+                        return Ok(self.refuse(Reply::new(
+                            554,
+                            "5.7.1",
+                            "relay access denied: this relay only accepts mail from its allowed networks",
+                        )));
+                    }
+                    if self.rcpt_to.len() + self.unsubscribes.len() >= cfg.max_recipients {
                         self.refuse(reply::too_many_recipients())
                     } else if !is_mailbox(&address) {
                         self.refuse(Reply::new(501, "5.1.3", "recipient must be a mailbox local@domain"))
@@ -400,7 +421,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Ok(Next::Continue)
     }
 
+    /// The token of an `unsubscribe+TOKEN@<unsubscribe_mailto_domain>` address.
+    fn unsubscribe_token<'a>(&self, address: &'a str) -> Option<&'a str> {
+        let domain = self.ctx.config.http.unsubscribe_mailto_domain.as_deref()?;
+        let (local, at) = address.rsplit_once('@')?;
+        if !at.eq_ignore_ascii_case(domain) {
+            return None;
+        }
+        local.strip_prefix("unsubscribe+")
+    }
+
+    fn unsubscribe_rcpt(&mut self, token: &str) -> Next {
+        match crate::token::verify_for(&self.ctx.config.signing, token, Purpose::Unsubscribe) {
+            Ok(claims) => {
+                self.unsubscribes.push(claims);
+                self.phase = Phase::Rcpt;
+                self.reply(Reply::new(250, "2.1.5", "recipient OK"));
+                Next::Continue
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.peer, cause = %e, "unsubscribe address refused");
+                self.refuse(Reply::new(550, "5.1.1", "no such unsubscribe address"))
+            }
+        }
+    }
+
     async fn deliver(&mut self, body: Vec<u8>) -> Reply {
+        if !self.unsubscribes.is_empty() {
+            let claims = std::mem::take(&mut self.unsubscribes);
+            let from = self.mail_from.clone();
+            for c in &claims {
+                if let Err(e) = self
+                    .ctx
+                    .intake
+                    .unsubscribe_by_mail(c, self.peer.ip(), &from)
+                    .await
+                {
+                    tracing::error!(peer = %self.peer, cause = %e, "unsubscribe by mail not recorded");
+                    return reply::store_failed();
+                }
+            }
+            if self.rcpt_to.is_empty() {
+                return Reply::new(
+                    250,
+                    "2.0.0",
+                    format!("unsubscribed ({} request(s) recorded)", claims.len()),
+                );
+            }
+        }
         let envelope = Envelope {
             mail_from: std::mem::take(&mut self.mail_from),
             rcpt_to: std::mem::take(&mut self.rcpt_to),
