@@ -4,8 +4,9 @@
 //! `policy` for each recipient, `store` commits message, decisions and
 //! deliveries in one transaction, and `delivery` sends each recipient's copy
 //! upstream, each recipient's copy rendered by `rewrite` with links signed by
-//! `token`. `cli` reads and changes the same store. Room for what comes
-//! next: `web` (pages and API).
+//! `token`. `web` serves those links (one-click unsubscribe and the pages)
+//! and changes consent through the same store; `cli` reads and changes it
+//! too.
 
 pub mod cli;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod subject;
 pub mod texts;
 pub mod token;
+pub mod web;
 
 /// Unix time in milliseconds: the one clock reading the store keeps.
 pub fn now_ms() -> i64 {

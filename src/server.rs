@@ -1,6 +1,7 @@
-//! `serve`: opens the store, binds the SMTP listener, starts delivery, and
-//! drains on SIGTERM/SIGINT: stop accepting, let sessions finish the
-//! transaction in progress, finish sends in flight, hand leases back, exit 0.
+//! `serve`: opens the store, binds the SMTP and HTTP listeners, starts
+//! delivery, and drains on SIGTERM/SIGINT: stop accepting, let sessions
+//! finish the transaction in progress and requests their answer, finish
+//! sends in flight, hand leases back, exit 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,20 +16,24 @@ use crate::delivery::Delivery;
 use crate::intake::Intake;
 use crate::smtp;
 use crate::store::Store;
+use crate::web;
 
-/// How long sessions and sends in progress get to finish on shutdown.
+/// How long sessions, requests and sends in progress get to finish on shutdown.
 pub const GRACE: Duration = Duration::from_secs(20);
 
 /// A running relay (used by `serve` and by tests in-process).
 pub struct Running {
     pub smtp_addr: SocketAddr,
+    /// Where the pages and one-click unsubscribe are served (`[http] listen`).
+    pub http_addr: SocketAddr,
     pub store: Store,
     shutdown: watch::Sender<bool>,
     smtp: JoinHandle<()>,
+    http: JoinHandle<()>,
     delivery: JoinHandle<()>,
 }
 
-/// Starts every part of the relay; returns once the listener is bound.
+/// Starts every part of the relay; returns once the listeners are bound.
 pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -52,16 +57,29 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             )
         })?;
     let smtp_addr = listener.local_addr()?;
+    let http_listener = web::bind(config.clone(), store.clone(), shutdown_rx.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "{}: http.listen: cannot listen on {}",
+                config.path.display(),
+                config.http.listen
+            )
+        })?;
+    let http_addr = http_listener.local_addr()?;
     let delivery = Delivery::new(config.clone(), store.clone(), wake)
         .map_err(|e| anyhow::anyhow!("{}: upstream: {e}", config.path.display()))?;
     let smtp = tokio::spawn(listener.run(GRACE));
+    let http = tokio::spawn(http_listener.run(GRACE));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
-    tracing::info!(smtp = %smtp_addr, store = ?config.store.url, "consent-relay started");
+    tracing::info!(smtp = %smtp_addr, http = %http_addr, store = ?config.store.url, "consent-relay started");
     Ok(Running {
         smtp_addr,
+        http_addr,
         store,
         shutdown,
         smtp,
+        http,
         delivery,
     })
 }
@@ -70,7 +88,10 @@ impl Running {
     /// Drains and stops everything.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        // Both listeners drain at once (each within GRACE); the store
+        // closes only after the last request that could write to it.
         let _ = self.smtp.await;
+        let _ = self.http.await;
         if tokio::time::timeout(GRACE, self.delivery).await.is_err() {
             tracing::warn!("delivery did not stop within the grace period");
         }

@@ -1,5 +1,5 @@
 //! Every text a recipient reads, in English and French: the footer added to
-//! mail and the words of the pages. Each can be overridden in the TOML file
+//! mail and the words of the pages (`page_*`, plain text). Each can be overridden in the TOML file
 //! (`[texts.en]`, `[texts.fr]`); the version of the texts in force is kept
 //! as proof with every consent change made on a page. Pure.
 
@@ -77,6 +77,134 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "footer_html",
         "<p style=\"font-size:12px;color:#555\">You receive this message from us. <a href=\"{url}\">Choose what you receive, or unsubscribe</a>.</p>",
         "<p style=\"font-size:12px;color:#555\">Vous recevez ce message de notre part. <a href=\"{url}\">Choisir ce que vous recevez, ou vous désabonner</a>.</p>",
+    ),
+    // The pages (`web::pages`). Plain text: the page escapes them, so HTML in
+    // an override shows as typed. `{label}` is the campaign's label.
+    ("page_unsubscribe_title", "Unsubscribe", "Désabonnement"),
+    (
+        "page_unsubscribe_question",
+        "Unsubscribe from {label}?",
+        "Vous désabonner de {label}\u{a0}?",
+    ),
+    (
+        "page_unsubscribe_explain",
+        "You will no longer receive these messages at this address.",
+        "Vous ne recevrez plus ces messages à cette adresse.",
+    ),
+    ("page_unsubscribe_button", "Unsubscribe", "Me désabonner"),
+    (
+        "page_unsubscribe_done",
+        "You are unsubscribed from {label}.",
+        "Votre désabonnement de {label} est enregistré.",
+    ),
+    (
+        "page_unsubscribe_done_detail",
+        "You will not receive these messages any more. You can change your mind at any time on your preferences page.",
+        "Vous ne recevrez plus ces messages. Vous pouvez changer d'avis à tout moment sur la page de vos préférences.",
+    ),
+    ("page_all_messages", "all our messages", "tous nos messages"),
+    (
+        "page_all_messages_note",
+        "Messages needed for your account or contract, such as invoices, are still sent.",
+        "Les messages nécessaires à votre compte ou à votre contrat, comme les factures, restent envoyés.",
+    ),
+    (
+        "page_mandatory_unsubscribe",
+        "{label}: these messages are always sent, because they are needed for your account or contract.",
+        "{label}\u{a0}: ces messages sont toujours envoyés, car ils sont nécessaires à votre compte ou à votre contrat.",
+    ),
+    (
+        "page_preferences_link",
+        "Choose what you receive",
+        "Choisir ce que vous recevez",
+    ),
+    (
+        "page_preferences_title",
+        "Your email preferences",
+        "Vos préférences de messages",
+    ),
+    (
+        "page_preferences_intro",
+        "Tick the messages you want to receive from us, then save.",
+        "Cochez les messages que vous souhaitez recevoir de notre part, puis enregistrez.",
+    ),
+    (
+        "page_preferences_legend",
+        "Messages you receive",
+        "Messages que vous recevez",
+    ),
+    (
+        "page_mandatory_note",
+        "Always sent: needed for your account or contract.",
+        "Toujours envoyé\u{a0}: nécessaire à votre compte ou à votre contrat.",
+    ),
+    ("page_all_legend", "All messages", "Tous les messages"),
+    (
+        "page_all_label",
+        "Unsubscribe from all",
+        "Me désabonner de tout",
+    ),
+    ("page_save_button", "Save", "Enregistrer"),
+    (
+        "page_saved_notice",
+        "Saved. Your choices apply to every message from now on.",
+        "Enregistré. Vos choix s'appliquent à tous les messages à partir de maintenant.",
+    ),
+    (
+        "page_optin_title",
+        "Confirm your subscription",
+        "Confirmer votre inscription",
+    ),
+    (
+        "page_optin_question",
+        "Confirm that you want to receive {label}",
+        "Confirmez que vous souhaitez recevoir {label}",
+    ),
+    ("page_optin_button", "Confirm", "Confirmer"),
+    (
+        "page_optin_done",
+        "Thank you: you will receive {label}.",
+        "Merci\u{a0}: vous recevrez {label}.",
+    ),
+    (
+        "page_error_link_title",
+        "This link does not work",
+        "Ce lien ne fonctionne pas",
+    ),
+    (
+        "page_error_link_detail",
+        "Check that the whole link was copied from the message. Nothing was changed.",
+        "Vérifiez que le lien a été copié en entier depuis le message. Rien n'a été modifié.",
+    ),
+    (
+        "page_error_gone_title",
+        "This link is no longer valid",
+        "Ce lien n'est plus valable",
+    ),
+    (
+        "page_error_gone_detail",
+        "What it pointed to no longer exists. The links in a more recent message will work. Nothing was changed.",
+        "Ce qu'il désignait n'existe plus. Les liens d'un message plus récent fonctionneront. Rien n'a été modifié.",
+    ),
+    (
+        "page_error_request_title",
+        "This request could not be handled",
+        "Cette demande n'a pas pu être traitée",
+    ),
+    (
+        "page_error_request_detail",
+        "Please go back to the page and try again. Nothing was changed.",
+        "Revenez à la page et réessayez. Rien n'a été modifié.",
+    ),
+    (
+        "page_error_server_title",
+        "Something went wrong",
+        "Une erreur est survenue",
+    ),
+    (
+        "page_error_server_detail",
+        "Nothing was changed. Please try again in a few minutes.",
+        "Rien n'a été modifié. Veuillez réessayer dans quelques minutes.",
     ),
 ];
 
@@ -193,6 +321,27 @@ mod tests {
         );
         assert_ne!(plain.version(), custom.version());
         assert_eq!(plain.get(Language::En, "no-such-key"), "");
+    }
+
+    #[test]
+    fn both_languages_use_the_same_placeholders() {
+        let placeholders = |text: &str| -> Vec<String> {
+            text.split('{')
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+                .collect()
+        };
+        for (k, en, fr) in DEFAULTS {
+            assert_eq!(placeholders(en), placeholders(fr), "{k}");
+            if k.starts_with("page_") {
+                assert!(!en.contains('<') && !fr.contains('<'), "{k} is plain text");
+            }
+        }
+        let keys: Vec<&str> = keys().collect();
+        let mut unique = keys.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(keys.len(), unique.len(), "duplicate text keys");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A relay under test, in-process: a config written for the test (real
-//! SQLite file in a temp dir, the test's sink as upstream, listener on
-//! 127.0.0.1:0), plus a small raw SMTP client that shows exact replies.
+//! SQLite file in a temp dir, the test's sink as upstream, SMTP and HTTP
+//! listeners on 127.0.0.1:0), plus a small raw SMTP client that shows exact
+//! replies, and signed link tokens for its subjects.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use consent_relay::consent::{Action, Source};
 use consent_relay::server::{self, Running};
 use consent_relay::store::{NewConsentEvent, Store};
 use consent_relay::subject;
+use consent_relay::token::{self, Claims, Purpose};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -89,7 +91,10 @@ pub struct TestRelay {
     pub dir: tempfile::TempDir,
     pub config: Arc<Config>,
     pub running: Option<Running>,
+    /// The SMTP listener.
     pub addr: SocketAddr,
+    /// The HTTP listener (pages, one-click unsubscribe).
+    pub http_addr: SocketAddr,
 }
 
 impl TestRelay {
@@ -111,12 +116,42 @@ impl TestRelay {
         let config = Arc::new(Config::load(&path).unwrap_or_else(|e| panic!("test config: {e}")));
         let running = server::start(config.clone()).await.expect("relay starts");
         let addr = running.smtp_addr;
+        let http_addr = running.http_addr;
         TestRelay {
             dir,
             config,
             running: Some(running),
             addr,
+            http_addr,
         }
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the relay's HTTP listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
+    }
+
+    /// A link token signed with the relay's current key.
+    pub fn token(&self, purpose: Purpose, subject_id: &str, campaign: Option<&str>) -> String {
+        token::sign(
+            &self.config.signing,
+            &Claims {
+                subject_id: subject_id.to_owned(),
+                campaign: campaign.map(str::to_owned),
+                purpose,
+            },
+        )
+        .expect("sign a token")
+    }
+
+    /// The subject id of a known address.
+    pub async fn subject_id(&self, email: &str) -> String {
+        self.store()
+            .subject_consent(&subject::normalise(email))
+            .await
+            .expect("store")
+            .unwrap_or_else(|| panic!("{email} has no subject"))
+            .subject_id
     }
 
     pub fn store(&self) -> &Store {

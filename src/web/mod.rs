@@ -1,0 +1,189 @@
+//! The recipient's side of HTTP: the one-click unsubscribe endpoint (RFC
+//! 8058), the unsubscribe, preference and opt-in pages, and `/healthz`.
+//! `GET` only shows; `POST` changes consent, through the same store function
+//! as every other path, with the proof (IP, user agent, page, language and
+//! texts version) in the event.
+//!
+//! Owns the router, its limits and security headers, the pages and the
+//! HTTP listener ([`bind`]). Does not own the `/api/v1` routes (not yet
+//! built), the token format (`token`) or the words (`texts`).
+
+mod choices;
+mod error;
+mod form;
+mod html;
+mod pages;
+mod serve;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{StatusCode, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::texts::Language;
+
+pub use error::WebError;
+pub use serve::{HttpServer, bind};
+
+/// Largest request body accepted: the pages' forms are a few hundred bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+/// A request (body included) must be answered within this, or gets `408`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct WebState {
+    pub config: Arc<Config>,
+    pub store: Store,
+}
+
+/// Every route of the HTTP listener, with the body limit, the request
+/// timeout and the security headers.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route(
+            "/u/{token}",
+            get(pages::unsubscribe_form).post(pages::unsubscribe),
+        )
+        .route(
+            "/p/{token}",
+            get(pages::preferences).post(pages::save_preferences),
+        )
+        .route("/o/{token}", get(pages::optin_form).post(pages::optin))
+        .route("/healthz", get(healthz))
+        .fallback(pages::not_found)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), finish))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Who is asking, as far as a page needs to know: their language, and the
+/// proof kept with a consent change.
+pub(crate) struct Visitor {
+    pub lang: Language,
+    /// The TCP peer (no `X-Forwarded-For`: it cannot be trusted here).
+    pub ip: Option<String>,
+    /// At most [`USER_AGENT_MAX`] characters.
+    pub user_agent: Option<String>,
+}
+
+/// User agents are kept as proof, but not without bound.
+pub const USER_AGENT_MAX: usize = 512;
+
+impl FromRequestParts<WebState> for Visitor {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Visitor, Infallible> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_canonical().to_string());
+        let user_agent = parts.headers.get(header::USER_AGENT).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(USER_AGENT_MAX)
+                .collect()
+        });
+        Ok(Visitor {
+            lang: language(&parts.headers, &state.config),
+            ip,
+            user_agent,
+        })
+    }
+}
+
+fn language(headers: &HeaderMap, config: &Config) -> Language {
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    Language::negotiate(accept, config.texts.default_language)
+}
+
+/// A `200` page (or another status) in `lang`.
+fn html_page(status: StatusCode, lang: Language, body: String) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_LANGUAGE,
+                HeaderValue::from_static(lang.code()),
+            ),
+            (header::VARY, HeaderValue::from_static("Accept-Language")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::CACHE_CONTROL, "no-store"),
+];
+
+/// The outermost layer: answers made below the handlers (`405`, `408`,
+/// `413`) become plain pages too, and every response gets the security
+/// headers. Tokens are in paths: `no-store` keeps pages out of shared
+/// caches and `no-referrer` keeps the path out of other sites' logs.
+async fn finish(State(web): State<WebState>, req: Request, next: Next) -> Response {
+    let lang = language(req.headers(), &web.config);
+    let mut res = next.run(req).await;
+    let status = res.status();
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if (status.is_client_error() || status.is_server_error()) && !is_html {
+        let text = if status.is_server_error() {
+            error::ErrorText::Server
+        } else {
+            error::ErrorText::Request
+        };
+        let words = html::Words {
+            texts: &web.config.texts,
+            lang,
+        };
+        let allow = res.headers().get(header::ALLOW).cloned();
+        res = html_page(status, lang, html::error(words, text));
+        if let Some(allow) = allow {
+            res.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    let headers = res.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    res
+}

@@ -1,0 +1,132 @@
+//! The HTTP listener: accepts connections on `[http] listen` and serves the
+//! router over HTTP/1.1 (TLS, when wanted, is the reverse proxy's job).
+//!
+//! Written on hyper directly rather than `axum::serve` for three limits the
+//! latter lacks: a bound on concurrent connections, a timeout on reading
+//! request headers (a client that opens a connection and sends nothing is
+//! dropped, idle keep-alive connections too), and a drain bounded by the
+//! grace period on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::Service as _;
+
+use super::{WebState, router};
+use crate::config::Config;
+use crate::store::Store;
+
+/// Connections served at once; more are closed on accept.
+const MAX_CONNECTIONS: usize = 1024;
+/// Time to send the request line and headers, and to send the next request
+/// on a kept-alive connection.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// Read buffer, and so the largest request head (tokens are < 200 bytes).
+const MAX_BUF_SIZE: usize = 64 * 1024;
+
+/// A bound HTTP listener, not yet accepting.
+pub struct HttpServer {
+    listener: TcpListener,
+    router: Router,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Binds `[http] listen`. Serving starts with [`HttpServer::run`].
+pub async fn bind(
+    config: Arc<Config>,
+    store: Store,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<HttpServer> {
+    let listener = TcpListener::bind(config.http.listen).await?;
+    Ok(HttpServer {
+        listener,
+        router: router(WebState { config, store }),
+        shutdown,
+    })
+}
+
+impl HttpServer {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until shutdown, then lets requests in progress finish (idle
+    /// connections close at once) for up to `grace`.
+    pub async fn run(self, grace: Duration) {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut connections = JoinSet::new();
+        let mut shutdown = self.shutdown.clone();
+        if let Ok(addr) = self.listener.local_addr() {
+            tracing::info!(listen = %addr, "http listening");
+        }
+        loop {
+            let (stream, peer) = tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and the like: back off instead of spinning.
+                        tracing::warn!(cause = %e, "http accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = crate::until_shutdown(&mut shutdown) => break,
+            };
+            while connections.try_join_next().is_some() {}
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(peer = %peer, "http connection refused: too many connections");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let router = self.router.clone();
+            let mut shutdown = self.shutdown.clone();
+            connections.spawn(async move {
+                let _permit = permit;
+                let service =
+                    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        router.clone().call(req.map(Body::new))
+                    });
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .max_buf_size(MAX_BUF_SIZE)
+                    .serve_connection(TokioIo::new(stream), service);
+                let mut connection = std::pin::pin!(connection);
+                let result = tokio::select! {
+                    r = connection.as_mut() => r,
+                    _ = crate::until_shutdown(&mut shutdown) => {
+                        // Finishes the request in progress, then closes.
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(peer = %peer, cause = %e, "http connection ended");
+                }
+            });
+        }
+        drop(self.listener);
+        let drained = tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = connections.len(),
+                "http connections still open after the grace period; closing them"
+            );
+            connections.abort_all();
+        }
+    }
+}
