@@ -11,7 +11,7 @@
 #            `cargo build --release`, a fresh SQLite store under $STATE; the RSS cost of
 #            $IDLE_CONNS idle connections, then accept and end-to-end rates, CPU, RSS peak
 #
-# Usage:  bench/run.sh [sink] [postfix] [relay]
+# Usage:  bench/run.sh [sink] [postfix] [relay] [relay_base]   (relay_base needs RELAY_BASE_BIN)
 # Output: one line per figure:  FIGURE<TAB>name<TAB>value<TAB>unit<TAB>conditions
 #         then a markdown summary table (stdout); progress and problems on stderr ("# ...").
 # Needs : root (Postfix's master and smtp-sink -u), postfix (smtp-source, smtp-sink; installed
@@ -31,6 +31,7 @@
 #   SINK_PORT=2600 RELAY_PORT=2525 RELAY_UNDER_TEST_PORT=2527
 #   STATE=/tmp/consent-relay-bench   RUN_TIMEOUT=300 (seconds per measured command)
 #   RELAY_BIN=path       use this consent-relay binary instead of building target/release
+#   RELAY_BASE_BIN=path  step relay_base: another build under the same load (what a change costs)
 #   BUILD_TIMEOUT=1800   bound on `cargo build --release`
 #   SETTLE=2             seconds to wait after the last expected delivery before the
 #                        exactly-once recount (a duplicate arriving late shows up)
@@ -529,29 +530,43 @@ fig("consent_relay_idle_greeted", greeted, "connections", cond)
 PY
 }
 
-bench_relay() {
-  ensure_postfix || return 1
-  relay_build || return 1
-  [[ -x $RELAY_EXE ]] || { log "no executable at $RELAY_EXE"; return 1; }
+run_relay() { # name exe idle(yes|no): one consent-relay binary under the relay load
+  local name=$1 exe=$2 idle=$3
+  [[ -x $exe ]] || { log "no executable at $exe"; return 1; }
   relay_config
   start_sink || return 1
-  if relay_start "$RELAY_EXE"; then
+  if relay_start "$exe"; then
     local pid; pid=$(relay_pid)
-    log "consent-relay pid $pid, VmRSS at start $(rss_kb "$pid") kB"
+    log "$name: pid $pid ($exe), VmRSS at start $(rss_kb "$pid") kB"
     # Idle connections first, on the fresh process: after the load run the allocator
     # would reuse freed memory for them and hide their cost.
-    relay_idle_connections "$pid" "$RELAY_UNDER_TEST_PORT"
-    measure_relay consent_relay "$RELAY_UNDER_TEST_PORT" "$N_RELAY" $((N_RELAY * RELAY_RCPT)) relay_cpu "$pid"
-    fig consent_relay_rss_after_run_kb "$(rss_kb "$pid")" "kB" "VmRSS after the run and the ${SETTLE}s settle"
+    [[ $idle == yes ]] && relay_idle_connections "$pid" "$RELAY_UNDER_TEST_PORT"
+    measure_relay "$name" "$RELAY_UNDER_TEST_PORT" "$N_RELAY" $((N_RELAY * RELAY_RCPT)) relay_cpu "$pid"
+    fig "${name}_rss_after_run_kb" "$(rss_kb "$pid")" "kB" "VmRSS after the run and the ${SETTLE}s settle"
     local t0; t0=$(now)
     stop_relay
-    fig consent_relay_stop_seconds "$(secs "$t0" "$(now)")" "s" "SIGTERM to exit, idle relay (SIGKILL after 35 s)"
+    fig "${name}_stop_seconds" "$(secs "$t0" "$(now)")" "s" "SIGTERM to exit, idle relay (SIGKILL after 35 s)"
     local nerr; nerr=$(grep -ciE 'error|panic' "$STATE/relay.log")
     ((nerr == 0)) || log "$STATE/relay.log: $nerr line(s) mention error or panic"
   fi
   stop_relay
   rm -f "$STATE/relay.timeout.pid"
   stop_sink
+}
+
+bench_relay() {
+  ensure_postfix || return 1
+  relay_build || return 1
+  run_relay consent_relay "$RELAY_EXE" yes
+}
+
+# Another build of consent-relay under the same load, in the same run, to
+# measure what a change costs (e.g. RELAY_BASE_BIN built from the commit
+# before per-recipient rewriting): figures named consent_relay_base_*.
+bench_relay_base() {
+  [[ -n ${RELAY_BASE_BIN:-} ]] || { log "relay_base: set RELAY_BASE_BIN to a consent-relay binary; skipping"; return 0; }
+  ensure_postfix || return 1
+  run_relay consent_relay_base "$RELAY_BASE_BIN" no
 }
 
 # ---------------------------------------------------------------- summary
@@ -580,6 +595,7 @@ summary() { # markdown table from this run's figures
       if ("postfix_accept_msgs_per_s" in v) row("Postfix, default grouping", "postfix")
       if ("postfix_perrcpt_accept_msgs_per_s" in v) row("Postfix, 1 recipient per delivery", "postfix_perrcpt")
       if ("consent_relay_accept_msgs_per_s" in v) row("consent-relay", "consent_relay")
+      if ("consent_relay_base_accept_msgs_per_s" in v) row("consent-relay, RELAY_BASE_BIN", "consent_relay_base")
       if (("consent_relay_accept_msgs_per_s" in v) && (("postfix_accept_msgs_per_s" in v) || ("postfix_perrcpt_accept_msgs_per_s" in v))) {
         print ""
         print "| consent-relay / Postfix | accept msg/s | recipients delivered/s (e2e) |"
@@ -589,6 +605,10 @@ summary() { # markdown table from this run's figures
         printf "| vs 1 recipient per delivery | %s | %s |\n", ratio("consent_relay_accept_msgs_per_s", "postfix_perrcpt_accept_msgs_per_s"),
           ratio("consent_relay_e2e_rcpts_per_s", "postfix_perrcpt_e2e_rcpts_per_s")
       }
+      if (("consent_relay_accept_msgs_per_s" in v) && ("consent_relay_base_accept_msgs_per_s" in v))
+        printf "\nconsent-relay / RELAY_BASE_BIN: accept %s, deliveries (e2e) %s\n",
+          ratio("consent_relay_accept_msgs_per_s", "consent_relay_base_accept_msgs_per_s"),
+          ratio("consent_relay_e2e_deliveries_per_s", "consent_relay_base_e2e_deliveries_per_s")
       if ("consent_relay_idle_rss_delta_kb" in v)
         printf "\nconsent-relay, %s idle connections: +%s kB RSS (%s bytes per connection)\n",
           g("consent_relay_idle_greeted"), v["consent_relay_idle_rss_delta_kb"], g("consent_relay_idle_rss_per_conn_bytes")
@@ -609,7 +629,7 @@ trap 'exit 130' INT TERM
 
 steps=("$@"); ((${#steps[@]})) || steps=(sink postfix relay)
 for s in "${steps[@]}"; do
-  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay)"; exit 2; }
+  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay relay_base)"; exit 2; }
 done
 cleanup   # leftovers of an interrupted earlier run
 : >"$FIGS"
