@@ -1,4 +1,5 @@
-//! Rendering one recipient's copy (issue: ≥ 20,000 copies/s on one core).
+//! Rendering one recipient's copy (issue: ≥ 20,000 copies/s on one core);
+//! the only render benchmark (it replaced an ignored test in src/rewrite).
 //!
 //! `cargo bench --bench rewrite`. The message: 20 KB multipart/alternative,
 //! quoted-printable text and base64 HTML, two placeholders in each. A copy

@@ -3,7 +3,6 @@
 //! `email` package under `policy.strict` (skipped when python3 is absent),
 //! and checked for bare CR or LF and for lines over 998 octets.
 
-mod bench;
 mod copies;
 mod hostile;
 mod units;
