@@ -62,6 +62,9 @@ use footer::FooterText;
 use placeholders::{Placeholder, Urls};
 use transfer::Cte;
 
+/// HTML escaping for text and attribute values (also used by the pages).
+pub use placeholders::html_escape;
+
 /// A recipient's signed links.
 #[derive(Debug, Clone, Copy)]
 pub struct Links<'a> {

@@ -110,7 +110,7 @@ fn url_safe(url: &str) -> String {
 }
 
 /// Escapes text for HTML content and attribute values.
-pub(super) fn html_escape(text: &str) -> String {
+pub fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         match c {

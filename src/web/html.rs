@@ -14,18 +14,7 @@ use super::error::ErrorText;
 
 /// Escapes text for HTML content and double-quoted attribute values.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::rewrite::html_escape(text)
 }
 
 /// The words of one page, in one language.
