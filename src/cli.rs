@@ -44,6 +44,12 @@ pub enum Command {
     Log(LogArgs),
     /// List queued, deferred and failed deliveries with their last upstream reply
     Queue(QueueArgs),
+    /// Print everything held about an address as JSON (access, portability)
+    Export { email: String },
+    /// Erase an address (right to be forgotten); a keyed hash stays as a suppression
+    Erase { email: String },
+    /// Read a password from stdin (first line) and print its argon2id hash for [[smtp.user]]
+    HashPassword,
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,12 +131,31 @@ fn config_exit(e: ConfigError) -> anyhow::Error {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::HashPassword = cli.command {
+        // Needs no configuration.
+        return hash_password();
+    }
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => server::serve(config).await,
         Command::CheckConfig => {
             for w in &config.warnings {
                 eprintln!("warning: {w}");
+            }
+            // What `serve` loads at start: the TLS certificate and the DKIM key.
+            let loaded = crate::smtp::tls::acceptor(&config.smtp)
+                .map(|_| ())
+                .and_then(|()| {
+                    config.dkim.as_ref().map_or(Ok(()), |d| {
+                        crate::delivery::dkim::Signer::load(d).map(|_| ())
+                    })
+                });
+            if let Err(e) = loaded {
+                return Err(Exit {
+                    code: EXIT_CONFIG,
+                    message: format!("{}: {e}", config.path.display()),
+                }
+                .into());
             }
             println!(
                 "{}: OK ({} campaigns)",
@@ -142,7 +167,64 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consent(c) => consent_command(&config, c).await,
         Command::Log(a) => log(&config, a).await,
         Command::Queue(a) => queue(&config, a).await,
+        Command::Export { email } => export(&config, &email).await,
+        Command::Erase { email } => erase(&config, &email).await,
+        Command::HashPassword => hash_password(),
     }
+}
+
+/// `hash-password`: the first line of stdin (without its line end) as an
+/// argon2id PHC string, for `[[smtp.user]] password_hash`.
+fn hash_password() -> anyhow::Result<()> {
+    use argon2::PasswordHasher as _;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        bail!("no password on stdin (write it on the first line)");
+    }
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    println!("{hash}");
+    Ok(())
+}
+
+/// `export EMAIL`: the same JSON document as `GET /api/v1/subjects/{email}`.
+async fn export(config: &Config, email: &str) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let doc = crate::rights::export(&store, email).await;
+    store.close().await;
+    let Some(doc) = doc? else {
+        bail!("nothing is held about {}", subject::normalise(email));
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+/// `erase EMAIL`: as `DELETE /api/v1/subjects/{email}`, source `admin`.
+async fn erase(config: &Config, email: &str) -> anyhow::Result<()> {
+    let address = subject::normalise(email);
+    let store = open(config).await?;
+    let report = crate::rights::erase(&store, config, &address, Source::Admin).await;
+    store.close().await;
+    let Some(r) = report? else {
+        bail!("nothing is held about {address}; nothing erased");
+    };
+    println!(
+        "erased {address} (subject {}): {} consent events kept without proof, {} decisions and {} deliveries now name erased:{}, {} queued copies cancelled, {} message bodies removed",
+        r.subject_id,
+        r.events_kept,
+        r.decisions,
+        r.deliveries,
+        r.address_hash,
+        r.cancelled,
+        r.bodies_removed
+    );
+    Ok(())
 }
 
 async fn open(config: &Config) -> anyhow::Result<Store> {

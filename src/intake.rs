@@ -26,6 +26,8 @@ pub struct Envelope {
     pub auth_user: Option<String>,
     /// The client used ESMTP (EHLO).
     pub esmtp: bool,
+    /// The session was TLS (STARTTLS or the implicit-TLS listener).
+    pub tls: bool,
 }
 
 /// An accepted message.
@@ -136,8 +138,14 @@ impl Intake {
                 Outcome::Deliver => delivered += 1,
                 Outcome::Suppress => suppressed += 1,
             }
+            // Someone who was erased is not written down again by address.
+            let recipient = if k.consent.erased && d.outcome == Outcome::Suppress {
+                subject::erased_tag(&subject::new_subject(&cfg.signing, &address).address_hash)
+            } else {
+                address
+            };
             decisions.push(RecipientDecision {
-                recipient: address,
+                recipient,
                 subject_id: k.subject_id,
                 new_subject,
                 outcome: d.outcome,
@@ -171,6 +179,7 @@ impl Intake {
         tracing::info!(
             queue_id = %queue_id,
             client = %envelope.client_ip,
+            auth_user = envelope.auth_user.as_deref().unwrap_or(""),
             campaign = %campaign.id,
             delivered,
             suppressed,
@@ -234,10 +243,14 @@ impl Intake {
 
 /// The trace header RFC 5321 4.4 requires of every relay.
 fn received_header(cfg: &Config, env: &Envelope, queue_id: &str, now: i64) -> String {
-    let protocol = match (env.esmtp, env.auth_user.is_some()) {
-        (false, _) => "SMTP",
-        (true, false) => "ESMTP",
-        (true, true) => "ESMTPA",
+    // RFC 3848 protocol names.
+    let protocol = match (env.esmtp, env.tls, env.auth_user.is_some()) {
+        (false, false, _) => "SMTP",
+        (false, true, _) => "SMTPS",
+        (true, false, false) => "ESMTP",
+        (true, false, true) => "ESMTPA",
+        (true, true, false) => "ESMTPS",
+        (true, true, true) => "ESMTPSA",
     };
     // HELO text comes from the client: keep it to printable ASCII without
     // parentheses so the header stays well-formed.

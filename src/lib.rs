@@ -10,12 +10,14 @@
 
 pub mod cli;
 pub mod config;
+pub mod confirmation;
 pub mod consent;
 pub mod delivery;
 pub mod intake;
 pub mod message;
 pub mod policy;
 pub mod rewrite;
+pub mod rights;
 pub mod server;
 pub mod smtp;
 pub mod store;

@@ -24,6 +24,8 @@ pub const GRACE: Duration = Duration::from_secs(20);
 /// A running relay (used by `serve` and by tests in-process).
 pub struct Running {
     pub smtp_addr: SocketAddr,
+    /// The implicit-TLS SMTP listener (`[smtp] listen_tls`), when set.
+    pub smtp_tls_addr: Option<SocketAddr>,
     /// Where the pages and one-click unsubscribe are served (`[http] listen`).
     pub http_addr: SocketAddr,
     pub store: Store,
@@ -38,6 +40,9 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    // Certificates are read once, here: a bad one stops the start.
+    let tls = smtp::tls::acceptor(&config.smtp)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let store = Store::open(&config.store, true).await.with_context(|| {
         format!(
             "{}: store.url: cannot open the store",
@@ -47,16 +52,18 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let wake = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let intake = Intake::new(config.clone(), store.clone(), wake.clone());
-    let listener = smtp::bind(config.clone(), intake, shutdown_rx.clone())
+    let listener = smtp::bind(config.clone(), intake, shutdown_rx.clone(), tls)
         .await
         .with_context(|| {
             format!(
-                "{}: smtp.listen: cannot listen on {}",
+                "{}: smtp.listen: cannot listen on {} (or smtp.listen_tls on {:?})",
                 config.path.display(),
-                config.smtp.listen
+                config.smtp.listen,
+                config.smtp.listen_tls
             )
         })?;
     let smtp_addr = listener.local_addr()?;
+    let smtp_tls_addr = listener.local_addr_tls();
     let http_listener = web::bind(config.clone(), store.clone(), shutdown_rx.clone())
         .await
         .with_context(|| {
@@ -68,13 +75,14 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         })?;
     let http_addr = http_listener.local_addr()?;
     let delivery = Delivery::new(config.clone(), store.clone(), wake)
-        .map_err(|e| anyhow::anyhow!("{}: upstream: {e}", config.path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let smtp = tokio::spawn(listener.run(GRACE));
     let http = tokio::spawn(http_listener.run(GRACE));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
     tracing::info!(smtp = %smtp_addr, http = %http_addr, store = ?config.store.url, "consent-relay started");
     Ok(Running {
         smtp_addr,
+        smtp_tls_addr,
         http_addr,
         store,
         shutdown,

@@ -57,6 +57,11 @@ pub fn address_hashes(signing: &SigningConfig, address: &str) -> Vec<String> {
         .collect()
 }
 
+/// What decision and delivery rows name instead of an erased address.
+pub fn erased_tag(address_hash: &str) -> String {
+    format!("erased:{address_hash}")
+}
+
 /// A subject to create for `address` if it does not exist yet.
 pub fn new_subject(signing: &SigningConfig, address: &str) -> NewSubject {
     let key = signing

@@ -78,6 +78,18 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "<p style=\"font-size:12px;color:#555\">You receive this message from us. <a href=\"{url}\">Choose what you receive, or unsubscribe</a>.</p>",
         "<p style=\"font-size:12px;color:#555\">Vous recevez ce message de notre part. <a href=\"{url}\">Choisir ce que vous recevez, ou vous désabonner</a>.</p>",
     ),
+    // The double opt-in confirmation mail (`confirmation`), plain text.
+    // `{label}` is the campaign's label, `{url}` the confirmation link.
+    (
+        "optin_mail_subject",
+        "Please confirm: {label}",
+        "Merci de confirmer\u{a0}: {label}",
+    ),
+    (
+        "optin_mail_text",
+        "Hello,\n\nWe received a request to send {label} to this address. To confirm that you want it, open this link and press the button:\n\n{url}\n\nIf you did not ask for it, ignore this message: nothing will be sent.",
+        "Bonjour,\n\nNous avons reçu une demande d'envoi de {label} à cette adresse. Pour confirmer que vous le souhaitez, ouvrez ce lien et appuyez sur le bouton\u{a0}:\n\n{url}\n\nSi vous n'avez rien demandé, ignorez ce message\u{a0}: rien ne vous sera envoyé.",
+    ),
     // The pages (`web::pages`). Plain text: the page escapes them, so HTML in
     // an override shows as typed. `{label}` is the campaign's label.
     ("page_unsubscribe_title", "Unsubscribe", "Désabonnement"),

@@ -7,6 +7,7 @@
 //! Knows nothing of the SMTP server side.
 
 pub mod copy;
+pub mod dkim;
 pub mod dsn;
 pub mod retry;
 pub mod upstream;
@@ -54,18 +55,29 @@ pub struct Delivery {
     config: Arc<Config>,
     store: Store,
     upstream: Arc<Upstream>,
+    /// `[dkim]`: signs each rendered copy.
+    signer: Option<Arc<dkim::Signer>>,
     /// Woken when a message was accepted.
     wake: Arc<Notify>,
     node: String,
 }
 
 impl Delivery {
+    /// Errors name the configuration key (`upstream`, `dkim.private_key`).
     pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>) -> Result<Delivery, String> {
-        let upstream = Upstream::new(&config.upstream, &config.smtp.hostname)?;
+        let upstream = Upstream::new(&config.upstream, &config.smtp.hostname)
+            .map_err(|e| format!("upstream: {e}"))?;
+        let signer = config
+            .dkim
+            .as_ref()
+            .map(dkim::Signer::load)
+            .transpose()?
+            .map(Arc::new);
         Ok(Delivery {
             config,
             store,
             upstream: Arc::new(upstream),
+            signer,
             wake,
             node: ulid::Ulid::generate().to_string(),
         })
@@ -89,6 +101,7 @@ impl Delivery {
             tasks.push(tokio::spawn(send_loop(
                 cfg.clone(),
                 self.upstream.clone(),
+                self.signer.clone(),
                 job_rx.clone(),
                 rec_tx.clone(),
                 in_flight.clone(),
@@ -320,6 +333,7 @@ impl Delivery {
 async fn send_loop(
     cfg: Arc<Config>,
     upstream: Arc<Upstream>,
+    signer: Option<Arc<dkim::Signer>>,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     records: mpsc::UnboundedSender<AttemptRecord>,
     in_flight: Arc<AtomicUsize>,
@@ -342,7 +356,26 @@ async fn send_loop(
         let Some(job) = job else { break };
         let d = &job.delivery;
         let name = format!("{}-{}", d.message_id, d.id);
-        let outcome = match render(&cfg, &job) {
+        let rendered = render(&cfg, &job).map_err(|e| {
+            // Never sent without working links: retried like any temporary
+            // failure (a key problem is fixed in the configuration).
+            tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot sign the recipient's links");
+            AttemptOutcome::TemporaryFailure(format!("cannot sign the recipient's links: {e}"))
+        });
+        // With [dkim], a rendered copy leaves signed or not at all.
+        let rendered = match (rendered, &signer) {
+            (Ok(std::borrow::Cow::Owned(copy)), Some(signer)) => match signer.sign(&copy) {
+                Ok(signed) => Ok(std::borrow::Cow::Owned(signed)),
+                Err(e) => {
+                    tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot DKIM-sign the copy");
+                    Err(AttemptOutcome::TemporaryFailure(format!(
+                        "cannot DKIM-sign the copy: {e}"
+                    )))
+                }
+            },
+            (other, _) => other,
+        };
+        let outcome = match rendered {
             Ok(body) => {
                 let copy = Copy {
                     mail_from: &d.mail_from,
@@ -352,12 +385,7 @@ async fn send_loop(
                 };
                 upstream.send(&mut conn, &copy).await
             }
-            // Never sent without working links: retried like any temporary
-            // failure (a key problem is fixed in the configuration).
-            Err(e) => {
-                tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot sign the recipient's links");
-                AttemptOutcome::TemporaryFailure(format!("cannot sign the recipient's links: {e}"))
-            }
+            Err(outcome) => outcome,
         };
         let now = crate::now_ms();
         let (status, next) = retry::next_step(&outcome, d.attempts, d.received_at, now, &cfg.queue);

@@ -1,5 +1,7 @@
 //! The SMTP listener: binds, enforces the connection limits and
 //! `allowed_networks`, spawns one task per session, and drains on shutdown.
+//! Does the TLS handshakes: after STARTTLS, and on the implicit-TLS
+//! listener (`[smtp] listen_tls`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,33 +12,52 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::reply::{self, Reply};
-use super::session::{self, SessionContext};
+use super::session::{self, Ended, SessionContext, Start};
 use crate::config::Config;
 use crate::intake::Intake;
 
 /// A bound listener, ready to run.
 pub struct SmtpServer {
     listener: TcpListener,
+    /// `[smtp] listen_tls`: TLS from the first byte.
+    listener_tls: Option<TcpListener>,
     ctx: Arc<SessionContext>,
 }
 
-/// Binds `[smtp] listen`.
+/// Binds `[smtp] listen` (and `listen_tls` when set). `tls` is the
+/// acceptor of [`super::tls::acceptor`]: STARTTLS is offered with it.
 pub async fn bind(
     config: Arc<Config>,
     intake: Intake,
     shutdown: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) -> std::io::Result<SmtpServer> {
     let listener = TcpListener::bind(config.smtp.listen).await?;
+    let listener_tls = match (config.smtp.listen_tls, &tls) {
+        (Some(addr), Some(_)) => Some(TcpListener::bind(addr).await?),
+        _ => None,
+    };
     Ok(SmtpServer {
         listener,
+        listener_tls,
         ctx: Arc::new(SessionContext {
             config,
             intake,
             shutdown,
+            tls,
         }),
     })
+}
+
+/// Accepts on the implicit-TLS listener, or never when there is none.
+async fn accept_tls(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Counts sessions per client address.
@@ -80,6 +101,11 @@ impl SmtpServer {
         self.listener.local_addr()
     }
 
+    /// The implicit-TLS listener's address, when there is one.
+    pub fn local_addr_tls(&self) -> Option<SocketAddr> {
+        self.listener_tls.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Accepts sessions until shutdown, then waits up to `grace` for the
     /// sessions in progress to finish their transaction.
     pub async fn run(self, grace: Duration) {
@@ -88,11 +114,20 @@ impl SmtpServer {
         let per_ip = Arc::new(PerIp::default());
         let mut sessions = JoinSet::new();
         let mut shutdown = self.ctx.shutdown.clone();
-        tracing::info!(listen = %cfg.smtp.listen, "smtp listening");
+        tracing::info!(listen = %cfg.smtp.listen, listen_tls = ?self.local_addr_tls(), starttls = self.ctx.tls.is_some(), "smtp listening");
         loop {
-            let (stream, peer) = tokio::select! {
+            let (stream, peer, implicit_tls) = tokio::select! {
                 r = self.listener.accept() => match r {
-                    Ok(x) => x,
+                    Ok((s, p)) => (s, p, false),
+                    Err(e) => {
+                        // EMFILE and the like: back off instead of spinning.
+                        tracing::warn!(cause = %e, "smtp accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                r = accept_tls(self.listener_tls.as_ref()) => match r {
+                    Ok((s, p)) => (s, p, true),
                     Err(e) => {
                         // EMFILE and the like: back off instead of spinning.
                         tracing::warn!(cause = %e, "smtp accept failed");
@@ -115,6 +150,7 @@ impl SmtpServer {
                 tracing::info!(peer = %peer, "connection refused: not in allowed_networks");
                 sessions.spawn(refuse(
                     stream,
+                    implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
                     Reply::new(
                         554,
                         "5.7.1",
@@ -126,6 +162,7 @@ impl SmtpServer {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 sessions.spawn(refuse(
                     stream,
+                    implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
                     reply::too_many_connections(&cfg.smtp.hostname),
                 ));
                 continue;
@@ -133,6 +170,7 @@ impl SmtpServer {
             let Some(ip_guard) = per_ip.enter(ip, cfg.smtp.max_connections_per_ip) else {
                 sessions.spawn(refuse(
                     stream,
+                    implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
                     reply::too_many_connections(&cfg.smtp.hostname),
                 ));
                 continue;
@@ -141,15 +179,16 @@ impl SmtpServer {
             sessions.spawn(async move {
                 let _permit = permit;
                 let _ip_guard = ip_guard;
-                let span = tracing::info_span!("smtp", peer = %peer);
-                let _ = tracing::Instrument::instrument(
-                    session::run(&ctx, stream, peer, authorized),
+                let span = tracing::info_span!("smtp", peer = %peer, tls = implicit_tls);
+                tracing::Instrument::instrument(
+                    serve_connection(ctx, stream, peer, authorized, implicit_tls),
                     span,
                 )
                 .await;
             });
         }
         drop(self.listener);
+        drop(self.listener_tls);
         let drained = tokio::time::timeout(grace, async {
             while sessions.join_next().await.is_some() {}
         })
@@ -164,20 +203,66 @@ impl SmtpServer {
     }
 }
 
+/// One connection: plain (with STARTTLS) or TLS from the first byte.
+async fn serve_connection(
+    ctx: Arc<SessionContext>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    authorized: bool,
+    implicit_tls: bool,
+) {
+    let Some(acceptor) = ctx.tls.clone() else {
+        session::run(&ctx, stream, peer, authorized, Start::Plain).await;
+        return;
+    };
+    let (stream, start) = if implicit_tls {
+        (stream, Start::ImplicitTls)
+    } else {
+        match session::run(&ctx, stream, peer, authorized, Start::Plain).await {
+            Ended::Closed => return,
+            Ended::StartTls(stream) => (stream, Start::AfterStartTls),
+        }
+    };
+    // The handshake gets the command timeout; a client that never finishes
+    // it holds a slot no longer than an idle one.
+    let timeout = ctx.config.smtp.command_timeout;
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            // A fresh session: nothing read before the handshake survives,
+            // and EHLO is required again (RFC 3207 4.2).
+            session::run(&ctx, tls, peer, authorized, start).await;
+        }
+        Ok(Err(e)) => tracing::info!(peer = %peer, cause = %e, "tls handshake failed"),
+        Err(_) => tracing::info!(peer = %peer, "tls handshake timed out"),
+    }
+}
+
 /// IPv4-mapped IPv6 addresses compare as IPv4 against the allowed networks.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(super) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
 }
 
-async fn refuse(mut stream: TcpStream, r: Reply) {
+/// Answers `r` and closes; on the implicit-TLS listener (`tls` set) the
+/// answer goes over TLS, as the client expects nothing else there.
+async fn refuse(mut stream: TcpStream, tls: Option<TlsAcceptor>, r: Reply) {
     let mut out = Vec::new();
     r.write_to(&mut out);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        let _ = stream.write_all(&out).await;
-        let _ = stream.shutdown().await;
+        match tls {
+            Some(acceptor) => {
+                if let Ok(mut stream) = acceptor.accept(stream).await {
+                    let _ = stream.write_all(&out).await;
+                    let _ = stream.shutdown().await;
+                }
+            }
+            None => {
+                let _ = stream.write_all(&out).await;
+                let _ = stream.shutdown().await;
+            }
+        }
     })
     .await;
 }

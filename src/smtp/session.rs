@@ -3,14 +3,23 @@
 //! CRLF and are at most 512 octets; DATA goes through [`DataReader`].
 //! Replies are buffered and flushed before each read, so pipelined commands
 //! get their replies in one write (RFC 2920).
+//!
+//! STARTTLS (RFC 3207) ends the session with [`Ended::StartTls`], handing
+//! the plain stream back: the server does the handshake and runs a fresh
+//! session (nothing buffered, state reset) over the TLS stream. AUTH PLAIN
+//! and LOGIN (RFC 4954) are offered after TLS only, unless
+//! `allow_plain_auth_on_loopback` and the client is on loopback.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use super::data::{DataReader, Progress};
 use super::reply::{self, Reply};
@@ -22,6 +31,12 @@ use crate::token::{Claims, Purpose};
 const MAX_COMMAND_LINE: usize = 512;
 /// RFC 5321 4.5.3.1.6: a text line is at most 1000 octets, CRLF included.
 const MAX_TEXT_LINE: usize = 998;
+/// RFC 4954 4: a client's response to a 334 challenge may be 12288 octets.
+const MAX_AUTH_LINE: usize = 12288;
+/// Failed AUTH attempts before the session is closed with 421.
+const MAX_AUTH_FAILURES: usize = 3;
+/// Wait before answering a failed AUTH (slows password guessing).
+const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
 /// Where the session stands.
 #[derive(Debug)]
@@ -42,6 +57,27 @@ pub struct SessionContext {
     pub intake: Intake,
     /// Becomes true when the server drains.
     pub shutdown: watch::Receiver<bool>,
+    /// Set when `[smtp] tls_cert`/`tls_key` are: STARTTLS is offered.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// How the session's stream came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Plain TCP: greeting, STARTTLS offered when configured.
+    Plain,
+    /// Right after a STARTTLS handshake: no greeting, EHLO again (RFC 3207 4.2).
+    AfterStartTls,
+    /// The implicit-TLS listener: greeting over TLS.
+    ImplicitTls,
+}
+
+/// How a session ended.
+pub enum Ended<S> {
+    Closed,
+    /// `220 ready to start TLS` was sent and nothing else was buffered: the
+    /// stream goes back to the server for the handshake.
+    StartTls(S),
 }
 
 struct Session<'a, S> {
@@ -58,13 +94,19 @@ struct Session<'a, S> {
     /// `unsubscribe+TOKEN@domain` recipients of this transaction (RFC 2369).
     unsubscribes: Vec<Claims>,
     errors: usize,
-    /// The client may send mail (allowed network; AUTH comes later).
+    /// The client's address is in `allowed_networks`.
     authorized: bool,
+    /// The stream is TLS.
+    tls: bool,
+    /// The `[[smtp.user]]` name, after a successful AUTH.
+    auth_user: Option<String>,
+    auth_failures: usize,
 }
 
 enum Next {
     Continue,
     Close,
+    StartTls,
 }
 
 /// Runs a session to its end. `authorized`: the client's address is in
@@ -74,7 +116,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
     authorized: bool,
-) {
+    start: Start,
+) -> Ended<S> {
     let mut s = Session {
         ctx,
         stream,
@@ -89,13 +132,23 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         unsubscribes: Vec::new(),
         errors: 0,
         authorized,
+        tls: start != Start::Plain,
+        auth_user: None,
+        auth_failures: 0,
     };
-    let host = &ctx.config.smtp.hostname;
-    s.reply(Reply::new(220, "", format!("{host} ESMTP consent-relay")));
-    if let Err(e) = s.serve().await {
-        tracing::debug!(peer = %peer, cause = %e, "session ended with an I/O error");
+    if start != Start::AfterStartTls {
+        let host = &ctx.config.smtp.hostname;
+        s.reply(Reply::new(220, "", format!("{host} ESMTP consent-relay")));
+    }
+    match s.serve().await {
+        Ok(true) => return Ended::StartTls(s.stream),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::debug!(peer = %peer, cause = %e, "session ended with an I/O error");
+        }
     }
     let _ = s.stream.shutdown().await;
+    Ended::Closed
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
@@ -153,7 +206,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
     }
 
-    async fn serve(&mut self) -> std::io::Result<()> {
+    /// Serves commands; `Ok(true)` when the client is to start TLS.
+    async fn serve(&mut self) -> std::io::Result<bool> {
         let command_timeout = self.ctx.config.smtp.command_timeout;
         let mut discarding = false;
         loop {
@@ -164,13 +218,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         self.reply(reply::line_too_long());
                         discarding = true;
                         if self.count_error() {
-                            return self.flush().await;
+                            return self.flush().await.map(|()| false);
                         }
                     }
                     self.inbuf.clear();
                 }
                 if !self.read_more(command_timeout, false).await? {
-                    return Ok(());
+                    return Ok(false);
                 }
                 continue;
             };
@@ -181,7 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             if line.len() > MAX_COMMAND_LINE {
                 self.reply(reply::line_too_long());
                 if self.count_error() {
-                    return self.flush().await;
+                    return self.flush().await.map(|()| false);
                 }
                 continue;
             }
@@ -189,13 +243,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             if body.last() != Some(&b'\r') || body[..body.len() - 1].contains(&b'\r') {
                 self.reply(reply::bare_newline_in_command());
                 if self.count_error() {
-                    return self.flush().await;
+                    return self.flush().await.map(|()| false);
                 }
                 continue;
             }
             match self.command(&line).await? {
                 Next::Continue => {}
-                Next::Close => return self.flush().await,
+                Next::Close => return self.flush().await.map(|()| false),
+                Next::StartTls => return self.flush().await.map(|()| true),
             }
         }
     }
@@ -241,20 +296,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.esmtp = true;
                 self.phase = Phase::Greeted;
                 self.reset_transaction();
-                let r = Reply {
+                let mut lines = vec![
+                    format!("{} greets {}", cfg.hostname, self.peer.ip()),
+                    "PIPELINING".into(),
+                    format!("SIZE {}", cfg.max_message_size),
+                    "8BITMIME".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                    "SMTPUTF8".into(),
+                ];
+                if self.ctx.tls.is_some() && !self.tls {
+                    lines.push("STARTTLS".into());
+                }
+                if self.auth_allowed() {
+                    lines.push("AUTH PLAIN LOGIN".into());
+                }
+                lines.push("HELP".into());
+                self.reply(Reply {
                     code: 250,
                     status: "",
-                    lines: vec![
-                        format!("{} greets {}", cfg.hostname, self.peer.ip()),
-                        "PIPELINING".into(),
-                        format!("SIZE {}", cfg.max_message_size),
-                        "8BITMIME".into(),
-                        "ENHANCEDSTATUSCODES".into(),
-                        "SMTPUTF8".into(),
-                        "HELP".into(),
-                    ],
-                };
-                self.reply(r);
+                    lines,
+                });
                 Next::Continue
             }
             Request::Helo { host } => {
@@ -272,14 +333,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     self.refuse(reply::bad_sequence("nested MAIL command; send RSET first"))
                 }
                 Phase::Greeted
-                    if !self.authorized
+                    if !self.may_send()
                         && self.ctx.config.http.unsubscribe_mailto_domain.is_none() =>
                 {
-                    self.refuse(Reply::new(
-                    530,
-                    "5.7.0",
-                    "authentication required; this relay only accepts mail from its allowed networks",
-                    ))
+                    self.refuse(Reply::new(530, "5.7.0", "authentication required"))
                 }
                 Phase::Greeted if from.size > cfg.max_message_size => {
                     self.refuse(reply::too_large())
@@ -300,7 +357,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     if let Some(token) = self.unsubscribe_token(&address) {
                         return Ok(self.unsubscribe_rcpt(token));
                     }
-                    if !self.authorized {
+                    if !self.may_send() {
                         // Outsiders may only write to the unsubscribe addresses.
                         return Ok(self.refuse(Reply::new(
                             554,
@@ -311,7 +368,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     if self.rcpt_to.len() + self.unsubscribes.len() >= cfg.max_recipients {
                         self.refuse(reply::too_many_recipients())
                     } else if !is_mailbox(&address) {
-                        self.refuse(Reply::new(501, "5.1.3", "recipient must be a mailbox local@domain"))
+                        self.refuse(Reply::new(
+                            501,
+                            "5.1.3",
+                            "recipient must be a mailbox local@domain",
+                        ))
                     } else {
                         self.rcpt_to.push(address);
                         self.phase = Phase::Rcpt;
@@ -363,20 +424,242 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     status: "2.0.0",
                     lines: vec![
                         "consent-relay: tag each message with its campaign header".into(),
-                        "commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT".into(),
+                        "commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"
+                            .into(),
                     ],
                 });
                 Next::Continue
             }
-            Request::StartTls => self.refuse(not_offered("STARTTLS")),
-            Request::Auth { .. } => self.refuse(not_offered("AUTH")),
+            Request::StartTls => self.starttls(),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => {
+                let initial = initial_response.into_owned();
+                self.auth(mechanism, initial).await?
+            }
             Request::Bdat { .. } => self.refuse(not_offered("BDAT")),
             Request::Expn { .. } => self.refuse(Reply::new(502, "5.5.1", "EXPN is not available")),
-            Request::Lhlo { .. } | Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
-                self.refuse(reply::not_implemented("that command"))
-            }
+            Request::Lhlo { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.refuse(reply::not_implemented("that command")),
         };
         Ok(next)
+    }
+
+    /// The client may send mail: by network, or after AUTH.
+    fn may_send(&self) -> bool {
+        self.authorized || self.auth_user.is_some()
+    }
+
+    /// AUTH is offered: users exist, and the stream is TLS (or the client
+    /// is on loopback and the configuration allows plain-text AUTH there).
+    fn auth_allowed(&self) -> bool {
+        let cfg = &self.ctx.config.smtp;
+        !cfg.users.is_empty()
+            && (self.tls
+                || (cfg.allow_plain_auth_on_loopback
+                    && super::server::canonical(self.peer.ip()).is_loopback()))
+    }
+
+    fn starttls(&mut self) -> Next {
+        if self.ctx.tls.is_none() {
+            return self.refuse(not_offered("STARTTLS"));
+        }
+        if self.tls {
+            return self.refuse(reply::bad_sequence("TLS is already active"));
+        }
+        match self.phase {
+            Phase::Connected => return self.refuse(reply::bad_sequence("send EHLO first")),
+            Phase::Mail | Phase::Rcpt => {
+                return self.refuse(reply::bad_sequence(
+                    "STARTTLS is not allowed during a mail transaction",
+                ));
+            }
+            Phase::Greeted => {}
+        }
+        if !self.inbuf.is_empty() {
+            // RFC 3207 4.2 / CVE-2011-0411: anything sent after STARTTLS
+            // and before the handshake would otherwise run as if it had come
+            // over TLS. The session is dropped instead.
+            tracing::info!(peer = %self.peer, "commands pipelined after STARTTLS; session dropped");
+            self.reply(Reply::new(
+                554,
+                "5.5.0",
+                "protocol synchronization error: data sent after STARTTLS",
+            ));
+            return Next::Close;
+        }
+        self.reply(Reply::new(220, "2.0.0", "ready to start TLS"));
+        Next::StartTls
+    }
+
+    async fn auth(&mut self, mechanism: u64, initial: String) -> std::io::Result<Next> {
+        if self.ctx.config.smtp.users.is_empty() {
+            return Ok(self.refuse(not_offered("AUTH")));
+        }
+        if !self.auth_allowed() {
+            return Ok(self.refuse(Reply::new(
+                538,
+                "5.7.11",
+                "encryption required for requested authentication mechanism",
+            )));
+        }
+        match self.phase {
+            Phase::Connected => return Ok(self.refuse(reply::bad_sequence("send EHLO first"))),
+            Phase::Mail | Phase::Rcpt => {
+                return Ok(self.refuse(reply::bad_sequence(
+                    "AUTH is not allowed during a mail transaction",
+                )));
+            }
+            Phase::Greeted if self.auth_user.is_some() => {
+                return Ok(self.refuse(reply::bad_sequence("already authenticated")));
+            }
+            Phase::Greeted => {}
+        }
+        let credentials = match mechanism {
+            smtp_proto::AUTH_PLAIN => {
+                let response = if initial.is_empty() {
+                    self.reply(Reply::new(334, "", ""));
+                    match self.auth_response().await? {
+                        AuthResponse::Line(l) => l,
+                        AuthResponse::Closed => return Ok(Next::Close),
+                        AuthResponse::Refused(r) => return Ok(self.refuse(r)),
+                    }
+                } else {
+                    match decode_initial(&initial) {
+                        Ok(v) => v,
+                        Err(r) => return Ok(self.refuse(r)),
+                    }
+                };
+                parse_plain(&response)
+            }
+            smtp_proto::AUTH_LOGIN => {
+                let user = if initial.is_empty() {
+                    // "Username:" in base64, as every LOGIN client expects.
+                    self.reply(Reply::new(334, "", "VXNlcm5hbWU6"));
+                    match self.auth_response().await? {
+                        AuthResponse::Line(l) => l,
+                        AuthResponse::Closed => return Ok(Next::Close),
+                        AuthResponse::Refused(r) => return Ok(self.refuse(r)),
+                    }
+                } else {
+                    match decode_initial(&initial) {
+                        Ok(v) => v,
+                        Err(r) => return Ok(self.refuse(r)),
+                    }
+                };
+                // "Password:"
+                self.reply(Reply::new(334, "", "UGFzc3dvcmQ6"));
+                let password = match self.auth_response().await? {
+                    AuthResponse::Line(l) => l,
+                    AuthResponse::Closed => return Ok(Next::Close),
+                    AuthResponse::Refused(r) => return Ok(self.refuse(r)),
+                };
+                String::from_utf8(user).ok().map(|u| (u, password))
+            }
+            _ => {
+                return Ok(self.refuse(Reply::new(
+                    504,
+                    "5.5.4",
+                    "unrecognized authentication type (use PLAIN or LOGIN)",
+                )));
+            }
+        };
+        let verified = match credentials {
+            Some((user, password)) => self.verify(user, password).await,
+            None => None,
+        };
+        match verified {
+            Some(user) => {
+                tracing::info!(peer = %self.peer, user = %user, "authenticated");
+                self.auth_user = Some(user);
+                self.reply(Reply::new(235, "2.7.0", "authentication succeeded"));
+                Ok(Next::Continue)
+            }
+            None => {
+                self.auth_failures += 1;
+                tracing::info!(peer = %self.peer, failures = self.auth_failures, "authentication failed");
+                tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                self.reply(Reply::new(
+                    535,
+                    "5.7.8",
+                    "authentication credentials invalid",
+                ));
+                if self.auth_failures >= MAX_AUTH_FAILURES {
+                    self.reply(Reply::new(
+                        421,
+                        "4.7.0",
+                        format!(
+                            "{} too many authentication failures; closing connection",
+                            self.ctx.config.smtp.hostname
+                        ),
+                    ));
+                    return Ok(Next::Close);
+                }
+                Ok(Next::Continue)
+            }
+        }
+    }
+
+    /// Reads the client's answer to a 334 challenge, base64-decoded.
+    async fn auth_response(&mut self) -> std::io::Result<AuthResponse> {
+        let timeout = self.ctx.config.smtp.command_timeout;
+        let line = loop {
+            if let Some(nl) = self.inbuf.iter().position(|&b| b == b'\n') {
+                break self.inbuf.drain(..=nl).collect::<Vec<u8>>();
+            }
+            if self.inbuf.len() > MAX_AUTH_LINE {
+                self.inbuf.clear();
+                return Ok(AuthResponse::Refused(reply::line_too_long()));
+            }
+            if !self.read_more(timeout, false).await? {
+                return Ok(AuthResponse::Closed);
+            }
+        };
+        let Some(text) = line.strip_suffix(b"\r\n") else {
+            return Ok(AuthResponse::Refused(reply::bare_newline_in_command()));
+        };
+        if text == b"*" {
+            return Ok(AuthResponse::Refused(Reply::new(
+                501,
+                "5.0.0",
+                "authentication cancelled",
+            )));
+        }
+        match BASE64.decode(text) {
+            Ok(v) => Ok(AuthResponse::Line(v)),
+            Err(_) => Ok(AuthResponse::Refused(invalid_base64())),
+        }
+    }
+
+    /// Checks the password against the user's argon2id hash, off the
+    /// async threads. An unknown user costs the same work as a known one,
+    /// so timing does not tell which part was wrong.
+    async fn verify(&self, user: String, password: Vec<u8>) -> Option<String> {
+        let hash = self
+            .ctx
+            .config
+            .smtp
+            .users
+            .iter()
+            .find(|u| u.name == user)
+            .map(|u| u.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || {
+            use argon2::PasswordVerifier as _;
+            let argon2 = argon2::Argon2::default();
+            match hash {
+                Some(h) => argon2.verify_password(&password, h.as_str()).is_ok(),
+                None => {
+                    let _ = argon2.verify_password(&password, unknown_user_hash());
+                    false
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        ok.then_some(user)
     }
 
     /// Reads the message after 354 and answers it.
@@ -474,8 +757,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             rcpt_to: std::mem::take(&mut self.rcpt_to),
             client_ip: self.peer.ip(),
             helo: self.helo.clone(),
-            auth_user: None,
+            auth_user: self.auth_user.clone(),
             esmtp: self.esmtp,
+            tls: self.tls,
         };
         match self.ctx.intake.accept(&envelope, &body).await {
             Ok(a) => Reply::new(
@@ -498,6 +782,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 }
 
+enum AuthResponse {
+    Line(Vec<u8>),
+    Closed,
+    Refused(Reply),
+}
+
+fn invalid_base64() -> Reply {
+    Reply::new(501, "5.5.2", "invalid base64 in the authentication data")
+}
+
+/// An initial response on the AUTH line; "=" is an empty one (RFC 4954 4).
+fn decode_initial(initial: &str) -> Result<Vec<u8>, Reply> {
+    if initial == "=" {
+        return Ok(Vec::new());
+    }
+    BASE64.decode(initial).map_err(|_| invalid_base64())
+}
+
+/// RFC 4616: `[authzid] NUL authcid NUL passwd`. An authorization identity
+/// other than the user's own is not supported: it fails like a wrong password.
+fn parse_plain(response: &[u8]) -> Option<(String, Vec<u8>)> {
+    let mut parts = response.splitn(3, |&b| b == 0);
+    let authzid = parts.next()?;
+    let authcid = std::str::from_utf8(parts.next()?).ok()?;
+    let password = parts.next()?;
+    if !authzid.is_empty() && authzid != authcid.as_bytes() {
+        return None;
+    }
+    Some((authcid.to_owned(), password.to_vec()))
+}
+
+/// A hash to verify against when the user is unknown (same cost as a real one).
+fn unknown_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use argon2::PasswordHasher as _;
+        argon2::Argon2::default()
+            .hash_password(b"consent-relay: no such user")
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
 fn not_offered(cmd: &str) -> Reply {
     Reply::new(502, "5.5.1", format!("{cmd} is not offered here"))
 }
@@ -509,5 +836,33 @@ fn is_mailbox(address: &str) -> bool {
             !local.is_empty() && !domain.is_empty() && !domain.contains(['@', ' '])
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_response_is_split_into_user_and_password() {
+        assert_eq!(
+            parse_plain(b"\0crm\0secret"),
+            Some(("crm".to_owned(), b"secret".to_vec()))
+        );
+        assert_eq!(
+            parse_plain(b"crm\0crm\0pass\0word"),
+            Some(("crm".to_owned(), b"pass\0word".to_vec()))
+        );
+        // Acting as someone else is not supported: it fails like a wrong password.
+        assert_eq!(parse_plain(b"admin\0crm\0secret"), None);
+        assert_eq!(parse_plain(b"crm secret"), None);
+        assert_eq!(parse_plain(b"\0crm"), None);
+    }
+
+    #[test]
+    fn initial_response_is_base64_or_an_empty_equals_sign() {
+        assert_eq!(decode_initial("="), Ok(Vec::new()));
+        assert_eq!(decode_initial("AGNybQBz"), Ok(b"\0crm\0s".to_vec()));
+        assert_eq!(decode_initial("not base64!").map_err(|r| r.code), Err(501));
     }
 }

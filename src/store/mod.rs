@@ -40,8 +40,11 @@ pub enum MessageKind {
     Relay,
     /// A delivery status notification the relay wrote to a sender.
     Dsn,
+    /// A message the relay wrote to a person itself (double opt-in
+    /// confirmation): sent as stored, without consent check or bounce.
+    Notice,
 }
-crate::consent::wire_names!(MessageKind { Relay => "relay", Dsn => "dsn" });
+crate::consent::wire_names!(MessageKind { Relay => "relay", Dsn => "dsn", Notice => "notice" });
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -244,6 +247,78 @@ pub struct QueueRow {
 /// Counts of deliveries by status.
 pub type QueueCounts = HashMap<String, i64>;
 
+/// A subject as held, for access requests.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SubjectInfo {
+    pub id: String,
+    pub address: String,
+    pub created_at: i64,
+}
+
+/// A delivery to one address, for access requests.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub message_id: String,
+    pub campaign: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_reply: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Everything the store holds about one address (access and portability).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SubjectRecord {
+    /// `None` when the address never had a subject (e.g. only suppressed mail).
+    pub subject: Option<SubjectInfo>,
+    pub states: Vec<StateRow>,
+    pub events: Vec<ConsentEvent>,
+    pub decisions: Vec<DecisionRow>,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+impl SubjectRecord {
+    /// Whether nothing at all is held.
+    pub fn is_empty(&self) -> bool {
+        self.subject.is_none() && self.decisions.is_empty() && self.deliveries.is_empty()
+    }
+}
+
+/// An erasure request (right to be forgotten).
+#[derive(Debug, Clone)]
+pub struct Erasure {
+    /// Normalised address.
+    pub address: String,
+    /// The suppression to keep when the address has no subject yet (only
+    /// decisions name it); its `address_hash` is used, never its address.
+    pub new_subject: NewSubject,
+    pub source: Source,
+    pub at: i64,
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ErasureReport {
+    pub subject_id: String,
+    /// The keyed hash kept as a suppression.
+    pub address_hash: String,
+    /// The `erase` event appended.
+    pub event_id: i64,
+    /// Consent events kept as the record that consent existed, proof removed.
+    pub events_kept: u64,
+    /// Decision rows whose recipient is now `erased:<address_hash>`.
+    pub decisions: u64,
+    /// Delivery rows whose recipient is now `erased:<address_hash>`.
+    pub deliveries: u64,
+    /// Copies to the address not sent yet (queued, deferred, or being
+    /// sent), now `suppressed-late`.
+    pub cancelled: u64,
+    /// Messages to the address alone whose body was removed.
+    pub bodies_removed: u64,
+}
+
 /// The store, over one backend.
 #[derive(Clone)]
 pub enum Store {
@@ -350,6 +425,18 @@ impl Store {
 
     pub async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<DecisionRow>, StoreError> {
         dispatch!(self, s => s.decisions(filter).await)
+    }
+
+    /// Everything held about one normalised address, read in one snapshot;
+    /// `None` if nothing is.
+    pub async fn subject_record(&self, address: &str) -> Result<Option<SubjectRecord>, StoreError> {
+        dispatch!(self, s => s.subject_record(address).await)
+    }
+
+    /// Erases an address in one transaction (see `ErasureReport`); `None`
+    /// if the store holds nothing about it.
+    pub async fn erase(&self, erasure: Erasure) -> Result<Option<ErasureReport>, StoreError> {
+        dispatch!(self, s => s.erase(erasure).await)
     }
 
     /// Deliveries not yet final (queued, sending, deferred) and failed ones.

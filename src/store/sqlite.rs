@@ -33,6 +33,7 @@ enum Op {
     },
     Release(String),
     Consent(Box<NewConsentEvent>),
+    Erase(Box<Erasure>),
 }
 
 /// What an [`Op`] produced.
@@ -41,6 +42,7 @@ enum Output {
     Claimed(Vec<ClaimedDelivery>),
     Released(u64),
     Event(ConsentEvent),
+    Erased(Option<ErasureReport>),
 }
 
 type Reply = oneshot::Sender<Result<Output, StoreError>>;
@@ -79,6 +81,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
+            // Erasure must leave no copy of an address in free space: deleted
+            // and rewritten cells and freed pages are zeroed.
+            .pragma("secure_delete", "on")
             .foreign_keys(true);
         let readers = SqlitePoolOptions::new()
             .max_connections(pool_size.max(2))
@@ -156,6 +161,34 @@ impl SqliteStore {
         match self.submit(Op::Consent(Box::new(event))).await? {
             Output::Event(e) => Ok(e),
             _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        }
+    }
+
+    pub async fn erase(&self, erasure: Erasure) -> Result<Option<ErasureReport>, StoreError> {
+        let report = match self.submit(Op::Erase(Box::new(erasure))).await? {
+            Output::Erased(r) => r,
+            _ => return Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        };
+        if report.is_some() {
+            self.checkpoint_truncate().await;
+        }
+        Ok(report)
+    }
+
+    /// Copies the WAL into the database and truncates it. After an erasure
+    /// the WAL still holds the pages as they were (with the address), and
+    /// SQLite reuses a WAL file from its start without clearing what lies
+    /// beyond. Waits (busy timeout) for readers and the writer to let go.
+    async fn checkpoint_truncate(&self) {
+        match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.readers)
+            .await
+        {
+            Ok(row) if row.try_get::<i64, _>(0).ok() == Some(0) => {}
+            Ok(_) => tracing::warn!(
+                "store: WAL checkpoint after erasure was blocked; old pages stay in the WAL until the next checkpoint"
+            ),
+            Err(e) => tracing::warn!(cause = %e, "store: WAL checkpoint after erasure failed"),
         }
     }
 
@@ -295,6 +328,93 @@ impl SqliteStore {
         }))
     }
 
+    pub async fn subject_record(&self, address: &str) -> Result<Option<SubjectRecord>, StoreError> {
+        // One read transaction: one snapshot of the WAL for every table.
+        let mut tx = self.readers.begin().await?;
+        let subject =
+            sqlx::query("SELECT id, address, created_at FROM subjects WHERE address = $1")
+                .bind(address)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| {
+                    Ok::<_, StoreError>(SubjectInfo {
+                        id: r.try_get(0)?,
+                        address: r.try_get(1)?,
+                        created_at: r.try_get(2)?,
+                    })
+                })
+                .transpose()?;
+        let (mut states, mut events) = (Vec::new(), Vec::new());
+        if let Some(s) = &subject {
+            for r in sqlx::query(
+                "SELECT campaign, status, since, event_id FROM consent_state WHERE subject_id = $1 ORDER BY campaign",
+            )
+            .bind(&s.id)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                let st =
+                    super::state_from(&r.try_get::<String, _>(1)?, r.try_get(2)?, r.try_get(3)?)?;
+                states.push(StateRow {
+                    campaign: r.try_get(0)?,
+                    status: st.status,
+                    since: st.since,
+                    event_id: st.event_id,
+                });
+            }
+            events = sqlx::query(
+                "SELECT id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at \
+                 FROM consent_events WHERE subject_id = $1 ORDER BY id",
+            )
+            .bind(&s.id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        }
+        let decisions = sqlx::query(
+            "SELECT id, at, message_id, recipient, campaign, outcome, reason, event_id, stage \
+             FROM decisions WHERE recipient = $1 ORDER BY id",
+        )
+        .bind(address)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(decision_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let deliveries = sqlx::query(
+            "SELECT d.id, d.message_id, m.campaign, d.status, d.attempts, d.last_reply, d.created_at, d.updated_at \
+             FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = $1 ORDER BY d.id",
+        )
+        .bind(address)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DeliveryRow {
+                id: r.try_get(0)?,
+                message_id: r.try_get(1)?,
+                campaign: r.try_get(2)?,
+                status: r.try_get(3)?,
+                attempts: r.try_get(4)?,
+                last_reply: r.try_get(5)?,
+                created_at: r.try_get(6)?,
+                updated_at: r.try_get(7)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        tx.rollback().await?;
+        let record = SubjectRecord {
+            subject,
+            states,
+            events,
+            decisions,
+            deliveries,
+        };
+        Ok((!record.is_empty()).then_some(record))
+    }
+
     pub async fn subject_by_id(&self, id: &str) -> Result<Option<SubjectRow>, StoreError> {
         let row = sqlx::query("SELECT id, address FROM subjects WHERE id = $1")
             .bind(id)
@@ -351,19 +471,7 @@ impl SqliteStore {
             .fetch_all(&self.readers)
             .await?
             .iter()
-            .map(|r| {
-                Ok(DecisionRow {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    message_id: r.try_get(2)?,
-                    recipient: r.try_get(3)?,
-                    campaign: r.try_get(4)?,
-                    outcome: r.try_get(5)?,
-                    reason: r.try_get(6)?,
-                    event_id: r.try_get(7)?,
-                    stage: r.try_get(8)?,
-                })
-            })
+            .map(decision_from_row)
             .collect()
     }
 
@@ -420,6 +528,20 @@ fn take_lock(db: &Path) -> Result<File, StoreError> {
             lock_path.display()
         ))),
     }
+}
+
+fn decision_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<DecisionRow, StoreError> {
+    Ok(DecisionRow {
+        id: r.try_get(0)?,
+        at: r.try_get(1)?,
+        message_id: r.try_get(2)?,
+        recipient: r.try_get(3)?,
+        campaign: r.try_get(4)?,
+        outcome: r.try_get(5)?,
+        reason: r.try_get(6)?,
+        event_id: r.try_get(7)?,
+        stage: r.try_get(8)?,
+    })
 }
 
 fn event_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConsentEvent, StoreError> {
@@ -565,6 +687,7 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
             Output::Released(r.rows_affected())
         }
         Op::Consent(e) => Output::Event(consent_event(conn, e, now).await?),
+        Op::Erase(e) => Output::Erased(erase(conn, e, now).await?),
     })
 }
 
@@ -898,4 +1021,148 @@ async fn consent_event(
         }
     }
     Ok(event)
+}
+
+/// Erasure, in the caller's transaction. The subject keeps its id and
+/// keyed hash (the suppression) but loses its address; its consent events
+/// stay as the record that consent existed, without their proof (IP, user
+/// agent, evidence); an `erase` event is appended and the derived state
+/// dropped. Decision and delivery rows name `erased:<address_hash>` instead
+/// of the address; copies not yet sent become `suppressed-late`
+/// (reply `erased`) with a decision row saying so; bodies of messages whose
+/// only recipient was the address are removed.
+async fn erase(
+    conn: &mut SqliteConnection,
+    e: &Erasure,
+    now: i64,
+) -> Result<Option<ErasureReport>, StoreError> {
+    let live = sqlx::query("SELECT id, address_hash FROM subjects WHERE address = $1")
+        .bind(&e.address)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (subject_id, address_hash) = match live {
+        Some(r) => {
+            let id: String = r.try_get(0)?;
+            sqlx::query("UPDATE subjects SET address = NULL, erased_at = $2 WHERE id = $1")
+                .bind(&id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            (id, r.try_get::<String, _>(1)?)
+        }
+        None => {
+            let known: i64 = sqlx::query(
+                "SELECT EXISTS (SELECT 1 FROM decisions WHERE recipient = $1) \
+                 OR EXISTS (SELECT 1 FROM deliveries WHERE recipient = $1)",
+            )
+            .bind(&e.address)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+            if known == 0 {
+                return Ok(None);
+            }
+            let s = &e.new_subject;
+            sqlx::query(
+                "INSERT INTO subjects (id, address, address_hash, key_id, created_at, erased_at) \
+                 VALUES ($1, NULL, $2, $3, $4, $4)",
+            )
+            .bind(&s.id)
+            .bind(&s.address_hash)
+            .bind(&s.key_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            (s.id.clone(), s.address_hash.clone())
+        }
+    };
+    let events_kept = sqlx::query(
+        "UPDATE consent_events SET ip = NULL, user_agent = NULL, evidence = NULL WHERE subject_id = $1",
+    )
+    .bind(&subject_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let event_id: i64 = sqlx::query(
+        "INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at) \
+         VALUES ($1, $2, 'erase', $3, $4, $5) RETURNING id",
+    )
+    .bind(&subject_id)
+    .bind(consent::ALL_CAMPAIGNS)
+    .bind(e.at)
+    .bind(e.source.as_str())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    sqlx::query("DELETE FROM consent_state WHERE subject_id = $1")
+        .bind(&subject_id)
+        .execute(&mut *conn)
+        .await?;
+    let tag = crate::subject::erased_tag(&address_hash);
+    // Copies not sent yet are never sent. A copy being sent right now
+    // cannot be called back, but its row is closed too: the worker records
+    // outcomes only on rows still `sending`, so it can never be retried to
+    // the tag that replaces the address.
+    let cancelled = sqlx::query(
+        "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', recipient = $2, \
+         lease_owner = NULL, lease_until = NULL, next_attempt_at = $3, updated_at = $3 \
+         WHERE recipient = $1 AND status IN ('queued', 'deferred', 'sending') RETURNING message_id",
+    )
+    .bind(&e.address)
+    .bind(&tag)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in &cancelled {
+        let message_id: String = r.try_get(0)?;
+        sqlx::query(
+            "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
+             SELECT id, $2, $3, campaign, 'suppress', 'erased', $4, 'send', $5 FROM messages WHERE id = $1",
+        )
+        .bind(&message_id)
+        .bind(&tag)
+        .bind(&subject_id)
+        .bind(event_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let deliveries = sqlx::query("UPDATE deliveries SET recipient = $2 WHERE recipient = $1")
+        .bind(&e.address)
+        .bind(&tag)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        + cancelled.len() as u64;
+    let decisions = sqlx::query("UPDATE decisions SET recipient = $2 WHERE recipient = $1")
+        .bind(&e.address)
+        .bind(&tag)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    // A body may name its recipient (To:, a greeting). Removed when the
+    // address was its only recipient and nothing is left to send; a body
+    // shared with other recipients stays until `[retention]` purges it.
+    let bodies_removed = sqlx::query(
+        "UPDATE messages SET body = NULL WHERE body IS NOT NULL \
+         AND id IN (SELECT message_id FROM decisions WHERE recipient = $1) \
+         AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.message_id = messages.id AND o.recipient <> $1) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
+             AND d.status IN ('queued', 'sending', 'deferred'))",
+    )
+    .bind(&tag)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(Some(ErasureReport {
+        subject_id,
+        address_hash,
+        event_id,
+        events_kept,
+        decisions,
+        deliveries,
+        cancelled: cancelled.len() as u64,
+        bodies_removed,
+    }))
 }

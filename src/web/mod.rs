@@ -5,9 +5,10 @@
 //! texts version) in the event.
 //!
 //! Owns the router, its limits and security headers, the pages and the
-//! HTTP listener ([`bind`]). Does not own the `/api/v1` routes (not yet
-//! built), the token format (`token`) or the words (`texts`).
+//! HTTP listener ([`bind`]). The `/api/v1` routes are `api`'s; the token
+//! format is `token`'s and the words are `texts`'.
 
+mod api;
 mod choices;
 mod error;
 mod form;
@@ -65,6 +66,8 @@ pub fn router(state: WebState) -> Router {
         .route("/healthz", get(healthz))
         .fallback(pages::not_found)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // After the pages' limit: the API has its own, larger one.
+        .merge(api::router(state.clone()))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -154,18 +157,30 @@ const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
 ];
 
 /// The outermost layer: answers made below the handlers (`405`, `408`,
-/// `413`) become plain pages too, and every response gets the security
-/// headers. Tokens are in paths: `no-store` keeps pages out of shared
-/// caches and `no-referrer` keeps the path out of other sites' logs.
+/// `413`) become plain pages too (JSON errors under `/api/`), and every
+/// response gets the security headers. Tokens are in paths: `no-store`
+/// keeps pages out of shared caches and `no-referrer` keeps the path out of
+/// other sites' logs.
 async fn finish(State(web): State<WebState>, req: Request, next: Next) -> Response {
     let lang = language(req.headers(), &web.config);
+    let is_api = req.uri().path().starts_with("/api/");
     let mut res = next.run(req).await;
     let status = res.status();
-    let is_html = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if (status.is_client_error() || status.is_server_error()) && !is_html {
+    let content_type = |prefix: &[u8]| {
+        res.headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(prefix))
+    };
+    let is_html = content_type(b"text/html");
+    let is_json = content_type(b"application/json");
+    let failed = status.is_client_error() || status.is_server_error();
+    if failed && is_api && !is_json {
+        let allow = res.headers().get(header::ALLOW).cloned();
+        res = api::error_response(status);
+        if let Some(allow) = allow {
+            res.headers_mut().insert(header::ALLOW, allow);
+        }
+    } else if failed && !is_html && !is_json {
         let text = if status.is_server_error() {
             error::ErrorText::Server
         } else {

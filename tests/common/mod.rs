@@ -5,5 +5,6 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod relay;
 pub mod sink;

@@ -14,7 +14,7 @@ use consent_relay::server::{self, Running};
 use consent_relay::store::{NewConsentEvent, Store};
 use consent_relay::subject;
 use consent_relay::token::{self, Claims, Purpose};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub const KEY: &str = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXRlcyE=";
@@ -216,27 +216,40 @@ pub fn message(campaign: &str, body: &str) -> String {
     )
 }
 
-/// A raw SMTP client: writes exactly what it is given, reads whole replies.
-pub struct Client {
-    pub stream: TcpStream,
+/// A raw SMTP client over any stream (TCP, or TLS after STARTTLS): writes
+/// exactly what it is given, reads whole replies.
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
-impl Client {
+impl Client<TcpStream> {
     pub async fn connect(addr: SocketAddr) -> Client {
+        Client::new(TcpStream::connect(addr).await.expect("connect to relay"))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    pub fn new(stream: S) -> Client<S> {
         Client {
-            stream: TcpStream::connect(addr).await.expect("connect to relay"),
+            stream,
             buf: Vec::new(),
         }
     }
 
+    /// Bytes read from the server but not yet taken as a reply.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub async fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
+        self.stream.flush().await.expect("flush");
     }
 
     /// Writes; false when the server has closed the connection.
     pub async fn try_write(&mut self, bytes: &[u8]) -> bool {
-        self.stream.write_all(bytes).await.is_ok()
+        self.stream.write_all(bytes).await.is_ok() && self.stream.flush().await.is_ok()
     }
 
     /// Reads one (possibly multi-line) reply; "" when the server closed.

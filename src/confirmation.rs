@@ -1,0 +1,96 @@
+//! The double opt-in confirmation mail: when a grant for a `double_opt_in`
+//! campaign arrives through the API, the relay records a `request` and
+//! mails the person the campaign's signed opt-in link itself, in the
+//! campaign's language (texts `optin_mail_subject`, `optin_mail_text`,
+//! overridable under `[texts.en]` / `[texts.fr]`).
+//!
+//! Builds the message only; the store queues it (kind `notice`) and the
+//! delivery worker sends it as built, like a DSN: no consent check (the
+//! person's state is `pending` on purpose) and no bounce.
+
+use mail_builder::MessageBuilder;
+
+use crate::config::{Campaign, Config};
+use crate::policy::{Outcome, Reason};
+use crate::store::{MessageKind, NewMessage, RecipientDecision};
+use crate::token::{self, Claims, Purpose, TokenError};
+
+/// The confirmation mail to `address` (subject `subject_id`) for `campaign`,
+/// ready to queue; its decision row rests on the `request` event `event_id`. From `no-reply@` the relay's hostname, null envelope
+/// sender (RFC 3834 automatic message: bounces must not come back).
+pub fn message(
+    config: &Config,
+    campaign: &Campaign,
+    subject_id: &str,
+    address: &str,
+    event_id: i64,
+    now: i64,
+) -> Result<NewMessage, ConfirmationError> {
+    let token = token::sign(
+        &config.signing,
+        &Claims {
+            subject_id: subject_id.to_owned(),
+            campaign: Some(campaign.id.clone()),
+            purpose: Purpose::Optin,
+        },
+    )?;
+    let base = config.http.public_url.as_str().trim_end_matches('/');
+    let url = format!("{base}/o/{token}");
+    let lang = campaign.language.unwrap_or(config.texts.default_language);
+    let fill = |key: &str| {
+        config
+            .texts
+            .get(lang, key)
+            .replace("{label}", &campaign.label)
+            .replace("{url}", &url)
+    };
+    let id = ulid::Ulid::generate().to_string();
+    let host = &config.smtp.hostname;
+    let body = MessageBuilder::new()
+        .from((campaign.label.as_str(), format!("no-reply@{host}").as_str()))
+        .to(address)
+        .subject(fill("optin_mail_subject"))
+        .message_id(format!("{id}.optin@{host}"))
+        .date(now / 1000)
+        .header(
+            "Auto-Submitted",
+            mail_builder::headers::raw::Raw::new("auto-generated"),
+        )
+        .header(
+            "Content-Language",
+            mail_builder::headers::raw::Raw::new(lang.code()),
+        )
+        .text_body(fill("optin_mail_text").replace('\n', "\r\n"))
+        .write_to_vec()
+        .map_err(ConfirmationError::Build)?;
+    Ok(NewMessage {
+        id,
+        kind: MessageKind::Notice,
+        mail_from: String::new(),
+        client_ip: "127.0.0.1".into(),
+        helo: host.clone(),
+        auth_user: None,
+        campaign: campaign.id.clone(),
+        header_message_id: None,
+        body,
+        received_at: now,
+        recipients: vec![RecipientDecision {
+            recipient: address.to_owned(),
+            subject_id: Some(subject_id.to_owned()),
+            new_subject: None,
+            outcome: Outcome::Deliver,
+            // The person asked for this mail; the campaign's own mail waits
+            // for the confirmation it carries.
+            reason: Reason::PendingConfirmation,
+            event_id: Some(event_id),
+        }],
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfirmationError {
+    #[error("cannot sign the opt-in link: {0}")]
+    Token(#[from] TokenError),
+    #[error("cannot build the confirmation mail: {0}")]
+    Build(std::io::Error),
+}

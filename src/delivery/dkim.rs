@@ -1,0 +1,112 @@
+//! DKIM signing of each recipient's copy (RFC 6376), after rewriting: the
+//! key of `[dkim]` is loaded once, and every copy gets its own
+//! `DKIM-Signature` header, relaxed/relaxed, RSA-SHA256 or Ed25519-SHA256.
+//!
+//! `h=` names every header listed in [`SIGNED_HEADERS`] twice: mail-auth
+//! signs each instance present and, for a name listed more often than it
+//! occurs, an empty instance. So every listed header is over-signed: a
+//! `List-Unsubscribe` (or a second `From`) added in transit breaks the
+//! signature instead of riding on it.
+
+use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter as _;
+use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject as _;
+
+use crate::config::DkimConfig;
+
+/// The headers the signature covers (and over-signs).
+pub const SIGNED_HEADERS: [&str; 10] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Id",
+];
+
+/// A signer built once from `[dkim]`.
+pub struct Signer {
+    inner: DkimSigner<DkimKey, Done>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.write_str("Signer")
+    }
+}
+
+impl Signer {
+    /// Reads and checks the key. Errors name `dkim.private_key` and say
+    /// what is wrong; they never contain key material.
+    pub fn load(cfg: &DkimConfig) -> Result<Signer, String> {
+        let path = cfg.private_key.display();
+        let pem = std::fs::read(&cfg.private_key)
+            .map_err(|e| format!("dkim.private_key: cannot read {path}: {e}"))?;
+        let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+            format!("dkim.private_key: {path} holds no PEM private key ({e}); use an RSA (2048 bits or more) or Ed25519 key")
+        })?;
+        let key: DkimKey = match der {
+            PrivateKeyDer::Pkcs1(_) => rsa(der, &path)?,
+            PrivateKeyDer::Pkcs8(ref p) => {
+                // openssl genpkey writes Ed25519 as PKCS#8 v1, which only the
+                // "maybe unchecked" loader accepts.
+                match Ed25519Key::from_pkcs8_maybe_unchecked_der(p.secret_pkcs8_der()) {
+                    Ok(k) => DkimKey::Ed25519(k),
+                    Err(_) => rsa(der, &path)?,
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "dkim.private_key: {path} is neither an RSA nor an Ed25519 key (EC keys cannot sign DKIM)"
+                ));
+            }
+        };
+        let mut headers = Vec::with_capacity(SIGNED_HEADERS.len() * 2);
+        for h in SIGNED_HEADERS {
+            headers.push(h);
+            headers.push(h);
+        }
+        let mut inner = DkimSigner::from_key(key)
+            .domain(cfg.domain.clone())
+            .selector(cfg.selector.clone())
+            .headers(headers)
+            .header_canonicalization(Canonicalization::Relaxed)
+            .body_canonicalization(Canonicalization::Relaxed);
+        if let Some(expire) = cfg.expire {
+            inner = inner.expiration(expire.as_secs());
+        }
+        let signer = Signer { inner };
+        // A key that loads but cannot sign (e.g. too short for ring) is
+        // found now, not at the first delivery.
+        signer
+            .sign(b"From: a@example.com\r\n\r\ncheck\r\n")
+            .map_err(|e| format!("dkim.private_key: {path} cannot sign: {e}"))?;
+        Ok(signer)
+    }
+
+    /// The copy with its `DKIM-Signature` header prepended.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, mail_auth::Error> {
+        let signature = self.inner.sign(message)?;
+        let mut out = Vec::with_capacity(message.len() + 1024);
+        signature.write_header(&mut out);
+        out.extend_from_slice(message);
+        Ok(out)
+    }
+}
+
+fn rsa(der: PrivateKeyDer<'_>, path: &std::path::Display<'_>) -> Result<DkimKey, String> {
+    RsaKey::<Sha256>::from_key_der(der)
+        .map(DkimKey::Rsa)
+        .map_err(|e| {
+            format!(
+                "dkim.private_key: {path} is not a usable RSA or Ed25519 key ({e}); RSA keys need 2048 bits or more"
+            )
+        })
+}

@@ -1,0 +1,102 @@
+//! What an API request can fail with, and the JSON error answers:
+//! `{"error": code, "message": text}`, plus `field` for a bad request.
+//! Clients see generic text; the details go to the log.
+
+use axum::http::StatusCode;
+use axum::http::header::{self, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::store::StoreError;
+
+/// What an API request can fail with; clients see the status and a generic
+/// text (plus, for a bad request, what to fix), logs see the rest.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// `field` names the JSON field or query parameter at fault.
+    #[error("{field}: {message}")]
+    BadRequest { field: String, message: String },
+    #[error("the request body is not JSON: {0}")]
+    NotJson(String),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("the request body is too large")]
+    TooLarge,
+    #[error("the request body cannot be read")]
+    Unreadable,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Confirmation(#[from] crate::confirmation::ConfirmationError),
+}
+
+impl ApiError {
+    pub(super) fn bad(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest { .. } | ApiError::NotJson(_) | ApiError::Unreadable => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Store(_) | ApiError::Confirmation(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = error_body(status);
+        match &self {
+            ApiError::BadRequest { field, message } => {
+                body["field"] = json!(field);
+                body["message"] = json!(format!("{field}: {message}"));
+            }
+            ApiError::NotJson(m) => body["message"] = json!(m),
+            ApiError::NotFound(m) => body["message"] = json!(m),
+            _ => {}
+        }
+        if status.is_server_error() {
+            tracing::error!(cause = %self, "api request failed");
+        } else {
+            tracing::debug!(cause = %self, status = status.as_u16(), "api request refused");
+        }
+        let mut res = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"consent-relay\""),
+            );
+        }
+        res
+    }
+}
+
+/// The generic JSON error for a status: `{"error": code, "message": text}`.
+pub(crate) fn error_body(status: StatusCode) -> Value {
+    let (code, message) = match status {
+        StatusCode::UNAUTHORIZED => ("unauthorized", "a valid bearer token is required"),
+        StatusCode::NOT_FOUND => ("not-found", "not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "the request body is too large"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        s if s.is_server_error() => ("internal", "internal error; see the relay's log"),
+        _ => ("bad-request", "bad request"),
+    };
+    json!({ "error": code, "message": message })
+}
+
+/// An error answer made below the handlers (`405`, `408`, `413`), as JSON.
+pub(crate) fn error_response(status: StatusCode) -> Response {
+    (status, axum::Json(error_body(status))).into_response()
+}

@@ -1,0 +1,366 @@
+//! The admin API under `/api/v1`: JSON for the CRM and the data-protection
+//! officer. Every route needs `Authorization: Bearer <token>`, whose SHA-256
+//! is compared (in constant time) with `[http] admin_token_sha256`.
+//!
+//! Owns the routes, the bearer check, request parsing and the JSON errors.
+//! Does not own what an export holds or what erasure removes (`rights`,
+//! `store`), nor the recipient's pages (`pages`).
+
+use std::net::IpAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower_http::limit::RequestBodyLimitLayer;
+
+mod auth;
+mod error;
+
+pub use error::ApiError;
+pub(crate) use error::error_response;
+
+use super::{USER_AGENT_MAX, WebState};
+use crate::config::{CampaignState, Policy};
+use crate::consent::{ALL_CAMPAIGNS, Action, Source};
+use crate::rights;
+use crate::store::{DecisionFilter, NewConsentEvent};
+use crate::subject;
+
+/// Largest API request body: a consent record with generous evidence.
+pub const API_BODY_LIMIT: usize = 64 * 1024;
+/// Decision rows per page: default and most.
+const PAGE_DEFAULT: i64 = 100;
+const PAGE_MAX: i64 = 1000;
+/// How far ahead of our clock an event's `at` may be (clock skew). A grant
+/// dated later would outrank every change made before that time.
+const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// The `/api/v1` routes, behind the bearer check and their own body limit.
+pub(crate) fn router(state: WebState) -> Router<WebState> {
+    Router::new()
+        .route("/api/v1/consent", post(record_consent))
+        .route(
+            "/api/v1/subjects/{email}",
+            get(export_subject).delete(erase_subject),
+        )
+        .route("/api/v1/decisions", get(decisions))
+        .route("/api/v1/campaigns", get(campaigns))
+        .route("/api/{*rest}", any(not_found))
+        .layer(RequestBodyLimitLayer::new(API_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state, auth::authorize))
+}
+
+/// A JSON body, with the path of the field at fault in the error.
+fn parse_json<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::Unreadable
+        }
+    })?;
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || inner.is_syntax() || inner.is_eof() {
+            ApiError::NotJson(inner.to_string())
+        } else {
+            ApiError::bad(&path, inner.to_string())
+        }
+    })
+}
+
+/// `POST /api/v1/consent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentBody {
+    email: String,
+    campaign: String,
+    action: Change,
+    source: Option<String>,
+    evidence: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    /// RFC 3339; default now.
+    at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Change {
+    Grant,
+    Withdraw,
+}
+
+async fn record_consent(
+    State(web): State<WebState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b: ConsentBody = parse_json(body)?;
+    let address = subject::normalise(&b.email);
+    if !is_address(&address) {
+        return Err(ApiError::bad("email", "is not an email address"));
+    }
+    let mut action = match b.action {
+        Change::Grant => Action::Grant,
+        Change::Withdraw => Action::Withdraw,
+    };
+    if b.campaign == ALL_CAMPAIGNS && action == Action::Grant {
+        return Err(ApiError::bad(
+            "campaign",
+            "a grant names one campaign ('*' is for withdraw only)",
+        ));
+    }
+    let campaign = web
+        .config
+        .campaign(&b.campaign)
+        .filter(|c| c.state != CampaignState::Deleted);
+    if b.campaign != ALL_CAMPAIGNS && campaign.is_none() {
+        return Err(ApiError::bad("campaign", "is not a configured campaign"));
+    }
+    // Double opt-in: a grant is a request until the person confirms.
+    if action == Action::Grant && campaign.is_some_and(|c| c.double_opt_in) {
+        action = Action::Request;
+    }
+    let source = match &b.source {
+        Some(s) => s
+            .parse::<Source>()
+            .map_err(|e| ApiError::bad("source", e))?,
+        None => Source::Api,
+    };
+    let now = crate::now_ms();
+    let at = match &b.at {
+        Some(t) => {
+            let at = parse_rfc3339(t).ok_or_else(|| {
+                ApiError::bad("at", "is not an RFC 3339 time (e.g. 2026-11-01T08:00:00Z)")
+            })?;
+            if at > now + FUTURE_SKEW_MS {
+                return Err(ApiError::bad("at", "is in the future"));
+            }
+            at
+        }
+        None => now,
+    };
+    let ip = match &b.ip {
+        Some(ip) => Some(
+            ip.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| ApiError::bad("ip", "is not an IP address"))?
+                .to_canonical()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let user_agent = b
+        .user_agent
+        .map(|ua| ua.chars().take(USER_AGENT_MAX).collect());
+    let event = web
+        .store
+        .append_consent_event(NewConsentEvent {
+            new_subject: subject::new_subject(&web.config.signing, &address),
+            address: address.clone(),
+            campaign: b.campaign,
+            action,
+            at,
+            source,
+            ip,
+            user_agent,
+            evidence: b.evidence,
+        })
+        .await?;
+    tracing::info!(subject = %event.subject_id, campaign = %event.campaign, action = %action, event = event.id, "api: consent recorded");
+    let status = match campaign {
+        Some(c) if action == Action::Request => {
+            // The relay mails the confirmation link itself, through its queue.
+            let mail = crate::confirmation::message(
+                &web.config,
+                c,
+                &event.subject_id,
+                &address,
+                event.id,
+                crate::now_ms(),
+            )?;
+            web.store.accept_message(mail).await?;
+            StatusCode::ACCEPTED
+        }
+        _ => StatusCode::CREATED,
+    };
+    Ok((status, axum::Json(rights::event(&event))).into_response())
+}
+
+/// `GET /api/v1/subjects/{email}`: access and portability.
+async fn export_subject(
+    State(web): State<WebState>,
+    Path(email): Path<String>,
+) -> Result<Response, ApiError> {
+    match rights::export(&web.store, &email).await? {
+        Some(doc) => Ok(axum::Json(doc).into_response()),
+        None => Err(ApiError::NotFound("nothing is held about this address")),
+    }
+}
+
+/// `DELETE /api/v1/subjects/{email}`: erasure.
+async fn erase_subject(
+    State(web): State<WebState>,
+    Path(email): Path<String>,
+) -> Result<Response, ApiError> {
+    match rights::erase(&web.store, &web.config, &email, Source::Api).await? {
+        Some(r) => {
+            tracing::info!(subject = %r.subject_id, decisions = r.decisions, deliveries = r.deliveries, cancelled = r.cancelled, "api: subject erased");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        None => Err(ApiError::NotFound("nothing is held about this address")),
+    }
+}
+
+/// `GET /api/v1/decisions?recipient=&campaign=&since=&limit=&cursor=`.
+async fn decisions(
+    State(web): State<WebState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut filter = DecisionFilter {
+        limit: PAGE_DEFAULT,
+        ..Default::default()
+    };
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*name {
+            "recipient" => filter.recipient = Some(subject::normalise(&value)),
+            "campaign" => filter.campaign = Some(value.into_owned()),
+            "since" => {
+                filter.since = Some(parse_rfc3339(&value).ok_or_else(|| {
+                    ApiError::bad("since", "is not an RFC 3339 time or a date (2026-11-01)")
+                })?)
+            }
+            "limit" => {
+                filter.limit = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=PAGE_MAX).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad("limit", format!("must be a number from 1 to {PAGE_MAX}"))
+                    })?
+            }
+            "cursor" => {
+                filter.after_id =
+                    Some(value.parse::<i64>().map_err(|_| {
+                        ApiError::bad("cursor", "is not a cursor this API returned")
+                    })?)
+            }
+            other => {
+                return Err(ApiError::bad(
+                    other,
+                    "is not a parameter (use recipient, campaign, since, limit, cursor)",
+                ));
+            }
+        }
+    }
+    let page = filter.limit;
+    // One row more than asked tells whether there is a next page.
+    filter.limit = page + 1;
+    let mut rows = web.store.decisions(&filter).await?;
+    let next_cursor = if rows.len() as i64 > page {
+        rows.truncate(page as usize);
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    let decisions: Vec<Value> = rows.iter().map(rights::decision).collect();
+    Ok(axum::Json(json!({ "decisions": decisions, "next_cursor": next_cursor })).into_response())
+}
+
+/// `GET /api/v1/campaigns`: every configured campaign, in display order.
+async fn campaigns(State(web): State<WebState>) -> Response {
+    let mut list: Vec<_> = web.config.campaigns.iter().collect();
+    list.sort_by_key(|c| c.order);
+    let campaigns: Vec<Value> = list
+        .into_iter()
+        .map(|c| {
+            json!({
+                "id": c.id, "label": c.label,
+                "policy": match c.policy {
+                    Policy::OptIn => "opt-in",
+                    Policy::OptOut => "opt-out",
+                    Policy::Mandatory => "mandatory",
+                },
+                "state": match c.state {
+                    CampaignState::Active => "active",
+                    CampaignState::Inactive => "inactive",
+                    CampaignState::Deleted => "deleted",
+                },
+                "order": c.order, "list_id": c.list_id, "double_opt_in": c.double_opt_in,
+                "consent_max_age_days": c.consent_max_age_days,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "campaigns": campaigns })).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such API route")
+}
+
+/// `local@domain`, no spaces or controls, at most 254 octets (RFC 5321).
+fn is_address(a: &str) -> bool {
+    a.len() <= 254
+        && !a.chars().any(|c| c.is_whitespace() || c.is_control())
+        && a.rsplit_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+}
+
+/// RFC 3339 with `Z` or a numeric offset, fractional seconds allowed; or a
+/// date (midnight UTC). Unix milliseconds.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.len() == 10 {
+        return parse_rfc3339(&format!("{s}T00:00:00Z"));
+    }
+    // humantime reads UTC only: take a `+HH:MM` / `-HH:MM` offset off first.
+    let (base, offset_ms) = match s.len().checked_sub(6).map(|i| s.split_at(i)) {
+        Some((base, off))
+            if base.len() >= 19
+                && (off.starts_with('+') || off.starts_with('-'))
+                && off.as_bytes()[3] == b':' =>
+        {
+            let h: i64 = off[1..3].parse().ok()?;
+            let m: i64 = off[4..6].parse().ok()?;
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            (base.to_owned() + "Z", sign * (h * 60 + m) * 60_000)
+        }
+        _ => (s.to_owned(), 0),
+    };
+    let t = humantime::parse_rfc3339_weak(&base).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+    Some(ms - offset_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_with_offsets() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:01+01:00"), Some(1000));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.250Z"), Some(1250));
+        assert_eq!(parse_rfc3339("1970-01-02"), Some(86_400_000));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(is_address("ann@example.com"));
+        assert!(!is_address("ann"));
+        assert!(!is_address("@example.com"));
+        assert!(!is_address("a nn@example.com"));
+    }
+}

@@ -1,0 +1,318 @@
+//! End to end: the data-protection officer's access and erasure requests,
+//! through the admin API and the real binary (`export`, `erase`), against
+//! the relay started in-process with a real SQLite file. After erasure the
+//! address is nowhere in the database files, and later mail to it is
+//! suppressed as `erased`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::admin::{self, admin};
+use common::relay::{TestRelay, eventually, message};
+use common::sink::{Fault, Sink};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::{Connection, Row, SqliteConnection};
+
+/// An event's action and its proof: ip, user agent, evidence.
+type EventProof = (String, Option<String>, Option<String>, Option<String>);
+
+const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
+const CAROL: &str = "carol@example.com";
+
+fn cli(relay: &TestRelay, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(relay.dir.path().join("consent-relay.toml"))
+        .current_dir(relay.dir.path())
+        .output()
+        .expect("run consent-relay")
+}
+
+/// A newsletter message that names its recipient in `To:`.
+fn to_carol(body: &str) -> String {
+    message("newsletter", body).replace("To: list@example.net", &format!("To: Carol <{CAROL}>"))
+}
+
+/// Which of the database's files hold `needle`. The bytes are read by a
+/// child process (`cat`): closing a descriptor of the database file in this
+/// process would drop the POSIX locks that the relay's SQLite connections,
+/// in this same process, hold on it.
+fn files_holding(db: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let path = format!("{}{suffix}", db.display());
+        let out = Command::new("cat").arg(&path).output().expect("run cat");
+        if out.status.success() && out.stdout.windows(needle.len()).any(|w| w == needle) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+async fn delivery_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
+    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open db");
+    let rows = sqlx::query("SELECT recipient, status, last_reply FROM deliveries ORDER BY id")
+        .fetch_all(&mut c)
+        .await
+        .expect("deliveries")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    c.close().await.expect("close");
+    rows
+}
+
+#[tokio::test]
+async fn erasure_leaves_only_a_hashed_suppression() {
+    let sink = Sink::start().await;
+    let mut relay = admin::start(&sink).await;
+    let db = relay.db_path();
+
+    let grant = json!({
+        "email": CAROL, "campaign": "newsletter", "action": "grant", "source": "form",
+        "evidence": "newsletter form v3, Carol typed carol@example.com",
+        "ip": "192.0.2.7", "user_agent": "Mozilla/5.0 (carol's phone)",
+    });
+    let a = admin(&relay, Method::POST, "/api/v1/consent", Some(grant)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let r = relay.send(&[CAROL], &to_carol("first")).await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    sink.wait_for(1, Duration::from_secs(10)).await;
+
+    // A second copy that the upstream keeps deferring: still queued when
+    // the erasure comes.
+    sink.script((0..60).map(|_| Fault::Mail(451, "4.3.0 try later")));
+    let r = relay.send(&[CAROL], &to_carol("second")).await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    eventually("the second copy is deferred", || async {
+        delivery_rows(&db)
+            .await
+            .iter()
+            .any(|(_, s, _)| s == "deferred")
+    })
+    .await;
+
+    // Access: the API and the binary give the same document.
+    let a = admin(
+        &relay,
+        Method::GET,
+        &format!("/api/v1/subjects/{CAROL}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body["events"][0]["ip"], "192.0.2.7");
+    assert_eq!(a.body["deliveries"].as_array().unwrap().len(), 2);
+    let out = cli(&relay, &["export", CAROL]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported: serde_json::Value = serde_json::from_slice(&out.stdout).expect("export JSON");
+    assert_eq!(exported["subject"], a.body["subject"]);
+    assert_eq!(exported["events"], a.body["events"]);
+    assert!(
+        !files_holding(&db, CAROL.as_bytes()).is_empty(),
+        "the test must see the address first"
+    );
+
+    // Erasure.
+    let a = admin(
+        &relay,
+        Method::DELETE,
+        &format!("/api/v1/subjects/{CAROL}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+
+    // Checked before anything else touches the files: the erasure itself
+    // leaves no copy, in the database or in the WAL.
+    assert_eq!(files_holding(&db, CAROL.as_bytes()), Vec::<String>::new());
+    assert_eq!(files_holding(&db, b"192.0.2.7"), Vec::<String>::new());
+    assert_eq!(files_holding(&db, b"carol's phone"), Vec::<String>::new());
+
+    let a = admin(
+        &relay,
+        Method::GET,
+        &format!("/api/v1/subjects/{CAROL}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = admin(
+        &relay,
+        Method::DELETE,
+        &format!("/api/v1/subjects/{CAROL}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let out = cli(&relay, &["export", CAROL]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing is held about carol@example.com")
+    );
+    let out = cli(&relay, &["erase", CAROL]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // The copy that was waiting is never sent; every row names the hash.
+    let rows = delivery_rows(&db).await;
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|(r, _, _)| r.starts_with("erased:") && r == &rows[0].0),
+        "{rows:?}"
+    );
+    assert_eq!(rows[0].1, "sent");
+    assert_eq!(
+        (rows[1].1.as_str(), rows[1].2.as_deref()),
+        ("suppressed-late", Some("erased"))
+    );
+
+    // Later mail to the address is suppressed as erased (even opt-out mail),
+    // and is not written down by address again.
+    for campaign in ["newsletter", "prospecting"] {
+        let r = relay.send(&[CAROL], &message(campaign, "again")).await;
+        assert!(r.contains("(0 delivered, 1 suppressed)"), "{campaign}: {r}");
+    }
+    let a = admin(&relay, Method::GET, "/api/v1/decisions", None).await;
+    let decisions = a.body["decisions"].as_array().unwrap();
+    let tail: Vec<(&str, &str)> = decisions[decisions.len() - 3..]
+        .iter()
+        .map(|d| (d["reason"].as_str().unwrap(), d["stage"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("erased", "send"),
+            ("erased", "accept"),
+            ("erased", "accept")
+        ]
+    );
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["recipient"] == rows[0].0.as_str()),
+        "{decisions:?}"
+    );
+
+    // The history stays as the record that consent existed, without proof.
+    let tag = rows[0].0.clone();
+    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let events: Vec<EventProof> = sqlx::query(
+        "SELECT e.action, e.ip, e.user_agent, e.evidence FROM consent_events e \
+         JOIN subjects s ON s.id = e.subject_id WHERE 'erased:' || s.address_hash = $1 ORDER BY e.id",
+    )
+    .bind(&tag)
+    .fetch_all(&mut c)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect();
+    assert_eq!(
+        events,
+        [
+            ("grant".into(), None, None, None),
+            ("erase".into(), None, None, None)
+        ]
+    );
+    c.close().await.unwrap();
+    // And after a checkpoint from another connection, still nowhere.
+    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let busy: i64 = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(busy, 0);
+    c.close().await.unwrap();
+    assert_eq!(files_holding(&db, CAROL.as_bytes()), Vec::<String>::new());
+
+    // A new, explicit grant makes the address known (and deliverable) again.
+    let a = admin(
+        &relay,
+        Method::POST,
+        "/api/v1/consent",
+        Some(json!({"email": CAROL, "campaign": "newsletter", "action": "grant"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let r = relay
+        .send(&[CAROL], &message("newsletter", "welcome back"))
+        .await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    relay.stop().await;
+}
+
+/// An address the relay only ever suppressed has no subject, yet it is in
+/// the decision log: access shows it, and erasure (here by the binary)
+/// leaves a hashed suppression.
+#[tokio::test]
+async fn suppressed_only_address_can_be_exported_and_erased() {
+    let sink = Sink::start().await;
+    let mut relay = admin::start(&sink).await;
+    let dave = "dave@example.com";
+    let r = relay.send(&[dave], &message("newsletter", "hi")).await;
+    assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
+
+    let a = admin(
+        &relay,
+        Method::GET,
+        &format!("/api/v1/subjects/{dave}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["subject"], serde_json::Value::Null);
+    assert_eq!(a.body["decisions"][0]["reason"], "no-consent");
+    assert_eq!(a.body["events"], json!([]));
+
+    let out = cli(&relay, &["erase", "Dave@Example.com"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("erased dave@example.com"), "{stdout}");
+    assert!(stdout.contains("1 decisions"), "{stdout}");
+
+    let a = admin(
+        &relay,
+        Method::GET,
+        &format!("/api/v1/subjects/{dave}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // Opt-out mail would have gone to a stranger; to an erased address it does not.
+    let r = relay.send(&[dave], &message("prospecting", "offer")).await;
+    assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
+    let a = admin(
+        &relay,
+        Method::GET,
+        "/api/v1/decisions?campaign=prospecting",
+        None,
+    )
+    .await;
+    assert_eq!(a.body["decisions"][0]["reason"], "erased");
+    assert_eq!(
+        files_holding(&relay.db_path(), dave.as_bytes()),
+        Vec::<String>::new()
+    );
+    relay.stop().await;
+}
