@@ -314,19 +314,23 @@ async fn show(config: &Config, email: &str, json: bool) -> anyhow::Result<()> {
     println!("history:");
     for e in &s.events {
         println!(
-            "  {:>6}  {}  {:<9} {:<20} source={}{}",
+            "  {:>6}  {}  {:<9} {:<20} source={}{}{}{}",
             e.id,
             format_time(e.at),
             e.action,
             e.campaign,
             e.source,
-            e.evidence
-                .as_deref()
-                .map(|v| format!(" evidence={v:?}"))
-                .unwrap_or_default()
+            proof(" evidence", e.evidence.as_deref()),
+            proof(" ip", e.ip.as_deref()),
+            proof(" user_agent", e.user_agent.as_deref()),
         );
     }
     Ok(())
+}
+
+/// ` name="value"` when the proof field is present.
+fn proof(name: &str, value: Option<&str>) -> String {
+    value.map(|v| format!("{name}={v:?}")).unwrap_or_default()
 }
 
 async fn log(config: &Config, a: LogArgs) -> anyhow::Result<()> {
