@@ -1,6 +1,6 @@
-//! Reading and editing a message's header block as raw bytes: find header
-//! fields by name (case-insensitive), unfold their values, remove them, and
-//! prepend trace headers. Only the header block is ever looked at, so a
+//! Reading a message's header block as raw bytes: find header fields by
+//! name (case-insensitive) and unfold their values (editing copies is
+//! `rewrite`'s). Only the header block is ever looked at, so a
 //! "header" inside the body is never taken for one.
 
 /// End of the header block: the offset just after the empty line that ends
@@ -75,24 +75,6 @@ pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The message without any field called `name` (continuation lines included).
-pub fn remove_header(raw: &[u8], name: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut pos = 0;
-    for f in fields(raw).iter().filter(|f| name_is(raw, f, name)) {
-        out.extend_from_slice(&raw[pos..f.start]);
-        pos = f.end;
-    }
-    out.extend_from_slice(&raw[pos..]);
-    out
-}
-
-/// Whether the header block holds bytes outside ASCII (needs SMTPUTF8 or
-/// an RFC 2047 encoding).
-pub fn header_has_8bit(raw: &[u8]) -> bool {
-    raw[..header_end(raw)].iter().any(|b| !b.is_ascii())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,24 +95,9 @@ mod tests {
     }
 
     #[test]
-    fn remove_takes_continuations_and_keeps_the_rest() {
-        assert_eq!(
-            remove_header(MSG, "x-campaign"),
-            b"From: a@x\r\nSubject: hi\r\n\r\nX-Campaign: body\r\n"
-        );
-    }
-
-    #[test]
     fn message_without_body() {
         let raw = b"X-Campaign: a\r\nSubject: s\r\n";
         assert_eq!(header_values(raw, "x-campaign"), ["a"]);
-        assert_eq!(remove_header(raw, "X-Campaign"), b"Subject: s\r\n");
         assert_eq!(header_end(b"\r\nbody"), 2);
-    }
-
-    #[test]
-    fn eight_bit_headers_are_seen() {
-        assert!(header_has_8bit("Subject: café\r\n\r\n".as_bytes()));
-        assert!(!header_has_8bit("Subject: cafe\r\n\r\ncafé".as_bytes()));
     }
 }

@@ -145,12 +145,7 @@ const TOKEN_MAX: usize = KEY_ID_MAX + 1 + (DECODED_MAX * 4).div_ceil(3);
 /// is not among the keys (a validated configuration never allows that).
 pub fn sign(signing: &SigningConfig, claims: &Claims) -> Result<String, TokenError> {
     let key_id = signing.current.as_str();
-    let key = signing
-        .keys
-        .get(key_id)
-        .ok_or_else(|| TokenError::UnknownKey {
-            key_id: key_id.to_owned(),
-        })?;
+    let key = key(signing, key_id)?;
     if !is_key_id(key_id) {
         return Err(TokenError::UnknownKey {
             key_id: key_id.to_owned(),
@@ -172,7 +167,7 @@ pub fn sign(signing: &SigningConfig, claims: &Claims) -> Result<String, TokenErr
     bytes.push(claims.purpose.byte());
     bytes.extend_from_slice(&subject);
     bytes.extend_from_slice(campaign.as_bytes());
-    let mac = mac(&key.0, key_id, &bytes).finalize().into_bytes();
+    let mac = mac(key, key_id, &bytes).finalize().into_bytes();
     bytes.extend_from_slice(&mac[..MAC_LEN]);
 
     Ok(format!("{key_id}.{}", URL_SAFE_NO_PAD.encode(&bytes)))
@@ -199,15 +194,10 @@ pub fn verify(signing: &SigningConfig, token: &str) -> Result<Claims, TokenError
     if bytes[0] != VERSION {
         return Err(TokenError::UnsupportedVersion { version: bytes[0] });
     }
-    let key = signing
-        .keys
-        .get(key_id)
-        .ok_or_else(|| TokenError::UnknownKey {
-            key_id: key_id.to_owned(),
-        })?;
+    let key = key(signing, key_id)?;
     let (payload, tag) = bytes.split_at(bytes.len() - MAC_LEN);
     // Constant-time comparison of the first MAC_LEN bytes.
-    mac(&key.0, key_id, payload)
+    mac(key, key_id, payload)
         .verify_truncated_left(tag)
         .map_err(|_| TokenError::BadSignature)?;
 
@@ -250,6 +240,17 @@ pub fn verify_for(
 }
 
 /// The MAC state over domain, key id and payload, ready to finalize or verify.
+/// The key bytes of `key_id`.
+fn key<'a>(signing: &'a SigningConfig, key_id: &str) -> Result<&'a [u8], TokenError> {
+    signing
+        .keys
+        .get(key_id)
+        .map(|k| k.0.as_slice())
+        .ok_or_else(|| TokenError::UnknownKey {
+            key_id: key_id.to_owned(),
+        })
+}
+
 fn mac(key: &[u8], key_id: &str, payload: &[u8]) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));

@@ -518,44 +518,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             Phase::Greeted => {}
         }
+        // `Err(next)`: the exchange ended (client gone or answer refused).
         let credentials = match mechanism {
-            smtp_proto::AUTH_PLAIN => {
-                let response = if initial.is_empty() {
-                    self.reply(Reply::new(334, "", ""));
-                    match self.auth_response().await? {
-                        AuthResponse::Line(l) => l,
-                        AuthResponse::Closed => return Ok(Next::Close),
-                        AuthResponse::Refused(r) => return Ok(self.refuse(r)),
-                    }
-                } else {
-                    match decode_initial(&initial) {
-                        Ok(v) => v,
-                        Err(r) => return Ok(self.refuse(r)),
-                    }
-                };
-                parse_plain(&response)
-            }
+            smtp_proto::AUTH_PLAIN => match self.auth_input(&initial, "").await? {
+                Ok(response) => parse_plain(&response),
+                Err(next) => return Ok(next),
+            },
             smtp_proto::AUTH_LOGIN => {
-                let user = if initial.is_empty() {
-                    // "Username:" in base64, as every LOGIN client expects.
-                    self.reply(Reply::new(334, "", "VXNlcm5hbWU6"));
-                    match self.auth_response().await? {
-                        AuthResponse::Line(l) => l,
-                        AuthResponse::Closed => return Ok(Next::Close),
-                        AuthResponse::Refused(r) => return Ok(self.refuse(r)),
-                    }
-                } else {
-                    match decode_initial(&initial) {
-                        Ok(v) => v,
-                        Err(r) => return Ok(self.refuse(r)),
-                    }
+                // "Username:" and "Password:" in base64, as LOGIN clients expect.
+                let user = match self.auth_input(&initial, "VXNlcm5hbWU6").await? {
+                    Ok(u) => u,
+                    Err(next) => return Ok(next),
                 };
-                // "Password:"
-                self.reply(Reply::new(334, "", "UGFzc3dvcmQ6"));
-                let password = match self.auth_response().await? {
-                    AuthResponse::Line(l) => l,
-                    AuthResponse::Closed => return Ok(Next::Close),
-                    AuthResponse::Refused(r) => return Ok(self.refuse(r)),
+                let password = match self.auth_input("", "UGFzc3dvcmQ6").await? {
+                    Ok(p) => p,
+                    Err(next) => return Ok(next),
                 };
                 String::from_utf8(user).ok().map(|u| (u, password))
             }
@@ -604,6 +581,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     /// Reads the client's answer to a 334 challenge, base64-decoded.
+    /// One step of an AUTH exchange: the initial response given with the
+    /// command, or else the client's answer to a `334 prompt`, decoded.
+    async fn auth_input(
+        &mut self,
+        initial: &str,
+        prompt: &str,
+    ) -> std::io::Result<Result<Vec<u8>, Next>> {
+        if !initial.is_empty() {
+            return Ok(decode_initial(initial).map_err(|r| self.refuse(r)));
+        }
+        self.reply(Reply::new(334, "", prompt));
+        Ok(match self.auth_response().await? {
+            AuthResponse::Line(l) => Ok(l),
+            AuthResponse::Closed => Err(Next::Close),
+            AuthResponse::Refused(r) => Err(self.refuse(r)),
+        })
+    }
+
     async fn auth_response(&mut self) -> std::io::Result<AuthResponse> {
         let timeout = self.ctx.config.smtp.command_timeout;
         let line = loop {
