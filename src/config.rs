@@ -128,6 +128,8 @@ pub struct HttpConfig {
     /// SHA-256 digests of the API bearer tokens.
     pub admin_token_sha256: Vec<[u8; 32]>,
     pub unsubscribe_mailto_domain: Option<String>,
+    /// Clients that may read `/metrics` (default: loopback only).
+    pub metrics_allowed_networks: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -397,6 +399,7 @@ struct RawHttp {
     public_url: Option<String>,
     admin_token_sha256: Vec<String>,
     unsubscribe_mailto_domain: Option<String>,
+    metrics_allowed_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -634,7 +637,8 @@ impl Check<'_> {
                 format_args!("{name:?} is not a host name (use e.g. relay.example.com)"),
             );
         }
-        let allowed_networks = self.networks(raw.allowed_networks.as_deref());
+        let allowed_networks =
+            self.networks("smtp.allowed_networks", raw.allowed_networks.as_deref());
         let max_message_size = self.number(
             "smtp.max_message_size",
             raw.max_message_size,
@@ -724,8 +728,8 @@ impl Check<'_> {
         })
     }
 
-    /// CIDR list; a bare address is one host (/32 or /128).
-    fn networks(&mut self, raw: Option<&[String]>) -> Option<Vec<IpNet>> {
+    /// CIDR list at `key`; a bare address is one host (/32 or /128).
+    fn networks(&mut self, key: &str, raw: Option<&[String]>) -> Option<Vec<IpNet>> {
         let texts: Vec<&str> = match raw {
             Some(list) => list.iter().map(String::as_str).collect(),
             None => DEFAULT_ALLOWED_NETWORKS.to_vec(),
@@ -735,7 +739,7 @@ impl Check<'_> {
             match text.parse::<IpNet>().or_else(|_| text.parse::<IpAddr>().map(IpNet::from)) {
                 Ok(net) => nets.push(net.trunc()),
                 Err(_) => self.error(
-                    &format!("smtp.allowed_networks[{i}]"),
+                    &format!("{key}[{i}]"),
                     format_args!("{text:?} is not a network (use CIDR like 10.0.0.0/8 or fd00::/8, or a single address)"),
                 ),
             }
@@ -953,7 +957,12 @@ impl Check<'_> {
                 format_args!("{domain:?} is not a domain name (use e.g. unsubscribe.example.com)"),
             );
         }
+        let metrics_allowed_networks = self.networks(
+            "http.metrics_allowed_networks",
+            raw.metrics_allowed_networks.as_deref(),
+        );
         Some(HttpConfig {
+            metrics_allowed_networks: metrics_allowed_networks?,
             listen: listen?,
             public_url: public_url?,
             admin_token_sha256: (admin_token_sha256.len() == raw.admin_token_sha256.len())

@@ -53,6 +53,19 @@ pub enum Refusal {
     Store(#[from] StoreError),
 }
 
+impl Refusal {
+    /// One word for `consent_relay_messages_refused_total{reason}`.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Refusal::NoCampaign { .. } => "no_campaign",
+            Refusal::ConflictingCampaigns { .. } => "conflicting_campaigns",
+            Refusal::UnknownCampaign(_) => "unknown_campaign",
+            Refusal::ClosedCampaign(..) => "closed_campaign",
+            Refusal::Store(_) => "store_failed",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Intake {
     config: Arc<Config>,
@@ -123,6 +136,7 @@ impl Intake {
         let now = crate::now_ms();
         let mut decisions = Vec::with_capacity(recipients.len());
         let (mut delivered, mut suppressed) = (0, 0);
+        let mut suppressed_by = Vec::new();
         for address in recipients {
             let k = known.get(&address).cloned().unwrap_or_default();
             let d = policy::decide(campaign, &k.consent, now);
@@ -136,7 +150,10 @@ impl Intake {
             };
             match d.outcome {
                 Outcome::Deliver => delivered += 1,
-                Outcome::Suppress => suppressed += 1,
+                Outcome::Suppress => {
+                    suppressed += 1;
+                    suppressed_by.push(d.reason.as_str());
+                }
             }
             // Someone who was erased is not written down again by address.
             let recipient = if k.consent.erased && d.outcome == Outcome::Suppress {
@@ -175,6 +192,11 @@ impl Intake {
             .await?;
         if delivered > 0 {
             self.wake.notify_one();
+        }
+        metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
+        for reason in suppressed_by {
+            metrics::counter!(crate::metrics::RECIPIENTS_SUPPRESSED, "reason" => reason, "stage" => "accept")
+                .increment(1);
         }
         tracing::info!(
             queue_id = %queue_id,

@@ -15,6 +15,7 @@ pub mod consent;
 pub mod delivery;
 pub mod intake;
 pub mod message;
+pub mod metrics;
 pub mod policy;
 pub mod rewrite;
 pub mod rights;

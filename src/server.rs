@@ -43,6 +43,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     // Certificates are read once, here: a bad one stops the start.
     let tls = smtp::tls::acceptor(&config.smtp)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
+    crate::metrics::install();
     let store = Store::open(&config.store, true).await.with_context(|| {
         format!(
             "{}: store.url: cannot open the store",

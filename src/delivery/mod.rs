@@ -295,6 +295,8 @@ impl Delivery {
         for c in claimed {
             if let Some(l) = late.remove(&c.id) {
                 tracing::info!(queue_id = %c.message_id, delivery = c.id, reason = %l.reason, "delivery suppressed late");
+                metrics::counter!(crate::metrics::RECIPIENTS_SUPPRESSED, "reason" => l.reason.as_str(), "stage" => "send")
+                    .increment(1);
                 let _ = records.send(AttemptRecord {
                     delivery_id: c.id,
                     status: DeliveryStatus::SuppressedLate,
@@ -393,6 +395,13 @@ async fn send_loop(
             && d.kind == MessageKind::Relay
             && !d.mail_from.is_empty())
         .then(|| bounce(&cfg, &job, &outcome, now));
+        metrics::counter!(crate::metrics::DELIVERY_ATTEMPTS, "class" => crate::metrics::reply_class(&outcome))
+            .increment(1);
+        if status == DeliveryStatus::Sent {
+            metrics::counter!(crate::metrics::RECIPIENTS_DELIVERED).increment(1);
+            let waited = (now - d.received_at).max(0) as f64 / 1000.0;
+            metrics::histogram!(crate::metrics::DELIVERY_SECONDS).record(waited);
+        }
         tracing::info!(
             queue_id = %d.message_id,
             delivery = d.id,

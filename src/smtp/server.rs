@@ -148,6 +148,7 @@ impl SmtpServer {
                 // Nobody outside the allowed networks can ever send here
                 // (with a mailto unsubscribe domain, anyone may write to it).
                 tracing::info!(peer = %peer, "connection refused: not in allowed_networks");
+                crate::metrics::refused("network");
                 sessions.spawn(refuse(
                     stream,
                     implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
@@ -160,6 +161,7 @@ impl SmtpServer {
                 continue;
             }
             let Ok(permit) = slots.clone().try_acquire_owned() else {
+                crate::metrics::refused("too_many_connections");
                 sessions.spawn(refuse(
                     stream,
                     implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
@@ -168,6 +170,7 @@ impl SmtpServer {
                 continue;
             };
             let Some(ip_guard) = per_ip.enter(ip, cfg.smtp.max_connections_per_ip) else {
+                crate::metrics::refused("too_many_connections_from_ip");
                 sessions.spawn(refuse(
                     stream,
                     implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
@@ -176,9 +179,13 @@ impl SmtpServer {
                 continue;
             };
             let ctx = self.ctx.clone();
+            let listener = if implicit_tls { "smtps" } else { "smtp" };
+            metrics::counter!(crate::metrics::SMTP_CONNECTIONS, "listener" => listener)
+                .increment(1);
             sessions.spawn(async move {
                 let _permit = permit;
                 let _ip_guard = ip_guard;
+                let _open = crate::metrics::OpenSession::open();
                 let span = tracing::info_span!("smtp", peer = %peer, tls = implicit_tls);
                 tracing::Instrument::instrument(
                     serve_connection(ctx, stream, peer, authorized, implicit_tls),

@@ -679,6 +679,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
                 Progress::BareNewline => {
                     tracing::info!(peer = %self.peer, "message refused: bare CR or LF in DATA");
+                    crate::metrics::refused("bare_newline");
                     self.reply(reply::bare_newline_in_data());
                     self.reset_transaction();
                     return Ok(Next::Close);
@@ -686,13 +687,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         let r = if reader.oversize {
+            crate::metrics::refused("too_large");
             reply::too_large()
         } else if reader.long_line {
+            crate::metrics::refused("line_too_long");
             reply::text_line_too_long()
         } else if crate::message::header_end(&reader.body) > cfg.max_header_size {
+            crate::metrics::refused("header_too_large");
             reply::header_too_large()
         } else {
-            self.deliver(reader.body).await
+            let started = std::time::Instant::now();
+            let r = self.deliver(reader.body).await;
+            metrics::histogram!(crate::metrics::ACCEPT_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            r
         };
         self.reset_transaction();
         self.reply(r);
@@ -767,10 +775,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             ),
             Err(Refusal::Store(e)) => {
                 tracing::error!(peer = %self.peer, cause = %e, "message not stored");
+                crate::metrics::refused("store_failed");
                 reply::store_failed()
             }
             Err(refusal) => {
                 tracing::info!(peer = %self.peer, reason = %refusal, "message refused");
+                crate::metrics::refused(refusal.metric_reason());
                 Reply::new(550, "5.7.1", format!("message refused: {refusal}"))
             }
         }

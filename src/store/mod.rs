@@ -402,7 +402,11 @@ impl Store {
         &self,
         event: NewConsentEvent,
     ) -> Result<ConsentEvent, StoreError> {
-        dispatch!(self, s => s.append_consent_event(event).await)
+        let (source, action) = (event.source.as_str(), event.action.as_str());
+        let recorded = dispatch!(self, s => s.append_consent_event(event).await)?;
+        metrics::counter!(crate::metrics::CONSENT_EVENTS, "source" => source, "action" => action)
+            .increment(1);
+        Ok(recorded)
     }
 
     /// Everything about one address's consent; `None` if unknown.
@@ -440,6 +444,11 @@ impl Store {
     }
 
     /// Deliveries not yet final (queued, sending, deferred) and failed ones.
+    /// How many copies are queued, deferred and being sent, by status.
+    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        dispatch!(self, s => s.queue_depth().await)
+    }
+
     pub async fn queue(&self, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
         dispatch!(self, s => s.queue(limit).await)
     }

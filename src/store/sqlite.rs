@@ -477,6 +477,20 @@ impl SqliteStore {
             .collect()
     }
 
+    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        // Two index range counts: the partial index of due rows and the
+        // status index for leased ones.
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) FROM deliveries WHERE status IN ('queued', 'deferred') GROUP BY status \
+             UNION ALL SELECT 'sending', COUNT(*) FROM deliveries WHERE status = 'sending'",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     pub async fn queue(&self, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
         sqlx::query(
             "SELECT d.id, d.message_id, m.kind, d.recipient, m.mail_from, m.campaign, d.status, \
@@ -598,8 +612,11 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
 /// bad job fails by itself and the others still commit.
 async fn run_group(conn: &mut SqliteConnection, group: Vec<(Op, Reply)>) {
     let now = crate::now_ms();
+    let started = std::time::Instant::now();
     if group.len() > 1 {
-        match run_together(conn, &group, now).await {
+        let together = run_together(conn, &group, now).await;
+        metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        match together {
             Ok(outputs) => {
                 for ((_, reply), out) in group.into_iter().zip(outputs) {
                     let _ = reply.send(Ok(out));
@@ -612,9 +629,11 @@ async fn run_group(conn: &mut SqliteConnection, group: Vec<(Op, Reply)>) {
         }
     }
     for (op, reply) in group {
+        let started = std::time::Instant::now();
         let result = run_together(conn, std::slice::from_ref(&(op, ())), now)
             .await
             .map(|mut outs| outs.pop().unwrap_or(Output::Unit));
+        metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             tracing::error!(cause = %e, "store: write failed");
         }

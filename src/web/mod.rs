@@ -64,6 +64,7 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/o/{token}", get(pages::optin_form).post(pages::optin))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .fallback(pages::not_found)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         // After the pages' limit: the API has its own, larger one.
@@ -78,6 +79,33 @@ pub fn router(state: WebState) -> Router {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Prometheus text format, for clients in `[http] metrics_allowed_networks`
+/// only; anyone else gets the same `404` as any unknown path.
+async fn metrics(
+    State(web): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visitor: Visitor,
+) -> Response {
+    let ip = peer.ip().to_canonical();
+    if !web
+        .config
+        .http
+        .metrics_allowed_networks
+        .iter()
+        .any(|n| n.contains(&ip))
+    {
+        return web.reply(&visitor, Err(WebError::NotFound));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        crate::metrics::render(&web.store).await,
+    )
+        .into_response()
 }
 
 /// Who is asking, as far as a page needs to know: their language, and the

@@ -51,7 +51,7 @@ impl WebState {
     }
 
     /// The page, or the error page, in the visitor's language.
-    fn reply(&self, visitor: &Visitor, result: Result<String, WebError>) -> Response {
+    pub(super) fn reply(&self, visitor: &Visitor, result: Result<String, WebError>) -> Response {
         match result {
             Ok(page) => html_page(StatusCode::OK, visitor.lang, page),
             Err(e) => {

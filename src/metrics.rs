@@ -1,0 +1,187 @@
+//! Prometheus metrics, served at `GET /metrics` on the HTTP listener.
+//!
+//! The counters and histograms are recorded with the `metrics` macros where
+//! things happen (SMTP sessions, intake, the store's writer, delivery, the
+//! consent paths); [`install`] sets the process-wide Prometheus recorder
+//! once and [`render`] writes the text exposition format, adding the queue
+//! depth read from the store at scrape time (so it is right on every node
+//! that shares a database). Names follow Prometheus conventions:
+//! `consent_relay_…_total` for counters, `_seconds` for durations.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::delivery::retry::AttemptOutcome;
+use crate::store::Store;
+
+pub const MESSAGES_ACCEPTED: &str = "consent_relay_messages_accepted_total";
+pub const MESSAGES_REFUSED: &str = "consent_relay_messages_refused_total";
+pub const RECIPIENTS_DELIVERED: &str = "consent_relay_recipients_delivered_total";
+pub const RECIPIENTS_SUPPRESSED: &str = "consent_relay_recipients_suppressed_total";
+pub const DELIVERY_ATTEMPTS: &str = "consent_relay_delivery_attempts_total";
+pub const ACCEPT_SECONDS: &str = "consent_relay_accept_duration_seconds";
+pub const DELIVERY_SECONDS: &str = "consent_relay_delivery_latency_seconds";
+pub const COMMIT_SECONDS: &str = "consent_relay_store_commit_duration_seconds";
+pub const SMTP_CONNECTIONS: &str = "consent_relay_smtp_connections_total";
+pub const SMTP_CONNECTIONS_OPEN: &str = "consent_relay_smtp_connections_open";
+pub const CONSENT_EVENTS: &str = "consent_relay_consent_events_total";
+pub const QUEUE_DEPTH: &str = "consent_relay_queue_depth";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder for this process (once; later calls,
+/// as from several relays in one test process, share it).
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        // Latencies from a millisecond (a group commit) to a day (a
+        // delivery retried for hours).
+        let fast = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let slow = [
+            0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(ACCEPT_SECONDS.into()), &fast)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(COMMIT_SECONDS.into()), &fast))
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(DELIVERY_SECONDS.into()), &slow))
+            .expect("bucket lists are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be set (an embedding program): then
+        // our handle renders only the scrape-time gauges.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(MESSAGES_ACCEPTED, "Messages accepted (250 after DATA).");
+    describe_counter!(
+        MESSAGES_REFUSED,
+        "Messages refused after DATA or at connection, by reason."
+    );
+    describe_counter!(
+        RECIPIENTS_DELIVERED,
+        "Recipient copies the upstream accepted."
+    );
+    describe_counter!(
+        RECIPIENTS_SUPPRESSED,
+        "Recipients suppressed, by reason and stage (accept or send)."
+    );
+    describe_counter!(
+        DELIVERY_ATTEMPTS,
+        "Delivery attempts by upstream reply class (2xx, 4xx, 5xx, error)."
+    );
+    describe_histogram!(
+        ACCEPT_SECONDS,
+        metrics::Unit::Seconds,
+        "From the end of DATA to the reply (decisions and the store commit)."
+    );
+    describe_histogram!(
+        DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "From acceptance to the upstream's 2xx for one recipient copy."
+    );
+    describe_histogram!(
+        COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "One store write transaction (a group of callers' writes)."
+    );
+    describe_counter!(SMTP_CONNECTIONS, "SMTP connections taken, by listener.");
+    describe_gauge!(SMTP_CONNECTIONS_OPEN, "SMTP sessions open now.");
+    describe_counter!(
+        CONSENT_EVENTS,
+        "Consent events recorded, by source and action."
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Recipient copies in the queue, by status (read at scrape time)."
+    );
+}
+
+/// The text exposition: the process's counters and histograms, then the
+/// queue depth read from the store now.
+pub async fn render(store: &Store) -> String {
+    let mut out = install().render();
+    match store.queue_depth().await {
+        Ok(depth) => {
+            out.push_str(&format!(
+                "# HELP {QUEUE_DEPTH} Recipient copies in the queue, by status (read at scrape time).\n# TYPE {QUEUE_DEPTH} gauge\n"
+            ));
+            for status in ["queued", "deferred", "sending"] {
+                let n = depth
+                    .iter()
+                    .find(|(s, _)| s == status)
+                    .map_or(0, |(_, n)| *n);
+                out.push_str(&format!("{QUEUE_DEPTH}{{status=\"{status}\"}} {n}\n"));
+            }
+        }
+        Err(e) => tracing::warn!(cause = %e, "metrics: cannot read the queue depth"),
+    }
+    out
+}
+
+/// A message refused; `reason` is one word from a closed set.
+pub fn refused(reason: &'static str) {
+    metrics::counter!(MESSAGES_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Counts an SMTP session in [`SMTP_CONNECTIONS_OPEN`] while it lives.
+pub struct OpenSession(());
+
+impl OpenSession {
+    pub fn open() -> OpenSession {
+        metrics::gauge!(SMTP_CONNECTIONS_OPEN).increment(1.0);
+        OpenSession(())
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        metrics::gauge!(SMTP_CONNECTIONS_OPEN).decrement(1.0);
+    }
+}
+
+/// The class of an attempt's outcome for [`DELIVERY_ATTEMPTS`]: `2xx`,
+/// `4xx`, `5xx`, or `error` when a temporary failure had no SMTP reply
+/// (connection, TLS, signing, the outbox directory).
+pub fn reply_class(outcome: &AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Delivered(_) => "2xx",
+        AttemptOutcome::PermanentFailure(_) => "5xx",
+        AttemptOutcome::TemporaryFailure(r) if r.starts_with('4') => "4xx",
+        AttemptOutcome::TemporaryFailure(_) => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_classes() {
+        let class = |o| reply_class(&o);
+        assert_eq!(
+            class(AttemptOutcome::Delivered("250 2.0.0 ok".into())),
+            "2xx"
+        );
+        assert_eq!(
+            class(AttemptOutcome::TemporaryFailure("451 4.3.0 later".into())),
+            "4xx"
+        );
+        assert_eq!(
+            class(AttemptOutcome::TemporaryFailure(
+                "connection refused".into()
+            )),
+            "error"
+        );
+        assert_eq!(
+            class(AttemptOutcome::PermanentFailure("550 5.1.1 no".into())),
+            "5xx"
+        );
+    }
+}
