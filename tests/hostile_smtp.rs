@@ -10,21 +10,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::relay::{Client, TestRelay, message};
+use common::relay::{TestRelay, greeted, message, password_hash as hash};
 use common::sink::Sink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// An argon2id PHC string, as `hash-password` prints.
-fn hash(password: &str) -> String {
-    use argon2::PasswordHasher as _;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .expect("hash")
-        .to_string()
-}
 
 /// `[smtp]` keys for users `crm` and `ops` (both with PASSWORD, or
 /// `crm_password` for crm), AUTH allowed in clear on loopback.
@@ -40,13 +31,6 @@ fn users(crm_password: &str) -> String {
 
 fn plain(user: &str, password: &str) -> String {
     BASE64.encode(format!("\0{user}\0{password}"))
-}
-
-async fn greeted(relay: &TestRelay) -> Client {
-    let mut c = relay.client().await;
-    c.expect("220 relay.test ESMTP").await;
-    c.cmd("EHLO client.test", "250").await;
-    c
 }
 
 /// Writes `bytes` one octet every `every` until the relay closes the

@@ -4,15 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::relay::{Client, TestRelay, message};
+use common::relay::{TestRelay, greeted, message};
 use common::sink::Sink;
-
-async fn greeted(relay: &TestRelay) -> Client {
-    let mut c = relay.client().await;
-    c.expect("220 relay.test ESMTP").await;
-    c.cmd("EHLO client.test", "250").await;
-    c
-}
 
 #[tokio::test]
 async fn ehlo_advertises_the_extensions() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::relay::{Client, TestRelay, config_text, message};
+use common::relay::{Client, TestRelay, config_text, message, password_hash as hash};
 use common::sink::Sink;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -72,15 +72,6 @@ fn certificates(dir: &std::path::Path) -> TlsConnector {
     let ca = TestCa::new();
     ca.issue(dir);
     ca.connector
-}
-
-/// An argon2id PHC string, as `hash-password` prints.
-fn hash(password: &str) -> String {
-    use argon2::PasswordHasher as _;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .expect("hash")
-        .to_string()
 }
 
 struct Tls {
