@@ -1028,6 +1028,40 @@ mod tests {
     }
 
     #[test]
+    fn data_budget_runs_out_for_a_trickle_and_never_grows_past_the_timeout() {
+        let full = Duration::from_secs(1);
+        let mut b = Budget::new(full, 1000);
+        assert!(matches!(b.late(), Late::Idle));
+        // 1 octet every 250 ms earns 1 ms each time: gone after 4 reads.
+        for _ in 0..4 {
+            b.spend(Duration::from_millis(250), 1);
+        }
+        assert_eq!(b.left, Duration::from_millis(4));
+        assert!(matches!(b.late(), Late::Slow));
+        // A fast burst refills the budget, but only up to data_timeout.
+        b.spend(Duration::from_millis(1), 1_000_000);
+        assert_eq!(b.left, full);
+        assert!(matches!(b.late(), Late::Idle));
+    }
+
+    #[test]
+    fn only_auth_lines_may_be_long() {
+        assert_eq!(line_limit(b"AUTH PLAIN AGNybQ"), MAX_AUTH_LINE);
+        assert_eq!(line_limit(b"auth plain"), MAX_AUTH_LINE);
+        assert_eq!(line_limit(b"AUTHX"), MAX_COMMAND_LINE);
+        assert_eq!(line_limit(b"MAIL FROM:<a@b>"), MAX_COMMAND_LINE);
+    }
+
+    #[test]
+    fn percent_bang_and_at_routing_is_recognised_in_the_local_part_only() {
+        assert!(is_routed("user%other.example@relay.example"));
+        assert!(is_routed("host!user@relay.example"));
+        assert!(is_routed("user@other.example@relay.example"));
+        assert!(!is_routed("user@relay.example"));
+        assert!(!is_routed("first.last+tag@relay.example"));
+    }
+
+    #[test]
     fn initial_response_is_base64_or_an_empty_equals_sign() {
         assert_eq!(decode_initial("="), Ok(Vec::new()));
         assert_eq!(decode_initial("AGNybQBz"), Ok(b"\0crm\0s".to_vec()));
