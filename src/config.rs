@@ -72,6 +72,25 @@ pub struct SmtpConfig {
     pub data_timeout: Duration,
     /// Soft errors before the reply is delayed; hard errors before 421.
     pub error_limit: usize,
+    /// Limits on the transport and on password guessing (issue 6).
+    pub guard: SmtpGuard,
+}
+
+/// `[smtp]` keys that bound slow clients and password guessing.
+#[derive(Debug, Clone)]
+pub struct SmtpGuard {
+    /// A TLS handshake (STARTTLS or implicit TLS) must finish within this (default 10s).
+    pub tls_handshake_timeout: Duration,
+    /// Octets per second a DATA transfer must keep up, on average (default 1024).
+    pub min_data_rate: u64,
+    /// Failed AUTH attempts from one IP address within `auth_failure_window`
+    /// before that address is refused (default 10).
+    pub auth_max_failures_per_ip: usize,
+    /// Failed AUTH attempts for one user within the window before the user
+    /// is locked, even with the right password (default 5).
+    pub auth_max_failures_per_user: usize,
+    /// How far back failures count (default 15m).
+    pub auth_failure_window: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,6 +390,11 @@ struct RawSmtp {
     command_timeout: Option<String>,
     data_timeout: Option<String>,
     error_limit: Option<i64>,
+    tls_handshake_timeout: Option<String>,
+    min_data_rate: Option<i64>,
+    auth_max_failures_per_ip: Option<i64>,
+    auth_max_failures_per_user: Option<i64>,
+    auth_failure_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -706,6 +730,7 @@ impl Check<'_> {
             self.duration("smtp.command_timeout", &raw.command_timeout, "5m", NONZERO);
         let data_timeout = self.duration("smtp.data_timeout", &raw.data_timeout, "3m", NONZERO);
         let error_limit = self.number("smtp.error_limit", raw.error_limit, 10, 1..);
+        let guard = self.smtp_guard(raw);
         Some(SmtpConfig {
             listen: listen?,
             listen_tls: listen_tls.flatten(),
@@ -725,6 +750,42 @@ impl Check<'_> {
             command_timeout: command_timeout?,
             data_timeout: data_timeout?,
             error_limit: error_limit?,
+            guard: guard?,
+        })
+    }
+
+    fn smtp_guard(&mut self, raw: &RawSmtp) -> Option<SmtpGuard> {
+        let tls_handshake_timeout = self.duration(
+            "smtp.tls_handshake_timeout",
+            &raw.tls_handshake_timeout,
+            "10s",
+            NONZERO,
+        );
+        let min_data_rate = self.number("smtp.min_data_rate", raw.min_data_rate, 1024, 1..);
+        let per_ip = self.number(
+            "smtp.auth_max_failures_per_ip",
+            raw.auth_max_failures_per_ip,
+            10,
+            1..,
+        );
+        let per_user = self.number(
+            "smtp.auth_max_failures_per_user",
+            raw.auth_max_failures_per_user,
+            5,
+            1..,
+        );
+        let window = self.duration(
+            "smtp.auth_failure_window",
+            &raw.auth_failure_window,
+            "15m",
+            NONZERO,
+        );
+        Some(SmtpGuard {
+            tls_handshake_timeout: tls_handshake_timeout?,
+            min_data_rate: min_data_rate?,
+            auth_max_failures_per_ip: per_ip?,
+            auth_max_failures_per_user: per_user?,
+            auth_failure_window: window?,
         })
     }
 
@@ -1754,6 +1815,11 @@ policy = "opt-in"
         assert_eq!(smtp.command_timeout, Duration::from_secs(300));
         assert_eq!(smtp.data_timeout, Duration::from_secs(180));
         assert_eq!(smtp.error_limit, 10);
+        assert_eq!(smtp.guard.tls_handshake_timeout, Duration::from_secs(10));
+        assert_eq!(smtp.guard.min_data_rate, 1024);
+        assert_eq!(smtp.guard.auth_max_failures_per_ip, 10);
+        assert_eq!(smtp.guard.auth_max_failures_per_user, 5);
+        assert_eq!(smtp.guard.auth_failure_window, Duration::from_secs(900));
 
         let upstream = &config.upstream;
         assert_eq!(
@@ -1868,7 +1934,11 @@ policy = "opt-in"
             "{}",
             lines[0]
         );
-        assert!(lines[0].ends_with("error_limit)"), "{}", lines[0]);
+        assert!(
+            lines[0].contains(" error_limit,") && lines[0].ends_with(')'),
+            "{}",
+            lines[0]
+        );
 
         let text = format!(
             "{}\n[[campaign]]\nid = \"b\"\nlabel = \"B\"\npolcy = \"opt-out\"\n",

@@ -1,7 +1,8 @@
 //! `serve`: opens the store, binds the SMTP and HTTP listeners, starts
 //! delivery, and drains on SIGTERM/SIGINT: stop accepting, let sessions
 //! finish the transaction in progress and requests their answer, finish
-//! sends in flight, hand leases back, exit 0.
+//! sends in flight, hand leases back, exit 0. SIGHUP reloads what can be
+//! reloaded while running ([`Running::reload`]: the SMTP certificate).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct Running {
     /// Where the pages and one-click unsubscribe are served (`[http] listen`).
     pub http_addr: SocketAddr,
     pub store: Store,
+    /// The SMTP listener's certificate, when configured (reloaded on SIGHUP).
+    smtp_tls: Option<smtp::tls::ListenerTls>,
     shutdown: watch::Sender<bool>,
     smtp: JoinHandle<()>,
     http: JoinHandle<()>,
@@ -53,6 +56,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let wake = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let intake = Intake::new(config.clone(), store.clone(), wake.clone());
+    let smtp_tls = tls.clone();
     let listener = smtp::bind(config.clone(), intake, shutdown_rx.clone(), tls)
         .await
         .with_context(|| {
@@ -86,6 +90,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         smtp_tls_addr,
         http_addr,
         store,
+        smtp_tls,
         shutdown,
         smtp,
         http,
@@ -94,6 +99,22 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
 }
 
 impl Running {
+    /// Reloads, without dropping a connection, what can change while
+    /// running: the `[smtp] tls_cert`/`tls_key` files. A pair that does not
+    /// load is logged and the pair in use stays. (The place where a later
+    /// whole-configuration reload belongs.)
+    pub fn reload(&self) {
+        if let Some(tls) = &self.smtp_tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("tls certificate reloaded"),
+                Err(e) => tracing::error!(
+                    cause = %e,
+                    "tls certificate not reloaded; the previous one stays in use"
+                ),
+            }
+        }
+    }
+
     /// Drains and stops everything.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
@@ -109,22 +130,50 @@ impl Running {
     }
 }
 
-/// Runs until SIGTERM or SIGINT.
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut signals = Signals::new()?;
     let running = start(Arc::new(config)).await?;
-    wait_for_signal().await?;
+    while let Signal::Reload = signals.next().await {
+        tracing::info!("SIGHUP: reloading");
+        running.reload();
+    }
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// What a signal asks of `serve`.
+enum Signal {
+    /// SIGTERM or SIGINT.
+    Shutdown,
+    /// SIGHUP.
+    Reload,
+}
+
+/// The signals `serve` listens to, installed before the relay starts so
+/// that none is missed (an early SIGHUP would otherwise kill the process).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
-    Ok(())
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Shutdown,
+            _ = self.int.recv() => Signal::Shutdown,
+            _ = self.hup.recv() => Signal::Reload,
+        }
+    }
 }

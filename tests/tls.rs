@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::relay::{Client, TestRelay, config_text, message};
+use common::relay::{Client, TestRelay, config_text, message, password_hash as hash};
 use common::sink::Sink;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -21,41 +21,57 @@ use tokio_rustls::TlsConnector;
 const USER: &str = "crm";
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A test CA, and a client that trusts only it.
+struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    connector: TlsConnector,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "consent-relay test CA");
+        let issuer = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(issuer.der().clone()).expect("trust the test CA");
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        // Every handshake in full: a resumed session reports the certificate
+        // of the session it resumes, not the one the relay serves now.
+        config.resumption = rustls::client::Resumption::disabled();
+        TestCa {
+            issuer,
+            connector: TlsConnector::from(Arc::new(config)),
+        }
+    }
+
+    /// A new key and server certificate for relay.test, written to
+    /// `dir`/cert.pem and key.pem; returns the certificate.
+    fn issue(&self, dir: &std::path::Path) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let params = rcgen::CertificateParams::new(vec!["relay.test".to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
+        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write cert");
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write key");
+        cert.der().clone()
+    }
+}
+
 /// A CA and a server certificate for relay.test signed by it; the files
 /// are written to `dir`. Returns the client's connector.
 fn certificates(dir: &std::path::Path) -> TlsConnector {
-    let ca_key = rcgen::KeyPair::generate().expect("ca key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "consent-relay test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let params = rcgen::CertificateParams::new(vec!["relay.test".to_owned()]).expect("params");
-    let cert = params.signed_by(&key, &ca).expect("server cert");
-    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write cert");
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write key");
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der().clone()).expect("trust the test CA");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
-
-/// An argon2id PHC string, as `hash-password` prints.
-fn hash(password: &str) -> String {
-    use argon2::PasswordHasher as _;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .expect("hash")
-        .to_string()
+    let ca = TestCa::new();
+    ca.issue(dir);
+    ca.connector
 }
 
 struct Tls {
@@ -110,13 +126,27 @@ async fn handshake(connector: &TlsConnector, tcp: TcpStream) -> TlsConn {
 
 /// Connects, EHLO, STARTTLS, handshake: a TLS session before its EHLO.
 async fn starttls(t: &Tls) -> TlsConn {
-    let mut c = Conn::new(TcpStream::connect(t.relay.addr).await.expect("connect"));
+    starttls_at(t.relay.addr, &t.connector).await
+}
+
+async fn starttls_at(addr: SocketAddr, connector: &TlsConnector) -> TlsConn {
+    let mut c = Conn::new(TcpStream::connect(addr).await.expect("connect"));
     c.expect("220").await;
     let ehlo = c.cmd("EHLO client.test", "250").await;
     assert!(ehlo.contains("250-STARTTLS\r\n"), "{ehlo}");
     c.cmd("STARTTLS", "220 2.0.0 ready to start TLS").await;
     assert_eq!(c.buffered(), 0);
-    handshake(&t.connector, c.stream).await
+    handshake(connector, c.stream).await
+}
+
+/// The certificate the relay presented in this session.
+fn served(c: &TlsConn) -> CertificateDer<'static> {
+    c.stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("a certificate")[0]
+        .clone()
 }
 
 fn tls_addr(t: &Tls) -> SocketAddr {
@@ -368,4 +398,140 @@ async fn an_outsider_on_the_implicit_tls_listener_is_refused_over_tls() {
     let tcp = TcpStream::connect(tls_addr(&t)).await.expect("connect");
     let mut c = handshake(&t.connector, tcp).await;
     c.expect("554 5.7.1").await;
+}
+
+#[tokio::test]
+async fn help_lists_starttls_before_tls_and_auth_after() {
+    let t = start("").await;
+    let mut c = Conn::new(TcpStream::connect(t.relay.addr).await.expect("connect"));
+    c.expect("220").await;
+    c.cmd("EHLO client.test", "250").await;
+    let help = c.cmd("HELP", "214").await;
+    assert!(
+        help.contains("STARTTLS") && !help.contains("AUTH"),
+        "{help}"
+    );
+    let mut c = starttls(&t).await;
+    c.cmd("EHLO client.test", "250").await;
+    let help = c.cmd("HELP", "214").await;
+    assert!(
+        help.contains("AUTH") && !help.contains("STARTTLS"),
+        "{help}"
+    );
+}
+
+/// A client that connects and never starts the handshake is dropped after
+/// `tls_handshake_timeout`, not after the 5-minute command timeout.
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_cut_by_its_own_timeout() {
+    let t = start("tls_handshake_timeout = \"300ms\"").await;
+    let mut c = Conn::new(TcpStream::connect(tls_addr(&t)).await.expect("connect"));
+    assert!(c.closed().await, "implicit TLS: still open");
+    let mut c = Conn::new(TcpStream::connect(t.relay.addr).await.expect("connect"));
+    c.expect("220").await;
+    c.cmd("EHLO client.test", "250").await;
+    c.cmd("STARTTLS", "220 2.0.0").await;
+    assert!(c.closed().await, "after STARTTLS: still open");
+    // A prompt handshake is not affected.
+    let mut c = starttls(&t).await;
+    c.cmd("EHLO client.test", "250").await;
+}
+
+/// The real binary: SIGHUP re-reads tls_cert/tls_key. New sessions get the
+/// new certificate, an open session goes on, and a broken file leaves the
+/// certificate in use with an error in the log.
+#[tokio::test]
+async fn sighup_reloads_the_certificate_without_dropping_sessions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new();
+    let cert_a = ca.issue(dir.path());
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr")
+    };
+    // The upstream is down: accepted messages just wait in the queue.
+    let text = config_text(
+        dir.path(),
+        "smtp://127.0.0.1:9",
+        "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"",
+        "",
+    )
+    .replacen(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"{addr}\""),
+        1,
+    );
+    let config = dir.path().join("consent-relay.toml");
+    std::fs::write(&config, text).expect("write config");
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(log)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let log_has = |what: &str| {
+        let what = what.to_owned();
+        let log_path = log_path.clone();
+        async move {
+            for _ in 0..200 {
+                if std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains(&what)) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("the log never said {what:?}");
+        }
+    };
+    let hup = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(ok.success());
+    };
+    log_has("consent-relay started").await;
+
+    let mut open = starttls_at(addr, &ca.connector).await;
+    assert_eq!(served(&open), cert_a);
+    open.cmd("EHLO client.test", "250").await;
+
+    let cert_b = ca.issue(dir.path());
+    assert_ne!(cert_a, cert_b);
+    hup();
+    log_has("tls certificate reloaded").await;
+    let mut c = starttls_at(addr, &ca.connector).await;
+    assert_eq!(served(&c), cert_b, "a new session gets the new certificate");
+    c.cmd("EHLO client.test", "250").await;
+    send_message(&mut c, "fay@example.net").await;
+    // The session opened before the reload goes on with its certificate.
+    send_message(&mut open, "gus@example.net").await;
+    open.cmd("QUIT", "221").await;
+
+    std::fs::write(
+        dir.path().join("cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nbroken\n",
+    )
+    .expect("break the certificate");
+    hup();
+    log_has("tls certificate not reloaded").await;
+    let c = starttls_at(addr, &ca.connector).await;
+    assert_eq!(served(&c), cert_b, "the certificate in use stays");
+    let text = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        text.contains("smtp.tls_cert"),
+        "the error names the key: {text}"
+    );
+
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(ok.success());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
 }

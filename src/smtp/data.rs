@@ -42,6 +42,8 @@ pub struct DataReader {
     pub oversize: bool,
     /// A line longer than `max_line` octets (CRLF excluded) arrived.
     pub long_line: bool,
+    /// A NUL octet arrived (RFC 5322 2.1 and RFC 6152 forbid it in mail).
+    pub nul: bool,
 }
 
 impl DataReader {
@@ -55,6 +57,7 @@ impl DataReader {
             body: Vec::new(),
             oversize: false,
             long_line: false,
+            nul: false,
         }
     }
 
@@ -91,6 +94,7 @@ impl DataReader {
                         .iter()
                         .position(|&b| b == b'\r' || b == b'\n')
                         .unwrap_or(input.len() - i);
+                    self.nul |= input[i..i + run].contains(&0);
                     self.emit(&input[i..i + run]);
                     self.count(run);
                     self.at = At::InLine;
@@ -216,6 +220,11 @@ mod tests {
         let (p, r) = read_all(&[b"a\r\n\0.\r\nb\r\n.\r\n"]);
         assert!(matches!(p, Progress::Done(_)));
         assert_eq!(r.body, b"a\r\n\0.\r\nb\r\n");
+        assert!(r.nul);
+        let (_, r) = read_all(&[b"a\r\n", b"..b\0", b"\r\n.\r\n"]);
+        assert!(r.nul, "NUL after a stuffed dot, split across reads");
+        let (_, r) = read_all(&[b"a\r\n.\r\n"]);
+        assert!(!r.nul);
     }
 
     #[test]

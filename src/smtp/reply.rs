@@ -128,6 +128,63 @@ pub fn sync_error() -> Reply {
     )
 }
 
+// Hostile input (README "Hostile input → reply").
+
+pub fn auth_blocked(hostname: &str) -> Reply {
+    Reply::new(
+        421,
+        "4.7.0",
+        format!("{hostname} too many authentication failures from your address, try again later"),
+    )
+}
+pub fn auth_failed() -> Reply {
+    // The same text for an unknown user, a wrong password and a locked
+    // user: the reply never tells which part was wrong.
+    Reply::new(535, "5.7.8", "authentication credentials invalid")
+}
+pub fn control_in_command() -> Reply {
+    Reply::new(
+        501,
+        "5.5.4",
+        "syntax error: CR, LF or NUL inside a command line or parameter",
+    )
+}
+pub fn nul_in_data() -> Reply {
+    Reply::new(
+        550,
+        "5.6.0",
+        "message refused: NUL octet in the message (RFC 5322 2.1)",
+    )
+}
+pub fn eight_bit_header() -> Reply {
+    Reply::new(
+        550,
+        "5.6.7",
+        "message refused: 8-bit octets in the header need MAIL FROM ... SMTPUTF8 (RFC 6532)",
+    )
+}
+pub fn non_ascii_address() -> Reply {
+    Reply::new(
+        553,
+        "5.6.7",
+        "non-ASCII address needs MAIL FROM ... SMTPUTF8 (RFC 6531)",
+    )
+}
+pub fn routed_address() -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        "relay access denied: % and ! routing in the local part is not supported",
+    )
+}
+pub fn data_too_slow(hostname: &str) -> Reply {
+    Reply::new(
+        421,
+        "4.4.2",
+        format!("{hostname} data transfer too slow, closing connection"),
+    )
+}
+
 /// Maps a command parse error of `smtp-proto` to its reply.
 pub fn parse_error(err: &smtp_proto::Error) -> Reply {
     use smtp_proto::Error as E;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -14,8 +14,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::limiter::AuthLimiter;
 use super::reply::{self, Reply};
 use super::session::{self, Ended, SessionContext, Start};
+use super::tls::ListenerTls;
 use crate::config::Config;
 use crate::intake::Intake;
 
@@ -33,8 +35,9 @@ pub async fn bind(
     config: Arc<Config>,
     intake: Intake,
     shutdown: watch::Receiver<bool>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<ListenerTls>,
 ) -> std::io::Result<SmtpServer> {
+    let tls = tls.map(|t| t.acceptor);
     let listener = TcpListener::bind(config.smtp.listen).await?;
     let listener_tls = match (config.smtp.listen_tls, &tls) {
         (Some(addr), Some(_)) => Some(TcpListener::bind(addr).await?),
@@ -44,6 +47,7 @@ pub async fn bind(
         listener,
         listener_tls,
         ctx: Arc::new(SessionContext {
+            auth_limiter: AuthLimiter::new(&config.smtp.guard),
             config,
             intake,
             shutdown,
@@ -160,6 +164,18 @@ impl SmtpServer {
                 ));
                 continue;
             }
+            if !authorized && self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
+                // Password guessing from outside: nothing else to do here
+                // for the window (clients in allowed_networks still connect,
+                // and are refused at AUTH only).
+                tracing::info!(peer = %peer, "connection refused: too many authentication failures");
+                sessions.spawn(refuse(
+                    stream,
+                    implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
+                    reply::auth_blocked(&cfg.smtp.hostname),
+                ));
+                continue;
+            }
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 crate::metrics::refused("too_many_connections");
                 sessions.spawn(refuse(
@@ -230,9 +246,9 @@ async fn serve_connection(
             Ended::StartTls(stream) => (stream, Start::AfterStartTls),
         }
     };
-    // The handshake gets the command timeout; a client that never finishes
-    // it holds a slot no longer than an idle one.
-    let timeout = ctx.config.smtp.command_timeout;
+    // The handshake has its own short bound: a client that never finishes
+    // it does not hold a slot for the whole command timeout.
+    let timeout = ctx.config.smtp.guard.tls_handshake_timeout;
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             // A fresh session: nothing read before the handshake survives,

@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::data::{DataReader, Progress};
+use super::limiter::AuthLimiter;
 use super::reply::{self, Reply};
 use crate::config::Config;
 use crate::intake::{Envelope, Intake, Refusal};
@@ -33,6 +34,9 @@ const MAX_COMMAND_LINE: usize = 512;
 const MAX_TEXT_LINE: usize = 998;
 /// RFC 4954 4: a client's response to a 334 challenge may be 12288 octets.
 const MAX_AUTH_LINE: usize = 12288;
+/// RFC 5321 4.1.1.4 / RFC 5322 2.1: CR, LF and NUL never appear inside a
+/// command line or a parameter.
+const CONTROLS: [char; 3] = ['\r', '\n', '\0'];
 /// Failed AUTH attempts before the session is closed with 421.
 const MAX_AUTH_FAILURES: usize = 3;
 /// Wait before answering a failed AUTH (slows password guessing).
@@ -59,6 +63,8 @@ pub struct SessionContext {
     pub shutdown: watch::Receiver<bool>,
     /// Set when `[smtp] tls_cert`/`tls_key` are: STARTTLS is offered.
     pub tls: Option<TlsAcceptor>,
+    /// Failed AUTH attempts across sessions, per IP address and per user.
+    pub auth_limiter: AuthLimiter,
 }
 
 /// How the session's stream came to be.
@@ -90,6 +96,8 @@ struct Session<'a, S> {
     esmtp: bool,
     helo: String,
     mail_from: String,
+    /// MAIL FROM carried SMTPUTF8 (RFC 6531): 8-bit headers and addresses allowed.
+    smtputf8: bool,
     rcpt_to: Vec<String>,
     /// `unsubscribe+TOKEN@domain` recipients of this transaction (RFC 2369).
     unsubscribes: Vec<Claims>,
@@ -101,6 +109,15 @@ struct Session<'a, S> {
     /// The `[[smtp.user]]` name, after a successful AUTH.
     auth_user: Option<String>,
     auth_failures: usize,
+}
+
+/// Why a read ran out of time: said in the 421.
+#[derive(Clone, Copy)]
+enum Late {
+    /// Nothing (or not a whole command) arrived in time.
+    Idle,
+    /// DATA arrived slower than `min_data_rate`.
+    Slow,
 }
 
 enum Next {
@@ -128,6 +145,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         esmtp: false,
         helo: String::new(),
         mail_from: String::new(),
+        smtputf8: false,
         rcpt_to: Vec::new(),
         unsubscribes: Vec::new(),
         errors: 0,
@@ -165,9 +183,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Ok(())
     }
 
-    /// Reads more input; `Ok(false)` at end of stream, on timeout or shutdown
-    /// (after saying so to the client).
-    async fn read_more(&mut self, timeout: Duration, in_data: bool) -> std::io::Result<bool> {
+    /// Reads more input; `Ok(false)` at end of stream, past `deadline` or
+    /// on shutdown (after saying so to the client).
+    async fn read_more(
+        &mut self,
+        deadline: Instant,
+        in_data: bool,
+        late: Late,
+    ) -> std::io::Result<bool> {
         self.flush().await?;
         let mut chunk = [0u8; 8192];
         let mut shutdown = self.ctx.shutdown.clone();
@@ -178,7 +201,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Shutdown,
         }
         let outcome = tokio::select! {
-            r = tokio::time::timeout(timeout, self.stream.read(&mut chunk)) => match r {
+            r = tokio::time::timeout_at(deadline.into(), self.stream.read(&mut chunk)) => match r {
                 Ok(r) => Read::Data(r),
                 Err(_) => Read::TimedOut,
             },
@@ -194,7 +217,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             Read::Data(Err(e)) => Err(e),
             Read::TimedOut => {
-                self.reply(reply::timeout(&host));
+                tracing::info!(peer = %self.peer, in_data, "client too slow; session closed");
+                self.reply(match late {
+                    Late::Idle => reply::timeout(&host),
+                    Late::Slow => reply::data_too_slow(&host),
+                });
                 self.flush().await?;
                 Ok(false)
             }
@@ -210,9 +237,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     async fn serve(&mut self) -> std::io::Result<bool> {
         let command_timeout = self.ctx.config.smtp.command_timeout;
         let mut discarding = false;
+        // Each command line must be whole within command_timeout of the
+        // wait for it starting: trickling bytes does not extend it.
+        let mut deadline = None;
         loop {
             let Some(nl) = self.inbuf.iter().position(|&b| b == b'\n') else {
-                if self.inbuf.len() > MAX_COMMAND_LINE {
+                if self.inbuf.len() > line_limit(&self.inbuf) {
                     // Too long already: answer once, then drop input up to the next LF.
                     if !discarding {
                         self.reply(reply::line_too_long());
@@ -223,16 +253,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     }
                     self.inbuf.clear();
                 }
-                if !self.read_more(command_timeout, false).await? {
+                let until = *deadline.get_or_insert_with(|| Instant::now() + command_timeout);
+                if !self.read_more(until, false, Late::Idle).await? {
                     return Ok(false);
                 }
                 continue;
             };
+            deadline = None;
             let line: Vec<u8> = self.inbuf.drain(..=nl).collect();
             if std::mem::take(&mut discarding) {
                 continue;
             }
-            if line.len() > MAX_COMMAND_LINE {
+            if line.len() > line_limit(&line) {
                 self.reply(reply::line_too_long());
                 if self.count_error() {
                     return self.flush().await.map(|()| false);
@@ -240,8 +272,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 continue;
             }
             let body = &line[..line.len() - 1];
-            if body.last() != Some(&b'\r') || body[..body.len() - 1].contains(&b'\r') {
+            if body.last() != Some(&b'\r') {
                 self.reply(reply::bare_newline_in_command());
+                if self.count_error() {
+                    return self.flush().await.map(|()| false);
+                }
+                continue;
+            }
+            if body[..body.len() - 1].iter().any(|&b| b == b'\r' || b == 0) {
+                self.reply(reply::control_in_command());
                 if self.count_error() {
                     return self.flush().await.map(|()| false);
                 }
@@ -277,6 +316,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     fn reset_transaction(&mut self) {
         self.mail_from.clear();
+        self.smtputf8 = false;
         self.rcpt_to.clear();
         self.unsubscribes.clear();
         if !matches!(self.phase, Phase::Connected) {
@@ -304,7 +344,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     "ENHANCEDSTATUSCODES".into(),
                     "SMTPUTF8".into(),
                 ];
-                if self.ctx.tls.is_some() && !self.tls {
+                if self.starttls_offered() {
                     lines.push("STARTTLS".into());
                 }
                 if self.auth_allowed() {
@@ -341,7 +381,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Phase::Greeted if from.size > cfg.max_message_size => {
                     self.refuse(reply::too_large())
                 }
+                Phase::Greeted
+                    if [&from.env_id, &from.trans_id, &from.auth]
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p.contains(CONTROLS)) =>
+                {
+                    // xtext (+0D+0A) decodes to CR LF: such a parameter would
+                    // inject lines wherever it is written out again.
+                    self.refuse(reply::control_in_command())
+                }
+                Phase::Greeted
+                    if from.flags & smtp_proto::MAIL_SMTPUTF8 == 0 && !from.address.is_ascii() =>
+                {
+                    self.refuse(reply::non_ascii_address())
+                }
                 Phase::Greeted => {
+                    self.smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
                     self.mail_from = from.address.into_owned();
                     self.phase = Phase::Mail;
                     self.reply(Reply::new(250, "2.1.0", "sender OK"));
@@ -353,7 +409,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     self.refuse(reply::bad_sequence("send MAIL first"))
                 }
                 Phase::Mail | Phase::Rcpt => {
+                    if to.orcpt.as_deref().is_some_and(|p| p.contains(CONTROLS)) {
+                        return Ok(self.refuse(reply::control_in_command()));
+                    }
                     let address = to.address.into_owned();
+                    if !self.smtputf8 && !address.is_ascii() {
+                        return Ok(self.refuse(reply::non_ascii_address()));
+                    }
+                    if is_routed(&address) {
+                        tracing::info!(peer = %self.peer, "recipient with % or ! routing refused");
+                        return Ok(self.refuse(reply::routed_address()));
+                    }
                     if let Some(token) = self.unsubscribe_token(&address) {
                         return Ok(self.unsubscribe_rcpt(token));
                     }
@@ -419,13 +485,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Next::Continue
             }
             Request::Help { .. } => {
+                let mut commands = vec!["EHLO", "HELO"];
+                if self.starttls_offered() {
+                    commands.push("STARTTLS");
+                }
+                if self.auth_allowed() {
+                    commands.push("AUTH");
+                }
+                commands.extend([
+                    "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "HELP", "QUIT",
+                ]);
                 self.reply(Reply {
                     code: 214,
                     status: "2.0.0",
                     lines: vec![
                         "consent-relay: tag each message with its campaign header".into(),
-                        "commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"
-                            .into(),
+                        format!("commands: {}", commands.join(" ")),
                     ],
                 });
                 Next::Continue
@@ -446,6 +521,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             | Request::Burl { .. } => self.refuse(reply::not_implemented("that command")),
         };
         Ok(next)
+    }
+
+    /// STARTTLS is offered: a certificate is configured and TLS is not on yet.
+    fn starttls_offered(&self) -> bool {
+        self.ctx.tls.is_some() && !self.tls
     }
 
     /// The client may send mail: by network, or after AUTH.
@@ -518,6 +598,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             Phase::Greeted => {}
         }
+        let ip = super::server::canonical(self.peer.ip());
+        if self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
+            tracing::info!(peer = %self.peer, "auth refused: too many failures from this address");
+            self.reply(reply::auth_blocked(&self.ctx.config.smtp.hostname));
+            return Ok(Next::Close);
+        }
         // `Err(next)`: the exchange ended (client gone or answer refused).
         let credentials = match mechanism {
             smtp_proto::AUTH_PLAIN => match self.auth_input(&initial, "").await? {
@@ -544,26 +630,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 )));
             }
         };
-        let verified = match credentials {
-            Some((user, password)) => self.verify(user, password).await,
-            None => None,
+        let (verified, known_user) = match credentials {
+            Some((user, password)) => {
+                let known = self.known_user(&user);
+                // A locked user is checked all the same (same time, same
+                // reply): only the outcome is forced to a failure.
+                let locked =
+                    known.is_some_and(|u| self.ctx.auth_limiter.user_locked(u, Instant::now()));
+                let ok = self.verify(user, password).await;
+                (ok.filter(|_| !locked), known.map(str::to_owned))
+            }
+            None => (None, None),
         };
         match verified {
             Some(user) => {
                 tracing::info!(peer = %self.peer, user = %user, "authenticated");
+                self.ctx.auth_limiter.record_success(&user);
                 self.auth_user = Some(user);
                 self.reply(Reply::new(235, "2.7.0", "authentication succeeded"));
                 Ok(Next::Continue)
             }
             None => {
                 self.auth_failures += 1;
+                let limiter = &self.ctx.auth_limiter;
+                limiter.record_failure(ip, known_user.as_deref(), Instant::now());
                 tracing::info!(peer = %self.peer, failures = self.auth_failures, "authentication failed");
                 tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                self.reply(Reply::new(
-                    535,
-                    "5.7.8",
-                    "authentication credentials invalid",
-                ));
+                self.reply(reply::auth_failed());
+                if self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
+                    self.reply(reply::auth_blocked(&self.ctx.config.smtp.hostname));
+                    return Ok(Next::Close);
+                }
                 if self.auth_failures >= MAX_AUTH_FAILURES {
                     self.reply(Reply::new(
                         421,
@@ -600,7 +697,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     async fn auth_response(&mut self) -> std::io::Result<AuthResponse> {
-        let timeout = self.ctx.config.smtp.command_timeout;
+        let deadline = Instant::now() + self.ctx.config.smtp.command_timeout;
         let line = loop {
             if let Some(nl) = self.inbuf.iter().position(|&b| b == b'\n') {
                 break self.inbuf.drain(..=nl).collect::<Vec<u8>>();
@@ -609,7 +706,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.inbuf.clear();
                 return Ok(AuthResponse::Refused(reply::line_too_long()));
             }
-            if !self.read_more(timeout, false).await? {
+            if !self.read_more(deadline, false, Late::Idle).await? {
                 return Ok(AuthResponse::Closed);
             }
         };
@@ -627,6 +724,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Ok(v) => Ok(AuthResponse::Line(v)),
             Err(_) => Ok(AuthResponse::Refused(invalid_base64())),
         }
+    }
+
+    /// The configured name equal to `user`, if any.
+    fn known_user(&self, user: &str) -> Option<&str> {
+        let users = &self.ctx.config.smtp.users;
+        users
+            .iter()
+            .find(|u| u.name == user)
+            .map(|u| u.name.as_str())
     }
 
     /// Checks the password against the user's argon2id hash, off the
@@ -661,17 +767,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     async fn data(&mut self) -> std::io::Result<Next> {
         let cfg = &self.ctx.config.smtp;
         let mut reader = DataReader::new(cfg.max_message_size, MAX_TEXT_LINE);
-        let data_timeout = cfg.data_timeout;
+        let mut budget = Budget::new(cfg.data_timeout, cfg.guard.min_data_rate);
         let mut pending = std::mem::take(&mut self.inbuf);
         loop {
             match reader.feed(&pending) {
                 Progress::NeedMore => {
                     pending.clear();
-                    if !self.read_more(data_timeout, true).await? {
+                    let started = Instant::now();
+                    let late = budget.late();
+                    if !self.read_more(started + budget.left, true, late).await? {
                         // Cut by a disconnect or a timeout: nothing is stored.
                         return Ok(Next::Close);
                     }
                     pending = std::mem::take(&mut self.inbuf);
+                    budget.spend(started.elapsed(), pending.len());
                 }
                 Progress::Done(used) => {
                     self.inbuf = pending.split_off(used);
@@ -686,15 +795,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
             }
         }
+        let header_end = crate::message::header_end(&reader.body);
         let r = if reader.oversize {
             crate::metrics::refused("too_large");
             reply::too_large()
         } else if reader.long_line {
             crate::metrics::refused("line_too_long");
             reply::text_line_too_long()
-        } else if crate::message::header_end(&reader.body) > cfg.max_header_size {
+        } else if reader.nul {
+            crate::metrics::refused("nul");
+            reply::nul_in_data()
+        } else if header_end > cfg.max_header_size {
             crate::metrics::refused("header_too_large");
             reply::header_too_large()
+        } else if !self.smtputf8 && !reader.body[..header_end].is_ascii() {
+            // RFC 6532 3: UTF-8 in header fields only with SMTPUTF8; 8BITMIME
+            // covers the body alone.
+            crate::metrics::refused("eight_bit_header");
+            reply::eight_bit_header()
         } else {
             let started = std::time::Instant::now();
             let r = self.deliver(reader.body).await;
@@ -834,6 +952,63 @@ fn not_offered(cmd: &str) -> Reply {
     Reply::new(502, "5.5.1", format!("{cmd} is not offered here"))
 }
 
+/// How long a DATA transfer may still take (Postfix's smtpd_min_data_rate
+/// model): it starts at `data_timeout`, each read spends the time it waited
+/// and earns `octets / min_data_rate` seconds, never above `data_timeout`.
+/// So an idle client is cut after `data_timeout`, and one that trickles
+/// bytes slower than the minimum rate soon after.
+struct Budget {
+    left: Duration,
+    full: Duration,
+    min_rate: u64,
+    received: bool,
+}
+
+impl Budget {
+    fn new(full: Duration, min_rate: u64) -> Budget {
+        Budget {
+            left: full,
+            full,
+            min_rate,
+            received: false,
+        }
+    }
+
+    fn spend(&mut self, waited: Duration, octets: usize) {
+        self.received |= octets > 0;
+        let earned = Duration::from_secs_f64(octets as f64 / self.min_rate as f64);
+        self.left = (self.left.saturating_sub(waited) + earned).min(self.full);
+    }
+
+    /// What running out now would mean.
+    fn late(&self) -> Late {
+        if self.received && self.left < self.full {
+            Late::Slow
+        } else {
+            Late::Idle
+        }
+    }
+}
+
+/// The longest line allowed for the command `buf` starts with: RFC 4954 4
+/// lets an AUTH line carry an initial response of up to 12288 octets.
+fn line_limit(buf: &[u8]) -> usize {
+    if buf.len() >= 5 && buf[..5].eq_ignore_ascii_case(b"AUTH ") {
+        MAX_AUTH_LINE
+    } else {
+        MAX_COMMAND_LINE
+    }
+}
+
+/// `%`, `!` or a quoted `@` in the local part: the old routing hacks
+/// (`user%other.example@relay`, `host!user@relay`) by which a relay that
+/// passes them on becomes an open relay. Refused, never interpreted.
+fn is_routed(address: &str) -> bool {
+    address
+        .rsplit_once('@')
+        .is_some_and(|(local, _)| local.contains(['%', '!', '@']))
+}
+
 /// A forward-path this relay accepts: `local@domain`, no source route.
 fn is_mailbox(address: &str) -> bool {
     match address.rsplit_once('@') {
@@ -862,6 +1037,40 @@ mod tests {
         assert_eq!(parse_plain(b"admin\0crm\0secret"), None);
         assert_eq!(parse_plain(b"crm secret"), None);
         assert_eq!(parse_plain(b"\0crm"), None);
+    }
+
+    #[test]
+    fn data_budget_runs_out_for_a_trickle_and_never_grows_past_the_timeout() {
+        let full = Duration::from_secs(1);
+        let mut b = Budget::new(full, 1000);
+        assert!(matches!(b.late(), Late::Idle));
+        // 1 octet every 250 ms earns 1 ms each time: gone after 4 reads.
+        for _ in 0..4 {
+            b.spend(Duration::from_millis(250), 1);
+        }
+        assert_eq!(b.left, Duration::from_millis(4));
+        assert!(matches!(b.late(), Late::Slow));
+        // A fast burst refills the budget, but only up to data_timeout.
+        b.spend(Duration::from_millis(1), 1_000_000);
+        assert_eq!(b.left, full);
+        assert!(matches!(b.late(), Late::Idle));
+    }
+
+    #[test]
+    fn only_auth_lines_may_be_long() {
+        assert_eq!(line_limit(b"AUTH PLAIN AGNybQ"), MAX_AUTH_LINE);
+        assert_eq!(line_limit(b"auth plain"), MAX_AUTH_LINE);
+        assert_eq!(line_limit(b"AUTHX"), MAX_COMMAND_LINE);
+        assert_eq!(line_limit(b"MAIL FROM:<a@b>"), MAX_COMMAND_LINE);
+    }
+
+    #[test]
+    fn percent_bang_and_at_routing_is_recognised_in_the_local_part_only() {
+        assert!(is_routed("user%other.example@relay.example"));
+        assert!(is_routed("host!user@relay.example"));
+        assert!(is_routed("user@other.example@relay.example"));
+        assert!(!is_routed("user@relay.example"));
+        assert!(!is_routed("first.last+tag@relay.example"));
     }
 
     #[test]

@@ -324,3 +324,21 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// A fresh session past the greeting and `EHLO client.test`.
+pub async fn greeted(relay: &TestRelay) -> Client {
+    let mut c = relay.client().await;
+    c.expect("220 relay.test ESMTP").await;
+    c.cmd("EHLO client.test", "250").await;
+    c
+}
+
+/// An argon2id PHC string for `[[smtp.user]] password_hash`, as
+/// `hash-password` prints.
+pub fn password_hash(password: &str) -> String {
+    use argon2::PasswordHasher as _;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("hash")
+        .to_string()
+}
