@@ -199,6 +199,12 @@ async fn api_consent(relay: &TestRelay, email: &str, campaign: &str, action: &st
     a.body
 }
 
+async fn api_erase(relay: &TestRelay, email: &str) {
+    let path = format!("/api/v1/subjects/{email}");
+    let a = admin(relay, Method::DELETE, &path, None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+}
+
 async fn outbox_is_empty(relay: &TestRelay) -> bool {
     relay
         .store()
@@ -408,14 +414,7 @@ async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
     crm.wait_accepted(3).await;
 
     // Erasure through the API: the `erase` event names no address.
-    let a = admin(
-        &relay,
-        Method::DELETE,
-        "/api/v1/subjects/ann@example.com",
-        None,
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    api_erase(&relay, "ann@example.com").await;
     crm.wait_accepted(4).await;
 
     let got: Vec<(String, String, String, Value)> = crm
@@ -481,14 +480,7 @@ async fn an_event_sent_after_an_erasure_carries_no_address_or_proof() {
     let first: Value = serde_json::from_slice(&first).expect("json");
     assert_eq!(first["email"], "carol@example.com");
 
-    let a = admin(
-        &relay,
-        Method::DELETE,
-        "/api/v1/subjects/carol@example.com",
-        None,
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    api_erase(&relay, "carol@example.com").await;
     crm.with(|s| s.refuse_all = false);
     crm.wait_accepted(2).await;
 
@@ -532,10 +524,39 @@ async fn the_outbox_survives_a_restart() {
     .await;
     relay.stop().await;
 
+    // What is waiting, as `consent-relay webhooks` lists it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+        .args(["webhooks", "--json", "--config"])
+        .arg(relay.dir.path().join("consent-relay.toml"))
+        .output()
+        .expect("run consent-relay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(listed[0]["event"], recorded["id"]);
+    assert_eq!(listed[0]["status"], "pending");
+    assert!(listed[0]["attempts"].as_i64() >= Some(1), "{listed}");
+    assert!(listed[0]["last_error"].as_str().is_some(), "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+
     let crm = Crm::start_on(addr).await;
     let relay = TestRelay::start_with(relay.dir, &text).await;
     crm.wait_accepted(1).await;
     assert_eq!(crm.accepted_ids(), [recorded["id"].as_i64().expect("id")]);
     assert_eq!(crm.accepted()[0]["email"], "dan@example.com");
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
+}
+
+#[tokio::test]
+async fn without_a_webhook_section_nothing_is_queued() {
+    let sink = Sink::start().await;
+    let relay = admin::start(&sink).await;
+    api_consent(&relay, "eve@example.com", "newsletter", "grant").await;
+    relay
+        .consent("eve@example.com", "newsletter", Action::Withdraw, None)
+        .await;
+    assert!(outbox_is_empty(&relay).await);
 }
