@@ -560,3 +560,114 @@ async fn without_a_webhook_section_nothing_is_queued() {
         .await;
     assert!(outbox_is_empty(&relay).await);
 }
+
+/// Two nodes sharing one outbox (the store ops PostgreSQL will serve):
+/// a lease keeps a row from the other node until it expires; an outcome
+/// counts only from the node holding the lease.
+#[tokio::test]
+async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
+    use consent_relay::config::{StoreConfig, StoreUrl};
+    use consent_relay::consent::Source;
+    use consent_relay::store::{NewConsentEvent, NewSubject, Store, WebhookOutcome};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = StoreConfig {
+        url: StoreUrl::Sqlite(dir.path().join("relay.db")),
+        pool_size: 2,
+        webhook_outbox: true,
+    };
+    let store = Store::open(&config, false).await.expect("store");
+    let mut ids = Vec::new();
+    for (n, (email, action)) in [
+        ("ann@example.com", Action::Grant),
+        ("ann@example.com", Action::Withdraw),
+        ("bob@example.com", Action::Grant),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event = store
+            .append_consent_event(NewConsentEvent {
+                address: email.into(),
+                new_subject: NewSubject {
+                    id: format!("subject-{n}"),
+                    address_hash: format!("hash-{n}"),
+                    key_id: "k1".into(),
+                },
+                campaign: "newsletter".into(),
+                action,
+                at: 1_000,
+                source: Source::Admin,
+                ip: None,
+                user_agent: None,
+                evidence: None,
+            })
+            .await
+            .expect("event");
+        ids.push(event.id);
+    }
+    let now = consent_relay::now_ms();
+    let claimed = |c: Vec<consent_relay::store::ClaimedWebhook>| -> Vec<i64> {
+        c.iter().map(|w| w.event.id).collect()
+    };
+
+    // Node a takes the head of each subject; ann's second event waits.
+    let a = store
+        .claim_webhooks("a", now, now + 1_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed(a.clone()), [ids[0], ids[2]]);
+    assert_eq!(a[0].email.as_deref(), Some("ann@example.com"));
+    assert_eq!(a[0].attempts, 0);
+    // Node b gets nothing while a's leases hold, both once they expired.
+    let b = store
+        .claim_webhooks("b", now, now + 1_000, 10)
+        .await
+        .expect("claim");
+    assert!(b.is_empty());
+    let b = store
+        .claim_webhooks("b", now + 2_000, now + 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed(b), [ids[0], ids[2]]);
+
+    // a's late outcome is ignored; b's counts, and ann's next event is due.
+    let delivered = WebhookOutcome::Delivered { event_id: ids[0] };
+    store
+        .record_webhook("a", delivered.clone())
+        .await
+        .expect("record");
+    assert_eq!(store.webhook_outbox(10).await.expect("outbox").len(), 3);
+    store.record_webhook("b", delivered).await.expect("record");
+    let b = store
+        .claim_webhooks("b", now + 2_000, now + 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed(b), [ids[1]]);
+
+    let failed = WebhookOutcome::Failed {
+        event_id: ids[2],
+        error: "HTTP 503 Service Unavailable".into(),
+        next_attempt_at: now + 30_000,
+    };
+    store.record_webhook("b", failed).await.expect("record");
+    assert_eq!(store.release_webhooks("b").await.expect("release"), 1);
+    let rows = store.webhook_outbox(10).await.expect("outbox");
+    let bob = rows
+        .iter()
+        .find(|r| r.event_id == ids[2])
+        .expect("bob's row");
+    assert_eq!((bob.status.as_str(), bob.attempts), ("pending", 1));
+    assert_eq!(bob.next_attempt_at, now + 30_000);
+    assert_eq!(
+        bob.last_error.as_deref(),
+        Some("HTTP 503 Service Unavailable")
+    );
+    // Not due before its time; ann's released row is.
+    let c = store
+        .claim_webhooks("c", now + 2_000, now + 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed(c), [ids[1]]);
+    store.close().await;
+}

@@ -16,3 +16,9 @@ CREATE TABLE webhook_outbox (
 );
 -- The head of each subject's queue.
 CREATE INDEX webhook_outbox_subject ON webhook_outbox (subject_id, event_id);
+-- What is due: a failed attempt moves every waiting row of its subject to
+-- the next attempt time, so while the CRM refuses, claiming reads only the
+-- subjects whose wait is over, however long the backlog.
+CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE status = 'pending';
+-- Leased rows (few): for expired leases.
+CREATE INDEX webhook_outbox_leased ON webhook_outbox (lease_until) WHERE status = 'sending';

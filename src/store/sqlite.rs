@@ -1375,7 +1375,7 @@ async fn insert_event(
 }
 
 /// Leases the head row of each subject's outbox queue that is due (or
-/// whose lease expired), oldest first, with the event as it stands now.
+/// whose lease expired), with the event as it stands now.
 async fn claim_webhooks(
     conn: &mut SqliteConnection,
     owner: &str,
@@ -1383,12 +1383,14 @@ async fn claim_webhooks(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<ClaimedWebhook>, StoreError> {
-    let leased = sqlx::query(
+    // Due rows through the partial index; a row is a head when no older
+    // row of its subject is left (a later event waits for the earlier one).
+    let mut leased = sqlx::query(
         "UPDATE webhook_outbox SET status = 'sending', lease_owner = $1, lease_until = $2 \
          WHERE event_id IN (SELECT w.event_id FROM webhook_outbox w \
-            WHERE w.event_id = (SELECT MIN(o.event_id) FROM webhook_outbox o WHERE o.subject_id = w.subject_id) \
-            AND ((w.status = 'pending' AND w.next_attempt_at <= $3) OR (w.status = 'sending' AND w.lease_until < $3)) \
-            ORDER BY w.event_id LIMIT $4) \
+            WHERE w.status = 'pending' AND w.next_attempt_at <= $3 \
+            AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.subject_id = w.subject_id AND o.event_id < w.event_id) \
+            ORDER BY w.next_attempt_at, w.event_id LIMIT $4) \
          RETURNING event_id, attempts",
     )
     .bind(owner)
@@ -1397,6 +1399,24 @@ async fn claim_webhooks(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
+    let room = limit - leased.len() as i64;
+    if room > 0 {
+        // Rows of a node that stopped without handing them back.
+        leased.extend(
+            sqlx::query(
+                "UPDATE webhook_outbox SET lease_owner = $1, lease_until = $2 \
+                 WHERE event_id IN (SELECT event_id FROM webhook_outbox \
+                    WHERE status = 'sending' AND lease_until < $3 LIMIT $4) \
+                 RETURNING event_id, attempts",
+            )
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(room)
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
     if leased.is_empty() {
         return Ok(Vec::new());
     }
@@ -1449,16 +1469,30 @@ async fn record_webhook(
             error,
             next_attempt_at,
         } => {
-            sqlx::query(
+            let next = (*next_attempt_at).max(now);
+            let failed = sqlx::query(
                 "UPDATE webhook_outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = $3, \
-                 last_error = $4, lease_owner = NULL, lease_until = NULL WHERE event_id = $1 AND lease_owner = $2",
+                 last_error = $4, lease_owner = NULL, lease_until = NULL WHERE event_id = $1 AND lease_owner = $2 \
+                 RETURNING subject_id",
             )
             .bind(event_id)
             .bind(owner)
-            .bind((*next_attempt_at).max(now))
+            .bind(next)
             .bind(error)
-            .execute(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
+            // The subject's later events wait as long (they cannot go
+            // first), so they do not count as due in the meantime.
+            if let Some(r) = failed {
+                sqlx::query(
+                    "UPDATE webhook_outbox SET next_attempt_at = $2 \
+                     WHERE subject_id = $1 AND status = 'pending' AND next_attempt_at < $2",
+                )
+                .bind(r.try_get::<String, _>(0)?)
+                .bind(next)
+                .execute(&mut *conn)
+                .await?;
+            }
         }
     }
     Ok(())
