@@ -1,7 +1,8 @@
 //! `serve`: opens the store, binds the SMTP and HTTP listeners, starts
-//! delivery (and the webhook dispatcher with `[webhook]`), and drains on SIGTERM/SIGINT: stop accepting, let sessions
-//! finish the transaction in progress and requests their answer, finish
-//! sends in flight, hand leases back, exit 0.
+//! delivery (and, with `[webhook]`, the webhook dispatcher), and drains on
+//! SIGTERM/SIGINT: stop accepting, let sessions finish the transaction in
+//! progress and requests their answer, finish sends and webhook posts in
+//! flight, hand leases back, exit 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

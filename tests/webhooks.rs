@@ -8,6 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -34,6 +35,8 @@ struct Attempt {
     status: u16,
     body: Vec<u8>,
     signature: String,
+    /// Requests being answered when this one arrived, itself included.
+    in_flight: usize,
 }
 
 #[derive(Default)]
@@ -47,6 +50,9 @@ struct CrmState {
     accepted: Vec<Value>,
     /// Requests refused for a bad signature or timestamp, with the reason.
     forged: Vec<String>,
+    /// How long each answer takes (so that parallel requests overlap).
+    delay: Duration,
+    in_flight: usize,
 }
 
 /// A CRM's webhook endpoint, on its own listener; stops when dropped.
@@ -119,7 +125,14 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let (delay, in_flight) = {
+        let mut s = state.lock().expect("CRM state");
+        s.in_flight += 1;
+        (s.delay, s.in_flight)
+    };
+    tokio::time::sleep(delay).await;
     let mut s = state.lock().expect("CRM state");
+    s.in_flight -= 1;
     let signature = headers
         .get("x-consent-relay-signature")
         .and_then(|v| v.to_str().ok())
@@ -164,6 +177,7 @@ async fn receive(
         status: status.as_u16(),
         body: body.to_vec(),
         signature,
+        in_flight,
     });
     status
 }
@@ -367,6 +381,42 @@ async fn a_subjects_events_arrive_in_order_while_others_go_on() {
     assert!(tried.is_sorted(), "{tried:?}");
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
     assert_eq!(crm.with(|s| s.forged.len()), 0);
+}
+
+#[tokio::test]
+async fn people_go_in_parallel_until_the_crm_refuses_everything() {
+    let sink = Sink::start().await;
+    let crm = Crm::start().await;
+    crm.with(|s| {
+        s.refuse_all = true;
+        s.delay = Duration::from_millis(300);
+    });
+    let relay = start(&sink, &crm).await;
+    let people: Vec<String> = (0..6).map(|n| format!("p{n}@example.com")).collect();
+    for p in &people {
+        relay.consent(p, "newsletter", Action::Grant, None).await;
+    }
+    // concurrency = 4 (the default): the first requests overlap; once four
+    // in a row were refused, one at a time.
+    eventually("a dozen attempts", || async { crm.attempts().len() >= 12 }).await;
+    let attempts = crm.attempts();
+    assert!(
+        attempts[..4].iter().any(|a| a.in_flight > 1),
+        "no parallel requests: {:?}",
+        attempts.iter().map(|a| a.in_flight).collect::<Vec<_>>()
+    );
+    assert!(
+        attempts[8..].iter().all(|a| a.in_flight == 1),
+        "parallel requests to a CRM refusing everything: {:?}",
+        attempts.iter().map(|a| a.in_flight).collect::<Vec<_>>()
+    );
+
+    crm.with(|s| {
+        s.refuse_all = false;
+        s.delay = Duration::ZERO;
+    });
+    crm.wait_accepted(6).await;
+    eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
 
 #[tokio::test]

@@ -69,9 +69,20 @@ impl Dispatcher {
         // processes are found by the poll).
         let mut next_retry: Option<i64> = None;
         let mut failures = 0u32;
+        // Attempts refused in a row, whatever the subject. Once every one of
+        // the last `concurrency` was refused the CRM is likely down: one
+        // attempt at a time, spaced by the backoff (`probe_at`), until one
+        // is accepted, rather than every waiting subject in turn.
+        let mut refused = 0i64;
+        let mut probe_at: Option<i64> = None;
+        let concurrency = self.config.concurrency;
         while !*shutdown.borrow() {
             let now = crate::now_ms();
-            let room = self.config.concurrency.saturating_sub(attempts.len());
+            let room = if refused < concurrency as i64 {
+                concurrency.saturating_sub(attempts.len())
+            } else {
+                usize::from(attempts.is_empty() && probe_at.is_none_or(|at| at <= now))
+            };
             if room > 0 {
                 let lease_until = now + lease.as_millis() as i64;
                 match self
@@ -103,8 +114,25 @@ impl Dispatcher {
             }
             tokio::select! {
                 Some(done) = attempts.join_next(), if !attempts.is_empty() => {
-                    if let Ok(Some(at)) = done {
-                        next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
+                    match done {
+                        Ok(Some(mut at)) => {
+                            refused += 1;
+                            if refused >= concurrency as i64 {
+                                if refused == concurrency as i64 {
+                                    tracing::warn!(refused, "webhook: the CRM refused every recent attempt; trying one event at a time until it accepts one");
+                                }
+                                let wait = signed::backoff(refused - concurrency as i64 + 1, self.config.retry_min, self.config.retry_max);
+                                let probe = crate::now_ms() + wait.as_millis() as i64;
+                                probe_at = Some(probe);
+                                at = probe;
+                            }
+                            next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
+                        }
+                        Ok(None) => {
+                            refused = 0;
+                            probe_at = None;
+                        }
+                        Err(_) => {}
                     }
                 }
                 _ = wake.notified() => {}
