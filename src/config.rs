@@ -188,6 +188,8 @@ pub struct WebhookConfig {
     pub retry_max: Duration,
     /// Subjects whose events are posted at once (default 4).
     pub concurrency: usize,
+    /// PEM CA bundle to trust instead of the system roots (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -450,6 +452,7 @@ struct RawWebhook {
     retry_min: Option<String>,
     retry_max: Option<String>,
     concurrency: Option<i64>,
+    ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1216,6 +1219,10 @@ impl Check<'_> {
             self.error("webhook.retry_max", what);
         }
         let concurrency = self.number("webhook.concurrency", raw.concurrency, 4, 1..=64);
+        let ca_file = raw
+            .ca_file
+            .as_deref()
+            .map(|p| self.readable("webhook.ca_file", p));
         Some(WebhookConfig {
             url: url?,
             secret: secret?,
@@ -1223,6 +1230,7 @@ impl Check<'_> {
             retry_min: retry_min?,
             retry_max: retry_max?,
             concurrency: concurrency?,
+            ca_file: ca_file.map_or(Some(None), |c| c.map(Some))?,
         })
     }
 
@@ -2011,10 +2019,17 @@ policy = "opt-in"
             ]
         );
 
-        let missing = with("retry_min = \"1m\"\nretry_max = \"30s\"\n");
-        let Err(ConfigError::Invalid(lines)) = Config::parse(&path, &missing) else {
+        let missing = with("retry_min = \"1m\"\nretry_max = \"30s\"\nca_file = \"missing.pem\"\n");
+        let Err(ConfigError::Invalid(mut lines)) = Config::parse(&path, &missing) else {
             panic!("expected Invalid")
         };
+        let ca = lines.pop().expect("ca_file line");
+        assert!(
+            ca.starts_with(&format!(
+                "{file}: webhook.ca_file: cannot read {dir_shown}/missing.pem: "
+            )),
+            "{ca}"
+        );
         assert_eq!(
             lines,
             [

@@ -58,6 +58,7 @@ struct CrmState {
 /// A CRM's webhook endpoint, on its own listener; stops when dropped.
 struct Crm {
     addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<CrmState>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -75,19 +76,70 @@ impl Crm {
 
     async fn start_on(addr: SocketAddr) -> Crm {
         let state = Arc::new(Mutex::new(CrmState::default()));
-        let app = axum::Router::new()
-            .route("/hooks/consent", axum::routing::post(receive))
-            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind CRM");
         let addr = listener.local_addr().expect("CRM address");
+        let app = Crm::app(&state);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Crm { addr, state, task }
+        Crm {
+            addr,
+            scheme: "http",
+            state,
+            task,
+        }
+    }
+
+    /// Over TLS, with a certificate for 127.0.0.1 from a CA made here,
+    /// whose certificate is written to `ca_pem`.
+    async fn start_tls(ca_pem: &std::path::Path) -> Crm {
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
+        std::fs::write(ca_pem, ca.pem()).expect("write CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &ca).expect("cert");
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server config");
+        let listener = TlsListener {
+            tcp: tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind CRM"),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        };
+        let addr = listener.tcp.local_addr().expect("CRM address");
+        let state = Arc::new(Mutex::new(CrmState::default()));
+        let app = Crm::app(&state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Crm {
+            addr,
+            scheme: "https",
+            state,
+            task,
+        }
+    }
+
+    fn app(state: &Arc<Mutex<CrmState>>) -> axum::Router {
+        axum::Router::new()
+            .route("/hooks/consent", axum::routing::post(receive))
+            .with_state(state.clone())
     }
 
     fn url(&self) -> String {
-        format!("http://{}/hooks/consent", self.addr)
+        format!("{}://{}/hooks/consent", self.scheme, self.addr)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut CrmState) -> T) -> T {
@@ -114,6 +166,32 @@ impl Crm {
             self.with(|s| s.accepted.len() >= n)
         })
         .await;
+    }
+}
+
+/// TLS on accept (a failed handshake is dropped, the next one accepted).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
     }
 }
 
@@ -720,4 +798,35 @@ async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
         .expect("claim");
     assert_eq!(claimed(c), [ids[1]]);
     store.close().await;
+}
+
+#[tokio::test]
+async fn https_to_a_crm_whose_ca_is_in_ca_file() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let crm = Crm::start_tls(&dir.path().join("crm-ca.pem")).await;
+    let text = config(dir.path(), &sink, &crm.url());
+    let mut relay = TestRelay::start_with(dir, &text).await;
+
+    // The system roots do not know the CRM's CA: refused, kept, retried.
+    api_consent(&relay, "fay@example.com", "newsletter", "grant").await;
+    eventually("a failed TLS attempt recorded", || async {
+        let rows = relay.store().webhook_outbox(10).await.expect("outbox");
+        rows.first()
+            .and_then(|r| r.last_error.as_deref())
+            .is_some_and(|e| e.contains("certificate"))
+    })
+    .await;
+    assert!(crm.attempts().is_empty());
+    relay.stop().await;
+
+    let text = text.replace(
+        "secret_file = \"webhook.secret\"\n",
+        "secret_file = \"webhook.secret\"\nca_file = \"crm-ca.pem\"\n",
+    );
+    assert!(text.contains("ca_file"));
+    let relay = TestRelay::start_with(relay.dir, &text).await;
+    crm.wait_accepted(1).await;
+    assert_eq!(crm.accepted()[0]["email"], "fay@example.com");
+    eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }

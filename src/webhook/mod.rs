@@ -42,7 +42,23 @@ impl Dispatcher {
     /// The HTTP client is built here (TLS roots loaded once); an error
     /// names the configuration key.
     pub fn new(config: &WebhookConfig, store: Store) -> Result<Dispatcher, String> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &config.ca_file {
+            let shown = path.display();
+            let pem = std::fs::read(path).map_err(|e| format!("webhook.ca_file: {shown}: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("webhook.ca_file: {shown}: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "webhook.ca_file: {shown} holds no certificate (use a PEM file with -----BEGIN CERTIFICATE-----)"
+                ));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             // A redirect would turn the POST into a GET elsewhere: a 3xx is
@@ -181,7 +197,7 @@ async fn attempt(
         Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
         Ok(r) => Err(format!("HTTP {}", r.status())),
         // Without the URL: its path or query may hold a credential.
-        Err(e) => Err(e.without_url().to_string()),
+        Err(e) => Err(causes(&e.without_url())),
     };
     let (outcome, retry_at) = match result {
         Ok(status) => {
@@ -205,4 +221,19 @@ async fn attempt(
         tracing::error!(event = event_id, cause = %e, "webhook: recording the attempt failed");
     }
     retry_at
+}
+
+/// An error with its causes (`error sending request: ...: connection refused`).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
