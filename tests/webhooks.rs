@@ -830,3 +830,32 @@ async fn https_to_a_crm_whose_ca_is_in_ca_file() {
     assert_eq!(crm.accepted()[0]["email"], "fay@example.com");
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
+
+#[tokio::test]
+async fn check_config_refuses_a_ca_file_without_certificates() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("crm-ca.pem"), "not a certificate\n").expect("write");
+    let text = config(dir.path(), &sink, "https://crm.test/hooks/consent").replace(
+        "secret_file = \"webhook.secret\"\n",
+        "secret_file = \"webhook.secret\"\nca_file = \"crm-ca.pem\"\n",
+    );
+    let path = dir.path().join("consent-relay.toml");
+    std::fs::write(&path, text).expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run consent-relay");
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ca = dir.path().join("crm-ca.pem");
+    assert!(
+        stderr.contains(&format!(
+            "{}: webhook.ca_file: {} holds no certificate (use a PEM file with -----BEGIN CERTIFICATE-----)",
+            path.display(),
+            ca.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -39,38 +39,12 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// The HTTP client is built here (TLS roots loaded once); an error
-    /// names the configuration key.
+    /// The HTTP client ([`client`]) is built here, TLS roots loaded once.
     pub fn new(config: &WebhookConfig, store: Store) -> Result<Dispatcher, String> {
-        let mut builder = reqwest::Client::builder();
-        if let Some(path) = &config.ca_file {
-            let shown = path.display();
-            let pem = std::fs::read(path).map_err(|e| format!("webhook.ca_file: {shown}: {e}"))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("webhook.ca_file: {shown}: {e}"))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "webhook.ca_file: {shown} holds no certificate (use a PEM file with -----BEGIN CERTIFICATE-----)"
-                ));
-            }
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            // A redirect would turn the POST into a GET elsewhere: a 3xx is
-            // a failed attempt, tried again later.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("consent-relay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("webhook.url: cannot build the HTTP client: {e}"))?;
         Ok(Dispatcher {
             config: Arc::new(config.clone()),
             store,
-            client,
+            client: client(config)?,
             node: ulid::Ulid::generate().to_string(),
         })
     }
@@ -169,6 +143,37 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// The HTTP client for `[webhook]`: the timeout, no redirects, the system
+/// roots or `ca_file`. What `serve` and `check-config` load; an error names
+/// the configuration key.
+pub fn client(config: &WebhookConfig) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = &config.ca_file {
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| format!("webhook.ca_file: {shown}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("webhook.ca_file: {shown}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "webhook.ca_file: {shown} holds no certificate (use a PEM file with -----BEGIN CERTIFICATE-----)"
+            ));
+        }
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout)
+        // A redirect would turn the POST into a GET elsewhere: a 3xx is
+        // a failed attempt, tried again later.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("consent-relay/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("webhook.url: cannot build the HTTP client: {e}"))
 }
 
 /// One POST of one event; records the outcome. Returns when the next
