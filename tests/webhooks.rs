@@ -75,19 +75,8 @@ impl Crm {
     }
 
     async fn start_on(addr: SocketAddr) -> Crm {
-        let state = Arc::new(Mutex::new(CrmState::default()));
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind CRM");
-        let addr = listener.local_addr().expect("CRM address");
-        let app = Crm::app(&state);
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Crm {
-            addr,
-            scheme: "http",
-            state,
-            task,
-        }
+        Crm::serve(listener, "http")
     }
 
     /// Over TLS, with a certificate for 127.0.0.1 from a CA made here,
@@ -118,24 +107,27 @@ impl Crm {
                 .expect("bind CRM"),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
         };
-        let addr = listener.tcp.local_addr().expect("CRM address");
+        Crm::serve(listener, "https")
+    }
+
+    fn serve<L>(listener: L, scheme: &'static str) -> Crm
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
+        let addr = listener.local_addr().expect("CRM address");
         let state = Arc::new(Mutex::new(CrmState::default()));
-        let app = Crm::app(&state);
+        let app = axum::Router::new()
+            .route("/hooks/consent", axum::routing::post(receive))
+            .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Crm {
             addr,
-            scheme: "https",
+            scheme,
             state,
             task,
         }
-    }
-
-    fn app(state: &Arc<Mutex<CrmState>>) -> axum::Router {
-        axum::Router::new()
-            .route("/hooks/consent", axum::routing::post(receive))
-            .with_state(state.clone())
     }
 
     fn url(&self) -> String {
