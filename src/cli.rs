@@ -44,6 +44,8 @@ pub enum Command {
     Log(LogArgs),
     /// List queued, deferred and failed deliveries with their last upstream reply
     Queue(QueueArgs),
+    /// List consent events not yet accepted by the CRM's webhook, with the last error
+    Webhooks(QueueArgs),
     /// Print everything held about an address as JSON (access, portability)
     Export { email: String },
     /// Erase an address (right to be forgotten); a keyed hash stays as a suppression
@@ -142,13 +144,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for w in &config.warnings {
                 eprintln!("warning: {w}");
             }
-            // What `serve` loads at start: the TLS certificate and the DKIM key.
+            // What `serve` loads at start: the TLS certificate, the DKIM key
+            // and the webhook's CA.
             let loaded = crate::smtp::tls::acceptor(&config.smtp)
                 .map(|_| ())
                 .and_then(|()| {
                     config.dkim.as_ref().map_or(Ok(()), |d| {
                         crate::delivery::dkim::Signer::load(d).map(|_| ())
                     })
+                })
+                .and_then(|()| {
+                    config
+                        .webhook
+                        .as_ref()
+                        .map_or(Ok(()), |w| crate::webhook::client(w).map(|_| ()))
                 });
             if let Err(e) = loaded {
                 return Err(Exit {
@@ -167,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consent(c) => consent_command(&config, c).await,
         Command::Log(a) => log(&config, a).await,
         Command::Queue(a) => queue(&config, a).await,
+        Command::Webhooks(a) => webhooks(&config, a).await,
         Command::Export { email } => export(&config, &email).await,
         Command::Erase { email } => erase(&config, &email).await,
         Command::HashPassword => hash_password(),
@@ -425,6 +435,53 @@ async fn queue(config: &Config, a: QueueArgs) -> anyhow::Result<()> {
             r.attempts,
             format_time(r.next_attempt_at),
             r.last_reply.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `webhooks`: the webhook outbox, oldest first.
+async fn webhooks(config: &Config, a: QueueArgs) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let rows = store.webhook_outbox(a.limit.max(1)).await?;
+    store.close().await;
+    if a.json {
+        let out: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "event": r.event_id, "subject_id": r.subject_id, "status": r.status,
+                    "attempts": r.attempts, "next_attempt": format_time(r.next_attempt_at),
+                    "queued": format_time(r.created_at), "last_error": r.last_error,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if config.webhook.is_none() {
+        eprintln!(
+            "note: {} has no [webhook] section; new consent events are not queued",
+            config.path.display()
+        );
+    }
+    if rows.is_empty() {
+        println!("webhook outbox is empty");
+        return Ok(());
+    }
+    println!(
+        "{:>8}  {:<24}  {:<8}  {:>8}  {:<20}  last error",
+        "event", "subject", "status", "attempts", "next attempt"
+    );
+    for r in rows {
+        println!(
+            "{:>8}  {:<24}  {:<8}  {:>8}  {:<20}  {}",
+            r.event_id,
+            r.subject_id,
+            r.status,
+            r.attempts,
+            format_time(r.next_attempt_at),
+            r.last_error.unwrap_or_default()
         );
     }
     Ok(())

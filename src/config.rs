@@ -171,6 +171,8 @@ pub struct StoreConfig {
     pub url: StoreUrl,
     /// Connections in the pool (default 8).
     pub pool_size: u32,
+    /// Queue every consent event in `webhook_outbox` (`[webhook]` is set).
+    pub webhook_outbox: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +201,16 @@ pub struct WebhookConfig {
     pub url: Url,
     /// Read from secret_file at load time. Never logged.
     pub secret: Secret,
+    /// Whole request, connect to answer (default 10s).
+    pub timeout: Duration,
+    /// Wait after the first failed attempt; doubles after each (default 5s).
+    pub retry_min: Duration,
+    /// The longest wait between attempts (default 1h).
+    pub retry_max: Duration,
+    /// Subjects whose events are posted at once (default 4).
+    pub concurrency: usize,
+    /// PEM CA bundle to trust instead of the system roots (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -463,6 +475,11 @@ struct RawDkim {
 struct RawWebhook {
     url: Option<String>,
     secret_file: Option<String>,
+    timeout: Option<String>,
+    retry_min: Option<String>,
+    retry_max: Option<String>,
+    concurrency: Option<i64>,
+    ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -610,7 +627,10 @@ impl Check<'_> {
         let upstream = self.upstream(&raw.upstream);
         let http = self.http(&raw.http);
         let signing = self.signing(&raw.signing);
-        let store = self.store(&raw.store);
+        let store = self.store(&raw.store).map(|s| StoreConfig {
+            webhook_outbox: raw.webhook.is_some(),
+            ..s
+        });
         let queue = self.queue(&raw.queue);
         let dkim = raw.dkim.as_ref().map(|d| self.dkim(d));
         let webhook = raw.webhook.as_ref().map(|w| self.webhook(w));
@@ -1148,6 +1168,7 @@ impl Check<'_> {
         Some(StoreConfig {
             url: url?,
             pool_size: pool_size?,
+            webhook_outbox: false,
         })
     }
 
@@ -1253,9 +1274,33 @@ impl Check<'_> {
                 "add the path of a file holding the HMAC secret",
             )
             .and_then(|file| self.secret_file("webhook.secret_file", file, 16));
+        let timeout = self.duration("webhook.timeout", &raw.timeout, "10s", NONZERO);
+        let retry_min = self.duration("webhook.retry_min", &raw.retry_min, "5s", NONZERO);
+        let mut retry_max = self.duration("webhook.retry_max", &raw.retry_max, "1h", NONZERO);
+        if let (Some(min), Some(max)) = (retry_min, retry_max)
+            && max < min
+        {
+            retry_max = None;
+            let what = format!(
+                "{:?} is shorter than retry_min {:?} (make retry_max at least retry_min)",
+                raw.retry_max.as_deref().unwrap_or("1h"),
+                raw.retry_min.as_deref().unwrap_or("5s")
+            );
+            self.error("webhook.retry_max", what);
+        }
+        let concurrency = self.number("webhook.concurrency", raw.concurrency, 4, 1..=64);
+        let ca_file = raw
+            .ca_file
+            .as_deref()
+            .map(|p| self.readable("webhook.ca_file", p));
         Some(WebhookConfig {
             url: url?,
             secret: secret?,
+            timeout: timeout?,
+            retry_min: retry_min?,
+            retry_max: retry_max?,
+            concurrency: concurrency?,
+            ca_file: ca_file.map_or(Some(None), |c| c.map(Some))?,
         })
     }
 
@@ -2017,6 +2062,80 @@ policy = "opt-in"
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn webhook_section_is_checked() {
+        let dir = TempDir::new("webhook");
+        std::fs::write(dir.0.join("webhook.secret"), "0123456789abcdef\n").expect("write secret");
+        std::fs::write(dir.0.join("empty.secret"), "\n").expect("write secret");
+        let path = dir.0.join("relay.toml");
+        let with = |section: &str| format!("{}\n[webhook]\n{section}", minimal());
+
+        let bad = with(
+            "url = \"crm.test/hook\"\nsecret_file = \"empty.secret\"\ntimeout = \"soon\"\n\
+             retry_min = \"0s\"\nconcurrency = 0\n",
+        );
+        let Err(ConfigError::Invalid(lines)) = Config::parse(&path, &bad) else {
+            panic!("expected Invalid")
+        };
+        let (file, dir_shown) = (path.display(), dir.0.display());
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "{file}: webhook.url: \"crm.test/hook\" is not a usable URL (use an http:// or https:// URL)"
+                ),
+                format!(
+                    "{file}: webhook.secret_file: {dir_shown}/empty.secret holds 0 bytes, at least 16 are needed \
+                     (write the secret in it, e.g. from openssl rand -base64 32)"
+                ),
+                format!(
+                    "{file}: webhook.timeout: \"soon\" is not a duration (use e.g. 30s, 10m, 4h, 5d)"
+                ),
+                format!("{file}: webhook.retry_min: \"0s\" must be more than zero (use e.g. 5s)"),
+                format!("{file}: webhook.concurrency: 0 is out of range (use 1 to 64)"),
+            ]
+        );
+
+        let missing = with("retry_min = \"1m\"\nretry_max = \"30s\"\nca_file = \"missing.pem\"\n");
+        let Err(ConfigError::Invalid(mut lines)) = Config::parse(&path, &missing) else {
+            panic!("expected Invalid")
+        };
+        let ca = lines.pop().expect("ca_file line");
+        assert!(
+            ca.starts_with(&format!(
+                "{file}: webhook.ca_file: cannot read {dir_shown}/missing.pem: "
+            )),
+            "{ca}"
+        );
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "{file}: webhook.url: missing (add e.g. url = \"https://crm.example.com/hooks/consent\")"
+                ),
+                format!(
+                    "{file}: webhook.secret_file: missing (add the path of a file holding the HMAC secret)"
+                ),
+                format!(
+                    "{file}: webhook.retry_max: \"30s\" is shorter than retry_min \"1m\" (make retry_max at least retry_min)"
+                ),
+            ]
+        );
+
+        let good = with(
+            "url = \"http://127.0.0.1:9000/hook\"\nsecret_file = \"webhook.secret\"\nretry_max = \"10m\"\n",
+        );
+        let config = Config::parse(&path, &good).expect("valid");
+        let webhook = config.webhook.expect("webhook");
+        assert_eq!(webhook.url.as_str(), "http://127.0.0.1:9000/hook");
+        assert_eq!(webhook.timeout, Duration::from_secs(10));
+        assert_eq!(webhook.retry_min, Duration::from_secs(5));
+        assert_eq!(webhook.retry_max, Duration::from_secs(600));
+        assert_eq!(webhook.concurrency, 4);
+        assert!(config.store.webhook_outbox);
+        assert!(!parse(&minimal()).expect("valid").store.webhook_outbox);
     }
 
     #[test]

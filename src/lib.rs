@@ -26,6 +26,7 @@ pub mod subject;
 pub mod texts;
 pub mod token;
 pub mod web;
+pub mod webhook;
 
 /// Unix time in milliseconds: the one clock reading the store keeps.
 pub fn now_ms() -> i64 {

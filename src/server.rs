@@ -1,8 +1,9 @@
 //! `serve`: opens the store, binds the SMTP and HTTP listeners, starts
-//! delivery, and drains on SIGTERM/SIGINT: stop accepting, let sessions
-//! finish the transaction in progress and requests their answer, finish
-//! sends in flight, hand leases back, exit 0. SIGHUP reloads what can be
-//! reloaded while running ([`Running::reload`]: the SMTP certificate).
+//! delivery (and, with `[webhook]`, the webhook dispatcher), and drains on
+//! SIGTERM/SIGINT: stop accepting, let sessions finish the transaction in
+//! progress and requests their answer, finish sends and webhook posts in
+//! flight, hand leases back, exit 0. SIGHUP reloads what can be reloaded
+//! while running ([`Running::reload`]: the SMTP certificate).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct Running {
     smtp: JoinHandle<()>,
     http: JoinHandle<()>,
     delivery: JoinHandle<()>,
+    /// `[webhook]`: posts consent events to the CRM.
+    webhook: Option<JoinHandle<()>>,
 }
 
 /// Starts every part of the relay; returns once the listeners are bound.
@@ -81,8 +84,15 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let http_addr = http_listener.local_addr()?;
     let delivery = Delivery::new(config.clone(), store.clone(), wake)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
+    let webhook = config
+        .webhook
+        .as_ref()
+        .map(|w| crate::webhook::Dispatcher::new(w, store.clone()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let smtp = tokio::spawn(listener.run(GRACE));
     let http = tokio::spawn(http_listener.run(GRACE));
+    let webhook = webhook.map(|w| tokio::spawn(w.run(shutdown_rx.clone())));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
     tracing::info!(smtp = %smtp_addr, http = %http_addr, store = ?config.store.url, "consent-relay started");
     Ok(Running {
@@ -95,6 +105,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         smtp,
         http,
         delivery,
+        webhook,
     })
 }
 
@@ -124,6 +135,11 @@ impl Running {
         let _ = self.http.await;
         if tokio::time::timeout(GRACE, self.delivery).await.is_err() {
             tracing::warn!("delivery did not stop within the grace period");
+        }
+        if let Some(webhook) = self.webhook
+            && tokio::time::timeout(GRACE, webhook).await.is_err()
+        {
+            tracing::warn!("webhooks did not stop within the grace period");
         }
         self.store.close().await;
         tracing::info!("consent-relay stopped");

@@ -32,8 +32,26 @@ enum Op {
         limit: i64,
     },
     Release(String),
-    Consent(Box<NewConsentEvent>),
-    Erase(Box<Erasure>),
+    /// `webhook`: queue the event in `webhook_outbox` too.
+    Consent {
+        event: Box<NewConsentEvent>,
+        webhook: bool,
+    },
+    Erase {
+        erasure: Box<Erasure>,
+        webhook: bool,
+    },
+    ClaimWebhooks {
+        owner: String,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    },
+    RecordWebhook {
+        owner: String,
+        outcome: WebhookOutcome,
+    },
+    ReleaseWebhooks(String),
 }
 
 /// What an [`Op`] produced.
@@ -43,6 +61,7 @@ enum Output {
     Released(u64),
     Event(ConsentEvent),
     Erased(Option<ErasureReport>),
+    Webhooks(Vec<ClaimedWebhook>),
 }
 
 type Reply = oneshot::Sender<Result<Output, StoreError>>;
@@ -59,6 +78,10 @@ pub struct SqliteStore {
     writer_task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Held while `serve` runs: one node per SQLite database.
     _lock: Option<File>,
+    /// Consent events are queued in `webhook_outbox` (`[webhook]` is set).
+    webhook_outbox: bool,
+    /// Notified after a consent event of this process was committed.
+    events: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -102,6 +125,12 @@ impl SqliteStore {
             )
             .execute(&mut conn)
             .await?;
+            sqlx::query(
+                "UPDATE webhook_outbox SET status = 'pending', lease_owner = NULL, lease_until = NULL \
+                 WHERE status = 'sending'",
+            )
+            .execute(&mut conn)
+            .await?;
         }
         let (tx, rx) = mpsc::channel(4096);
         let task = tokio::spawn(writer_loop(conn, rx));
@@ -110,7 +139,19 @@ impl SqliteStore {
             writer: tx,
             writer_task: tokio::sync::Mutex::new(Some(task)),
             _lock: lock,
+            webhook_outbox: false,
+            events: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Queue consent events in `webhook_outbox` from now on (`[webhook]` is set).
+    pub fn with_webhook_outbox(mut self, on: bool) -> Self {
+        self.webhook_outbox = on;
+        self
+    }
+
+    pub fn events_written(&self) -> Arc<tokio::sync::Notify> {
+        self.events.clone()
     }
 
     async fn submit(&self, op: Op) -> Result<Output, StoreError> {
@@ -160,18 +201,30 @@ impl SqliteStore {
         &self,
         event: NewConsentEvent,
     ) -> Result<ConsentEvent, StoreError> {
-        match self.submit(Op::Consent(Box::new(event))).await? {
-            Output::Event(e) => Ok(e),
+        let op = Op::Consent {
+            event: Box::new(event),
+            webhook: self.webhook_outbox,
+        };
+        match self.submit(op).await? {
+            Output::Event(e) => {
+                self.events.notify_one();
+                Ok(e)
+            }
             _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
         }
     }
 
     pub async fn erase(&self, erasure: Erasure) -> Result<Option<ErasureReport>, StoreError> {
-        let report = match self.submit(Op::Erase(Box::new(erasure))).await? {
+        let op = Op::Erase {
+            erasure: Box::new(erasure),
+            webhook: self.webhook_outbox,
+        };
+        let report = match self.submit(op).await? {
             Output::Erased(r) => r,
             _ => return Err(StoreError::Corrupt("writer answered the wrong kind".into())),
         };
         if report.is_some() {
+            self.events.notify_one();
             self.checkpoint_truncate().await;
         }
         Ok(report)
@@ -192,6 +245,67 @@ impl SqliteStore {
             ),
             Err(e) => tracing::warn!(cause = %e, "store: WAL checkpoint after erasure failed"),
         }
+    }
+
+    pub async fn claim_webhooks(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedWebhook>, StoreError> {
+        let op = Op::ClaimWebhooks {
+            owner: owner.to_owned(),
+            now,
+            lease_until,
+            limit,
+        };
+        match self.submit(op).await? {
+            Output::Webhooks(c) => Ok(c),
+            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        }
+    }
+
+    pub async fn record_webhook(
+        &self,
+        owner: &str,
+        outcome: WebhookOutcome,
+    ) -> Result<(), StoreError> {
+        let op = Op::RecordWebhook {
+            owner: owner.to_owned(),
+            outcome,
+        };
+        self.submit(op).await.map(drop)
+    }
+
+    pub async fn release_webhooks(&self, owner: &str) -> Result<u64, StoreError> {
+        match self.submit(Op::ReleaseWebhooks(owner.to_owned())).await? {
+            Output::Released(n) => Ok(n),
+            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        }
+    }
+
+    pub async fn webhook_outbox(&self, limit: i64) -> Result<Vec<WebhookRow>, StoreError> {
+        sqlx::query(
+            "SELECT event_id, subject_id, status, attempts, next_attempt_at, last_error, created_at \
+             FROM webhook_outbox ORDER BY event_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(WebhookRow {
+                event_id: r.try_get(0)?,
+                subject_id: r.try_get(1)?,
+                status: r.try_get(2)?,
+                attempts: r.try_get(3)?,
+                next_attempt_at: r.try_get(4)?,
+                last_error: r.try_get(5)?,
+                created_at: r.try_get(6)?,
+            })
+        })
+        .collect()
     }
 
     pub async fn close(&self) {
@@ -707,16 +821,38 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
             .await?;
             Output::Released(r.rows_affected())
         }
-        Op::Consent(e) => Output::Event(consent_event(conn, e, now).await?),
-        Op::Erase(e) => {
+        Op::Consent { event, webhook } => {
+            Output::Event(consent_event(conn, event, *webhook, now).await?)
+        }
+        Op::Erase { erasure, webhook } => {
             sqlx::query("PRAGMA secure_delete = ON")
                 .execute(&mut *conn)
                 .await?;
-            let erased = erase(conn, e, now).await;
+            let erased = erase(conn, erasure, *webhook, now).await;
             sqlx::query("PRAGMA secure_delete = FAST")
                 .execute(&mut *conn)
                 .await?;
             Output::Erased(erased?)
+        }
+        Op::ClaimWebhooks {
+            owner,
+            now: at,
+            lease_until,
+            limit,
+        } => Output::Webhooks(claim_webhooks(conn, owner, *at, *lease_until, *limit).await?),
+        Op::RecordWebhook { owner, outcome } => {
+            record_webhook(conn, owner, outcome, now).await?;
+            Output::Unit
+        }
+        Op::ReleaseWebhooks(owner) => {
+            let r = sqlx::query(
+                "UPDATE webhook_outbox SET status = 'pending', lease_owner = NULL, lease_until = NULL \
+                 WHERE status = 'sending' AND lease_owner = $1",
+            )
+            .bind(owner)
+            .execute(&mut *conn)
+            .await?;
+            Output::Released(r.rows_affected())
         }
     })
 }
@@ -983,6 +1119,7 @@ async fn record(
 async fn consent_event(
     conn: &mut SqliteConnection,
     e: &NewConsentEvent,
+    webhook: bool,
     now: i64,
 ) -> Result<ConsentEvent, StoreError> {
     sqlx::query(
@@ -1001,23 +1138,22 @@ async fn consent_event(
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
-    let row = sqlx::query(
-        "INSERT INTO consent_events (subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at",
+    let event = insert_event(
+        conn,
+        EventRow {
+            subject_id: &subject_id,
+            campaign: &e.campaign,
+            action: e.action,
+            at: e.at,
+            source: e.source,
+            ip: e.ip.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            evidence: e.evidence.as_deref(),
+        },
+        webhook,
+        now,
     )
-    .bind(&subject_id)
-    .bind(&e.campaign)
-    .bind(e.action.as_str())
-    .bind(e.at)
-    .bind(e.source.as_str())
-    .bind(&e.ip)
-    .bind(&e.user_agent)
-    .bind(&e.evidence)
-    .bind(now)
-    .fetch_one(&mut *conn)
     .await?;
-    let event = event_from_row(&row)?;
     let current = sqlx::query(
         "SELECT status, since, event_id FROM consent_state WHERE subject_id = $1 AND campaign = $2",
     )
@@ -1064,6 +1200,7 @@ async fn consent_event(
 async fn erase(
     conn: &mut SqliteConnection,
     e: &Erasure,
+    webhook: bool,
     now: i64,
 ) -> Result<Option<ErasureReport>, StoreError> {
     let live = sqlx::query("SELECT id, address_hash FROM subjects WHERE address = $1")
@@ -1113,18 +1250,23 @@ async fn erase(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let event_id: i64 = sqlx::query(
-        "INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at) \
-         VALUES ($1, $2, 'erase', $3, $4, $5) RETURNING id",
+    let event_id = insert_event(
+        conn,
+        EventRow {
+            subject_id: &subject_id,
+            campaign: consent::ALL_CAMPAIGNS,
+            action: Action::Erase,
+            at: e.at,
+            source: e.source,
+            ip: None,
+            user_agent: None,
+            evidence: None,
+        },
+        webhook,
+        now,
     )
-    .bind(&subject_id)
-    .bind(consent::ALL_CAMPAIGNS)
-    .bind(e.at)
-    .bind(e.source.as_str())
-    .bind(now)
-    .fetch_one(&mut *conn)
     .await?
-    .try_get(0)?;
+    .id;
     sqlx::query("DELETE FROM consent_state WHERE subject_id = $1")
         .bind(&subject_id)
         .execute(&mut *conn)
@@ -1195,4 +1337,182 @@ async fn erase(
         cancelled: cancelled.len() as u64,
         bodies_removed,
     }))
+}
+
+/// A consent event row to insert.
+struct EventRow<'a> {
+    subject_id: &'a str,
+    campaign: &'a str,
+    action: Action,
+    at: i64,
+    source: Source,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    evidence: Option<&'a str>,
+}
+
+/// Appends one consent event, in the caller's transaction, and with
+/// `webhook` (`[webhook]` is set) queues it in `webhook_outbox` in the same
+/// transaction. Every insert into `consent_events` goes through here (or a
+/// batched twin that writes the outbox rows as well): an event committed
+/// without its outbox row would never reach the CRM.
+async fn insert_event(
+    conn: &mut SqliteConnection,
+    e: EventRow<'_>,
+    webhook: bool,
+    now: i64,
+) -> Result<ConsentEvent, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO consent_events (subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at",
+    )
+    .bind(e.subject_id)
+    .bind(e.campaign)
+    .bind(e.action.as_str())
+    .bind(e.at)
+    .bind(e.source.as_str())
+    .bind(e.ip)
+    .bind(e.user_agent)
+    .bind(e.evidence)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let event = event_from_row(&row)?;
+    if webhook {
+        sqlx::query(
+            "INSERT INTO webhook_outbox (event_id, subject_id, status, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, 'pending', 0, $3, $3)",
+        )
+        .bind(event.id)
+        .bind(e.subject_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(event)
+}
+
+/// Leases the head row of each subject's outbox queue that is due (or
+/// whose lease expired), with the event as it stands now.
+async fn claim_webhooks(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<ClaimedWebhook>, StoreError> {
+    // Due rows through the partial index; a row is a head when no older
+    // row of its subject is left (a later event waits for the earlier one).
+    let mut leased = sqlx::query(
+        "UPDATE webhook_outbox SET status = 'sending', lease_owner = $1, lease_until = $2 \
+         WHERE event_id IN (SELECT w.event_id FROM webhook_outbox w \
+            WHERE w.status = 'pending' AND w.next_attempt_at <= $3 \
+            AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.subject_id = w.subject_id AND o.event_id < w.event_id) \
+            ORDER BY w.next_attempt_at, w.event_id LIMIT $4) \
+         RETURNING event_id, attempts",
+    )
+    .bind(owner)
+    .bind(lease_until)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let room = limit - leased.len() as i64;
+    if room > 0 {
+        // Rows of a node that stopped without handing them back.
+        leased.extend(
+            sqlx::query(
+                "UPDATE webhook_outbox SET lease_owner = $1, lease_until = $2 \
+                 WHERE event_id IN (SELECT event_id FROM webhook_outbox \
+                    WHERE status = 'sending' AND lease_until < $3 LIMIT $4) \
+                 RETURNING event_id, attempts",
+            )
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(room)
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
+    if leased.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut attempts: HashMap<i64, i64> = HashMap::with_capacity(leased.len());
+    for r in &leased {
+        attempts.insert(r.try_get(0)?, r.try_get(1)?);
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT e.id, e.subject_id, e.campaign, e.action, e.at, e.source, e.ip, e.user_agent, e.evidence, \
+         e.recorded_at, s.address FROM consent_events e JOIN subjects s ON s.id = e.subject_id WHERE e.id IN (",
+    );
+    let mut sep = q.separated(", ");
+    for id in attempts.keys() {
+        sep.push_bind(*id);
+    }
+    q.push(") ORDER BY e.id");
+    q.build()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            let event = event_from_row(r)?;
+            Ok(ClaimedWebhook {
+                attempts: attempts.get(&event.id).copied().unwrap_or(0),
+                email: r.try_get(10)?,
+                event,
+            })
+        })
+        .collect()
+}
+
+/// Records one attempt, only on a row still leased to `owner`: a lease that
+/// expired and went to another node is that node's to record.
+async fn record_webhook(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    outcome: &WebhookOutcome,
+    now: i64,
+) -> Result<(), StoreError> {
+    match outcome {
+        WebhookOutcome::Delivered { event_id } => {
+            sqlx::query("DELETE FROM webhook_outbox WHERE event_id = $1 AND lease_owner = $2")
+                .bind(event_id)
+                .bind(owner)
+                .execute(&mut *conn)
+                .await?;
+        }
+        WebhookOutcome::Failed {
+            event_id,
+            error,
+            next_attempt_at,
+        } => {
+            let next = (*next_attempt_at).max(now);
+            let failed = sqlx::query(
+                "UPDATE webhook_outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = $3, \
+                 last_error = $4, lease_owner = NULL, lease_until = NULL WHERE event_id = $1 AND lease_owner = $2 \
+                 RETURNING subject_id",
+            )
+            .bind(event_id)
+            .bind(owner)
+            .bind(next)
+            .bind(error)
+            .fetch_optional(&mut *conn)
+            .await?;
+            // The subject's later events wait as long (they cannot go
+            // first), so they do not count as due in the meantime.
+            if let Some(r) = failed {
+                sqlx::query(
+                    "UPDATE webhook_outbox SET next_attempt_at = $2 \
+                     WHERE subject_id = $1 AND status = 'pending' AND next_attempt_at < $2",
+                )
+                .bind(r.try_get::<String, _>(0)?)
+                .bind(next)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
