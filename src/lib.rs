@@ -16,6 +16,8 @@ pub mod delivery;
 pub mod intake;
 pub mod message;
 pub mod policy;
+pub mod register;
+pub mod retention;
 pub mod rewrite;
 pub mod rights;
 pub mod server;

@@ -33,6 +33,8 @@ pub struct Running {
     smtp: JoinHandle<()>,
     http: JoinHandle<()>,
     delivery: JoinHandle<()>,
+    /// The `[retention]` purge, at start and every `purge_interval`.
+    retention: JoinHandle<()>,
 }
 
 /// Starts every part of the relay; returns once the listeners are bound.
@@ -78,6 +80,11 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let smtp = tokio::spawn(listener.run(GRACE));
     let http = tokio::spawn(http_listener.run(GRACE));
+    let retention = tokio::spawn(crate::retention::run(
+        config.clone(),
+        store.clone(),
+        shutdown_rx.clone(),
+    ));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
     tracing::info!(smtp = %smtp_addr, http = %http_addr, store = ?config.store.url, "consent-relay started");
     Ok(Running {
@@ -89,6 +96,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         smtp,
         http,
         delivery,
+        retention,
     })
 }
 
@@ -102,6 +110,10 @@ impl Running {
         let _ = self.http.await;
         if tokio::time::timeout(GRACE, self.delivery).await.is_err() {
             tracing::warn!("delivery did not stop within the grace period");
+        }
+        // A purge stops after the batch in progress.
+        if tokio::time::timeout(GRACE, self.retention).await.is_err() {
+            tracing::warn!("the retention purge did not stop within the grace period");
         }
         self.store.close().await;
         tracing::info!("consent-relay stopped");
