@@ -239,21 +239,31 @@ async fn old_decisions_and_deliveries_go_and_consent_events_stay() {
     relay.stop().await;
 }
 
+/// A relay keeping bodies one second after delivery, purging every `interval`.
+async fn one_second_bodies(sink: &Sink, interval: &str) -> TestRelay {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", "")
+        + &format!("\n[retention]\nmessage_bodies = \"1s\"\npurge_interval = \"{interval}\"\n");
+    TestRelay::start_with(dir, &text).await
+}
+
+/// An invoice to carl, tagged `tag`.
+async fn send_invoice(relay: &TestRelay, tag: &str) {
+    let r = relay
+        .send(&["carl@example.com"], &tagged("invoices", tag))
+        .await;
+    assert!(r.starts_with("250"), "{r}");
+}
+
 /// The binary's `purge` and `purge --dry-run`, then `serve`'s own purge
 /// running every second: with a one-second body retention, each
 /// delivered message's body goes, the one still deferred stays.
 #[tokio::test]
 async fn purge_command_and_serve_purge_remove_delivered_bodies() {
     let sink = Sink::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let text = config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", "")
-        + "\n[retention]\nmessage_bodies = \"1s\"\npurge_interval = \"1d\"\n";
-    let mut relay = TestRelay::start_with(dir, &text).await;
+    let mut relay = one_second_bodies(&sink, "1d").await;
     let db = relay.db_path();
-    let r = relay
-        .send(&["carl@example.com"], &tagged("invoices", "m1"))
-        .await;
-    assert!(r.starts_with("250"), "{r}");
+    send_invoice(&relay, "m1").await;
     sink.wait_for(1, Duration::from_secs(10)).await;
     eventually("m1 is recorded as sent", || async {
         statuses(&db).await == ["sent"]
@@ -281,21 +291,12 @@ async fn purge_command_and_serve_purge_remove_delivered_bodies() {
     relay.stop().await;
 
     // serve purges at start and every purge_interval.
-    let dir = tempfile::tempdir().unwrap();
-    let text = config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", "")
-        + "\n[retention]\nmessage_bodies = \"1s\"\npurge_interval = \"1s\"\n";
-    let mut relay = TestRelay::start_with(dir, &text).await;
+    let mut relay = one_second_bodies(&sink, "1s").await;
     let db = relay.db_path();
-    let r = relay
-        .send(&["carl@example.com"], &tagged("invoices", "m1"))
-        .await;
-    assert!(r.starts_with("250"), "{r}");
+    send_invoice(&relay, "m1").await;
     sink.wait_for(2, Duration::from_secs(10)).await;
     sink.script((0..60).map(|_| Fault::Mail(451, "4.3.0 try later")));
-    let r = relay
-        .send(&["carl@example.com"], &tagged("invoices", "m2"))
-        .await;
-    assert!(r.starts_with("250"), "{r}");
+    send_invoice(&relay, "m2").await;
     eventually("serve's purge removes m1's body", || async {
         bodies(&db).await == [("m1".into(), false), ("m2".into(), true)]
     })

@@ -55,16 +55,26 @@ fn files_holding(db: &Path, needle: &[u8]) -> Vec<String> {
 }
 
 async fn delivery_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
+    rows_of_kind(db, "").await
+}
+
+/// Delivery rows (recipient, status, last reply) of messages of `kind`, or
+/// of every message when `kind` is empty.
+async fn rows_of_kind(db: &Path, kind: &str) -> Vec<(String, String, Option<String>)> {
     let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
         .await
         .expect("open db");
-    let rows = sqlx::query("SELECT recipient, status, last_reply FROM deliveries ORDER BY id")
-        .fetch_all(&mut c)
-        .await
-        .expect("deliveries")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let rows = sqlx::query(
+        "SELECT d.recipient, d.status, d.last_reply FROM deliveries d \
+         JOIN messages m ON m.id = d.message_id WHERE $1 = '' OR m.kind = $1 ORDER BY d.id",
+    )
+    .bind(kind)
+    .fetch_all(&mut c)
+    .await
+    .expect("deliveries")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
     c.close().await.expect("close");
     rows
 }
@@ -328,20 +338,33 @@ async fn notifying_relay(sink: &Sink, extra: &str) -> TestRelay {
 
 /// The rows of erasure notices: (recipient, status, last reply).
 async fn notice_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
-    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open db");
-    let rows = sqlx::query(
-        "SELECT d.recipient, d.status, d.last_reply FROM deliveries d \
-         JOIN messages m ON m.id = d.message_id WHERE m.kind = 'erasure-notice' ORDER BY d.id",
-    )
-    .fetch_all(&mut c)
-    .await
-    .expect("deliveries")
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2)))
-    .collect();
-    c.close().await.expect("close");
+    rows_of_kind(db, "erasure-notice").await
+}
+
+/// Waits until the `n`th erasure notice ended as `status` and was scrubbed
+/// (its rows name the erased tag, its reply keeps only its code), then until
+/// `address` is in none of the database files; returns the notice rows.
+async fn notice_scrubbed(
+    db: &Path,
+    n: usize,
+    status: &str,
+    address: &str,
+) -> Vec<(String, String, Option<String>)> {
+    eventually("the notice is recorded and scrubbed", || async {
+        let rows = notice_rows(db).await;
+        rows.len() == n && rows[n - 1].1 == status && rows[n - 1].0.starts_with("erased:")
+    })
+    .await;
+    let rows = notice_rows(db).await;
+    let code = if status == "sent" { "250" } else { "550" };
+    assert_eq!(
+        rows[n - 1].2.as_deref(),
+        Some(format!("{code} (reply removed with the erased address)").as_str())
+    );
+    eventually("the address is nowhere in the files", || async {
+        files_holding(db, address.as_bytes()).is_empty()
+    })
+    .await;
     rows
 }
 
@@ -386,20 +409,7 @@ async fn erasure_notice_is_delivered_then_leaves_no_trace() {
     );
     assert!(text.contains("we have erased the personal data"), "{text}");
 
-    eventually("the notice's rows are scrubbed", || async {
-        let rows = notice_rows(&db).await;
-        rows.len() == 1 && rows[0].1 == "sent" && rows[0].0.starts_with("erased:")
-    })
-    .await;
-    let rows = notice_rows(&db).await;
-    assert_eq!(
-        rows[0].2.as_deref(),
-        Some("250 (reply removed with the erased address)")
-    );
-    eventually("the address is nowhere in the files", || async {
-        files_holding(&db, CAROL.as_bytes()).is_empty()
-    })
-    .await;
+    let rows = notice_scrubbed(&db, 1, "sent", CAROL).await;
     assert_eq!(files_holding(&db, b"192.0.2.7"), Vec::<String>::new());
     // Every decision names the same tag, the notice's too.
     let a = admin(&relay, Method::GET, "/api/v1/decisions", None).await;
@@ -466,21 +476,8 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    eventually("the refused notice is recorded and scrubbed", || async {
-        let rows = notice_rows(&db).await;
-        rows.len() == 2 && rows[1].1 == "failed" && rows[1].0.starts_with("erased:")
-    })
-    .await;
-    let rows = notice_rows(&db).await;
-    assert_eq!(
-        rows[1].2.as_deref(),
-        Some("550 (reply removed with the erased address)")
-    );
+    notice_scrubbed(&db, 2, "failed", dave).await;
     assert_eq!(sink.faults_pending(), 0);
     assert_eq!(sink.count(), 2, "no bounce for a notice");
-    eventually("the address is nowhere in the files", || async {
-        files_holding(&db, dave.as_bytes()).is_empty()
-    })
-    .await;
     relay.stop().await;
 }

@@ -978,13 +978,10 @@ async fn record(
             .push_bind(&r.reply);
     });
     q.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.status = 'sending' RETURNING id");
-    let recorded: std::collections::HashSet<i64> = q
-        .build()
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+    let recorded: std::collections::HashSet<i64> =
+        retention::first_column(&q.build().fetch_all(&mut *conn).await?)?
+            .into_iter()
+            .collect();
     // A row no longer `sending` was closed meanwhile (erased, or its lease
     // expired and another attempt owns it): its outcome is not ours to
     // record, nor a late decision or a bounce, whose text would quote an

@@ -124,10 +124,7 @@ async fn delete_emptied(
     conn: &mut SqliteConnection,
     rows: &[sqlx::sqlite::SqliteRow],
 ) -> Result<u64, StoreError> {
-    let mut ids: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+    let mut ids: Vec<String> = first_column(rows)?;
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() {
@@ -143,6 +140,17 @@ async fn delete_emptied(
          AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = messages.id)",
     );
     Ok(q.build().execute(&mut *conn).await?.rows_affected())
+}
+
+/// The first column of every row.
+pub(super) fn first_column<T>(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<T>, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 /// What a purge with `c` would remove, read in one snapshot.
@@ -226,13 +234,7 @@ pub(super) async fn scrub_erasure_notices(
         sep.push_bind(id);
     }
     q.push(")");
-    let messages: Vec<String> = q
-        .build()
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+    let messages: Vec<String> = first_column(&q.build().fetch_all(&mut *conn).await?)?;
     if messages.is_empty() {
         return Ok(0);
     }
