@@ -52,6 +52,18 @@ pub enum Command {
     Erase { email: String },
     /// Read a password from stdin (first line) and print its argon2id hash for [[smtp.user]]
     HashPassword,
+    /// Remove what [retention] no longer allows to keep, and print per kind what went
+    Purge {
+        /// Print what would be removed, and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the processing register (GDPR Art. 30) the configuration implies
+    Register {
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -180,7 +192,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export { email } => export(&config, &email).await,
         Command::Erase { email } => erase(&config, &email).await,
         Command::HashPassword => hash_password(),
+        Command::Purge { dry_run } => purge(&config, dry_run).await,
+        Command::Register { json } => {
+            let register = crate::register::register(&config);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&register)?);
+            } else {
+                print!("{}", crate::register::table(&register));
+            }
+            Ok(())
+        }
     }
+}
+
+/// `purge [--dry-run]`: the purge `serve` runs every `[retention]
+/// purge_interval`, run now.
+async fn purge(config: &Config, dry_run: bool) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let r = &config.retention;
+    let report = if dry_run {
+        crate::retention::dry_run(&store, r, now_ms()).await
+    } else {
+        crate::retention::purge(&store, r, now_ms(), None).await
+    };
+    store.close().await;
+    print!("{}", crate::retention::summary(&report?, dry_run));
+    Ok(())
 }
 
 /// `hash-password`: the first line of stdin (without its line end) as an

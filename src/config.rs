@@ -215,8 +215,12 @@ pub struct WebhookConfig {
 
 #[derive(Debug, Clone)]
 pub struct RetentionConfig {
+    /// How long a message body is kept after its last delivery ended (default 30d).
     pub message_bodies: Duration,
+    /// How long decision and delivery rows are kept (default 3y).
     pub decisions: Duration,
+    /// How often `serve` purges (default 1h; also once at start).
+    pub purge_interval: Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -487,6 +491,7 @@ struct RawWebhook {
 struct RawRetention {
     message_bodies: Option<String>,
     decisions: Option<String>,
+    purge_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -597,6 +602,9 @@ fn value_key_at(value: &DeValue<'_>, span: &Range<usize>, path: &str) -> Option<
 
 /// Smallest duration accepted where "more than zero" is required.
 const NONZERO: Duration = Duration::from_nanos(1);
+/// The longest retention accepted: more is no retention limit at all (GDPR
+/// Art. 5(1)(e), storage limitation).
+const RETENTION_MAX: Duration = Duration::from_secs(30 * 31_557_600);
 
 const DEFAULT_ALLOWED_NETWORKS: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 
@@ -1311,11 +1319,47 @@ impl Check<'_> {
             "30d",
             NONZERO,
         );
-        let decisions = self.duration("retention.decisions", &raw.decisions, "3y", NONZERO);
+        // Less than a day of decision log is a typo ("3s" for "3y"): the log
+        // is what answers "why did this person get that mail?".
+        let decisions = self.duration(
+            "retention.decisions",
+            &raw.decisions,
+            "3y",
+            Duration::from_secs(86_400),
+        );
+        let purge_interval = self.duration(
+            "retention.purge_interval",
+            &raw.purge_interval,
+            "1h",
+            Duration::from_secs(1),
+        );
+        let message_bodies =
+            self.at_most("retention.message_bodies", message_bodies, RETENTION_MAX);
+        let decisions = self.at_most("retention.decisions", decisions, RETENTION_MAX);
+        let purge_interval = self.at_most(
+            "retention.purge_interval",
+            purge_interval,
+            Duration::from_secs(86_400),
+        );
         Some(RetentionConfig {
             message_bodies: message_bodies?,
             decisions: decisions?,
+            purge_interval: purge_interval?,
         })
+    }
+
+    /// `value` if it is at most `max`; longer is a mistake, named with its key.
+    fn at_most(&mut self, key: &str, value: Option<Duration>, max: Duration) -> Option<Duration> {
+        let d = value?;
+        if d > max {
+            let (d, max) = (
+                humantime::format_duration(d),
+                humantime::format_duration(max),
+            );
+            self.error(key, format_args!("{d} is too long (use at most {max})"));
+            return None;
+        }
+        Some(d)
     }
 
     fn language(&mut self, key: &str, value: &str) -> Option<crate::texts::Language> {
@@ -2308,6 +2352,42 @@ policy = "opt-in"
             parse(&text).expect("valid").smtp.command_timeout,
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn retention_bounds() {
+        let config = parse(&minimal()).expect("valid");
+        assert_eq!(config.retention.purge_interval, Duration::from_secs(3600));
+        let text = format!(
+            "{}\n[retention]\nmessage_bodies = \"0s\"\ndecisions = \"3s\"\npurge_interval = \"2d\"\n",
+            minimal()
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "consent-relay.toml: retention.message_bodies: \"0s\" must be more than zero (use e.g. 30d)",
+                "consent-relay.toml: retention.decisions: \"3s\" is too short (use at least 1day)",
+                "consent-relay.toml: retention.purge_interval: 2days is too long (use at most 1day)",
+            ]
+        );
+        let text = format!(
+            "{}\n[retention]\nmessage_bodies = \"200y\"\ndecisions = \"31y\"\n",
+            minimal()
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "consent-relay.toml: retention.message_bodies: 200years is too long (use at most 30years)",
+                "consent-relay.toml: retention.decisions: 31years is too long (use at most 30years)",
+            ]
+        );
+        let text = format!(
+            "{}\n[retention]\nmessage_bodies = \"1s\"\ndecisions = \"10y\"\npurge_interval = \"1s\"\n",
+            minimal()
+        );
+        let r = parse(&text).expect("valid").retention;
+        assert_eq!(r.message_bodies, Duration::from_secs(1));
+        assert_eq!(r.purge_interval, Duration::from_secs(1));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use mail_builder::MessageBuilder;
 use crate::config::{Campaign, Config};
 use crate::policy::{Outcome, Reason};
 use crate::store::{MessageKind, NewMessage, RecipientDecision};
+use crate::texts::Language;
 use crate::token::{self, Claims, Purpose, TokenError};
 
 /// The confirmation mail to `address` (subject `subject_id`) for `campaign`,
@@ -46,23 +47,16 @@ pub fn message(
     };
     let id = ulid::Ulid::generate().to_string();
     let host = &config.smtp.hostname;
-    let body = MessageBuilder::new()
-        .from((campaign.label.as_str(), format!("no-reply@{host}").as_str()))
-        .to(address)
-        .subject(fill("optin_mail_subject"))
-        .message_id(format!("{id}.optin@{host}"))
-        .date(now / 1000)
-        .header(
-            "Auto-Submitted",
-            mail_builder::headers::raw::Raw::new("auto-generated"),
-        )
-        .header(
-            "Content-Language",
-            mail_builder::headers::raw::Raw::new(lang.code()),
-        )
-        .text_body(fill("optin_mail_text").replace('\n', "\r\n"))
-        .write_to_vec()
-        .map_err(ConfirmationError::Build)?;
+    let body = mail(
+        config,
+        Some(&campaign.label),
+        address,
+        lang,
+        (&fill("optin_mail_subject"), &fill("optin_mail_text")),
+        &format!("{id}.optin"),
+        now,
+    )
+    .map_err(ConfirmationError::Build)?;
     Ok(NewMessage {
         id,
         kind: MessageKind::Notice,
@@ -85,6 +79,41 @@ pub fn message(
             event_id: Some(event_id),
         }],
     })
+}
+
+/// A plain-text mail the relay writes to a person itself: from `no-reply@`
+/// the relay's hostname (shown as `from_name`), marked `Auto-Submitted`
+/// (RFC 3834) and with its language; `text` has LF line ends.
+pub(crate) fn mail(
+    config: &Config,
+    from_name: Option<&str>,
+    address: &str,
+    lang: Language,
+    (subject, text): (&str, &str),
+    message_id: &str,
+    now: i64,
+) -> std::io::Result<Vec<u8>> {
+    let host = &config.smtp.hostname;
+    let from = format!("no-reply@{host}");
+    let builder = match from_name {
+        Some(name) => MessageBuilder::new().from((name, from.as_str())),
+        None => MessageBuilder::new().from(from.as_str()),
+    };
+    builder
+        .to(address)
+        .subject(subject)
+        .message_id(format!("{message_id}@{host}"))
+        .date(now / 1000)
+        .header(
+            "Auto-Submitted",
+            mail_builder::headers::raw::Raw::new("auto-generated"),
+        )
+        .header(
+            "Content-Language",
+            mail_builder::headers::raw::Raw::new(lang.code()),
+        )
+        .text_body(text.replace('\n', "\r\n"))
+        .write_to_vec()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,8 @@ pub mod intake;
 pub mod message;
 pub mod metrics;
 pub mod policy;
+pub mod register;
+pub mod retention;
 pub mod rewrite;
 pub mod rights;
 pub mod server;

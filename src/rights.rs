@@ -8,11 +8,13 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::consent::Source;
+use crate::policy::{Outcome, Reason};
 use crate::store::{
-    ConsentEvent, DecisionRow, DeliveryRow, Erasure, ErasureReport, Store, StoreError,
-    SubjectRecord,
+    ConsentEvent, DecisionRow, DeliveryRow, Erasure, ErasureReport, MessageKind, NewMessage,
+    RecipientDecision, Store, StoreError, SubjectRecord,
 };
 use crate::subject;
+use crate::texts::Language;
 
 /// RFC 3339, UTC, with milliseconds: the store's clock readings, unrounded.
 pub fn time(ms: i64) -> String {
@@ -30,6 +32,8 @@ pub async fn export(store: &Store, email: &str) -> Result<Option<Value>, StoreEr
 }
 
 /// Erases `email` (see `store::Erasure`); `None` if nothing was held.
+/// With `[erasure] notify`, the person's notice is queued in the same
+/// transaction.
 pub async fn erase(
     store: &Store,
     config: &Config,
@@ -37,14 +41,88 @@ pub async fn erase(
     source: Source,
 ) -> Result<Option<ErasureReport>, StoreError> {
     let address = subject::normalise(email);
+    let now = crate::now_ms();
+    let notice = if config.erasure.notify {
+        let lang = match store.subject_record(&address).await? {
+            Some(record) => notice_language(config, &record),
+            // Nothing held: nothing is erased, and no one is mailed.
+            None => return Ok(None),
+        };
+        erasure_notice(config, &address, lang, now)
+    } else {
+        None
+    };
     store
         .erase(Erasure {
             new_subject: subject::new_subject(&config.signing, &address),
             address,
             source,
-            at: crate::now_ms(),
+            at: now,
+            notice,
         })
         .await
+}
+
+/// The language of the erasure notice: that of the campaign the person
+/// last heard from or about (a decision, else a consent event), when that
+/// campaign has one, as the confirmation mail speaks its campaign's
+/// language; else `[texts] default_language`.
+fn notice_language(config: &Config, r: &SubjectRecord) -> Language {
+    let decisions = r.decisions.iter().rev().map(|d| d.campaign.as_str());
+    let events = r.events.iter().rev().map(|e| e.campaign.as_str());
+    decisions
+        .chain(events)
+        .find_map(|id| config.campaign(id))
+        .and_then(|c| c.language)
+        .unwrap_or(config.texts.default_language)
+}
+
+/// The notice telling `address` that its data was erased (null sender, no
+/// bounce); `None`, logged, if it cannot be built: the erasure goes on.
+fn erasure_notice(config: &Config, address: &str, lang: Language, now: i64) -> Option<NewMessage> {
+    let id = ulid::Ulid::generate().to_string();
+    let texts = (
+        config.texts.get(lang, "erasure_mail_subject"),
+        config.texts.get(lang, "erasure_mail_text"),
+    );
+    let built = crate::confirmation::mail(
+        config,
+        None,
+        address,
+        lang,
+        texts,
+        &format!("{id}.erasure"),
+        now,
+    );
+    let body = match built {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot build the erasure notice; erasing without it");
+            return None;
+        }
+    };
+    Some(NewMessage {
+        id,
+        kind: MessageKind::ErasureNotice,
+        mail_from: String::new(),
+        client_ip: "127.0.0.1".into(),
+        helo: config.smtp.hostname.clone(),
+        auth_user: None,
+        campaign: String::new(),
+        header_message_id: None,
+        body,
+        received_at: now,
+        recipients: vec![RecipientDecision {
+            recipient: address.to_owned(),
+            // The store names the erased subject and the erase event.
+            subject_id: None,
+            new_subject: None,
+            outcome: Outcome::Deliver,
+            // The person asked for the erasure; the notice answers it.
+            reason: Reason::Erased,
+            event_id: None,
+        }],
+    })
 }
 
 /// The access document: the subject, consent state per campaign, every

@@ -39,6 +39,8 @@ pub struct Running {
     delivery: JoinHandle<()>,
     /// `[webhook]`: posts consent events to the CRM.
     webhook: Option<JoinHandle<()>>,
+    /// The `[retention]` purge, at start and every `purge_interval`.
+    retention: JoinHandle<()>,
 }
 
 /// Starts every part of the relay; returns once the listeners are bound.
@@ -93,6 +95,11 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let smtp = tokio::spawn(listener.run(GRACE));
     let http = tokio::spawn(http_listener.run(GRACE));
     let webhook = webhook.map(|w| tokio::spawn(w.run(shutdown_rx.clone())));
+    let retention = tokio::spawn(crate::retention::run(
+        config.clone(),
+        store.clone(),
+        shutdown_rx.clone(),
+    ));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
     tracing::info!(smtp = %smtp_addr, http = %http_addr, store = ?config.store.url, "consent-relay started");
     Ok(Running {
@@ -106,6 +113,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         http,
         delivery,
         webhook,
+        retention,
     })
 }
 
@@ -140,6 +148,10 @@ impl Running {
             && tokio::time::timeout(GRACE, webhook).await.is_err()
         {
             tracing::warn!("webhooks did not stop within the grace period");
+        }
+        // A purge stops after the batch in progress.
+        if tokio::time::timeout(GRACE, self.retention).await.is_err() {
+            tracing::warn!("the retention purge did not stop within the grace period");
         }
         self.store.close().await;
         tracing::info!("consent-relay stopped");

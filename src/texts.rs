@@ -90,6 +90,18 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Hello,\n\nWe received a request to send {label} to this address. To confirm that you want it, open this link and press the button:\n\n{url}\n\nIf you did not ask for it, ignore this message: nothing will be sent.",
         "Bonjour,\n\nNous avons reçu une demande d'envoi de {label} à cette adresse. Pour confirmer que vous le souhaitez, ouvrez ce lien et appuyez sur le bouton\u{a0}:\n\n{url}\n\nSi vous n'avez rien demandé, ignorez ce message\u{a0}: rien ne vous sera envoyé.",
     ),
+    // The erasure notice (`[erasure] notify`, `rights`), plain text: the
+    // last mail the person gets at the address.
+    (
+        "erasure_mail_subject",
+        "Your personal data has been erased",
+        "Vos données personnelles ont été effacées",
+    ),
+    (
+        "erasure_mail_text",
+        "Hello,\n\nAs requested, we have erased the personal data we held about this address. We keep only a one-way keyed fingerprint of it, so that we do not write to it again unless you sign up anew.\n\nThis is the last message you will receive from us at this address.",
+        "Bonjour,\n\nComme demandé, nous avons effacé les données personnelles que nous détenions sur cette adresse. Nous n'en gardons qu'une empreinte chiffrée à sens unique, pour ne plus y écrire, sauf si vous vous inscrivez à nouveau.\n\nCe message est le dernier que vous recevrez de notre part à cette adresse.",
+    ),
     // The pages (`web::pages`). Plain text: the page escapes them, so HTML in
     // an override shows as typed. `{label}` is the campaign's label.
     ("page_unsubscribe_title", "Unsubscribe", "Désabonnement"),

@@ -55,16 +55,26 @@ fn files_holding(db: &Path, needle: &[u8]) -> Vec<String> {
 }
 
 async fn delivery_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
+    rows_of_kind(db, "").await
+}
+
+/// Delivery rows (recipient, status, last reply) of messages of `kind`, or
+/// of every message when `kind` is empty.
+async fn rows_of_kind(db: &Path, kind: &str) -> Vec<(String, String, Option<String>)> {
     let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
         .await
         .expect("open db");
-    let rows = sqlx::query("SELECT recipient, status, last_reply FROM deliveries ORDER BY id")
-        .fetch_all(&mut c)
-        .await
-        .expect("deliveries")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let rows = sqlx::query(
+        "SELECT d.recipient, d.status, d.last_reply FROM deliveries d \
+         JOIN messages m ON m.id = d.message_id WHERE $1 = '' OR m.kind = $1 ORDER BY d.id",
+    )
+    .bind(kind)
+    .fetch_all(&mut c)
+    .await
+    .expect("deliveries")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
     c.close().await.expect("close");
     rows
 }
@@ -314,5 +324,160 @@ async fn suppressed_only_address_can_be_exported_and_erased() {
         files_holding(&relay.db_path(), dave.as_bytes()),
         Vec::<String>::new()
     );
+    relay.stop().await;
+}
+
+/// A relay like `admin::start`'s, with `[erasure] notify = true` and `extra`.
+async fn notifying_relay(sink: &Sink, extra: &str) -> TestRelay {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = admin::admin_config(dir.path(), &format!("smtp://{}", sink.addr()))
+        + "\n[erasure]\nnotify = true\n"
+        + extra;
+    TestRelay::start_with(dir, &text).await
+}
+
+/// The rows of erasure notices: (recipient, status, last reply).
+async fn notice_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
+    rows_of_kind(db, "erasure-notice").await
+}
+
+/// Waits until the `n`th erasure notice ended as `status` and was scrubbed
+/// (its rows name the erased tag, its reply keeps only its code), then until
+/// `address` is in none of the database files; returns the notice rows.
+async fn notice_scrubbed(
+    db: &Path,
+    n: usize,
+    status: &str,
+    address: &str,
+) -> Vec<(String, String, Option<String>)> {
+    eventually("the notice is recorded and scrubbed", || async {
+        let rows = notice_rows(db).await;
+        rows.len() == n && rows[n - 1].1 == status && rows[n - 1].0.starts_with("erased:")
+    })
+    .await;
+    let rows = notice_rows(db).await;
+    let code = if status == "sent" { "250" } else { "550" };
+    assert_eq!(
+        rows[n - 1].2.as_deref(),
+        Some(format!("{code} (reply removed with the erased address)").as_str())
+    );
+    eventually("the address is nowhere in the files", || async {
+        files_holding(db, address.as_bytes()).is_empty()
+    })
+    .await;
+    rows
+}
+
+/// With `[erasure] notify`, the API's erasure mails the person one notice;
+/// once it is handed over, the address is nowhere in the database files.
+#[tokio::test]
+async fn erasure_notice_is_delivered_then_leaves_no_trace() {
+    let sink = Sink::start().await;
+    let mut relay = notifying_relay(&sink, "").await;
+    let db = relay.db_path();
+    let grant = json!({
+        "email": CAROL, "campaign": "newsletter", "action": "grant", "source": "form",
+        "ip": "192.0.2.7", "user_agent": "Mozilla/5.0 (carol's phone)",
+    });
+    let a = admin(&relay, Method::POST, "/api/v1/consent", Some(grant)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let r = relay.send(&[CAROL], &to_carol("first")).await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    sink.wait_for(1, Duration::from_secs(10)).await;
+
+    let a = admin(
+        &relay,
+        Method::DELETE,
+        &format!("/api/v1/subjects/{CAROL}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    let notice = &got[1];
+    assert_eq!(notice.rcpt_to, [CAROL]);
+    assert_eq!(notice.mail_from, "", "null sender: nothing bounces back");
+    let text = String::from_utf8_lossy(&notice.data);
+    assert!(
+        text.contains("Subject: Your personal data has been erased\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("Content-Language: en\r\n"), "{text}");
+    assert!(
+        text.contains("Auto-Submitted: auto-generated\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("we have erased the personal data"), "{text}");
+
+    let rows = notice_scrubbed(&db, 1, "sent", CAROL).await;
+    assert_eq!(files_holding(&db, b"192.0.2.7"), Vec::<String>::new());
+    // Every decision names the same tag, the notice's too.
+    let a = admin(&relay, Method::GET, "/api/v1/decisions", None).await;
+    let decisions = a.body["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 2);
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["recipient"] == rows[0].0.as_str()),
+        "{decisions:?}"
+    );
+    relay.stop().await;
+}
+
+/// The binary's erasure, the notice in French (`[texts] default_language`);
+/// then, after a new grant, a second erasure whose notice the upstream
+/// refuses quoting the address: no bounce is made and the reply is not
+/// kept, so the address is nowhere either.
+#[tokio::test]
+async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
+    let sink = Sink::start().await;
+    let mut relay = notifying_relay(&sink, "\n[texts]\ndefault_language = \"fr\"\n").await;
+    let db = relay.db_path();
+    let dave = "dave@example.com";
+    let grant = Some(json!({"email": dave, "campaign": "newsletter", "action": "grant"}));
+    let a = admin(&relay, Method::POST, "/api/v1/consent", grant.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let r = relay.send(&[dave], &message("newsletter", "news")).await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    sink.wait_for(1, Duration::from_secs(10)).await;
+    eventually("the copy is recorded as sent", || async {
+        delivery_rows(&db).await.iter().all(|(_, s, _)| s == "sent")
+    })
+    .await;
+
+    let out = cli(&relay, &["erase", dave]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].rcpt_to, [dave]);
+    let text = String::from_utf8_lossy(&got[1].data);
+    assert!(text.contains("Content-Language: fr\r\n"), "{text}");
+    assert!(
+        text.contains("Nous n'en gardons qu'une empreinte"),
+        "{text}"
+    );
+    eventually("the first notice is scrubbed", || async {
+        notice_rows(&db)
+            .await
+            .iter()
+            .all(|(r, _, _)| r.starts_with("erased:"))
+    })
+    .await;
+
+    let a = admin(&relay, Method::POST, "/api/v1/consent", grant).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    sink.script([Fault::Rcpt(550, "5.1.1 <dave@example.com>: no such user")]);
+    let out = cli(&relay, &["erase", dave]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    notice_scrubbed(&db, 2, "failed", dave).await;
+    assert_eq!(sink.faults_pending(), 0);
+    assert_eq!(sink.count(), 2, "no bounce for a notice");
     relay.stop().await;
 }

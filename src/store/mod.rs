@@ -43,8 +43,13 @@ pub enum MessageKind {
     /// A message the relay wrote to a person itself (double opt-in
     /// confirmation): sent as stored, without consent check or bounce.
     Notice,
+    /// The mail telling a person their data was erased (`[erasure] notify`):
+    /// sent as stored, then its body and rows are scrubbed of the address.
+    ErasureNotice,
 }
-crate::consent::wire_names!(MessageKind { Relay => "relay", Dsn => "dsn", Notice => "notice" });
+crate::consent::wire_names!(MessageKind {
+    Relay => "relay", Dsn => "dsn", Notice => "notice", ErasureNotice => "erasure-notice",
+});
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -296,6 +301,10 @@ pub struct Erasure {
     pub new_subject: NewSubject,
     pub source: Source,
     pub at: i64,
+    /// `[erasure] notify`: the mail telling the person, queued in the same
+    /// transaction (kind `erasure-notice`, its one recipient the address).
+    /// Queued only when something was erased.
+    pub notice: Option<NewMessage>,
 }
 
 /// What an erasure did.
@@ -353,6 +362,66 @@ pub struct WebhookRow {
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
     pub created_at: i64,
+}
+
+/// Cut-off times of a purge under `[retention]` (unix ms): what ended
+/// before them goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCutoffs {
+    /// Bodies of messages whose deliveries all reached a final outcome
+    /// (sent, failed, suppressed-late) before this are set to NULL.
+    pub message_bodies: i64,
+    /// Decision rows, and final delivery rows, older than this are deleted,
+    /// with the messages left with no rows.
+    pub decisions: i64,
+}
+
+/// One bounded batch of a purge (one transaction); each batch names the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeStep {
+    /// Message bodies, walking messages that hold one after (received_at,
+    /// id); then decisions with `cutoffs.decisions`.
+    Bodies {
+        cutoffs: PurgeCutoffs,
+        after: (i64, String),
+    },
+    /// Decision rows, oldest first.
+    Decisions { cutoff: i64 },
+    /// Final delivery rows, walking deliveries after this id.
+    Deliveries { cutoff: i64, after: i64 },
+}
+
+impl PurgeStep {
+    /// The first step of a purge.
+    pub fn first(c: PurgeCutoffs) -> PurgeStep {
+        PurgeStep::Bodies {
+            cutoffs: c,
+            after: (i64::MIN, String::new()),
+        }
+    }
+}
+
+/// What a purge removed (or, dry run, would remove), per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeReport {
+    pub message_bodies: u64,
+    pub decisions: u64,
+    pub deliveries: u64,
+    /// Messages deleted because none of their rows was left.
+    pub messages: u64,
+}
+
+impl PurgeReport {
+    pub fn add(&mut self, o: &PurgeReport) {
+        self.message_bodies += o.message_bodies;
+        self.decisions += o.decisions;
+        self.deliveries += o.deliveries;
+        self.messages += o.messages;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == PurgeReport::default()
+    }
 }
 
 /// The store, over one backend.
@@ -479,6 +548,20 @@ impl Store {
     /// if the store holds nothing about it.
     pub async fn erase(&self, erasure: Erasure) -> Result<Option<ErasureReport>, StoreError> {
         dispatch!(self, s => s.erase(erasure).await)
+    }
+
+    /// Runs one batch of a purge in its own transaction: what it removed,
+    /// and the step to run next (`None` when the purge is done).
+    pub async fn purge_batch(
+        &self,
+        step: PurgeStep,
+    ) -> Result<(PurgeReport, Option<PurgeStep>), StoreError> {
+        dispatch!(self, s => s.purge_batch(step).await)
+    }
+
+    /// What a purge with these cut-offs would remove, changing nothing.
+    pub async fn purge_count(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
+        dispatch!(self, s => s.purge_count(cutoffs).await)
     }
 
     /// Deliveries not yet final (queued, sending, deferred) and failed ones.

@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::*;
 use crate::consent;
 
+mod retention;
+
 /// Jobs a writer transaction can hold at most.
 const MAX_GROUP: usize = 512;
 
@@ -52,6 +54,7 @@ enum Op {
         outcome: WebhookOutcome,
     },
     ReleaseWebhooks(String),
+    Purge(PurgeStep),
 }
 
 /// What an [`Op`] produced.
@@ -62,6 +65,9 @@ enum Output {
     Event(ConsentEvent),
     Erased(Option<ErasureReport>),
     Webhooks(Vec<ClaimedWebhook>),
+    Purged(PurgeReport, Option<PurgeStep>),
+    /// Outcomes recorded; this many erasure notices scrubbed.
+    Recorded(u64),
 }
 
 type Reply = oneshot::Sender<Result<Output, StoreError>>;
@@ -168,7 +174,27 @@ impl SqliteStore {
     }
 
     pub async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
-        self.submit(Op::Record(records)).await.map(drop)
+        match self.submit(Op::Record(records)).await? {
+            // A scrubbed notice leaves old pages with the address in the WAL.
+            Output::Recorded(scrubbed) if scrubbed > 0 => self.checkpoint_truncate().await,
+            Output::Recorded(_) => {}
+            _ => return Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        }
+        Ok(())
+    }
+
+    pub async fn purge_batch(
+        &self,
+        step: PurgeStep,
+    ) -> Result<(PurgeReport, Option<PurgeStep>), StoreError> {
+        match self.submit(Op::Purge(step)).await? {
+            Output::Purged(removed, next) => Ok((removed, next)),
+            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+        }
+    }
+
+    pub async fn purge_count(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
+        retention::purge_count(&self.readers, cutoffs).await
     }
 
     pub async fn claim_due(
@@ -801,10 +827,7 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
             insert_message(conn, m, now).await?;
             Output::Unit
         }
-        Op::Record(records) => {
-            record(conn, records, now).await?;
-            Output::Unit
-        }
+        Op::Record(records) => Output::Recorded(record(conn, records, now).await?),
         Op::Claim {
             owner,
             now: at,
@@ -854,6 +877,17 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
             .await?;
             Output::Released(r.rows_affected())
         }
+        Op::Purge(step) => {
+            sqlx::query("PRAGMA secure_delete = ON")
+                .execute(&mut *conn)
+                .await?;
+            let purged = retention::purge_batch(conn, step).await;
+            sqlx::query("PRAGMA secure_delete = FAST")
+                .execute(&mut *conn)
+                .await?;
+            let (removed, next) = purged?;
+            Output::Purged(removed, next)
+        }
     })
 }
 
@@ -890,7 +924,14 @@ async fn insert_messages(
                 .push_bind(&m.campaign)
                 .push_bind(&m.header_message_id)
                 .push_bind(m.body.len() as i64)
-                .push_bind(&m.body[..])
+                // Nothing to deliver, nothing to keep: a body may name its
+                // recipients (To:, a greeting), suppressed ones included.
+                .push_bind(
+                    m.recipients
+                        .iter()
+                        .any(|r| r.outcome == Outcome::Deliver)
+                        .then_some(&m.body[..]),
+                )
                 .push_bind(m.received_at);
         });
         q.build().execute(&mut *conn).await?;
@@ -1069,9 +1110,9 @@ async fn record(
     conn: &mut SqliteConnection,
     records: &[AttemptRecord],
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     // One statement for the whole batch; only rows still leased are
     // updated, so an outcome never overwrites a later one.
@@ -1091,9 +1132,16 @@ async fn record(
             .push_bind(if final_status { now } else { r.next_attempt_at })
             .push_bind(&r.reply);
     });
-    q.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.status = 'sending'");
-    q.build().execute(&mut *conn).await?;
-    for r in records {
+    q.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.status = 'sending' RETURNING id");
+    let recorded: std::collections::HashSet<i64> =
+        retention::first_column(&q.build().fetch_all(&mut *conn).await?)?
+            .into_iter()
+            .collect();
+    // A row no longer `sending` was closed meanwhile (erased, or its lease
+    // expired and another attempt owns it): its outcome is not ours to
+    // record, nor a late decision or a bounce, whose text would quote an
+    // address that erasure has just removed.
+    for r in records.iter().filter(|r| recorded.contains(&r.delivery_id)) {
         if let Some(l) = &r.late_decision {
             sqlx::query(
                 "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
@@ -1113,7 +1161,18 @@ async fn record(
             insert_message(conn, dsn, now).await?;
         }
     }
-    Ok(())
+    let ended: Vec<i64> = records
+        .iter()
+        .filter(|r| {
+            recorded.contains(&r.delivery_id)
+                && matches!(
+                    r.status,
+                    DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::SuppressedLate
+                )
+        })
+        .map(|r| r.delivery_id)
+        .collect();
+    retention::scrub_erasure_notices(conn, &ended).await
 }
 
 async fn consent_event(
@@ -1327,6 +1386,17 @@ async fn erase(
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    if let Some(notice) = &e.notice {
+        // Its one row names the address until its delivery ends; the
+        // subject lets the scrub put the erased tag in its place.
+        let mut notice = notice.clone();
+        for r in &mut notice.recipients {
+            r.subject_id = Some(subject_id.clone());
+            r.new_subject = None;
+            r.event_id = Some(event_id);
+        }
+        insert_message(conn, &notice, now).await?;
+    }
     Ok(Some(ErasureReport {
         subject_id,
         address_hash,
