@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::*;
 use crate::consent;
 
+mod once;
+
 /// Jobs a writer transaction can hold at most.
 const MAX_GROUP: usize = 512;
 
@@ -34,6 +36,10 @@ enum Op {
     Release(String),
     Consent(Box<NewConsentEvent>),
     Erase(Box<Erasure>),
+    /// Imported rows, each skipped when its key is stored.
+    Import(Vec<ImportEvent>),
+    /// A consent event at most once per `Idempotency-Key`.
+    ConsentOnce(Box<KeyedConsent>),
 }
 
 /// What an [`Op`] produced.
@@ -43,6 +49,8 @@ enum Output {
     Released(u64),
     Event(ConsentEvent),
     Erased(Option<ErasureReport>),
+    Imported(ImportCounts),
+    Once(KeyedOutcome),
 }
 
 type Reply = oneshot::Sender<Result<Output, StoreError>>;
@@ -699,6 +707,8 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
                 .await?;
             Output::Erased(erased?)
         }
+        Op::Import(rows) => Output::Imported(once::import(conn, rows, now).await?),
+        Op::ConsentOnce(k) => Output::Once(once::consent_once(conn, k, now).await?),
     })
 }
 
@@ -1094,6 +1104,7 @@ async fn erase(
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    once::forget(conn, &subject_id).await?;
     let event_id: i64 = sqlx::query(
         "INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at) \
          VALUES ($1, $2, 'erase', $3, $4, $5) RETURNING id",
