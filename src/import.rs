@@ -394,8 +394,9 @@ async fn erased(
     rows: &[Row],
 ) -> anyhow::Result<Vec<RowError>> {
     let mut by_hash: HashMap<String, &str> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for r in rows {
-        if by_hash.values().any(|a| *a == r.address) {
+        if !seen.insert(&r.address) {
             continue;
         }
         for h in subject::address_hashes(&config.signing, &r.address) {
