@@ -36,6 +36,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+async fn erase(relay: &TestRelay, email: &str) {
+    consent_relay::rights::erase(
+        relay.store(),
+        &relay.config,
+        email,
+        consent_relay::consent::Source::Admin,
+    )
+    .await
+    .unwrap()
+    .expect("erased");
+}
+
 async fn events(relay: &TestRelay, email: &str) -> Vec<ConsentEvent> {
     relay
         .store()
@@ -151,15 +163,7 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
     let keys = "SELECT COUNT(*) FROM consent_events WHERE import_key IS NOT NULL";
     let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
     assert_eq!(held, 4);
-    consent_relay::rights::erase(
-        relay.store(),
-        &relay.config,
-        "bob@example.net",
-        consent_relay::consent::Source::Admin,
-    )
-    .await
-    .unwrap()
-    .expect("erased");
+    erase(&relay, "bob@example.net").await;
     let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
     assert_eq!(held, 2);
 }
@@ -173,15 +177,7 @@ async fn a_bad_file_lists_every_error_and_imports_nothing() {
     relay
         .consent("gone@example.net", "newsletter", Action::Grant, None)
         .await;
-    consent_relay::rights::erase(
-        relay.store(),
-        &relay.config,
-        "gone@example.net",
-        consent_relay::consent::Source::Admin,
-    )
-    .await
-    .unwrap()
-    .expect("erased");
+    erase(&relay, "gone@example.net").await;
     std::fs::write(
         dir.join("bad.csv"),
         "email,campaign,action,at\n\
