@@ -149,6 +149,13 @@ pub struct HttpConfig {
     pub unsubscribe_mailto_domain: Option<String>,
     /// Clients that may read `/metrics` (default: loopback only).
     pub metrics_allowed_networks: Vec<IpNet>,
+    /// Requests a minute per client address on `/u`, `/p`, `/o` and
+    /// `/api` (default 600; 0 turns the limit off).
+    pub rate_limit: u32,
+    /// Requests a client address may make at once (default 60).
+    pub rate_limit_burst: u32,
+    /// Time to send a request's line and headers (default 20s).
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -440,6 +447,9 @@ struct RawHttp {
     admin_token_sha256: Vec<String>,
     unsubscribe_mailto_domain: Option<String>,
     metrics_allowed_networks: Option<Vec<String>>,
+    rate_limit: Option<i64>,
+    rate_limit_burst: Option<i64>,
+    header_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -644,6 +654,9 @@ impl Check<'_> {
         let webhook = raw.webhook.as_ref().map(|w| self.webhook(w));
         let retention = self.retention(&raw.retention);
         let texts = self.texts(&raw.texts);
+        if let (Some(smtp), Some(Some(dkim))) = (&smtp, &dkim) {
+            self.dkim_alignment(smtp, dkim);
+        }
         Some(Config {
             path: path.to_owned(),
             smtp: smtp?,
@@ -1050,8 +1063,20 @@ impl Check<'_> {
             "http.metrics_allowed_networks",
             raw.metrics_allowed_networks.as_deref(),
         );
+        let rate_limit = self.number("http.rate_limit", raw.rate_limit, 600, 0..=1_000_000);
+        let rate_limit_burst = self.number(
+            "http.rate_limit_burst",
+            raw.rate_limit_burst,
+            60,
+            1..=1_000_000,
+        );
+        let header_timeout =
+            self.duration("http.header_timeout", &raw.header_timeout, "20s", NONZERO);
         Some(HttpConfig {
             metrics_allowed_networks: metrics_allowed_networks?,
+            rate_limit: rate_limit?,
+            rate_limit_burst: rate_limit_burst?,
+            header_timeout: header_timeout?,
             listen: listen?,
             public_url: public_url?,
             admin_token_sha256: (admin_token_sha256.len() == raw.admin_token_sha256.len())
@@ -1206,6 +1231,28 @@ impl Check<'_> {
             lease: lease?,
             batch: batch?,
         })
+    }
+
+    /// Warns when the sending domain the config names does not align with
+    /// `dkim.domain` (DMARC relaxed): the relay's own mail (confirmations,
+    /// bounces) is From `no-reply@` / `MAILER-DAEMON@` `smtp.hostname`.
+    fn dkim_alignment(&mut self, smtp: &SmtpConfig, dkim: &DkimConfig) {
+        use crate::delivery::dkim::{aligned, organizational_domain};
+        if !aligned(&smtp.hostname, &dkim.domain) {
+            self.warnings.push(format!(
+                "{}: smtp.hostname: {} does not align with dkim.domain {} (DMARC relaxed alignment: \
+                 organizational domains {} and {} differ); the relay's own mail (opt-in confirmations, \
+                 bounces) is sent From that hostname and its signature cannot pass DMARC (use a hostname under {}, \
+                 or a dkim.domain under {})",
+                self.file,
+                smtp.hostname,
+                dkim.domain,
+                organizational_domain(&smtp.hostname),
+                organizational_domain(&dkim.domain),
+                organizational_domain(&dkim.domain),
+                organizational_domain(&smtp.hostname),
+            ));
+        }
     }
 
     fn dkim(&mut self, raw: &RawDkim) -> Option<DkimConfig> {
@@ -2692,5 +2739,36 @@ policy = "optin"
         );
         let explicit = Path::new("/x/y.toml");
         assert_eq!(locate(Some(explicit)).expect("explicit"), explicit);
+    }
+
+    #[test]
+    fn dkim_domain_not_aligned_with_the_hostname_is_a_warning() {
+        let dir = TempDir::new("dkim-align");
+        std::fs::write(
+            dir.0.join("dkim.pem"),
+            "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write key");
+        let path = dir.0.join("relay.toml");
+        let with = |hostname: &str, domain: &str| {
+            let text = format!(
+                "{}\n[dkim]\ndomain = \"{domain}\"\nselector = \"relay\"\nprivate_key = \"dkim.pem\"\n",
+                minimal().replace(
+                    "hostname = \"relay.test\"",
+                    &format!("hostname = \"{hostname}\"")
+                )
+            );
+            Config::parse(&path, &text).expect("valid").warnings
+        };
+        let warnings = with("relay.shop.example.co.uk", "example.com");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = &warnings[0];
+        assert!(
+            w.starts_with(&format!("{}: smtp.hostname: relay.shop.example.co.uk does not align with dkim.domain example.com", path.display()))
+                && w.contains("example.co.uk and example.com differ"),
+            "{w}"
+        );
+        assert!(with("relay.example.com", "example.com").is_empty());
+        assert!(with("relay.example.com", "mail.example.com").is_empty());
     }
 }

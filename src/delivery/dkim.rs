@@ -7,6 +7,13 @@
 //! occurs, an empty instance. So every listed header is over-signed: a
 //! `List-Unsubscribe` (or a second `From`) added in transit breaks the
 //! signature instead of riding on it.
+//!
+//! Alignment (DMARC, RFC 7489 3.1.1, relaxed): a signature helps DMARC only
+//! when `d=` and the From domain share their organizational domain (found
+//! with the public suffix list). [`aligned`] decides it; the config warns
+//! when `smtp.hostname` (the From of the relay's own mail) does not align,
+//! and delivery logs each copy signed for a From that does not (the copy
+//! is still signed: a non-aligned signature does no harm).
 
 use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter as _;
@@ -33,6 +40,8 @@ pub const SIGNED_HEADERS: [&str; 10] = [
 /// A signer built once from `[dkim]`.
 pub struct Signer {
     inner: DkimSigner<DkimKey, Done>,
+    /// `d=`.
+    domain: String,
 }
 
 impl std::fmt::Debug for Signer {
@@ -82,7 +91,10 @@ impl Signer {
         if let Some(expire) = cfg.expire {
             inner = inner.expiration(expire.as_secs());
         }
-        let signer = Signer { inner };
+        let signer = Signer {
+            inner,
+            domain: cfg.domain.clone(),
+        };
         // A key that loads but cannot sign (e.g. too short for ring) is
         // found now, not at the first delivery.
         signer
@@ -101,6 +113,43 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// `d=`, the `[dkim] domain`.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The message's From domain when it does not align with `d=`
+    /// (relaxed); `None` when it aligns or there is no single From address.
+    pub fn misaligned_from(&self, message: &[u8]) -> Option<String> {
+        from_domain(message).filter(|from| !aligned(from, &self.domain))
+    }
+}
+
+/// The organizational domain: the registrable domain by the public suffix
+/// list (`news.shop.example.co.uk` → `example.co.uk`), lower case; the
+/// name itself when the list does not know it.
+pub fn organizational_domain(domain: &str) -> String {
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    match psl::domain_str(&d) {
+        Some(org) => org.to_owned(),
+        None => d,
+    }
+}
+
+/// DMARC relaxed alignment: both names have the same organizational domain.
+pub fn aligned(from_domain: &str, dkim_domain: &str) -> bool {
+    organizational_domain(from_domain) == organizational_domain(dkim_domain)
+}
+
+/// The domain of the message's first From address.
+pub fn from_domain(message: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
+    let address = parsed.from()?.first()?.address()?;
+    let (_, domain) = address.rsplit_once('@')?;
+    (!domain.is_empty()).then(|| domain.to_owned())
+}
+
 fn rsa(der: PrivateKeyDer<'_>, path: &std::path::Display<'_>) -> Result<DkimKey, String> {
     RsaKey::<Sha256>::from_key_der(der)
         .map(DkimKey::Rsa)
@@ -109,4 +158,61 @@ fn rsa(der: PrivateKeyDer<'_>, path: &std::path::Display<'_>) -> Result<DkimKey,
                 "dkim.private_key: {path} is not a usable RSA or Ed25519 key ({e}); RSA keys need 2048 bits or more"
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Signer, aligned, from_domain, organizational_domain};
+    use crate::config::DkimConfig;
+
+    #[test]
+    fn organizational_domains_follow_the_public_suffix_list() {
+        assert_eq!(
+            organizational_domain("news.shop.example.co.uk"),
+            "example.co.uk"
+        );
+        assert_eq!(organizational_domain("Relay.Example.COM."), "example.com");
+        assert_eq!(organizational_domain("example.com"), "example.com");
+    }
+
+    #[test]
+    fn relaxed_alignment() {
+        assert!(aligned("news.example.com", "example.com"));
+        assert!(aligned("example.com", "mail.example.com"));
+        assert!(aligned("a.example.co.uk", "b.example.co.uk"));
+        assert!(!aligned("example.org", "example.com"));
+        // Two registrations under one public suffix do not align.
+        assert!(!aligned("shop-a.co.uk", "shop-b.co.uk"));
+    }
+
+    #[test]
+    fn from_domain_reads_the_from_header() {
+        let m = b"Subject: x\r\nFrom: \"Shop\" <News@Shop.Example>\r\n\r\nbody\r\n";
+        assert_eq!(from_domain(m).as_deref(), Some("Shop.Example"));
+        assert_eq!(from_domain(b"Subject: no from\r\n\r\nbody\r\n"), None);
+    }
+
+    #[test]
+    fn a_copy_from_another_domain_is_signed_and_reported() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("ed25519 key");
+        let path = dir.path().join("dkim.pem");
+        std::fs::write(&path, key.serialize_pem()).expect("write key");
+        let signer = Signer::load(&DkimConfig {
+            domain: "example.com".into(),
+            selector: "relay".into(),
+            private_key: path,
+            expire: None,
+        })
+        .expect("signer");
+        let foreign = b"From: crm@shop.example.org\r\nSubject: x\r\n\r\nbody\r\n";
+        let own = b"From: news@news.example.com\r\nSubject: x\r\n\r\nbody\r\n";
+        assert_eq!(
+            signer.misaligned_from(foreign).as_deref(),
+            Some("shop.example.org")
+        );
+        assert_eq!(signer.misaligned_from(own), None);
+        let signed = signer.sign(foreign).expect("still signed");
+        assert!(signed.starts_with(b"DKIM-Signature:"));
+    }
 }

@@ -367,7 +367,12 @@ async fn send_loop(
         // With [dkim], a rendered copy leaves signed or not at all.
         let rendered = match (rendered, &signer) {
             (Ok(std::borrow::Cow::Owned(copy)), Some(signer)) => match signer.sign(&copy) {
-                Ok(signed) => Ok(std::borrow::Cow::Owned(signed)),
+                Ok(signed) => {
+                    if let Some(from) = signer.misaligned_from(&copy) {
+                        tracing::warn!(queue_id = %d.message_id, delivery = d.id, from_domain = %from, dkim_domain = %signer.domain(), "the copy's From domain does not align with dkim.domain (DMARC relaxed); signed anyway");
+                    }
+                    Ok(std::borrow::Cow::Owned(signed))
+                }
                 Err(e) => {
                     tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot DKIM-sign the copy");
                     Err(AttemptOutcome::TemporaryFailure(format!(

@@ -13,6 +13,7 @@ mod choices;
 mod error;
 mod form;
 mod html;
+mod limit;
 mod pages;
 mod serve;
 
@@ -73,6 +74,12 @@ pub fn router(state: WebState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
+        ))
+        // Before the handlers, the timeout and the body: a client over
+        // its quota costs nothing more.
+        .layer(middleware::from_fn_with_state(
+            limit::Limiter::new(&state.config.http),
+            limit::check,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), finish))
         .with_state(state)
@@ -204,11 +211,9 @@ async fn finish(State(web): State<WebState>, req: Request, next: Next) -> Respon
     let is_json = content_type(b"application/json");
     let failed = status.is_client_error() || status.is_server_error();
     if failed && is_api && !is_json {
-        let allow = res.headers().get(header::ALLOW).cloned();
+        let kept = kept_headers(&res);
         res = api::error_response(status);
-        if let Some(allow) = allow {
-            res.headers_mut().insert(header::ALLOW, allow);
-        }
+        res.headers_mut().extend(kept);
     } else if failed && !is_html && !is_json {
         let text = if status.is_server_error() {
             error::ErrorText::Server
@@ -219,15 +224,25 @@ async fn finish(State(web): State<WebState>, req: Request, next: Next) -> Respon
             texts: &web.config.texts,
             lang,
         };
-        let allow = res.headers().get(header::ALLOW).cloned();
+        let kept = kept_headers(&res);
         res = html_page(status, lang, html::error(words, text));
-        if let Some(allow) = allow {
-            res.headers_mut().insert(header::ALLOW, allow);
-        }
+        res.headers_mut().extend(kept);
     }
     let headers = res.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
     res
+}
+
+/// Headers of a bare error kept when [`finish`] turns it into a page:
+/// `Allow` (`405`) and `Retry-After` (`429`).
+fn kept_headers(res: &Response) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = res.headers().get(&name) {
+            kept.insert(name, v.clone());
+        }
+    }
+    kept
 }

@@ -28,9 +28,6 @@ use crate::store::Store;
 
 /// Connections served at once; more are closed on accept.
 const MAX_CONNECTIONS: usize = 1024;
-/// Time to send the request line and headers, and to send the next request
-/// on a kept-alive connection.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Read buffer, and so the largest request head (tokens are < 200 bytes).
 const MAX_BUF_SIZE: usize = 64 * 1024;
 
@@ -39,6 +36,9 @@ pub struct HttpServer {
     listener: TcpListener,
     router: Router,
     shutdown: watch::Receiver<bool>,
+    /// `[http] header_timeout`: time to send the request line and headers,
+    /// and to send the next request on a kept-alive connection.
+    header_timeout: Duration,
 }
 
 /// Binds `[http] listen`. Serving starts with [`HttpServer::run`].
@@ -49,6 +49,7 @@ pub async fn bind(
 ) -> std::io::Result<HttpServer> {
     let listener = TcpListener::bind(config.http.listen).await?;
     Ok(HttpServer {
+        header_timeout: config.http.header_timeout,
         listener,
         router: router(WebState { config, store }),
         shutdown,
@@ -90,6 +91,7 @@ impl HttpServer {
             let _ = stream.set_nodelay(true);
             let router = self.router.clone();
             let mut shutdown = self.shutdown.clone();
+            let header_timeout = self.header_timeout;
             connections.spawn(async move {
                 let _permit = permit;
                 let service =
@@ -99,7 +101,7 @@ impl HttpServer {
                     });
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .header_read_timeout(header_timeout)
                     .max_buf_size(MAX_BUF_SIZE)
                     .serve_connection(TokioIo::new(stream), service);
                 let mut connection = std::pin::pin!(connection);

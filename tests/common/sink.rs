@@ -3,8 +3,11 @@
 //!
 //! It owns the server side of a small ESMTP dialogue (EHLO/HELO, MAIL, RCPT,
 //! DATA, RSET, NOOP, QUIT, with PIPELINING), exact dot-unstuffing, and a FIFO
-//! of one-shot [`Fault`]s that tests script at runtime. It does not do TLS,
-//! AUTH, BDAT or size enforcement, and it never relays anything.
+//! of one-shot [`Fault`]s that tests script at runtime. With [`SinkOptions`]
+//! it also offers STARTTLS or implicit TLS (a certificate from
+//! [`super::ca::TestCa`]) and AUTH PLAIN/LOGIN for one user, and records
+//! whether each message came over TLS and who authenticated. It does not do
+//! BDAT or size enforcement, and it never relays anything.
 //!
 //! ```ignore
 //! let sink = Sink::start().await;
@@ -23,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -43,6 +46,24 @@ pub struct Received {
     /// The message as received after dot-unstuffing, without the final
     /// `".\r\n"`: it ends with the message's last CRLF (or is empty).
     pub data: Vec<u8>,
+    /// The session was TLS (after STARTTLS, or implicit).
+    pub tls: bool,
+    /// The user of a successful AUTH in this session.
+    pub auth_user: Option<String>,
+}
+
+/// What the sink offers beyond plain ESMTP ([`Sink::start_with`]).
+#[derive(Clone, Default)]
+pub struct SinkOptions {
+    /// Offer STARTTLS with this certificate.
+    pub starttls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS from the first byte (an smtps:// upstream) with this certificate.
+    pub implicit_tls: Option<Arc<rustls::ServerConfig>>,
+    /// Bytes written right after `220` to STARTTLS, in the same write and
+    /// before the handshake (a response injection the client must ignore).
+    pub inject_after_starttls: Option<&'static str>,
+    /// Offer AUTH PLAIN and LOGIN, accepting this user and password.
+    pub auth: Option<(String, String)>,
 }
 
 /// A one-shot misbehaviour, consumed by the next event it matches.
@@ -97,6 +118,9 @@ struct Shared {
     count: watch::Sender<usize>,
     /// Connections accepted so far, including those cut by `DropAtConnect`.
     connections: AtomicUsize,
+    options: SinkOptions,
+    /// Failed AUTH attempts.
+    auth_failures: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -153,6 +177,11 @@ impl Sink {
     ///
     /// Panics if the address cannot be bound.
     pub async fn start_on(addr: SocketAddr) -> Sink {
+        Sink::start_with(addr, SinkOptions::default()).await
+    }
+
+    /// Starts a sink on `addr` offering what `options` says (TLS, AUTH).
+    pub async fn start_with(addr: SocketAddr, options: SinkOptions) -> Sink {
         let listener = TcpListener::bind(addr)
             .await
             .unwrap_or_else(|e| panic!("sink: cannot bind {addr}: {e}"));
@@ -163,6 +192,8 @@ impl Sink {
             recorded: Mutex::new(Recorded::default()),
             count: watch::Sender::new(0),
             connections: AtomicUsize::new(0),
+            options,
+            auth_failures: AtomicUsize::new(0),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
@@ -225,6 +256,11 @@ impl Sink {
     /// [`Fault::DropAtConnect`]): tells whether the relay reuses connections.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Failed AUTH attempts so far.
+    pub fn auth_failures(&self) -> usize {
+        self.shared.auth_failures.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `n` messages were recorded and returns all of
@@ -314,6 +350,10 @@ enum Phase {
         rcpt_to: Vec<String>,
         data: Vec<u8>,
     },
+    /// `AUTH PLAIN` without an initial response: the next line is it.
+    AuthPlain,
+    /// `AUTH LOGIN`: the next line is the user (`None`) or the password.
+    AuthLogin(Option<String>),
 }
 
 /// What the connection does after a line was handled.
@@ -323,6 +363,8 @@ enum Next {
     Quit,
     /// Close without sending anything more.
     Cut,
+    /// Send the pending replies, then do the TLS handshake (STARTTLS).
+    StartTls,
 }
 
 struct Session {
@@ -331,13 +373,48 @@ struct Session {
     /// Replies not written yet: pipelined commands are answered in one write,
     /// in order, once the input at hand is used up.
     out: Vec<u8>,
+    tls: bool,
+    auth_user: Option<String>,
 }
 
-async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
+async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let options = shared.options.clone();
+    if let Some(config) = options.implicit_tls {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        if let Ok(mut tls) = acceptor.accept(stream).await {
+            converse(&mut tls, shared, true, true).await;
+        }
+        return;
+    }
+    let mut stream = stream;
+    if converse(&mut stream, Arc::clone(&shared), true, false).await
+        && let Some(config) = options.starttls
+    {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        if let Ok(mut tls) = acceptor.accept(stream).await {
+            // RFC 3207 4.2: a fresh session, no greeting, EHLO again.
+            converse(&mut tls, shared, false, true).await;
+        }
+    }
+}
+
+/// Runs one session over `stream`; true when it ended with STARTTLS.
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    shared: Arc<Shared>,
+    greet: bool,
+    tls: bool,
+) -> bool {
     let mut session = Session {
         phase: Phase::Connected,
         shared,
-        out: format!("220 {HOSTNAME} ESMTP sink\r\n").into_bytes(),
+        out: if greet {
+            format!("220 {HOSTNAME} ESMTP sink\r\n").into_bytes()
+        } else {
+            Vec::new()
+        },
+        tls,
+        auth_user: None,
     };
     let mut input = Vec::with_capacity(8192);
     loop {
@@ -350,20 +427,25 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
                 Next::Quit => {
                     let _ = stream.write_all(&session.out).await;
                     let _ = stream.shutdown().await;
-                    return;
+                    return false;
                 }
-                Next::Cut => return,
+                Next::Cut => return false,
+                Next::StartTls => {
+                    // Whatever the client pipelined after STARTTLS is dropped
+                    // (RFC 3207 4.2), as a careful server does.
+                    return stream.write_all(&session.out).await.is_ok();
+                }
             }
         }
         input.drain(..used);
         if !session.out.is_empty() {
             if stream.write_all(&session.out).await.is_err() {
-                return;
+                return false;
             }
             session.out.clear();
         }
         match stream.read_buf(&mut input).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(_) => {}
         }
     }
@@ -404,6 +486,9 @@ impl Session {
             data.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
             return Next::Continue;
         }
+        if matches!(self.phase, Phase::AuthPlain | Phase::AuthLogin(_)) {
+            return self.auth_continue(line);
+        }
         let Some(command) = line.strip_suffix(b"\r\n") else {
             self.reply(500, "5.5.2 command lines must end with CRLF");
             return Next::Continue;
@@ -416,10 +501,18 @@ impl Session {
         match verb.as_str() {
             "EHLO" => {
                 self.phase = Phase::Ready;
-                let ehlo = format!(
+                let options = &self.shared.options;
+                let mut ehlo = format!(
                     "250-{HOSTNAME} greets {arg}\r\n250-PIPELINING\r\n250-8BITMIME\r\n\
-                     250-SMTPUTF8\r\n250-SIZE 104857600\r\n250 ENHANCEDSTATUSCODES\r\n"
+                     250-SMTPUTF8\r\n250-SIZE 104857600\r\n"
                 );
+                if options.starttls.is_some() && !self.tls {
+                    ehlo.push_str("250-STARTTLS\r\n");
+                }
+                if options.auth.is_some() {
+                    ehlo.push_str("250-AUTH PLAIN LOGIN\r\n");
+                }
+                ehlo.push_str("250 ENHANCEDSTATUSCODES\r\n");
                 self.out.extend_from_slice(ehlo.as_bytes());
             }
             "HELO" => {
@@ -436,6 +529,16 @@ impl Session {
                 self.reply(250, "2.0.0 ok");
             }
             "NOOP" => self.reply(250, "2.0.0 ok"),
+            "STARTTLS" if self.shared.options.starttls.is_some() && !self.tls => {
+                self.reply(220, "2.0.0 ready to start TLS");
+                if let Some(extra) = self.shared.options.inject_after_starttls {
+                    self.out.extend_from_slice(extra.as_bytes());
+                }
+                return Next::StartTls;
+            }
+            "AUTH" if self.shared.options.auth.is_some() && self.auth_user.is_none() => {
+                self.auth(arg);
+            }
             "QUIT" => {
                 self.reply(221, "2.0.0 bye");
                 return Next::Quit;
@@ -519,12 +622,94 @@ impl Session {
                     mail_from,
                     rcpt_to,
                     data,
+                    tls: self.tls,
+                    auth_user: self.auth_user.clone(),
                 });
                 self.reply(250, &format!("2.0.0 queued as {n}"));
                 Next::Continue
             }
         }
     }
+}
+
+impl Session {
+    /// `AUTH PLAIN [initial]` or `AUTH LOGIN [user]`.
+    fn auth(&mut self, arg: &str) {
+        let (mechanism, initial) = arg.split_once(' ').unwrap_or((arg, ""));
+        match (mechanism.to_ascii_uppercase().as_str(), initial) {
+            ("PLAIN", "") => {
+                self.phase = Phase::AuthPlain;
+                self.out.extend_from_slice(b"334 \r\n");
+            }
+            ("PLAIN", initial) => {
+                let initial = initial.to_owned();
+                self.auth_plain(&initial);
+            }
+            ("LOGIN", "") => {
+                self.phase = Phase::AuthLogin(None);
+                self.reply(334, "VXNlcm5hbWU6");
+            }
+            ("LOGIN", user) => {
+                self.phase = Phase::AuthLogin(Some(decode(user)));
+                self.reply(334, "UGFzc3dvcmQ6");
+            }
+            _ => self.reply(504, "5.5.4 unrecognized authentication type"),
+        }
+    }
+
+    /// The line after a 334 challenge.
+    fn auth_continue(&mut self, line: &[u8]) -> Next {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches(['\r', '\n']).to_owned();
+        match std::mem::replace(&mut self.phase, Phase::Ready) {
+            Phase::AuthPlain => self.auth_plain(&text),
+            Phase::AuthLogin(None) => {
+                self.phase = Phase::AuthLogin(Some(decode(&text)));
+                self.reply(334, "UGFzc3dvcmQ6");
+            }
+            Phase::AuthLogin(Some(user)) => {
+                let password = decode(&text);
+                self.auth_check(user, &password);
+            }
+            _ => {}
+        }
+        Next::Continue
+    }
+
+    fn auth_plain(&mut self, encoded: &str) {
+        let decoded = decode(encoded);
+        let mut fields = decoded.split('\0');
+        let (_authzid, user, password) = (fields.next(), fields.next(), fields.next());
+        match (user, password) {
+            (Some(user), Some(password)) => self.auth_check(user.to_owned(), password),
+            _ => self.reply(501, "5.5.2 malformed AUTH PLAIN"),
+        }
+    }
+
+    fn auth_check(&mut self, user: String, password: &str) {
+        let accepted = self
+            .shared
+            .options
+            .auth
+            .as_ref()
+            .is_some_and(|(u, p)| *u == user && p == password);
+        if accepted {
+            self.auth_user = Some(user);
+            self.reply(235, "2.7.0 authentication succeeded");
+        } else {
+            self.shared.auth_failures.fetch_add(1, Ordering::SeqCst);
+            self.reply(535, "5.7.8 authentication credentials invalid");
+        }
+    }
+}
+
+/// Base64 as text (lossy), empty when it is not base64.
+fn decode(encoded: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// The address inside `<...>` after `keyword` (`FROM:` or `TO:`, any case),
