@@ -2,7 +2,8 @@
 //! receiver on 127.0.0.1 (the "CRM" below), which checks each request's
 //! signature and timestamp the way README "Webhooks" says, and answers as
 //! the test tells it (500 to refuse). Events come from the API, the
-//! one-click page, the real binary's `consent grant` and erasure.
+//! one-click page, the real binary's `consent grant` and `import`, and
+//! erasure.
 
 mod common;
 
@@ -289,13 +290,15 @@ async fn api_erase(relay: &TestRelay, email: &str) {
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
 }
 
-/// The real binary with these arguments and `--config CONFIG`.
-fn run_binary(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+/// The real binary with these arguments and `--config CONFIG`, awaited
+/// (never blocking the runtime the in-process relay runs on).
+async fn run_binary(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
         .args(args)
         .arg("--config")
         .arg(config)
         .output()
+        .await
         .expect("run consent-relay")
 }
 
@@ -500,7 +503,7 @@ async fn people_go_in_parallel_until_the_crm_refuses_everything() {
 }
 
 #[tokio::test]
-async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
+async fn events_from_the_page_the_api_the_cli_an_import_and_erasure_reach_the_crm() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
     let relay = start(&sink, &crm).await;
@@ -533,7 +536,8 @@ async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
     let out = run_binary(
         &relay.dir.path().join("consent-relay.toml"),
         &[&grant[..], &["--evidence", "phone call"]].concat(),
-    );
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",
@@ -541,9 +545,28 @@ async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
     );
     crm.wait_accepted(3).await;
 
+    // A CSV import by the real binary.
+    let csv = relay.dir.path().join("list.csv");
+    std::fs::write(
+        &csv,
+        "email,campaign,action,evidence\ncy@example.com,newsletter,grant,paper form 12\n",
+    )
+    .expect("write the CSV");
+    let out = run_binary(
+        &relay.dir.path().join("consent-relay.toml"),
+        &["import", csv.to_str().expect("utf-8 path")],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crm.wait_accepted(4).await;
+
     // Erasure through the API: the `erase` event names no address.
     api_erase(&relay, "ann@example.com").await;
-    crm.wait_accepted(4).await;
+    crm.wait_accepted(5).await;
 
     let got: Vec<(String, String, String, Value)> = crm
         .accepted()
@@ -579,6 +602,12 @@ async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
                 s("prospecting"),
                 json!("bob@example.com")
             ),
+            (
+                s("consent.grant"),
+                s("import"),
+                s("newsletter"),
+                json!("cy@example.com")
+            ),
             (s("consent.erase"), s("api"), s("*"), Value::Null),
         ]
     );
@@ -586,7 +615,14 @@ async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
     assert_eq!(accepted[0]["id"], granted["id"]);
     assert_eq!(accepted[1]["evidence"], "one-click rfc8058");
     assert_eq!(accepted[2]["evidence"], "phone call");
-    assert_eq!(accepted[3]["subject_id"], ann.as_str());
+    assert!(
+        accepted[3]["evidence"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("paper form 12")),
+        "{}",
+        accepted[3]
+    );
+    assert_eq!(accepted[4]["subject_id"], ann.as_str());
     let ids = crm.accepted_ids();
     assert!(ids.is_sorted(), "{ids:?}");
     assert_eq!(crm.with(|s| s.forged.len()), 0);
@@ -654,7 +690,7 @@ async fn the_outbox_survives_a_restart() {
 
     // What is waiting, as `consent-relay webhooks` lists it.
     let config = relay.dir.path().join("consent-relay.toml");
-    let out = run_binary(&config, &["webhooks", "--json"]);
+    let out = run_binary(&config, &["webhooks", "--json"]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -839,7 +875,7 @@ async fn check_config_refuses_a_ca_file_without_certificates() {
     );
     let path = dir.path().join("consent-relay.toml");
     std::fs::write(&path, text).expect("write config");
-    let out = run_binary(&path, &["check-config"]);
+    let out = run_binary(&path, &["check-config"]).await;
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let ca = dir.path().join("crm-ca.pem");

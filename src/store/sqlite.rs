@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::*;
 use crate::consent;
 
-mod retention;
 mod once;
+mod retention;
 
 /// Jobs a writer transaction can hold at most.
 const MAX_GROUP: usize = 512;
