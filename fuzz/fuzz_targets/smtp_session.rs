@@ -1,8 +1,10 @@
 //! The SMTP session: any bytes from a client get replies, never a panic.
 //! The real session code (`smtp::session::run`) runs over an in-memory
 //! stream, with a real SQLite store in a temp dir (on /dev/shm when there
-//! is one) and a config that offers AUTH on loopback. Time is paused, so
-//! the delay after a failed AUTH and the timeouts cost no wall time.
+//! is one) and a config that offers AUTH on loopback. Time is paused once
+//! the store is open, so the delay after a failed AUTH and the timeouts
+//! cost no wall time (a store wait may then time out into a `451`: the
+//! session's error path, which is fuzzed too).
 //!
 //! Checked: every reply line is `DDD` then space or `-`, ends in CRLF, and
 //! the session ends once the client has sent everything and closed.
@@ -97,12 +99,14 @@ policy = "mandatory"
         );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .start_paused(true)
             .build()
             .expect("runtime");
+        // Opened on real time (the pool's timeouts would fire at once on a
+        // paused clock), then the clock is paused for the sessions.
         let store = rt
             .block_on(Store::open(&config.store, false))
             .expect("store");
+        rt.block_on(async { tokio::time::pause() });
         let intake = Intake::new(config.clone(), store, Arc::new(tokio::sync::Notify::new()));
         let (tx, rx) = tokio::sync::watch::channel(false);
         World {

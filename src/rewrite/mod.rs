@@ -34,7 +34,8 @@
 //! - Footer characters the part's charset cannot hold become `&#N;` in
 //!   HTML and an ASCII look-alike in plain text (é → e).
 //! - Input with bare CR or LF (which the SMTP side refuses) is repaired to
-//!   CRLF first, so no copy ever holds one.
+//!   CRLF first, so no copy ever holds one; input whose last line has no
+//!   CRLF gets one, so nothing is glued onto that line.
 //! - The main body (where the footer goes) is the top-level text part, or,
 //!   going down through the first part of each multipart, the text parts
 //!   of a multipart/alternative (and the HTML root of a multipart/related
@@ -173,6 +174,13 @@ impl Template {
             }
             None => raw.to_vec(),
         };
+        // A last line without CRLF (SMTP never delivers one: DATA ends in
+        // CRLF) would have our headers or footer glued onto it.
+        let mut raw = raw;
+        if !raw.is_empty() && !raw.ends_with(b"\r\n") {
+            notes.push("missing final CRLF added".to_owned());
+            raw.extend_from_slice(b"\r\n");
+        }
         let block = headers::scan(&raw, 0, raw.len());
         let planned_header_edits = header_edits(&raw, &block, campaign_header);
         let mut template = Template {

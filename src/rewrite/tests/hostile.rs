@@ -316,3 +316,20 @@ fn mutated_corpus_never_panics_nor_emits_bad_lines() {
         }
     }
 }
+
+/// Found by the `rewrite` fuzz target: a message that is one header line
+/// without CRLF (976 octets). The list headers must start a line of their
+/// own, not be glued to the unterminated field.
+#[test]
+fn fuzz_unterminated_last_header_line_gets_no_glued_header() {
+    let mut raw = b"Received: from crm.example by relay.example; ".to_vec();
+    raw.extend(std::iter::repeat_n(b'x', 930));
+    let (_, out) = copy(&raw);
+    assert_well_formed(&raw, &out);
+    let longest = out
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest <= 1000, "a line of {longest} octets");
+}
