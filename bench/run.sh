@@ -11,7 +11,11 @@
 #            `cargo build --release`, a fresh SQLite store under $STATE; the RSS cost of
 #            $IDLE_CONNS idle connections, then accept and end-to-end rates, CPU, RSS peak
 #
-# Usage:  bench/run.sh [sink] [postfix] [relay] [relay_base]   (relay_base needs RELAY_BASE_BIN)
+#   relay_pg        the relay load with the store on PostgreSQL (PG_BENCH_URL, schema PG_SCHEMA)
+#   relay_pg2       two relay nodes on one PostgreSQL schema, the load split between them
+#   consent_scale   accept rate on an empty store vs one with SCALE_SUBJECTS people (SQLite, PostgreSQL)
+#
+# Usage:  bench/run.sh [sink] [postfix] [relay] [relay_base] [relay_pg] [relay_pg2] [consent_scale]
 # Output: one line per figure:  FIGURE<TAB>name<TAB>value<TAB>unit<TAB>conditions
 #         then a markdown summary table (stdout); progress and problems on stderr ("# ...").
 # Needs : root (Postfix's master and smtp-sink -u), postfix (smtp-source, smtp-sink; installed
@@ -33,6 +37,10 @@
 #   RELAY_BIN=path       use this consent-relay binary instead of building target/release
 #   RELAY_BASE_BIN=path  step relay_base: another build under the same load (what a change costs)
 #   BUILD_TIMEOUT=1800   bound on `cargo build --release`
+#   RELAY_STORE_URL=url  the relay's [store] url (default: a fresh SQLite file under $STATE)
+#   PG_BENCH_URL=postgres://root@127.0.0.1:5432/test  PG_SCHEMA=cr_bench (dropped and
+#                        re-created by each PostgreSQL step)
+#   SCALE_SUBJECTS=1000000  people seeded (each with a grant) by consent_scale
 #   SETTLE=2             seconds to wait after the last expected delivery before the
 #                        exactly-once recount (a duplicate arriving late shows up)
 set -u
@@ -409,7 +417,7 @@ relay_build() { # -> RELAY_EXE
     { log "cargo build --release failed:"; tail -20 "$STATE/build.log" >&2; return 1; }
   RELAY_EXE=$REPO/target/release/consent-relay
 }
-relay_config() { # -> $STATE/relay.toml, with a fresh store under $STATE/relay
+relay_config() { # -> $STATE/relay.toml, with a fresh store under $STATE/relay (or RELAY_STORE_URL)
   rm -rf "$STATE/relay"
   mkdir -p "$STATE/relay"
   local key; key=$(head -c32 /dev/urandom | base64)
@@ -441,7 +449,7 @@ current = "k1"
 keys = { k1 = "$key" }
 
 [store]
-url = "sqlite://$STATE/relay/consent-relay.db"
+url = "${RELAY_STORE_URL:-sqlite://$STATE/relay/consent-relay.db}"
 
 [[campaign]]
 id = "prospecting"
@@ -569,6 +577,148 @@ bench_relay_base() {
   run_relay consent_relay_base "$RELAY_BASE_BIN" no
 }
 
+# ---------------------------------------------------------------- PostgreSQL and scale
+PG_BENCH_URL=${PG_BENCH_URL:-postgres://root@127.0.0.1:5432/test}
+PG_SCHEMA=${PG_SCHEMA:-cr_bench}
+SCALE_SUBJECTS=${SCALE_SUBJECTS:-1000000}
+pg_url() { echo "$PG_BENCH_URL?options%5Bsearch_path%5D=$PG_SCHEMA"; }
+pg_fresh() { # an empty schema for this step
+  psql -q -v ON_ERROR_STOP=1 "$PG_BENCH_URL" \
+    -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" -c "CREATE SCHEMA $PG_SCHEMA" >&2 ||
+    { log "PostgreSQL at $PG_BENCH_URL: cannot create schema $PG_SCHEMA"; return 1; }
+}
+
+# The relay load with the store on PostgreSQL, one node.
+bench_relay_pg() {
+  ensure_postfix || return 1
+  relay_build || return 1
+  pg_fresh || return 1
+  RELAY_STORE_URL=$(pg_url) run_relay consent_relay_pg "$RELAY_EXE" no
+}
+
+# Two nodes on one PostgreSQL database, the load split between them (half the
+# sessions and messages each, at the same time); figures for the pair.
+bench_relay_pg2() {
+  ensure_postfix || return 1
+  relay_build || return 1
+  pg_fresh || return 1
+  local port_b=$((RELAY_UNDER_TEST_PORT + 1))
+  need_free_port "$port_b" "consent-relay node B" || return 1
+  RELAY_STORE_URL=$(pg_url) relay_config
+  sed -e "s/^listen = \"127.0.0.1:$RELAY_UNDER_TEST_PORT\"/listen = \"127.0.0.1:$port_b\"/" \
+    "$STATE/relay.toml" >"$STATE/relay-b.toml"
+  start_sink || return 1
+  relay_start "$RELAY_EXE" || { stop_sink; return 1; }
+  local pid_a; pid_a=$(relay_pid)
+  ( RUST_LOG=${RUST_LOG:-warn} exec timeout -s TERM $((RUN_TIMEOUT * 4)) \
+      "$RELAY_EXE" serve --config "$STATE/relay-b.toml" ) >"$STATE/relay-b.log" 2>&1 &
+  local wrapper_b=$! pid_b=
+  wait_port "$port_b" 300 || { log "node B not listening:"; tail -20 "$STATE/relay-b.log" >&2; }
+  pid_b=$(pgrep -P "$wrapper_b" | head -1)
+  local n=$N_RELAY half=$((N_RELAY / 2)) sess=$((RELAY_SESS / 2 > 0 ? RELAY_SESS / 2 : 1))
+  local expect=$((n * RELAY_RCPT)) m0 t0 t1 t2 c0 c1 got
+  pair_cpu() { awk -v a="$(tree_cpu "$pid_a")" -v b="$(tree_cpu "$pid_b")" 'BEGIN{printf "%.2f", a+b}'; }
+  m0=$(sink_mesg); c0=$(pair_cpu); t0=$(now)
+  timeout "$RUN_TIMEOUT" smtp-source -s "$sess" -l "$RELAY_LEN" -m "$half" -r "$RELAY_RCPT" \
+    -f "$FROM" -t "$TO" 127.0.0.1:"$RELAY_UNDER_TEST_PORT" &
+  local sa=$!
+  timeout "$RUN_TIMEOUT" smtp-source -s "$sess" -l "$RELAY_LEN" -m $((n - half)) -r "$RELAY_RCPT" \
+    -f "$FROM" -t "$TO" 127.0.0.1:"$port_b" &
+  local sb=$!
+  wait "$sa"; wait "$sb"
+  t1=$(now)
+  wait_sink $((m0 + expect)) "$RUN_TIMEOUT" || log "pg2: sink got $(($(sink_mesg) - m0)) of $expect"
+  t2=$(now); c1=$(pair_cpu)
+  sleep "$SETTLE"
+  got=$(($(sink_mesg) - m0))
+  local cond="2 x smtp-source -s $sess -l $RELAY_LEN -r $RELAY_RCPT (m $half + $((n - half))) -> consent-relay nodes A :$RELAY_UNDER_TEST_PORT and B :$port_b on one PostgreSQL schema -> smtp-sink; sink got $got/$expect"
+  fig consent_relay_pg2_accept_msgs_per_s "$(rate "$n" "$t0" "$t1")" msg/s "$cond"
+  fig consent_relay_pg2_e2e_rcpts_per_s "$(rate "$expect" "$t0" "$t2")" rcpt/s "$cond"
+  fig consent_relay_pg2_e2e_deliveries_per_s "$(rate "$got" "$t0" "$t2")" deliveries/s "$cond"
+  fig consent_relay_pg2_cpu_ms_per_msg "$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN{printf "%.2f", (b-a)*1000/n}')" cpu-ms/msg "CPU of both nodes / accepted messages"
+  local once=no; ((got == expect)) && once=yes
+  fig consent_relay_pg2_exactly_once "$once" bool "sink got $got deliveries, expected exactly $expect"
+  stop_pid "$pid_b" relay-b.toml 35
+  stop_pid "$wrapper_b" timeout 5
+  stop_relay
+  rm -f "$STATE/relay.timeout.pid"
+  stop_sink
+}
+
+# Seeds $SCALE_SUBJECTS people with a grant for "prospecting" (plus the
+# 0..RELAY_RCPT-1 rcpt@example.net addresses smtp-source sends to) into the
+# store the relay just created. The store must be stopped.
+seed_subjects() { # sqlite|pg
+  local kind=$1
+  if [[ $kind == sqlite ]]; then
+    python3 - "$STATE/relay/consent-relay.db" "$SCALE_SUBJECTS" "$RELAY_RCPT" <<'PY'
+import sqlite3, sys, hashlib
+db, n, r = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = sqlite3.connect(db)
+c.execute("PRAGMA synchronous=OFF")
+addrs = [f"{i}rcpt@example.net" for i in range(r)] + [f"user{i}@example.org" for i in range(n)]
+now = 1_700_000_000_000
+with c:
+    for k in range(0, len(addrs), 50_000):
+        chunk = addrs[k:k + 50_000]
+        c.executemany("INSERT INTO subjects (id, address, address_hash, key_id, created_at) VALUES (?, ?, ?, 'k1', ?)",
+                      [(f"s{k + j:012d}", a, hashlib.sha256(a.encode()).hexdigest(), now) for j, a in enumerate(chunk)])
+        c.executemany("INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at) VALUES (?, 'prospecting', 'grant', ?, 'import', ?)",
+                      [(f"s{k + j:012d}", now, now) for j in range(len(chunk))])
+    c.execute("INSERT INTO consent_state (subject_id, campaign, status, since, event_id) "
+              "SELECT subject_id, campaign, 'granted', at, id FROM consent_events")
+print(c.execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
+PY
+  else
+    psql -q -t -A -v ON_ERROR_STOP=1 "$PG_BENCH_URL" <<SQL
+SET search_path = $PG_SCHEMA;
+INSERT INTO subjects (id, address, address_hash, key_id, created_at)
+  SELECT 's' || lpad(g::text, 12, '0'),
+         CASE WHEN g < $RELAY_RCPT THEN g || 'rcpt@example.net' ELSE 'user' || g || '@example.org' END,
+         md5(g::text), 'k1', 1700000000000
+  FROM generate_series(0, $SCALE_SUBJECTS + $RELAY_RCPT - 1) g;
+INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at)
+  SELECT id, 'prospecting', 'grant', 1700000000000, 'import', 1700000000000 FROM subjects;
+INSERT INTO consent_state (subject_id, campaign, status, since, event_id)
+  SELECT subject_id, campaign, 'granted', at, id FROM consent_events;
+ANALYZE;
+SELECT COUNT(*) FROM subjects;
+SQL
+  fi
+}
+
+# The accept rate as the consent table grows: the same load on an empty store
+# and on one holding $SCALE_SUBJECTS people with grants, SQLite and
+# PostgreSQL. Decisions are one indexed lookup per recipient, batched per
+# message, so the two rates should be the same.
+bench_consent_scale() {
+  ensure_postfix || return 1
+  relay_build || return 1
+  local kind url name subjects
+  for kind in sqlite pg; do
+    if [[ $kind == pg ]]; then pg_fresh || continue; url=$(pg_url); else url=; fi
+    # empty store
+    RELAY_STORE_URL=$url run_relay "consent_relay_${kind}_empty" "$RELAY_EXE" no
+    # seeded store: let the relay create its schema, stop it, seed, measure
+    if [[ $kind == pg ]]; then pg_fresh || continue; fi
+    RELAY_STORE_URL=$url relay_config
+    start_sink || return 1
+    relay_start "$RELAY_EXE" && stop_relay
+    log "seeding $SCALE_SUBJECTS subjects ($kind)"
+    local ts; ts=$(now)
+    subjects=$(seed_subjects "$kind" | tail -1)
+    log "seeded $subjects subjects in $(secs "$ts" "$(now)")s"
+    name="consent_relay_${kind}_${SCALE_SUBJECTS}"
+    if relay_start "$RELAY_EXE"; then
+      measure_relay "$name" "$RELAY_UNDER_TEST_PORT" "$N_RELAY" $((N_RELAY * RELAY_RCPT)) relay_cpu "$(relay_pid)"
+      fig "${name}_subjects" "$subjects" subjects "rows in subjects (each with a grant event and state) during the run"
+    fi
+    stop_relay
+    rm -f "$STATE/relay.timeout.pid"
+    stop_sink
+  done
+}
+
 # ---------------------------------------------------------------- summary
 summary() { # markdown table from this run's figures
   [[ -s $FIGS ]] || return 0
@@ -596,6 +746,12 @@ summary() { # markdown table from this run's figures
       if ("postfix_perrcpt_accept_msgs_per_s" in v) row("Postfix, 1 recipient per delivery", "postfix_perrcpt")
       if ("consent_relay_accept_msgs_per_s" in v) row("consent-relay", "consent_relay")
       if ("consent_relay_base_accept_msgs_per_s" in v) row("consent-relay, RELAY_BASE_BIN", "consent_relay_base")
+      if ("consent_relay_pg_accept_msgs_per_s" in v) row("consent-relay on PostgreSQL, 1 node", "consent_relay_pg")
+      if ("consent_relay_pg2_accept_msgs_per_s" in v) row("consent-relay on PostgreSQL, 2 nodes", "consent_relay_pg2")
+      for (k in v) if (k ~ /^consent_relay_(sqlite|pg)_[a-z0-9]+_accept_msgs_per_s$/) {
+        p = k; sub(/_accept_msgs_per_s$/, "", p); scale[p] = 1
+      }
+      for (p in scale) row(p, p)
       if (("consent_relay_accept_msgs_per_s" in v) && (("postfix_accept_msgs_per_s" in v) || ("postfix_perrcpt_accept_msgs_per_s" in v))) {
         print ""
         print "| consent-relay / Postfix | accept msg/s | recipients delivered/s (e2e) |"
@@ -629,7 +785,7 @@ trap 'exit 130' INT TERM
 
 steps=("$@"); ((${#steps[@]})) || steps=(sink postfix relay)
 for s in "${steps[@]}"; do
-  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay relay_base)"; exit 2; }
+  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay relay_base relay_pg relay_pg2 consent_scale)"; exit 2; }
 done
 cleanup   # leftovers of an interrupted earlier run
 : >"$FIGS"

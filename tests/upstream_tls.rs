@@ -186,3 +186,46 @@ async fn replies_buffered_before_starttls_are_discarded() {
     assert_eq!(sink.count(), 1);
     relay.stop().await;
 }
+
+/// A relay with upstream `tls` and AUTH credentials (`[upstream] username`,
+/// `password_file`), upstream at `url`.
+async fn relay_with_auth(url: &str, tls: &str) -> TestRelay {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("upstream.password"), "s3cret-upstream\n").expect("password");
+    let text = config_text(dir.path(), url, "", "").replace(
+        "tls = \"none\"",
+        &format!(
+            "tls = \"{tls}\"\nusername = \"relay\"\npassword_file = \"{}\"",
+            dir.path().join("upstream.password").display()
+        ),
+    );
+    TestRelay::start_with(dir, &text).await
+}
+
+fn auth_without_tls() -> SinkOptions {
+    SinkOptions {
+        auth: Some(("relay".into(), "s3cret-upstream".into())),
+        ..SinkOptions::default()
+    }
+}
+
+/// `opportunistic` against an upstream that offers AUTH but no STARTTLS
+/// (or had it stripped): the password is never sent in clear; the copy is
+/// deferred. With `tls = "none"`, the admin's explicit choice, it is.
+#[tokio::test]
+async fn opportunistic_tls_never_sends_the_password_in_clear() {
+    let sink = Sink::start_with(LOOPBACK.parse().expect("addr"), auth_without_tls()).await;
+    let mut relay = relay_with_auth(&format!("smtp://{}", sink.addr()), "opportunistic").await;
+    send(&relay).await;
+    let reply = deferred(&relay).await;
+    assert!(reply.to_lowercase().contains("starttls"), "{reply}");
+    assert_eq!(sink.count(), 0);
+    relay.stop().await;
+
+    let mut relay = relay_with_auth(&format!("smtp://{}", sink.addr()), "none").await;
+    send(&relay).await;
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert!(!got[0].tls);
+    assert_eq!(got[0].auth_user.as_deref(), Some("relay"));
+    relay.stop().await;
+}

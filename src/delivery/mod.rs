@@ -364,9 +364,10 @@ async fn send_loop(
             tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot sign the recipient's links");
             AttemptOutcome::TemporaryFailure(format!("cannot sign the recipient's links: {e}"))
         });
-        // With [dkim], a rendered copy leaves signed or not at all.
+        // With [dkim], every copy leaves signed or not at all: rewritten
+        // copies, and the relay's own mail (bounces, confirmations, notices).
         let rendered = match (rendered, &signer) {
-            (Ok(std::borrow::Cow::Owned(copy)), Some(signer)) => match signer.sign(&copy) {
+            (Ok(copy), Some(signer)) => match signer.sign(&copy) {
                 Ok(signed) => {
                     if let Some(from) = signer.misaligned_from(&copy) {
                         tracing::warn!(queue_id = %d.message_id, delivery = d.id, from_domain = %from, dkim_domain = %signer.domain(), "the copy's From domain does not align with dkim.domain (DMARC relaxed); signed anyway");

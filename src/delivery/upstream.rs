@@ -125,12 +125,12 @@ impl Upstream {
             stream: tcp,
             timeout,
         };
-        let (mut client, ehlo): (SmtpClient<Box<dyn Io>>, _) = if implicit {
+        let (mut client, ehlo, encrypted): (SmtpClient<Box<dyn Io>>, _, bool) = if implicit {
             let tls = self.tls.as_ref().ok_or(mail_send::Error::MissingStartTls)?;
             let mut c = plain.into_tls(tls, host).await?;
             c.read().await?.assert_positive_completion()?;
             let ehlo = c.ehlo(&self.hello).await?;
-            (boxed(c), ehlo)
+            (boxed(c), ehlo, true)
         } else {
             plain.read().await?.assert_positive_completion()?;
             let ehlo = plain.ehlo(&self.hello).await?;
@@ -141,13 +141,20 @@ impl Upstream {
                     // mail-send reads one reply per command.
                     let mut c = plain.start_tls(tls, host).await?;
                     let ehlo = c.ehlo(&self.hello).await?;
-                    (boxed(c), ehlo)
+                    (boxed(c), ehlo, true)
                 }
                 (UpstreamTls::Required, _, _) => return Err(mail_send::Error::MissingStartTls),
-                _ => (boxed(plain), ehlo),
+                _ => (boxed(plain), ehlo, false),
             }
         };
         if let (Some(user), Some(password)) = (&self.config.username, &self.config.password) {
+            // Credentials cross the network only encrypted, unless the
+            // admin chose tls = "none": an attacker who strips STARTTLS
+            // from an opportunistic session must not get the password.
+            if !encrypted && self.config.tls != UpstreamTls::None {
+                tracing::warn!(host = %host, "upstream offers no STARTTLS: not sending the password in clear (set upstream.tls = \"none\" to allow it)");
+                return Err(mail_send::Error::MissingStartTls);
+            }
             let secret = String::from_utf8_lossy(&password.0).into_owned();
             let credentials = Credentials::new(user.clone(), secret);
             client.authenticate(&credentials, &ehlo).await?;
