@@ -6,6 +6,7 @@
 //! Knows nothing of SMTP or HTML.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::collections::HashMap;

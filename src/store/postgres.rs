@@ -13,9 +13,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
+use super::rows::{
+    self, decision_from_row, delivery_from_row, event_from_row, queue_from_row, state_from_row,
+};
 use super::*;
 use crate::consent;
 
@@ -104,9 +107,8 @@ impl PgStore {
         addresses: &[String],
         hashes: &[Vec<String>],
     ) -> Result<HashMap<String, KnownRecipient>, StoreError> {
-        let mut known: HashMap<String, KnownRecipient> = HashMap::with_capacity(addresses.len());
         if addresses.is_empty() {
-            return Ok(known);
+            return Ok(HashMap::new());
         }
         // One round trip: live subjects by address, and erased ones (whose
         // address is gone) by the keyed hash of the address.
@@ -121,36 +123,7 @@ impl PgStore {
         .bind(&all_hashes)
         .fetch_all(&self.pool)
         .await?;
-        let mut erased_hashes: Vec<String> = Vec::new();
-        for row in rows {
-            let Some(address) = row.try_get::<Option<String>, _>(0)? else {
-                erased_hashes.push(row.try_get(2)?);
-                continue;
-            };
-            let entry = known.entry(address).or_default();
-            entry.subject_id = Some(row.try_get(1)?);
-            let state_campaign: Option<String> = row.try_get(3)?;
-            if let Some(c) = state_campaign {
-                let state = super::state_from(
-                    &row.try_get::<String, _>(4)?,
-                    row.try_get(5)?,
-                    row.try_get(6)?,
-                )?;
-                if c == consent::ALL_CAMPAIGNS {
-                    entry.consent.all = Some(state);
-                } else {
-                    entry.consent.campaign = Some(state);
-                }
-            }
-        }
-        if !erased_hashes.is_empty() {
-            for (address, hs) in addresses.iter().zip(hashes) {
-                if !known.contains_key(address) && hs.iter().any(|h| erased_hashes.contains(h)) {
-                    known.entry(address.clone()).or_default().consent.erased = true;
-                }
-            }
-        }
-        Ok(known)
+        rows::known_recipients(&rows, addresses, hashes)
     }
 
     pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
@@ -249,19 +222,8 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| {
-            Ok(DeliveryRow {
-                id: r.try_get(0)?,
-                message_id: r.try_get(1)?,
-                campaign: r.try_get(2)?,
-                status: r.try_get(3)?,
-                attempts: r.try_get(4)?,
-                last_reply: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-                updated_at: r.try_get(7)?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .map(delivery_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
         tx.rollback().await?;
         let record = SubjectRecord {
             subject,
@@ -330,21 +292,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(QueueRow {
-                id: r.try_get(0)?,
-                message_id: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                recipient: r.try_get(3)?,
-                mail_from: r.try_get(4)?,
-                campaign: r.try_get(5)?,
-                status: r.try_get(6)?,
-                attempts: r.try_get(7)?,
-                next_attempt_at: r.try_get(8)?,
-                last_reply: r.try_get(9)?,
-                received_at: r.try_get(10)?,
-            })
-        })
+        .map(queue_from_row)
         .collect()
     }
 
@@ -366,15 +314,7 @@ async fn states_of(conn: &mut PgConnection, subject_id: &str) -> Result<Vec<Stat
     .fetch_all(&mut *conn)
     .await?
     .iter()
-    .map(|r| {
-        let s = super::state_from(&r.try_get::<String, _>(1)?, r.try_get(2)?, r.try_get(3)?)?;
-        Ok(StateRow {
-            campaign: r.try_get(0)?,
-            status: s.status,
-            since: s.since,
-            event_id: s.event_id,
-        })
-    })
+    .map(state_from_row)
     .collect()
 }
 
@@ -392,35 +332,6 @@ async fn events_of(
     .iter()
     .map(event_from_row)
     .collect()
-}
-
-fn decision_from_row(r: &PgRow) -> Result<DecisionRow, StoreError> {
-    Ok(DecisionRow {
-        id: r.try_get(0)?,
-        at: r.try_get(1)?,
-        message_id: r.try_get(2)?,
-        recipient: r.try_get(3)?,
-        campaign: r.try_get(4)?,
-        outcome: r.try_get(5)?,
-        reason: r.try_get(6)?,
-        event_id: r.try_get(7)?,
-        stage: r.try_get(8)?,
-    })
-}
-
-fn event_from_row(r: &PgRow) -> Result<ConsentEvent, StoreError> {
-    Ok(ConsentEvent {
-        id: r.try_get(0)?,
-        subject_id: r.try_get(1)?,
-        campaign: r.try_get(2)?,
-        action: r.try_get(3)?,
-        at: r.try_get(4)?,
-        source: r.try_get(5)?,
-        ip: r.try_get(6)?,
-        user_agent: r.try_get(7)?,
-        evidence: r.try_get(8)?,
-        recorded_at: r.try_get(9)?,
-    })
 }
 
 /// Inserts messages with their subjects, decisions and deliveries: four
