@@ -3,7 +3,8 @@
 //! with SIGKILL while it holds leases; node B runs in-process. Mail through
 //! either node is delivered exactly once, a dead node's leased deliveries
 //! are delivered by the other once the lease expires, and a withdrawal made
-//! on one node applies to the next message through the other.
+//! on one node applies to the next message through the other. Also: TLS to
+//! the database as the URL's `sslmode` says.
 
 mod common;
 
@@ -196,4 +197,62 @@ async fn two_nodes_share_queue_leases_and_consent() {
 #[tokio::test]
 async fn two_nodes_on_postgres() {
     common::backend::on_pg(two_nodes_share_queue_leases_and_consent).await;
+}
+
+/// TLS to the database follows the URL's `sslmode` (rustls): `require`
+/// encrypts every connection of the relay's pool; `verify-full` refuses a
+/// server whose certificate is not trusted (here the local snakeoil one).
+async fn tls_to_postgres_follows_sslmode() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = common::backend::store_url(dir.path());
+    let app = format!(
+        "cr-tls-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    let mut url = url::Url::parse(&base).unwrap();
+    url.query_pairs_mut()
+        .append_pair("sslmode", "require")
+        .append_pair("application_name", &app);
+    let sink = Sink::start().await;
+    let text = config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", "")
+        .replace(&format!("url = \"{base}\""), &format!("url = \"{url}\""));
+    assert!(text.contains("sslmode=require"), "config_text changed");
+    let mut relay = TestRelay::start_with(dir, &text).await;
+    let r = relay
+        .send(&["tls@example.net"], &message("prospecting", "x"))
+        .await;
+    assert!(r.starts_with("250"), "{r}");
+    sink.wait_for(1, Duration::from_secs(10)).await;
+    let mut db = common::backend::connect(relay.dir.path()).await;
+    let (connections, all_tls): (i64, Option<bool>) = sqlx::query_as(
+        "SELECT COUNT(*), bool_and(s.ssl) FROM pg_stat_activity a \
+         JOIN pg_stat_ssl s ON s.pid = a.pid WHERE a.application_name = $1",
+    )
+    .bind(&app)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert!(connections > 0, "the relay's connections are seen");
+    assert_eq!(all_tls, Some(true), "every connection of the relay is TLS");
+    relay.stop().await;
+
+    let mut url = url::Url::parse(&base).unwrap();
+    url.query_pairs_mut().append_pair("sslmode", "verify-full");
+    let config = consent_relay::config::StoreConfig {
+        url: consent_relay::config::StoreUrl::Postgres(url.into()),
+        pool_size: 2,
+    };
+    let err = match consent_relay::store::Store::open(&config, false).await {
+        Ok(_) => panic!("verify-full trusted a certificate no root signs"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("certificate") || err.to_lowercase().contains("tls"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tls_to_postgres() {
+    common::backend::on_pg(tls_to_postgres_follows_sslmode).await;
 }
