@@ -1,7 +1,8 @@
 //! End to end: the data-protection officer's access and erasure requests,
 //! through the admin API and the real binary (`export`, `erase`), against
-//! the relay started in-process with a real SQLite file. After erasure the
-//! address is nowhere in the database files, and later mail to it is
+//! the relay started in-process, on SQLite and on PostgreSQL (see
+//! `common::backend`). After erasure the address is nowhere in the database
+//! files (SQLite) or in any row (PostgreSQL), and later mail to it is
 //! suppressed as `erased`.
 
 mod common;
@@ -15,7 +16,7 @@ use common::relay::{TestRelay, eventually, message};
 use common::sink::{Fault, Sink};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Connection, Row};
 
 /// An event's action and its proof: ip, user agent, evidence.
 type EventProof = (String, Option<String>, Option<String>, Option<String>);
@@ -54,8 +55,56 @@ fn files_holding(db: &Path, needle: &[u8]) -> Vec<String> {
     found
 }
 
-async fn delivery_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
-    rows_of_kind(db, "").await
+/// Where the store still holds `needle`: SQLite files (read whole, free
+/// pages and WAL included), or PostgreSQL tables (every live row as text,
+/// and message bodies as bytes).
+async fn held(relay: &TestRelay, needle: &str) -> Vec<String> {
+    if !common::backend::on_postgres() {
+        return files_holding(&relay.db_path(), needle.as_bytes());
+    }
+    let mut c = common::backend::connect(relay.dir.path()).await;
+    let mut found = Vec::new();
+    for table in [
+        "subjects",
+        "consent_events",
+        "consent_state",
+        "messages",
+        "decisions",
+        "deliveries",
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table} t WHERE strpos(t::text, $1) > 0");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(needle)
+            .fetch_one(&mut c)
+            .await
+            .expect("scan a table");
+        if n > 0 {
+            found.push(table.to_owned());
+        }
+    }
+    let bodies: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE position(convert_to($1, 'UTF8') IN body) > 0",
+    )
+    .bind(needle)
+    .fetch_one(&mut c)
+    .await
+    .expect("scan the bodies");
+    if bodies > 0 {
+        found.push("messages.body".to_owned());
+    }
+    c.close().await.expect("close");
+    found
+}
+
+async fn delivery_rows(relay: &TestRelay) -> Vec<(String, String, Option<String>)> {
+    let mut c = common::backend::connect(relay.dir.path()).await;
+    let rows = sqlx::query("SELECT recipient, status, last_reply FROM deliveries ORDER BY id")
+        .fetch_all(&mut c)
+        .await
+        .expect("deliveries")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
 }
 
 /// Delivery rows (recipient, status, last reply) of messages of `kind`, or
@@ -79,11 +128,9 @@ async fn rows_of_kind(db: &Path, kind: &str) -> Vec<(String, String, Option<Stri
     rows
 }
 
-#[tokio::test]
 async fn erasure_leaves_only_a_hashed_suppression() {
     let sink = Sink::start().await;
     let mut relay = admin::start(&sink).await;
-    let db = relay.db_path();
 
     let grant = json!({
         "email": CAROL, "campaign": "newsletter", "action": "grant", "source": "form",
@@ -102,7 +149,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     let r = relay.send(&[CAROL], &to_carol("second")).await;
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     eventually("the second copy is deferred", || async {
-        delivery_rows(&db)
+        delivery_rows(&relay)
             .await
             .iter()
             .any(|(_, s, _)| s == "deferred")
@@ -130,7 +177,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     assert_eq!(exported["subject"], a.body["subject"]);
     assert_eq!(exported["events"], a.body["events"]);
     assert!(
-        !files_holding(&db, CAROL.as_bytes()).is_empty(),
+        !held(&relay, CAROL).await.is_empty(),
         "the test must see the address first"
     );
 
@@ -146,9 +193,9 @@ async fn erasure_leaves_only_a_hashed_suppression() {
 
     // Checked before anything else touches the files: the erasure itself
     // leaves no copy, in the database or in the WAL.
-    assert_eq!(files_holding(&db, CAROL.as_bytes()), Vec::<String>::new());
-    assert_eq!(files_holding(&db, b"192.0.2.7"), Vec::<String>::new());
-    assert_eq!(files_holding(&db, b"carol's phone"), Vec::<String>::new());
+    assert_eq!(held(&relay, CAROL).await, Vec::<String>::new());
+    assert_eq!(held(&relay, "192.0.2.7").await, Vec::<String>::new());
+    assert_eq!(held(&relay, "carol's phone").await, Vec::<String>::new());
 
     let a = admin(
         &relay,
@@ -175,7 +222,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     assert_eq!(out.status.code(), Some(1));
 
     // The copy that was waiting is never sent; every row names the hash.
-    let rows = delivery_rows(&db).await;
+    let rows = delivery_rows(&relay).await;
     assert_eq!(rows.len(), 2);
     assert!(
         rows.iter()
@@ -217,9 +264,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
 
     // The history stays as the record that consent existed, without proof.
     let tag = rows[0].0.clone();
-    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let mut c = common::backend::connect(relay.dir.path()).await;
     let events: Vec<EventProof> = sqlx::query(
         "SELECT e.action, e.ip, e.user_agent, e.evidence FROM consent_events e \
          JOIN subjects s ON s.id = e.subject_id WHERE 'erased:' || s.address_hash = $1 ORDER BY e.id",
@@ -240,17 +285,17 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     );
     c.close().await.unwrap();
     // And after a checkpoint from another connection, still nowhere.
-    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let busy: i64 = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .fetch_one(&mut c)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(busy, 0);
-    c.close().await.unwrap();
-    assert_eq!(files_holding(&db, CAROL.as_bytes()), Vec::<String>::new());
+    if !common::backend::on_postgres() {
+        let mut c = common::backend::connect(relay.dir.path()).await;
+        let busy: i64 = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(busy, 0);
+        c.close().await.unwrap();
+    }
+    assert_eq!(held(&relay, CAROL).await, Vec::<String>::new());
 
     // A new, explicit grant makes the address known (and deliverable) again.
     let a = admin(
@@ -267,11 +312,11 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     relay.stop().await;
 }
+both_stores!(erasure_leaves_only_a_hashed_suppression);
 
 /// An address the relay only ever suppressed has no subject, yet it is in
 /// the decision log: access shows it, and erasure (here by the binary)
 /// leaves a hashed suppression.
-#[tokio::test]
 async fn suppressed_only_address_can_be_exported_and_erased() {
     let sink = Sink::start().await;
     let mut relay = admin::start(&sink).await;
@@ -320,10 +365,7 @@ async fn suppressed_only_address_can_be_exported_and_erased() {
     )
     .await;
     assert_eq!(a.body["decisions"][0]["reason"], "erased");
-    assert_eq!(
-        files_holding(&relay.db_path(), dave.as_bytes()),
-        Vec::<String>::new()
-    );
+    assert_eq!(held(&relay, dave).await, Vec::<String>::new());
     relay.stop().await;
 }
 
@@ -441,7 +483,7 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     sink.wait_for(1, Duration::from_secs(10)).await;
     eventually("the copy is recorded as sent", || async {
-        delivery_rows(&db).await.iter().all(|(_, s, _)| s == "sent")
+        rows_of_kind(&db, "").await.iter().all(|(_, s, _)| s == "sent")
     })
     .await;
 
@@ -481,3 +523,4 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
     assert_eq!(sink.count(), 2, "no bounce for a notice");
     relay.stop().await;
 }
+both_stores!(suppressed_only_address_can_be_exported_and_erased);

@@ -6,5 +6,6 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod backend;
 pub mod relay;
 pub mod sink;
