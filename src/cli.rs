@@ -40,6 +40,8 @@ pub enum Command {
     /// Record or show consent
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Import consent records from a CSV file (checked whole first; a re-run adds nothing)
+    Import(crate::import::ImportArgs),
     /// Read the decision log: every recipient of every accepted message
     Log(LogArgs),
     /// List queued, deferred and failed deliveries with their last upstream reply
@@ -78,6 +80,8 @@ pub enum ConsentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List grants that expire within a window under the campaign's consent_max_age_days
+    Expiring(crate::expiring::ExpiringArgs),
 }
 
 #[derive(Args, Debug)]
@@ -186,6 +190,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Consent(c) => consent_command(&config, c).await,
+        Command::Import(a) => crate::import::run(&config, a).await,
         Command::Log(a) => log(&config, a).await,
         Command::Queue(a) => queue(&config, a).await,
         Command::Webhooks(a) => webhooks(&config, a).await,
@@ -274,7 +279,7 @@ async fn erase(config: &Config, email: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(config: &Config) -> anyhow::Result<Store> {
+pub(crate) async fn open(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.store, false).await.with_context(|| {
         format!(
             "{}: store.url: cannot open the store",
@@ -288,6 +293,7 @@ async fn consent_command(config: &Config, c: ConsentCommand) -> anyhow::Result<(
         ConsentCommand::Grant(a) => (Action::Grant, a),
         ConsentCommand::Withdraw(a) => (Action::Withdraw, a),
         ConsentCommand::Show { email, json } => return show(config, &email, json).await,
+        ConsentCommand::Expiring(a) => return crate::expiring::run(config, a).await,
     };
     let address = subject::normalise(&a.email);
     if !address.contains('@') {

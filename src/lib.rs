@@ -13,6 +13,8 @@ pub mod config;
 pub mod confirmation;
 pub mod consent;
 pub mod delivery;
+pub mod expiring;
+pub mod import;
 pub mod intake;
 pub mod message;
 pub mod metrics;

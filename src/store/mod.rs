@@ -5,6 +5,7 @@
 //!
 //! Knows nothing of SMTP or HTML.
 
+mod idempotency;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -16,6 +17,9 @@ use crate::config::{StoreConfig, StoreUrl};
 use crate::consent::{Action, Source, State, Status};
 use crate::policy::{Outcome, Reason, RecipientConsent};
 
+pub use idempotency::{
+    GrantRow, IDEMPOTENCY_KEEP_MS, ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome, Respond,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -618,6 +622,53 @@ impl Store {
     /// dispatcher wakes on it; events of other processes are polled).
     pub fn events_written(&self) -> Arc<tokio::sync::Notify> {
         dispatch!(self, s => s.events_written())
+    }
+
+    /// Appends imported events, each unless its import key is stored; one
+    /// transaction per call, so callers pass batches.
+    pub async fn import_events(&self, rows: Vec<ImportEvent>) -> Result<ImportCounts, StoreError> {
+        dispatch!(self, s => s.import_events(rows).await)
+    }
+
+    /// Which of these import keys are stored.
+    pub async fn present_import_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        dispatch!(self, s => s.present_import_keys(keys).await)
+    }
+
+    /// Which of these address hashes are of erased subjects.
+    pub async fn erased_hashes(
+        &self,
+        hashes: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        dispatch!(self, s => s.erased_hashes(hashes).await)
+    }
+
+    /// Appends a consent event unless its `Idempotency-Key` is stored, and
+    /// stores the key with the answer in the same transaction.
+    pub async fn append_consent_event_once(
+        &self,
+        keyed: KeyedConsent,
+    ) -> Result<KeyedOutcome, StoreError> {
+        let (source, action) = (keyed.event.source.as_str(), keyed.event.action.as_str());
+        let outcome = dispatch!(self, s => s.append_consent_event_once(keyed).await)?;
+        if matches!(outcome, KeyedOutcome::Recorded { .. }) {
+            metrics::counter!(crate::metrics::CONSENT_EVENTS, "source" => source, "action" => action)
+                .increment(1);
+        }
+        Ok(outcome)
+    }
+
+    /// Current grants for `campaign` given at or before `cutoff` (oldest
+    /// first), not overridden by a later "unsubscribe from all".
+    pub async fn grants_since_before(
+        &self,
+        campaign: &str,
+        cutoff: i64,
+    ) -> Result<Vec<GrantRow>, StoreError> {
+        dispatch!(self, s => s.grants_since_before(campaign, cutoff).await)
     }
 
     /// Closes the store: the writer finishes what it holds, connections close.

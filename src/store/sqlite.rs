@@ -22,6 +22,7 @@ use super::*;
 use crate::consent;
 
 mod retention;
+mod once;
 
 /// Jobs a writer transaction can hold at most.
 const MAX_GROUP: usize = 512;
@@ -58,6 +59,16 @@ enum Op {
     },
     ReleaseWebhooks(String),
     Purge(PurgeStep),
+    /// Imported rows, each skipped when its key is stored.
+    Import {
+        rows: Vec<ImportEvent>,
+        webhook: bool,
+    },
+    /// A consent event at most once per `Idempotency-Key`.
+    ConsentOnce {
+        keyed: Box<KeyedConsent>,
+        webhook: bool,
+    },
 }
 
 /// What an [`Op`] produced.
@@ -71,6 +82,8 @@ enum Output {
     Purged(PurgeReport, Option<PurgeStep>),
     /// Outcomes recorded; this many erasure notices scrubbed.
     Recorded(u64),
+    Imported(ImportCounts),
+    Once(KeyedOutcome),
 }
 
 type Reply = oneshot::Sender<Result<Output, StoreError>>;
@@ -793,6 +806,12 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
             let (removed, next) = purged?;
             Output::Purged(removed, next)
         }
+        Op::Import { rows, webhook } => {
+            Output::Imported(once::import(conn, rows, *webhook, now).await?)
+        }
+        Op::ConsentOnce { keyed, webhook } => {
+            Output::Once(once::consent_once(conn, keyed, *webhook, now).await?)
+        }
     })
 }
 
@@ -1214,6 +1233,7 @@ async fn erase(
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    once::forget(conn, &subject_id).await?;
     let event_id = insert_event(
         conn,
         EventRow {

@@ -30,6 +30,8 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Confirmation(#[from] crate::confirmation::ConfirmationError),
+    #[error("Idempotency-Key: this key was used with a different request body")]
+    KeyReused,
 }
 
 impl ApiError {
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) | ApiError::Confirmation(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }
@@ -64,6 +67,13 @@ impl IntoResponse for ApiError {
             }
             ApiError::NotJson(m) => body["message"] = json!(m),
             ApiError::NotFound(m) => body["message"] = json!(m),
+            ApiError::KeyReused => {
+                body["error"] = json!("idempotency-key-reused");
+                body["field"] = json!("Idempotency-Key");
+                body["message"] = json!(
+                    "Idempotency-Key: this key was used within 24 h with a different request body (send a new key for a new request, or the same body to get the first answer)"
+                );
+            }
             _ => {}
         }
         if status.is_server_error() {

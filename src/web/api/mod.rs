@@ -7,12 +7,13 @@
 //! `store`), nor the recipient's pages (`pages`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -22,6 +23,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 mod auth;
 mod error;
+mod idempotency;
 
 pub use error::ApiError;
 pub(crate) use error::error_response;
@@ -30,7 +32,7 @@ use super::{USER_AGENT_MAX, WebState};
 use crate::config::{CampaignState, Policy};
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::rights;
-use crate::store::{DecisionFilter, NewConsentEvent};
+use crate::store::{DecisionFilter, KeyedConsent, KeyedOutcome, NewConsentEvent};
 use crate::subject;
 
 /// Largest API request body: a consent record with generous evidence.
@@ -40,7 +42,7 @@ const PAGE_DEFAULT: i64 = 100;
 const PAGE_MAX: i64 = 1000;
 /// How far ahead of our clock an event's `at` may be (clock skew). A grant
 /// dated later would outrank every change made before that time.
-const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+pub(crate) const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// The `/api/v1` routes, behind the bearer check and their own body limit.
 pub(crate) fn router(state: WebState) -> Router<WebState> {
@@ -104,8 +106,11 @@ enum Change {
 
 async fn record_consent(
     State(web): State<WebState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency::key(&headers)?;
+    let raw = body.as_ref().ok().cloned();
     let b: ConsentBody = parse_json(body)?;
     let address = subject::normalise(&b.email);
     if !is_address(&address) {
@@ -164,38 +169,62 @@ async fn record_consent(
     let user_agent = b
         .user_agent
         .map(|ua| ua.chars().take(USER_AGENT_MAX).collect());
-    let event = web
-        .store
-        .append_consent_event(NewConsentEvent {
-            new_subject: subject::new_subject(&web.config.signing, &address),
-            address: address.clone(),
-            campaign: b.campaign,
-            action,
-            at,
-            source,
-            ip,
-            user_agent,
-            evidence: b.evidence,
-        })
-        .await?;
-    tracing::info!(subject = %event.subject_id, campaign = %event.campaign, action = %action, event = event.id, "api: consent recorded");
-    let status = match campaign {
-        Some(c) if action == Action::Request => {
-            // The relay mails the confirmation link itself, through its queue.
-            let mail = crate::confirmation::message(
-                &web.config,
-                c,
-                &event.subject_id,
-                &address,
-                event.id,
-                crate::now_ms(),
-            )?;
-            web.store.accept_message(mail).await?;
-            StatusCode::ACCEPTED
-        }
-        _ => StatusCode::CREATED,
+    let new_event = NewConsentEvent {
+        new_subject: subject::new_subject(&web.config.signing, &address),
+        address: address.clone(),
+        campaign: b.campaign,
+        action,
+        at,
+        source,
+        ip,
+        user_agent,
+        evidence: b.evidence,
     };
-    Ok((status, axum::Json(rights::event(&event))).into_response())
+    let confirm = campaign.filter(|_| action == Action::Request);
+    let status = if confirm.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    let (event, answer) = match key {
+        None => {
+            let event = web.store.append_consent_event(new_event).await?;
+            let answer = rights::event(&event).to_string();
+            (event, answer)
+        }
+        // The key is stored with the answer in the event's transaction: a
+        // retry (or a concurrent twin) gets that answer and records nothing.
+        Some(key) => {
+            let keyed = KeyedConsent {
+                event: new_event,
+                key,
+                request_hash: idempotency::request_hash(raw.as_deref().unwrap_or_default()),
+                status: status.as_u16(),
+                respond: Arc::new(|e| rights::event(e).to_string()),
+            };
+            match web.store.append_consent_event_once(keyed).await? {
+                KeyedOutcome::Recorded { event, body } => (event, body),
+                KeyedOutcome::Replay { status, body } => {
+                    return idempotency::replay(status, body);
+                }
+                KeyedOutcome::Mismatch => return Err(ApiError::KeyReused),
+            }
+        }
+    };
+    tracing::info!(subject = %event.subject_id, campaign = %event.campaign, action = %action, event = event.id, "api: consent recorded");
+    if let Some(c) = confirm {
+        // The relay mails the confirmation link itself, through its queue.
+        let mail = crate::confirmation::message(
+            &web.config,
+            c,
+            &event.subject_id,
+            &address,
+            event.id,
+            crate::now_ms(),
+        )?;
+        web.store.accept_message(mail).await?;
+    }
+    Ok(idempotency::json(status, answer))
 }
 
 /// `GET /api/v1/subjects/{email}`: access and portability.
@@ -310,7 +339,7 @@ async fn not_found() -> ApiError {
 }
 
 /// `local@domain`, no spaces or controls, at most 254 octets (RFC 5321).
-fn is_address(a: &str) -> bool {
+pub(crate) fn is_address(a: &str) -> bool {
     a.len() <= 254
         && !a.chars().any(|c| c.is_whitespace() || c.is_control())
         && a.rsplit_once('@')
@@ -319,7 +348,7 @@ fn is_address(a: &str) -> bool {
 
 /// RFC 3339 with `Z` or a numeric offset, fractional seconds allowed; or a
 /// date (midnight UTC). Unix milliseconds.
-fn parse_rfc3339(s: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     let s = s.trim();
     if s.len() == 10 {
         return parse_rfc3339(&format!("{s}T00:00:00Z"));

@@ -1,0 +1,216 @@
+//! End to end: `Idempotency-Key` on `POST /api/v1/consent`, over real HTTP
+//! (reqwest) against the relay started in-process with a real SQLite file.
+//! A retry gets the first answer and records nothing; another body under the
+//! same key is refused; concurrent twins make one event.
+
+mod common;
+
+use std::time::Duration;
+
+use common::admin::{self, ADMIN_TOKEN};
+use common::relay::TestRelay;
+use common::sink::Sink;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+async fn post(relay: &TestRelay, key: Option<HeaderValue>, body: &str) -> Answer {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut req = client
+        .post(relay.url("/api/v1/consent"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned());
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let res = req.send().await.expect("POST");
+    Answer {
+        status: res.status(),
+        headers: res.headers().clone(),
+        text: res.text().await.unwrap(),
+    }
+}
+
+fn key(k: &str) -> Option<HeaderValue> {
+    Some(HeaderValue::from_str(k).unwrap())
+}
+
+async fn event_count(relay: &TestRelay, email: &str) -> usize {
+    relay
+        .store()
+        .subject_consent(email)
+        .await
+        .unwrap()
+        .map_or(0, |s| s.events.len())
+}
+
+#[tokio::test]
+async fn a_retry_replays_the_first_answer_and_records_nothing() {
+    let sink = Sink::start().await;
+    let relay = admin::start(&sink).await;
+    let body = json!({
+        "email": "ann@example.com", "campaign": "newsletter", "action": "grant",
+        "source": "form", "evidence": "signup v3", "ip": "192.0.2.7",
+    })
+    .to_string();
+    let first = post(&relay, key("order-1234"), &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    assert!(!first.headers.contains_key("idempotent-replayed"));
+    assert_eq!(first.json()["evidence"], "signup v3");
+
+    // The same request, byte for byte and with other spacing and member order.
+    let reordered = r#"{ "action": "grant", "ip": "192.0.2.7", "evidence": "signup v3",
+        "source": "form", "campaign": "newsletter", "email": "ann@example.com" }"#;
+    for b in [body.as_str(), reordered] {
+        let again = post(&relay, key("order-1234"), b).await;
+        assert_eq!(again.status, StatusCode::CREATED);
+        assert_eq!(again.text, first.text);
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+        assert_eq!(again.headers["content-type"], "application/json");
+    }
+    assert_eq!(event_count(&relay, "ann@example.com").await, 1);
+
+    // Another body under the same key: refused, nothing recorded.
+    let other =
+        json!({ "email": "ann@example.com", "campaign": "newsletter", "action": "withdraw" });
+    let refused = post(&relay, key("order-1234"), &other.to_string()).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let e = refused.json();
+    assert_eq!(e["error"], "idempotency-key-reused");
+    assert_eq!(e["field"], "Idempotency-Key");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("used within 24 h with a different request body"),
+        "{e}"
+    );
+    assert_eq!(event_count(&relay, "ann@example.com").await, 1);
+
+    // Another key, or none: a new event each time.
+    let b = post(&relay, key("order-1235"), &body).await;
+    assert_eq!(b.status, StatusCode::CREATED);
+    assert_ne!(b.json()["id"], first.json()["id"]);
+    assert_eq!(post(&relay, None, &body).await.status, StatusCode::CREATED);
+    assert_eq!(event_count(&relay, "ann@example.com").await, 3);
+
+    // A key older than 24 h is forgotten: the key can be used again.
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", relay.db_path().display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "UPDATE idempotency_keys SET created_at = created_at - 86400001 WHERE key = 'order-1234'",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let reused = post(&relay, key("order-1234"), &other.to_string()).await;
+    assert_eq!(reused.status, StatusCode::CREATED, "{}", reused.text);
+    assert_eq!(reused.json()["action"], "withdraw");
+    assert_eq!(event_count(&relay, "ann@example.com").await, 4);
+}
+
+#[tokio::test]
+async fn bad_keys_get_400_naming_the_header() {
+    let sink = Sink::start().await;
+    let relay = admin::start(&sink).await;
+    let body = json!({ "email": "bo@example.com", "campaign": "newsletter", "action": "grant" })
+        .to_string();
+    let long = "k".repeat(256);
+    for k in [
+        HeaderValue::from_str(&long).unwrap(),
+        HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        HeaderValue::from_static(""),
+    ] {
+        let a = post(&relay, Some(k.clone()), &body).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{k:?}");
+        let e = a.json();
+        assert_eq!(e["field"], "Idempotency-Key", "{e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("send 1 to 255 printable ASCII characters"),
+            "{e}"
+        );
+    }
+    assert_eq!(event_count(&relay, "bo@example.com").await, 0);
+    let a = post(&relay, key(&"k".repeat(255)), &body).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+}
+
+#[tokio::test]
+async fn concurrent_twins_make_one_event_and_one_confirmation_mail() {
+    let sink = Sink::start().await;
+    let relay = admin::start(&sink).await;
+    // `digest` is double opt-in: 202, and the relay mails the link once.
+    let body =
+        json!({ "email": "cy@example.com", "campaign": "digest", "action": "grant" }).to_string();
+    let answers = futures_join(&relay, &body, 12).await;
+    for a in &answers {
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        assert_eq!(a.text, answers[0].text);
+    }
+    let replays = answers
+        .iter()
+        .filter(|a| a.headers.contains_key("idempotent-replayed"))
+        .count();
+    assert_eq!(replays, answers.len() - 1);
+    assert_eq!(event_count(&relay, "cy@example.com").await, 1);
+    let mail = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mail[0].rcpt_to, ["cy@example.com"]);
+    // A later retry sends no second confirmation either.
+    assert_eq!(
+        post(&relay, key("signup-cy"), &body).await.status,
+        StatusCode::ACCEPTED
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 1);
+    assert_eq!(relay.store().queue(10).await.unwrap().len(), 0);
+}
+
+/// `n` identical requests with the key `signup-cy`, all in flight at once.
+async fn futures_join(relay: &TestRelay, body: &str, n: usize) -> Vec<Answer> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let url = relay.url("");
+    for _ in 0..n {
+        let (body, url) = (body.to_owned(), url.clone());
+        tasks.spawn(async move {
+            let res = reqwest::Client::new()
+                .post(format!("{url}/api/v1/consent"))
+                .bearer_auth(ADMIN_TOKEN)
+                .header("Content-Type", "application/json")
+                .header("Idempotency-Key", "signup-cy")
+                .body(body)
+                .send()
+                .await
+                .expect("POST");
+            Answer {
+                status: res.status(),
+                headers: res.headers().clone(),
+                text: res.text().await.unwrap(),
+            }
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(a) = tasks.join_next().await {
+        out.push(a.unwrap());
+    }
+    out
+}
