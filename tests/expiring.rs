@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::relay::{TestRelay, message};
@@ -18,12 +18,14 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
 const DAY_MS: i64 = 86_400_000;
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+/// Runs the binary without blocking the test's runtime, where the relay runs.
+async fn run(dir: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
         .args(args)
         .arg("--config")
         .arg(dir.join("consent-relay.toml"))
         .output()
+        .await
         .expect("run consent-relay")
 }
 
@@ -31,7 +33,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn expiring_json(dir: &Path, within: &str) -> Vec<Value> {
+async fn expiring_json(dir: &Path, within: &str) -> Vec<Value> {
     let out = run(
         dir,
         &[
@@ -43,7 +45,8 @@ fn expiring_json(dir: &Path, within: &str) -> Vec<Value> {
             within,
             "--json",
         ],
-    );
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("a JSON array")
 }
@@ -96,7 +99,7 @@ async fn expiring_grants_and_one_click_re_permission() {
         )
         .await;
 
-    let rows = expiring_json(dir, "30d");
+    let rows = expiring_json(dir, "30d").await;
     assert_eq!(addresses(&rows), ["old@example.net", "soon@example.net"]);
     assert_eq!(rows[0]["expired"], true);
     assert_eq!(rows[1]["expired"], false);
@@ -106,7 +109,7 @@ async fn expiring_grants_and_one_click_re_permission() {
     assert_eq!(rows[1]["granted_since"], since.as_str());
     assert_eq!(rows[1]["expires_at"], expires.as_str());
     assert_eq!(
-        addresses(&expiring_json(dir, "100d")),
+        addresses(&expiring_json(dir, "100d").await),
         ["old@example.net", "soon@example.net", "later@example.net"]
     );
 
@@ -120,7 +123,8 @@ async fn expiring_grants_and_one_click_re_permission() {
             "--within",
             "30d",
         ],
-    );
+    )
+    .await;
     let table = text(&table.stdout);
     assert!(
         table.starts_with("newsletter: 2 grants expire by "),
@@ -201,25 +205,29 @@ async fn expiring_grants_and_one_click_re_permission() {
     assert!(state.since >= now, "since renewed: {} < {now}", state.since);
 
     // Off the list; the expired one stays until they grant again.
-    assert_eq!(addresses(&expiring_json(dir, "30d")), ["old@example.net"]);
+    assert_eq!(
+        addresses(&expiring_json(dir, "30d").await),
+        ["old@example.net"]
+    );
 }
 
-#[test]
-fn a_campaign_without_max_age_is_an_error_naming_the_key() {
+#[tokio::test]
+async fn a_campaign_without_max_age_is_an_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let text_ = common::relay::config_text(dir.path(), "smtp://127.0.0.1:9", "", "");
     std::fs::write(dir.path().join("consent-relay.toml"), text_).unwrap();
     let out = run(
         dir.path(),
         &["consent", "expiring", "--campaign", "prospecting"],
-    );
+    )
+    .await;
     assert_eq!(out.status.code(), Some(78));
     let err = text(&out.stderr);
     assert!(
         err.contains("consent-relay.toml: campaign[1].consent_max_age_days: not set for campaign \"prospecting\", so its grants never expire (set consent_max_age_days = 395 under its [[campaign]]"),
         "{err}"
     );
-    let out = run(dir.path(), &["consent", "expiring", "--campaign", "nope"]);
+    let out = run(dir.path(), &["consent", "expiring", "--campaign", "nope"]).await;
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("unknown campaign \"nope\""),
@@ -236,7 +244,8 @@ fn a_campaign_without_max_age_is_an_error_naming_the_key() {
             "--within",
             "soon",
         ],
-    );
+    )
+    .await;
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("--within: \"soon\" is not a duration"),

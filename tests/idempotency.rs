@@ -124,6 +124,22 @@ async fn a_retry_replays_the_first_answer_and_records_nothing() {
     assert_eq!(reused.status, StatusCode::CREATED, "{}", reused.text);
     assert_eq!(reused.json()["action"], "withdraw");
     assert_eq!(event_count(&relay, "ann@example.com").await, 4);
+
+    // Erasure removes the stored answers (they hold the proof) with the rest.
+    let keys = "SELECT COUNT(*) FROM idempotency_keys";
+    let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
+    assert_eq!(held, 2);
+    consent_relay::rights::erase(
+        relay.store(),
+        &relay.config,
+        "ann@example.com",
+        consent_relay::consent::Source::Api,
+    )
+    .await
+    .unwrap()
+    .expect("erased");
+    let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
+    assert_eq!(held, 0);
 }
 
 #[tokio::test]
@@ -180,9 +196,12 @@ async fn concurrent_twins_make_one_event_and_one_confirmation_mail() {
         post(&relay, key("signup-cy"), &body).await.status,
         StatusCode::ACCEPTED
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the queue is empty, every mail queued has reached the sink.
+    common::relay::eventually("the queue is empty", || async {
+        relay.store().queue(10).await.unwrap().is_empty()
+    })
+    .await;
     assert_eq!(sink.count(), 1);
-    assert_eq!(relay.store().queue(10).await.unwrap().len(), 0);
 }
 
 /// `n` identical requests with the key `signup-cy`, all in flight at once.

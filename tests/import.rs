@@ -6,7 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use tokio::process::Command;
 
 use common::relay::{TestRelay, message};
 use common::sink::Sink;
@@ -15,7 +17,9 @@ use consent_relay::store::ConsentEvent;
 
 const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
 
-fn import(dir: &Path, file: &str, extra: &[&str]) -> Output {
+/// Runs the binary without blocking the test's runtime, where the relay
+/// runs: a relay frozen inside a transaction would hold the database lock.
+async fn import(dir: &Path, file: &str, extra: &[&str]) -> Output {
     Command::new(BIN)
         .arg("import")
         .arg(file)
@@ -24,11 +28,24 @@ fn import(dir: &Path, file: &str, extra: &[&str]) -> Output {
         .arg(dir.join("consent-relay.toml"))
         .current_dir(dir)
         .output()
+        .await
         .expect("run consent-relay import")
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn erase(relay: &TestRelay, email: &str) {
+    consent_relay::rights::erase(
+        relay.store(),
+        &relay.config,
+        email,
+        consent_relay::consent::Source::Admin,
+    )
+    .await
+    .unwrap()
+    .expect("erased");
 }
 
 async fn events(relay: &TestRelay, email: &str) -> Vec<ConsentEvent> {
@@ -54,7 +71,7 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
     let dir = relay.dir.path();
     std::fs::write(dir.join("crm.csv"), GOOD).unwrap();
 
-    let dry = import(dir, "crm.csv", &["--dry-run"]);
+    let dry = import(dir, "crm.csv", &["--dry-run"]).await;
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     assert_eq!(
         text(&dry.stdout),
@@ -62,7 +79,7 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
     );
     assert!(events(&relay, "ann@example.net").await.is_empty());
 
-    let first = import(dir, "crm.csv", &["--source", "admin"]);
+    let first = import(dir, "crm.csv", &["--source", "admin"]).await;
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert_eq!(
         text(&first.stdout),
@@ -93,7 +110,7 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
     assert_eq!(consent_relay::format_time(cy[0].at), "2026-10-01T10:00:00Z");
 
     // Again, and with the rows in another order and other spellings: nothing new.
-    let again = import(dir, "crm.csv", &[]);
+    let again = import(dir, "crm.csv", &[]).await;
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(
         text(&again.stdout),
@@ -105,7 +122,7 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
          grant,ANN@example.net ,newsletter,2026-11-01T09:00:00+01:00,form,signup form v3, footer\n",
     )
     .unwrap();
-    let shuffled = import(dir, "shuffled.csv", &[]);
+    let shuffled = import(dir, "shuffled.csv", &[]).await;
     assert!(!shuffled.status.success(), "a comma in an unquoted cell");
     std::fs::write(
         dir.join("shuffled.csv"),
@@ -114,7 +131,7 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
          grant,ann@example.net,newsletter,2026-11-01T08:00:00Z,form,\"signup form v3, footer\"\n",
     )
     .unwrap();
-    let shuffled = import(dir, "shuffled.csv", &[]);
+    let shuffled = import(dir, "shuffled.csv", &[]).await;
     assert_eq!(
         text(&shuffled.stdout),
         "shuffled.csv: 0 imported, 2 already present\n"
@@ -138,6 +155,17 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
         )
         .await;
     assert!(r.contains("(1 delivered, 2 suppressed)"), "{r}");
+
+    // Erasure drops the import keys (a hash of rows naming the address).
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", relay.db_path().display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let keys = "SELECT COUNT(*) FROM consent_events WHERE import_key IS NOT NULL";
+    let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
+    assert_eq!(held, 4);
+    erase(&relay, "bob@example.net").await;
+    let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
+    assert_eq!(held, 2);
 }
 
 #[tokio::test]
@@ -149,15 +177,7 @@ async fn a_bad_file_lists_every_error_and_imports_nothing() {
     relay
         .consent("gone@example.net", "newsletter", Action::Grant, None)
         .await;
-    consent_relay::rights::erase(
-        relay.store(),
-        &relay.config,
-        "gone@example.net",
-        consent_relay::consent::Source::Admin,
-    )
-    .await
-    .unwrap()
-    .expect("erased");
+    erase(&relay, "gone@example.net").await;
     std::fs::write(
         dir.join("bad.csv"),
         "email,campaign,action,at\n\
@@ -168,7 +188,7 @@ async fn a_bad_file_lists_every_error_and_imports_nothing() {
          gone@example.net,newsletter,grant,\n",
     )
     .unwrap();
-    let out = import(dir, "bad.csv", &[]);
+    let out = import(dir, "bad.csv", &[]).await;
     assert_eq!(out.status.code(), Some(65), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
@@ -193,7 +213,7 @@ async fn a_bad_file_lists_every_error_and_imports_nothing() {
         "email,campaign,action\nok@example.net,newsletter,grant\ngone@example.net,newsletter,grant\n",
     )
     .unwrap();
-    let out = import(dir, "bad.csv", &[]);
+    let out = import(dir, "bad.csv", &[]).await;
     assert_eq!(out.status.code(), Some(65));
     assert!(
         text(&out.stderr).starts_with(
@@ -205,7 +225,7 @@ async fn a_bad_file_lists_every_error_and_imports_nothing() {
     assert!(events(&relay, "ok@example.net").await.is_empty());
     assert!(events(&relay, "gone@example.net").await.is_empty());
 
-    let out = import(dir, "missing.csv", &[]);
+    let out = import(dir, "missing.csv", &[]).await;
     assert_eq!(out.status.code(), Some(65));
     assert!(text(&out.stderr).contains("missing.csv: cannot read"));
 }

@@ -289,6 +289,16 @@ async fn api_erase(relay: &TestRelay, email: &str) {
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
 }
 
+/// The real binary with these arguments and `--config CONFIG`.
+fn run_binary(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run consent-relay")
+}
+
 async fn outbox_is_empty(relay: &TestRelay) -> bool {
     relay
         .store()
@@ -513,19 +523,17 @@ async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
     crm.wait_accepted(2).await;
 
     // The real binary, writing to the store while the relay runs: found by the poll.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
-        .args([
-            "consent",
-            "grant",
-            "bob@example.com",
-            "--campaign",
-            "prospecting",
-        ])
-        .args(["--evidence", "phone call"])
-        .arg("--config")
-        .arg(relay.dir.path().join("consent-relay.toml"))
-        .output()
-        .expect("run consent-relay");
+    let grant = [
+        "consent",
+        "grant",
+        "bob@example.com",
+        "--campaign",
+        "prospecting",
+    ];
+    let out = run_binary(
+        &relay.dir.path().join("consent-relay.toml"),
+        &[&grant[..], &["--evidence", "phone call"]].concat(),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -645,11 +653,8 @@ async fn the_outbox_survives_a_restart() {
     relay.stop().await;
 
     // What is waiting, as `consent-relay webhooks` lists it.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
-        .args(["webhooks", "--json", "--config"])
-        .arg(relay.dir.path().join("consent-relay.toml"))
-        .output()
-        .expect("run consent-relay");
+    let config = relay.dir.path().join("consent-relay.toml");
+    let out = run_binary(&config, &["webhooks", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -834,11 +839,7 @@ async fn check_config_refuses_a_ca_file_without_certificates() {
     );
     let path = dir.path().join("consent-relay.toml");
     std::fs::write(&path, text).expect("write config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run consent-relay");
+    let out = run_binary(&path, &["check-config"]);
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let ca = dir.path().join("crm-ca.pem");

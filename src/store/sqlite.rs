@@ -1350,7 +1350,9 @@ struct EventRow<'a> {
 /// `webhook` (`[webhook]` is set) queues it in `webhook_outbox` in the same
 /// transaction. Every insert into `consent_events` goes through here (or a
 /// batched twin that writes the outbox rows as well): an event committed
-/// without its outbox row would never reach the CRM.
+/// without its outbox row would never reach the CRM. After the commit, the
+/// `SqliteStore` method that submitted the op wakes the dispatcher
+/// (`events.notify_one()`).
 async fn insert_event(
     conn: &mut SqliteConnection,
     e: EventRow<'_>,

@@ -6,8 +6,8 @@
 //!
 //! A subject's events go out in order: the store only leases the oldest row
 //! of each subject, so a later event waits until the earlier one was
-//! accepted; different subjects are posted in parallel (`concurrency`).
-//! Wakes when this process committed an event, and polls every second for
+//! accepted; different subjects are posted in parallel (`concurrency`),
+//! one at a time while the CRM refuses every attempt. Wakes when this process committed an event, and polls every second for
 //! events written by other processes (the CLI).
 //!
 //! Knows nothing of SMTP or HTML.
