@@ -18,9 +18,16 @@ async fn open(dir: &std::path::Path) -> Store {
         Some(path) => StoreUrl::Sqlite(path.into()),
         None => StoreUrl::Postgres(url),
     };
-    Store::open(&StoreConfig { url, pool_size: 4 }, false)
-        .await
-        .expect("open the store")
+    Store::open(
+        &StoreConfig {
+            url,
+            pool_size: 4,
+            webhook_outbox: false,
+        },
+        false,
+    )
+    .await
+    .expect("open the store")
 }
 
 /// Accepts `n` messages of `per` delivered recipients, due at `at`.

@@ -241,6 +241,7 @@ async fn tls_to_postgres_follows_sslmode() {
     let config = consent_relay::config::StoreConfig {
         url: consent_relay::config::StoreUrl::Postgres(url.into()),
         pool_size: 2,
+        webhook_outbox: false,
     };
     let err = match consent_relay::store::Store::open(&config, false).await {
         Ok(_) => panic!("verify-full trusted a certificate no root signs"),

@@ -71,6 +71,8 @@ async fn held(relay: &TestRelay, needle: &str) -> Vec<String> {
         "messages",
         "decisions",
         "deliveries",
+        "webhook_outbox",
+        "idempotency_keys",
     ] {
         let sql = format!("SELECT COUNT(*) FROM {table} t WHERE strpos(t::text, $1) > 0");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -97,22 +99,13 @@ async fn held(relay: &TestRelay, needle: &str) -> Vec<String> {
 }
 
 async fn delivery_rows(relay: &TestRelay) -> Vec<(String, String, Option<String>)> {
-    let mut c = common::backend::connect(relay.dir.path()).await;
-    let rows = sqlx::query("SELECT recipient, status, last_reply FROM deliveries ORDER BY id")
-        .fetch_all(&mut c)
-        .await
-        .expect("deliveries")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    rows_of_kind(relay, "").await
 }
 
 /// Delivery rows (recipient, status, last reply) of messages of `kind`, or
 /// of every message when `kind` is empty.
-async fn rows_of_kind(db: &Path, kind: &str) -> Vec<(String, String, Option<String>)> {
-    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open db");
+async fn rows_of_kind(relay: &TestRelay, kind: &str) -> Vec<(String, String, Option<String>)> {
+    let mut c = common::backend::connect(relay.dir.path()).await;
     let rows = sqlx::query(
         "SELECT d.recipient, d.status, d.last_reply FROM deliveries d \
          JOIN messages m ON m.id = d.message_id WHERE $1 = '' OR m.kind = $1 ORDER BY d.id",
@@ -379,44 +372,42 @@ async fn notifying_relay(sink: &Sink, extra: &str) -> TestRelay {
 }
 
 /// The rows of erasure notices: (recipient, status, last reply).
-async fn notice_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
-    rows_of_kind(db, "erasure-notice").await
+async fn notice_rows(relay: &TestRelay) -> Vec<(String, String, Option<String>)> {
+    rows_of_kind(relay, "erasure-notice").await
 }
 
 /// Waits until the `n`th erasure notice ended as `status` and was scrubbed
 /// (its rows name the erased tag, its reply keeps only its code), then until
-/// `address` is in none of the database files; returns the notice rows.
+/// the store holds `address` nowhere (see `held`); returns the notice rows.
 async fn notice_scrubbed(
-    db: &Path,
+    relay: &TestRelay,
     n: usize,
     status: &str,
     address: &str,
 ) -> Vec<(String, String, Option<String>)> {
     eventually("the notice is recorded and scrubbed", || async {
-        let rows = notice_rows(db).await;
+        let rows = notice_rows(relay).await;
         rows.len() == n && rows[n - 1].1 == status && rows[n - 1].0.starts_with("erased:")
     })
     .await;
-    let rows = notice_rows(db).await;
+    let rows = notice_rows(relay).await;
     let code = if status == "sent" { "250" } else { "550" };
     assert_eq!(
         rows[n - 1].2.as_deref(),
         Some(format!("{code} (reply removed with the erased address)").as_str())
     );
-    eventually("the address is nowhere in the files", || async {
-        files_holding(db, address.as_bytes()).is_empty()
+    eventually("the address is nowhere in the store", || async {
+        held(relay, address).await.is_empty()
     })
     .await;
     rows
 }
 
 /// With `[erasure] notify`, the API's erasure mails the person one notice;
-/// once it is handed over, the address is nowhere in the database files.
-#[tokio::test]
+/// once it is handed over, the address is nowhere in the store.
 async fn erasure_notice_is_delivered_then_leaves_no_trace() {
     let sink = Sink::start().await;
     let mut relay = notifying_relay(&sink, "").await;
-    let db = relay.db_path();
     let grant = json!({
         "email": CAROL, "campaign": "newsletter", "action": "grant", "source": "form",
         "ip": "192.0.2.7", "user_agent": "Mozilla/5.0 (carol's phone)",
@@ -451,8 +442,8 @@ async fn erasure_notice_is_delivered_then_leaves_no_trace() {
     );
     assert!(text.contains("we have erased the personal data"), "{text}");
 
-    let rows = notice_scrubbed(&db, 1, "sent", CAROL).await;
-    assert_eq!(files_holding(&db, b"192.0.2.7"), Vec::<String>::new());
+    let rows = notice_scrubbed(&relay, 1, "sent", CAROL).await;
+    assert_eq!(held(&relay, "192.0.2.7").await, Vec::<String>::new());
     // Every decision names the same tag, the notice's too.
     let a = admin(&relay, Method::GET, "/api/v1/decisions", None).await;
     let decisions = a.body["decisions"].as_array().unwrap();
@@ -465,16 +456,15 @@ async fn erasure_notice_is_delivered_then_leaves_no_trace() {
     );
     relay.stop().await;
 }
+both_stores!(erasure_notice_is_delivered_then_leaves_no_trace);
 
 /// The binary's erasure, the notice in French (`[texts] default_language`);
 /// then, after a new grant, a second erasure whose notice the upstream
 /// refuses quoting the address: no bounce is made and the reply is not
 /// kept, so the address is nowhere either.
-#[tokio::test]
 async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
     let sink = Sink::start().await;
     let mut relay = notifying_relay(&sink, "\n[texts]\ndefault_language = \"fr\"\n").await;
-    let db = relay.db_path();
     let dave = "dave@example.com";
     let grant = Some(json!({"email": dave, "campaign": "newsletter", "action": "grant"}));
     let a = admin(&relay, Method::POST, "/api/v1/consent", grant.clone()).await;
@@ -483,7 +473,10 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     sink.wait_for(1, Duration::from_secs(10)).await;
     eventually("the copy is recorded as sent", || async {
-        rows_of_kind(&db, "").await.iter().all(|(_, s, _)| s == "sent")
+        rows_of_kind(&relay, "")
+            .await
+            .iter()
+            .all(|(_, s, _)| s == "sent")
     })
     .await;
 
@@ -502,7 +495,7 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
         "{text}"
     );
     eventually("the first notice is scrubbed", || async {
-        notice_rows(&db)
+        notice_rows(&relay)
             .await
             .iter()
             .all(|(r, _, _)| r.starts_with("erased:"))
@@ -518,9 +511,10 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    notice_scrubbed(&db, 2, "failed", dave).await;
+    notice_scrubbed(&relay, 2, "failed", dave).await;
     assert_eq!(sink.faults_pending(), 0);
     assert_eq!(sink.count(), 2, "no bounce for a notice");
     relay.stop().await;
 }
+both_stores!(refused_erasure_notice_leaves_no_trace_and_no_bounce);
 both_stores!(suppressed_only_address_can_be_exported_and_erased);

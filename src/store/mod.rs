@@ -459,7 +459,9 @@ impl Store {
                     .with_webhook_outbox(config.webhook_outbox),
             ))),
             StoreUrl::Postgres(url) => Ok(Store::Postgres(Arc::new(
-                PgStore::open(url, config.pool_size).await?,
+                PgStore::open(url, config.pool_size)
+                    .await?
+                    .with_webhook_outbox(config.webhook_outbox),
             ))),
         }
     }

@@ -22,8 +22,17 @@ use super::rows::{
 use super::*;
 use crate::consent;
 
+mod once;
+mod retention;
+mod webhooks;
+
 pub struct PgStore {
     pool: PgPool,
+    /// Consent events are queued in `webhook_outbox` (`[webhook]` is set).
+    webhook_outbox: bool,
+    /// Notified after a consent event of this process was committed (other
+    /// nodes' events are found by the dispatcher's poll).
+    events: Arc<tokio::sync::Notify>,
 }
 
 impl PgStore {
@@ -37,7 +46,21 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            webhook_outbox: false,
+            events: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// Queue consent events in `webhook_outbox` from now on (`[webhook]` is set).
+    pub fn with_webhook_outbox(mut self, on: bool) -> Self {
+        self.webhook_outbox = on;
+        self
+    }
+
+    pub fn events_written(&self) -> Arc<tokio::sync::Notify> {
+        self.events.clone()
     }
 
     pub async fn accept_message(&self, message: NewMessage) -> Result<(), StoreError> {
@@ -54,6 +77,23 @@ impl PgStore {
         record(&mut tx, &records, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    pub async fn purge_batch(
+        &self,
+        step: PurgeStep,
+    ) -> Result<(PurgeReport, Option<PurgeStep>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let purged = retention::purge_batch(&mut tx, &step).await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    pub async fn purge_count(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
+        let mut tx = self.read_snapshot().await?;
+        let report = retention::purge_count(&mut tx, cutoffs).await?;
+        tx.rollback().await?;
+        Ok(report)
     }
 
     pub async fn claim_due(
@@ -84,16 +124,20 @@ impl PgStore {
     ) -> Result<ConsentEvent, StoreError> {
         let now = crate::now_ms();
         let mut tx = self.pool.begin().await?;
-        let event = consent_event(&mut tx, &event, now).await?;
+        let event = consent_event(&mut tx, &event, self.webhook_outbox, now).await?;
         tx.commit().await?;
+        self.events.notify_one();
         Ok(event)
     }
 
     pub async fn erase(&self, erasure: Erasure) -> Result<Option<ErasureReport>, StoreError> {
         let now = crate::now_ms();
         let mut tx = self.pool.begin().await?;
-        let report = erase(&mut tx, &erasure, now).await?;
+        let report = erase(&mut tx, &erasure, self.webhook_outbox, now).await?;
         tx.commit().await?;
+        if report.is_some() {
+            self.events.notify_one();
+        }
         Ok(report)
     }
 
@@ -280,6 +324,20 @@ impl PgStore {
             .collect()
     }
 
+    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        // Two index range counts: the partial index of due rows and the
+        // status index for leased ones.
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) FROM deliveries WHERE status IN ('queued', 'deferred') GROUP BY status \
+             UNION ALL SELECT 'sending', COUNT(*) FROM deliveries WHERE status = 'sending'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     pub async fn queue(&self, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
         sqlx::query(
             "SELECT d.id, d.message_id, m.kind, d.recipient, m.mail_from, m.campaign, d.status, \
@@ -355,7 +413,14 @@ async fn insert_messages(
             .push_bind(&m.campaign)
             .push_bind(&m.header_message_id)
             .push_bind(m.body.len() as i64)
-            .push_bind(&m.body[..])
+            // Nothing to deliver, nothing to keep: a body may name its
+            // recipients (To:, a greeting), suppressed ones included.
+            .push_bind(
+                m.recipients
+                    .iter()
+                    .any(|r| r.outcome == Outcome::Deliver)
+                    .then_some(&m.body[..]),
+            )
             .push_bind(m.received_at);
     });
     q.build().execute(&mut *conn).await?;
@@ -515,9 +580,9 @@ async fn record(
     conn: &mut PgConnection,
     records: &[AttemptRecord],
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     // One statement for the whole batch; only rows still leased are
     // updated, so an outcome never overwrites a later one.
@@ -527,12 +592,12 @@ async fn record(
             DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::SuppressedLate
         )
     };
-    sqlx::query(
+    let recorded: std::collections::HashSet<i64> = sqlx::query(
         "UPDATE deliveries SET status = v.status, attempts = attempts + v.attempted, \
          next_attempt_at = v.next_attempt_at, last_reply = v.reply, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
          FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) \
            AS v (id, status, attempted, next_attempt_at, reply) \
-         WHERE deliveries.id = v.id AND deliveries.status = 'sending'",
+         WHERE deliveries.id = v.id AND deliveries.status = 'sending' RETURNING deliveries.id",
     )
     .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
@@ -545,9 +610,16 @@ async fn record(
     )
     .bind(records.iter().map(|r| r.reply.as_str()).collect::<Vec<_>>())
     .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    for r in records {
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get(0))
+    .collect::<Result<_, _>>()?;
+    // A row no longer `sending` was closed meanwhile (erased, or its lease
+    // expired and another attempt owns it): its outcome is not ours to
+    // record, nor a late decision or a bounce, whose text would quote an
+    // address that erasure has just removed.
+    for r in records.iter().filter(|r| recorded.contains(&r.delivery_id)) {
         if let Some(l) = &r.late_decision {
             sqlx::query(
                 "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
@@ -567,12 +639,18 @@ async fn record(
             insert_messages(conn, &[dsn], now).await?;
         }
     }
-    Ok(())
+    let ended: Vec<i64> = records
+        .iter()
+        .filter(|r| recorded.contains(&r.delivery_id) && final_status(r))
+        .map(|r| r.delivery_id)
+        .collect();
+    retention::scrub_erasure_notices(conn, &ended).await
 }
 
 async fn consent_event(
     conn: &mut PgConnection,
     e: &NewConsentEvent,
+    webhook: bool,
     now: i64,
 ) -> Result<ConsentEvent, StoreError> {
     sqlx::query(
@@ -593,23 +671,22 @@ async fn consent_event(
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
-    let row = sqlx::query(
-        "INSERT INTO consent_events (subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at",
+    let event = insert_event(
+        conn,
+        EventRow {
+            subject_id: &subject_id,
+            campaign: &e.campaign,
+            action: e.action,
+            at: e.at,
+            source: e.source,
+            ip: e.ip.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            evidence: e.evidence.as_deref(),
+        },
+        webhook,
+        now,
     )
-    .bind(&subject_id)
-    .bind(&e.campaign)
-    .bind(e.action.as_str())
-    .bind(e.at)
-    .bind(e.source.as_str())
-    .bind(&e.ip)
-    .bind(&e.user_agent)
-    .bind(&e.evidence)
-    .bind(now)
-    .fetch_one(&mut *conn)
     .await?;
-    let event = event_from_row(&row)?;
     let current = sqlx::query(
         "SELECT status, since, event_id FROM consent_state WHERE subject_id = $1 AND campaign = $2",
     )
@@ -653,6 +730,7 @@ async fn consent_event(
 async fn erase(
     conn: &mut PgConnection,
     e: &Erasure,
+    webhook: bool,
     now: i64,
 ) -> Result<Option<ErasureReport>, StoreError> {
     let live = sqlx::query("SELECT id, address_hash FROM subjects WHERE address = $1 FOR UPDATE")
@@ -702,18 +780,24 @@ async fn erase(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let event_id: i64 = sqlx::query(
-        "INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at) \
-         VALUES ($1, $2, 'erase', $3, $4, $5) RETURNING id",
+    once::forget(conn, &subject_id).await?;
+    let event_id = insert_event(
+        conn,
+        EventRow {
+            subject_id: &subject_id,
+            campaign: consent::ALL_CAMPAIGNS,
+            action: Action::Erase,
+            at: e.at,
+            source: e.source,
+            ip: None,
+            user_agent: None,
+            evidence: None,
+        },
+        webhook,
+        now,
     )
-    .bind(&subject_id)
-    .bind(consent::ALL_CAMPAIGNS)
-    .bind(e.at)
-    .bind(e.source.as_str())
-    .bind(now)
-    .fetch_one(&mut *conn)
     .await?
-    .try_get(0)?;
+    .id;
     sqlx::query("DELETE FROM consent_state WHERE subject_id = $1")
         .bind(&subject_id)
         .execute(&mut *conn)
@@ -769,6 +853,17 @@ async fn erase(
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    if let Some(notice) = &e.notice {
+        // Its one row names the address until its delivery ends; the
+        // subject lets the scrub put the erased tag in its place.
+        let mut notice = notice.clone();
+        for r in &mut notice.recipients {
+            r.subject_id = Some(subject_id.clone());
+            r.new_subject = None;
+            r.event_id = Some(event_id);
+        }
+        insert_messages(conn, &[&notice], now).await?;
+    }
     Ok(Some(ErasureReport {
         subject_id,
         address_hash,
@@ -779,4 +874,59 @@ async fn erase(
         cancelled: cancelled.len() as u64,
         bodies_removed,
     }))
+}
+
+/// A consent event row to insert.
+struct EventRow<'a> {
+    subject_id: &'a str,
+    campaign: &'a str,
+    action: Action,
+    at: i64,
+    source: Source,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    evidence: Option<&'a str>,
+}
+
+/// Appends one consent event, in the caller's transaction, and with
+/// `webhook` (`[webhook]` is set) queues it in `webhook_outbox` in the same
+/// transaction. Every insert into `consent_events` goes through here: an
+/// event committed without its outbox row would never reach the CRM. After
+/// the commit, the `PgStore` method wakes this process's dispatcher
+/// (`events.notify_one()`); other nodes find the row by polling.
+async fn insert_event(
+    conn: &mut PgConnection,
+    e: EventRow<'_>,
+    webhook: bool,
+    now: i64,
+) -> Result<ConsentEvent, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO consent_events (subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at",
+    )
+    .bind(e.subject_id)
+    .bind(e.campaign)
+    .bind(e.action.as_str())
+    .bind(e.at)
+    .bind(e.source.as_str())
+    .bind(e.ip)
+    .bind(e.user_agent)
+    .bind(e.evidence)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let event = event_from_row(&row)?;
+    if webhook {
+        sqlx::query(
+            "INSERT INTO webhook_outbox (event_id, subject_id, status, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, 'pending', 0, $3, $3)",
+        )
+        .bind(event.id)
+        .bind(e.subject_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(event)
 }

@@ -21,8 +21,8 @@ use super::rows::{
 use super::*;
 use crate::consent;
 
-mod retention;
 mod once;
+mod retention;
 
 /// Jobs a writer transaction can hold at most.
 const MAX_GROUP: usize = 512;
