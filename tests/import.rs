@@ -1,5 +1,6 @@
-//! End to end: `consent-relay import` (the real binary) into the SQLite
-//! store of a relay running in-process. A bad file is refused whole with
+//! End to end: `consent-relay import` (the real binary) into the store of a
+//! relay running in-process, on SQLite and on PostgreSQL (see
+//! `common::backend`). A bad file is refused whole with
 //! every error listed; a good one is imported once, whatever the number of
 //! runs; imported grants decide the next message like any other consent.
 
@@ -64,7 +65,6 @@ Bob@Example.net,newsletter,grant,2026-11-02,,\n\
 bob@example.net,prospecting,withdraw,,,\n\
 cy@example.net,*,withdraw,2026-10-01T12:00:00+02:00,admin,ticket 42\n";
 
-#[tokio::test]
 async fn a_file_is_imported_once_and_decides_the_next_message() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -157,9 +157,7 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
     assert!(r.contains("(1 delivered, 2 suppressed)"), "{r}");
 
     // Erasure drops the import keys (a hash of rows naming the address).
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", relay.db_path().display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut db = common::backend::connect(relay.dir.path()).await;
     let keys = "SELECT COUNT(*) FROM consent_events WHERE import_key IS NOT NULL";
     let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
     assert_eq!(held, 4);
@@ -167,8 +165,8 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
     let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
     assert_eq!(held, 2);
 }
+both_stores!(a_file_is_imported_once_and_decides_the_next_message);
 
-#[tokio::test]
 async fn a_bad_file_lists_every_error_and_imports_nothing() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -229,3 +227,4 @@ async fn a_bad_file_lists_every_error_and_imports_nothing() {
     assert_eq!(out.status.code(), Some(65));
     assert!(text(&out.stderr).contains("missing.csv: cannot read"));
 }
+both_stores!(a_bad_file_lists_every_error_and_imports_nothing);

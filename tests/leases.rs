@@ -6,28 +6,15 @@
 
 mod common;
 
-use consent_relay::config::{StoreConfig, StoreUrl};
 use consent_relay::policy::{Outcome, Reason};
 use consent_relay::store::{
     AttemptRecord, DeliveryStatus, MessageKind, NewMessage, RecipientDecision, Store,
 };
 
 async fn open(dir: &std::path::Path) -> Store {
-    let url = common::backend::store_url(dir);
-    let url = match url.strip_prefix("sqlite://") {
-        Some(path) => StoreUrl::Sqlite(path.into()),
-        None => StoreUrl::Postgres(url),
-    };
-    Store::open(
-        &StoreConfig {
-            url,
-            pool_size: 4,
-            webhook_outbox: false,
-        },
-        false,
-    )
-    .await
-    .expect("open the store")
+    Store::open(&common::backend::store_config(dir, false), false)
+        .await
+        .expect("open the store")
 }
 
 /// Accepts `n` messages of `per` delivered recipients, due at `at`.

@@ -56,46 +56,12 @@ fn files_holding(db: &Path, needle: &[u8]) -> Vec<String> {
 }
 
 /// Where the store still holds `needle`: SQLite files (read whole, free
-/// pages and WAL included), or PostgreSQL tables (every live row as text,
-/// and message bodies as bytes).
+/// pages and WAL included), or PostgreSQL tables (see `rows_holding`).
 async fn held(relay: &TestRelay, needle: &str) -> Vec<String> {
     if !common::backend::on_postgres() {
         return files_holding(&relay.db_path(), needle.as_bytes());
     }
-    let mut c = common::backend::connect(relay.dir.path()).await;
-    let mut found = Vec::new();
-    for table in [
-        "subjects",
-        "consent_events",
-        "consent_state",
-        "messages",
-        "decisions",
-        "deliveries",
-        "webhook_outbox",
-        "idempotency_keys",
-    ] {
-        let sql = format!("SELECT COUNT(*) FROM {table} t WHERE strpos(t::text, $1) > 0");
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(needle)
-            .fetch_one(&mut c)
-            .await
-            .expect("scan a table");
-        if n > 0 {
-            found.push(table.to_owned());
-        }
-    }
-    let bodies: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE position(convert_to($1, 'UTF8') IN body) > 0",
-    )
-    .bind(needle)
-    .fetch_one(&mut c)
-    .await
-    .expect("scan the bodies");
-    if bodies > 0 {
-        found.push("messages.body".to_owned());
-    }
-    c.close().await.expect("close");
-    found
+    common::backend::rows_holding(relay.dir.path(), needle).await
 }
 
 async fn delivery_rows(relay: &TestRelay) -> Vec<(String, String, Option<String>)> {

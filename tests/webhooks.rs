@@ -308,7 +308,6 @@ async fn outbox_is_empty(relay: &TestRelay) -> bool {
         .is_empty()
 }
 
-#[tokio::test]
 async fn refused_twice_then_accepted_once_with_the_same_id() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -349,6 +348,7 @@ async fn refused_twice_then_accepted_once_with_the_same_id() {
         "refused bad signature"
     );
 }
+both_stores!(refused_twice_then_accepted_once_with_the_same_id);
 
 /// Runs the Python block of README "Webhooks" on a request; its answer.
 fn readme_verify(body: &[u8], signature: &str) -> String {
@@ -386,7 +386,6 @@ fn readme_verify(body: &[u8], signature: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[tokio::test]
 async fn a_subjects_events_arrive_in_order_while_others_go_on() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -462,8 +461,8 @@ async fn a_subjects_events_arrive_in_order_while_others_go_on() {
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
     assert_eq!(crm.with(|s| s.forged.len()), 0);
 }
+both_stores!(a_subjects_events_arrive_in_order_while_others_go_on);
 
-#[tokio::test]
 async fn people_go_in_parallel_until_the_crm_refuses_everything() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -498,8 +497,8 @@ async fn people_go_in_parallel_until_the_crm_refuses_everything() {
     crm.wait_accepted(6).await;
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
+both_stores!(people_go_in_parallel_until_the_crm_refuses_everything);
 
-#[tokio::test]
 async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -591,8 +590,8 @@ async fn events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm() {
     assert!(ids.is_sorted(), "{ids:?}");
     assert_eq!(crm.with(|s| s.forged.len()), 0);
 }
+both_stores!(events_from_the_page_the_api_the_cli_and_erasure_reach_the_crm);
 
-#[tokio::test]
 async fn an_event_sent_after_an_erasure_carries_no_address_or_proof() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -631,8 +630,8 @@ async fn an_event_sent_after_an_erasure_carries_no_address_or_proof() {
         "the address was sent after its erasure: {later:?}"
     );
 }
+both_stores!(an_event_sent_after_an_erasure_carries_no_address_or_proof);
 
-#[tokio::test]
 async fn the_outbox_survives_a_restart() {
     let sink = Sink::start().await;
     // A port with nothing listening yet: every attempt fails to connect.
@@ -674,8 +673,8 @@ async fn the_outbox_survives_a_restart() {
     assert_eq!(crm.accepted()[0]["email"], "dan@example.com");
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
+both_stores!(the_outbox_survives_a_restart);
 
-#[tokio::test]
 async fn without_a_webhook_section_nothing_is_queued() {
     let sink = Sink::start().await;
     let relay = admin::start(&sink).await;
@@ -685,22 +684,17 @@ async fn without_a_webhook_section_nothing_is_queued() {
         .await;
     assert!(outbox_is_empty(&relay).await);
 }
+both_stores!(without_a_webhook_section_nothing_is_queued);
 
 /// Two nodes sharing one outbox (the store ops PostgreSQL will serve):
 /// a lease keeps a row from the other node until it expires; an outcome
 /// counts only from the node holding the lease.
-#[tokio::test]
 async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
-    use consent_relay::config::{StoreConfig, StoreUrl};
     use consent_relay::consent::Source;
     use consent_relay::store::{NewConsentEvent, NewSubject, Store, WebhookOutcome};
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = StoreConfig {
-        url: StoreUrl::Sqlite(dir.path().join("relay.db")),
-        pool_size: 2,
-        webhook_outbox: true,
-    };
+    let config = common::backend::store_config(dir.path(), true);
     let store = Store::open(&config, false).await.expect("store");
     let mut ids = Vec::new();
     for (n, (email, action)) in [
@@ -796,8 +790,8 @@ async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
     assert_eq!(claimed(c), [ids[1]]);
     store.close().await;
 }
+both_stores!(a_lease_keeps_a_row_to_one_node_until_it_expires);
 
-#[tokio::test]
 async fn https_to_a_crm_whose_ca_is_in_ca_file() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -827,8 +821,8 @@ async fn https_to_a_crm_whose_ca_is_in_ca_file() {
     assert_eq!(crm.accepted()[0]["email"], "fay@example.com");
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
+both_stores!(https_to_a_crm_whose_ca_is_in_ca_file);
 
-#[tokio::test]
 async fn check_config_refuses_a_ca_file_without_certificates() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -852,3 +846,4 @@ async fn check_config_refuses_a_ca_file_without_certificates() {
         "{stderr}"
     );
 }
+both_stores!(check_config_refuses_a_ca_file_without_certificates);

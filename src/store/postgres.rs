@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -65,17 +65,17 @@ impl PgStore {
 
     pub async fn accept_message(&self, message: NewMessage) -> Result<(), StoreError> {
         let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         insert_messages(&mut tx, &[&message], now).await?;
-        tx.commit().await?;
+        commit(tx, started).await?;
         Ok(())
     }
 
     pub async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
         let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         record(&mut tx, &records, now).await?;
-        tx.commit().await?;
+        commit(tx, started).await?;
         Ok(())
     }
 
@@ -83,9 +83,9 @@ impl PgStore {
         &self,
         step: PurgeStep,
     ) -> Result<(PurgeReport, Option<PurgeStep>), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         let purged = retention::purge_batch(&mut tx, &step).await?;
-        tx.commit().await?;
+        commit(tx, started).await?;
         Ok(purged)
     }
 
@@ -123,18 +123,18 @@ impl PgStore {
         event: NewConsentEvent,
     ) -> Result<ConsentEvent, StoreError> {
         let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         let event = consent_event(&mut tx, &event, self.webhook_outbox, now).await?;
-        tx.commit().await?;
+        commit(tx, started).await?;
         self.events.notify_one();
         Ok(event)
     }
 
     pub async fn erase(&self, erasure: Erasure) -> Result<Option<ErasureReport>, StoreError> {
         let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         let report = erase(&mut tx, &erasure, self.webhook_outbox, now).await?;
-        tx.commit().await?;
+        commit(tx, started).await?;
         if report.is_some() {
             self.events.notify_one();
         }
@@ -362,6 +362,14 @@ impl PgStore {
             .await?;
         Ok(tx)
     }
+}
+
+/// Commits a write transaction begun at `started`, timed like SQLite's
+/// group commits (`consent_relay_store_commit_duration_seconds`).
+async fn commit(tx: sqlx::Transaction<'_, Postgres>, started: Instant) -> Result<(), StoreError> {
+    tx.commit().await?;
+    metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 async fn states_of(conn: &mut PgConnection, subject_id: &str) -> Result<Vec<StateRow>, StoreError> {

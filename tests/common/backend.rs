@@ -26,6 +26,21 @@ pub fn store_url(dir: &Path) -> String {
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("relay.db").display()))
 }
 
+/// A `[store]` for opening this test's store directly (store-level tests).
+pub fn store_config(dir: &Path, webhook_outbox: bool) -> consent_relay::config::StoreConfig {
+    use consent_relay::config::StoreUrl;
+    let url = store_url(dir);
+    let url = match url.strip_prefix("sqlite://") {
+        Some(path) => StoreUrl::Sqlite(path.into()),
+        None => StoreUrl::Postgres(url),
+    };
+    consent_relay::config::StoreConfig {
+        url,
+        pool_size: 4,
+        webhook_outbox,
+    }
+}
+
 /// Whether this test runs on PostgreSQL.
 pub fn on_postgres() -> bool {
     PG_URL.with(|u| u.borrow().is_some())
@@ -37,6 +52,45 @@ pub async fn connect(dir: &Path) -> sqlx::AnyConnection {
     sqlx::AnyConnection::connect(&store_url(dir))
         .await
         .expect("connect to the test store")
+}
+
+/// The PostgreSQL tables of this test's store with a live row holding
+/// `needle` (the row as text), and `messages.body` when a body does.
+pub async fn rows_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut c = connect(dir).await;
+    let mut found = Vec::new();
+    for table in [
+        "subjects",
+        "consent_events",
+        "consent_state",
+        "messages",
+        "decisions",
+        "deliveries",
+        "webhook_outbox",
+        "idempotency_keys",
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table} t WHERE strpos(t::text, $1) > 0");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(needle)
+            .fetch_one(&mut c)
+            .await
+            .expect("scan a table");
+        if n > 0 {
+            found.push(table.to_owned());
+        }
+    }
+    let bodies: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE position(convert_to($1, 'UTF8') IN body) > 0",
+    )
+    .bind(needle)
+    .fetch_one(&mut c)
+    .await
+    .expect("scan the bodies");
+    if bodies > 0 {
+        found.push("messages.body".to_owned());
+    }
+    c.close().await.expect("close");
+    found
 }
 
 /// The PostgreSQL server to test on, or `None` (skip) when not set.

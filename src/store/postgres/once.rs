@@ -13,7 +13,9 @@ use std::collections::HashSet;
 
 use sqlx::{PgConnection, Row};
 
-use super::{PgStore, consent_event};
+use std::time::Instant;
+
+use super::{PgStore, commit, consent_event};
 use crate::consent;
 use crate::store::{
     GrantRow, IDEMPOTENCY_KEEP_MS, ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome,
@@ -27,9 +29,9 @@ const IDEMPOTENCY_KEY_LOCK: i32 = 0x6372_0002;
 impl PgStore {
     pub async fn import_events(&self, rows: Vec<ImportEvent>) -> Result<ImportCounts, StoreError> {
         let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         let counts = import(&mut tx, &rows, self.webhook_outbox, now).await?;
-        tx.commit().await?;
+        commit(tx, started).await?;
         if counts.imported > 0 {
             self.events.notify_one();
         }
@@ -41,9 +43,9 @@ impl PgStore {
         keyed: KeyedConsent,
     ) -> Result<KeyedOutcome, StoreError> {
         let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         let outcome = consent_once(&mut tx, &keyed, self.webhook_outbox, now).await?;
-        tx.commit().await?;
+        commit(tx, started).await?;
         self.events.notify_one();
         Ok(outcome)
     }

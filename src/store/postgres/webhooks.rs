@@ -9,7 +9,9 @@ use sqlx::Row;
 
 use super::super::rows::event_from_row;
 use super::super::{ClaimedWebhook, StoreError, WebhookOutcome, WebhookRow};
-use super::PgStore;
+use std::time::Instant;
+
+use super::{PgStore, commit};
 
 impl PgStore {
     /// Leases the head row of each subject's outbox queue that is due (or
@@ -99,7 +101,7 @@ impl PgStore {
         outcome: WebhookOutcome,
     ) -> Result<(), StoreError> {
         let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         match outcome {
             WebhookOutcome::Delivered { event_id } => {
                 sqlx::query("DELETE FROM webhook_outbox WHERE event_id = $1 AND lease_owner = $2")
@@ -139,7 +141,7 @@ impl PgStore {
                 }
             }
         }
-        tx.commit().await?;
+        commit(tx, started).await?;
         Ok(())
     }
 
