@@ -111,6 +111,29 @@ pub(super) fn queue_from_row(r: &impl Cols) -> Result<QueueRow, StoreError> {
     })
 }
 
+/// `event_id, subject_id, status, attempts, next_attempt_at, last_error, created_at`
+pub(super) fn webhook_from_row(r: &impl Cols) -> Result<WebhookRow, StoreError> {
+    Ok(WebhookRow {
+        event_id: r.int(0)?,
+        subject_id: r.text(1)?,
+        status: r.text(2)?,
+        attempts: r.int(3)?,
+        next_attempt_at: r.int(4)?,
+        last_error: r.opt_text(5)?,
+        created_at: r.int(6)?,
+    })
+}
+
+/// `subject_id, address, since, event_id`
+pub(super) fn grant_from_row(r: &impl Cols) -> Result<GrantRow, StoreError> {
+    Ok(GrantRow {
+        subject_id: r.text(0)?,
+        address: r.text(1)?,
+        since: r.int(2)?,
+        event_id: r.int(3)?,
+    })
+}
+
 /// What the recipients' rows say (`address, id, address_hash, campaign,
 /// status, since, event_id`, live subjects joined with their state for the
 /// campaign and `*`, erased subjects by hash, address NULL), per address.

@@ -336,17 +336,7 @@ impl SqliteStore {
         .fetch_all(&self.readers)
         .await?
         .iter()
-        .map(|r| {
-            Ok(WebhookRow {
-                event_id: r.try_get(0)?,
-                subject_id: r.try_get(1)?,
-                status: r.try_get(2)?,
-                attempts: r.try_get(3)?,
-                next_attempt_at: r.try_get(4)?,
-                last_error: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-            })
-        })
+        .map(rows::webhook_from_row)
         .collect()
     }
 

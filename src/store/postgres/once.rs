@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::{PgStore, commit, consent_event};
 use crate::consent;
+use crate::store::rows::grant_from_row;
 use crate::store::{
     GrantRow, IDEMPOTENCY_KEEP_MS, ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome,
     StoreError,
@@ -112,14 +113,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(GrantRow {
-                subject_id: r.try_get(0)?,
-                address: r.try_get(1)?,
-                since: r.try_get(2)?,
-                event_id: r.try_get(3)?,
-            })
-        })
+        .map(grant_from_row)
         .collect()
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::super::rows::event_from_row;
+use super::super::rows::{event_from_row, webhook_from_row};
 use super::super::{ClaimedWebhook, StoreError, WebhookOutcome, WebhookRow};
 use std::time::Instant;
 
@@ -165,17 +165,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(WebhookRow {
-                event_id: r.try_get(0)?,
-                subject_id: r.try_get(1)?,
-                status: r.try_get(2)?,
-                attempts: r.try_get(3)?,
-                next_attempt_at: r.try_get(4)?,
-                last_error: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-            })
-        })
+        .map(webhook_from_row)
         .collect()
     }
 }
