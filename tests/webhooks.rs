@@ -792,6 +792,113 @@ async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
 }
 both_stores!(a_lease_keeps_a_row_to_one_node_until_it_expires);
 
+/// Two nodes (two store handles on one database) dispatch at once, failing
+/// every third attempt: each event is accepted once, each subject's in
+/// order, and no subject ever has an event leased on both nodes.
+async fn two_nodes_send_each_subjects_events_once_and_in_order() {
+    use std::collections::{HashMap, HashSet};
+
+    use consent_relay::consent::Source;
+    use consent_relay::store::{NewConsentEvent, NewSubject, Store, WebhookOutcome};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = common::backend::store_config(dir.path(), true);
+    let a = Store::open(&config, false).await.expect("store a");
+    let b = Store::open(&config, false).await.expect("store b");
+    let mut appended: HashMap<String, Vec<i64>> = HashMap::new();
+    for round in 0..4 {
+        for person in 0..12 {
+            let email = format!("p{person}@example.com");
+            let action = if round % 2 == 0 {
+                Action::Grant
+            } else {
+                Action::Withdraw
+            };
+            let event = [&a, &b][person % 2]
+                .append_consent_event(NewConsentEvent {
+                    address: email.clone(),
+                    new_subject: NewSubject {
+                        id: format!("subject-{person}"),
+                        address_hash: format!("hash-{person}"),
+                        key_id: "k1".into(),
+                    },
+                    campaign: "newsletter".into(),
+                    action,
+                    at: 1_000 + round,
+                    source: Source::Admin,
+                    ip: None,
+                    user_agent: None,
+                    evidence: None,
+                })
+                .await
+                .expect("event");
+            appended.entry(event.subject_id).or_default().push(event.id);
+        }
+    }
+
+    let in_flight: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let accepted: Mutex<HashMap<String, Vec<i64>>> = Mutex::new(HashMap::new());
+    let dispatch = |store: &Store, owner: &'static str| {
+        let (store, in_flight, accepted) = (store.clone(), &in_flight, &accepted);
+        async move {
+            let mut attempts = 0u32;
+            for _ in 0..1_000 {
+                let now = consent_relay::now_ms();
+                let claimed = store
+                    .claim_webhooks(owner, now, now + 60_000, 5)
+                    .await
+                    .expect("claim");
+                if claimed.is_empty() {
+                    if store.webhook_outbox(1).await.expect("outbox").is_empty() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                for w in &claimed {
+                    let fresh = in_flight.lock().unwrap().insert(w.event.subject_id.clone());
+                    assert!(
+                        fresh,
+                        "{owner} leased a second event of {}",
+                        w.event.subject_id
+                    );
+                }
+                tokio::task::yield_now().await;
+                for w in claimed {
+                    attempts += 1;
+                    // Out of the set before the outcome commits: the next
+                    // event may be leased only after that.
+                    in_flight.lock().unwrap().remove(&w.event.subject_id);
+                    let outcome = if attempts.is_multiple_of(3) {
+                        WebhookOutcome::Failed {
+                            event_id: w.event.id,
+                            error: "HTTP 500".into(),
+                            next_attempt_at: 0,
+                        }
+                    } else {
+                        accepted
+                            .lock()
+                            .unwrap()
+                            .entry(w.event.subject_id.clone())
+                            .or_default()
+                            .push(w.event.id);
+                        WebhookOutcome::Delivered {
+                            event_id: w.event.id,
+                        }
+                    };
+                    store.record_webhook(owner, outcome).await.expect("record");
+                }
+            }
+            panic!("{owner}: the outbox never emptied");
+        }
+    };
+    tokio::join!(dispatch(&a, "node-a"), dispatch(&b, "node-b"));
+    assert_eq!(*accepted.lock().unwrap(), appended);
+    a.close().await;
+    b.close().await;
+}
+both_stores!(two_nodes_send_each_subjects_events_once_and_in_order);
+
 async fn https_to_a_crm_whose_ca_is_in_ca_file() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
