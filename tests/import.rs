@@ -167,6 +167,39 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
 }
 both_stores!(a_file_is_imported_once_and_decides_the_next_message);
 
+/// The same file imported twice at the same moment (two processes, as on
+/// two nodes): every row is imported once, by one of them.
+async fn two_imports_at_once_import_each_row_once() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let dir = relay.dir.path();
+    let mut csv = String::from("email,campaign,action,at\n");
+    for n in 0..1_500 {
+        csv.push_str(&format!("p{n}@example.net,newsletter,grant,2026-11-01\n"));
+    }
+    std::fs::write(dir.join("crm.csv"), csv).unwrap();
+
+    let (a, b) = tokio::join!(import(dir, "crm.csv", &[]), import(dir, "crm.csv", &[]));
+    let mut imported = 0;
+    for out in [&a, &b] {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let line = text(&out.stdout);
+        let counts: Vec<u64> = line
+            .trim_start_matches("crm.csv: ")
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(counts.len(), 2, "{line}");
+        assert_eq!(counts[0] + counts[1], 1_500, "{line}");
+        imported += counts[0];
+    }
+    assert_eq!(imported, 1_500, "{}{}", text(&a.stdout), text(&b.stdout));
+    for n in [0, 999, 1_000, 1_499] {
+        assert_eq!(events(&relay, &format!("p{n}@example.net")).await.len(), 1);
+    }
+}
+both_stores!(two_imports_at_once_import_each_row_once);
+
 async fn a_bad_file_lists_every_error_and_imports_nothing() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
