@@ -20,7 +20,6 @@ fn consent(email: &str, campaign: &str, action: &str) -> Value {
     json!({ "email": email, "campaign": campaign, "action": action })
 }
 
-#[tokio::test]
 async fn every_route_needs_the_right_bearer_token() {
     let (_sink, relay) = start().await;
     let body = consent("ann@example.com", "newsletter", "grant").to_string();
@@ -79,8 +78,8 @@ async fn every_route_needs_the_right_bearer_token() {
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(a.body["error"], "method-not-allowed");
 }
+both_stores!(every_route_needs_the_right_bearer_token);
 
-#[tokio::test]
 async fn bad_json_gets_400_naming_the_field() {
     let (_sink, relay) = start().await;
     let cases: [(Value, &str, &str); 8] = [
@@ -180,8 +179,8 @@ async fn bad_json_gets_400_naming_the_field() {
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.body["error"], "not-found");
 }
+both_stores!(bad_json_gets_400_naming_the_field);
 
-#[tokio::test]
 async fn oversize_body_gets_413() {
     let (_sink, relay) = start().await;
     let mut body = consent("ann@example.com", "newsletter", "grant");
@@ -204,8 +203,8 @@ async fn oversize_body_gets_413() {
     let a = admin(&relay, Method::POST, "/api/v1/consent", Some(body)).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
 }
+both_stores!(oversize_body_gets_413);
 
-#[tokio::test]
 async fn consent_posted_decides_the_next_message() {
     let (sink, relay) = start().await;
     let news = message("newsletter", "hello");
@@ -322,8 +321,8 @@ async fn consent_posted_decides_the_next_message() {
     assert_eq!(a.body["decisions"][0]["reason"], "pending-confirmation");
     assert_eq!(a.body["next_cursor"], Value::Null);
 }
+both_stores!(consent_posted_decides_the_next_message);
 
-#[tokio::test]
 async fn decisions_page_with_a_cursor() {
     let (_sink, relay) = start().await;
     let rcpts: Vec<String> = (0..5).map(|i| format!("p{i}@example.com")).collect();
@@ -381,8 +380,8 @@ async fn decisions_page_with_a_cursor() {
         assert_eq!(a.body["field"], field, "{query}");
     }
 }
+both_stores!(decisions_page_with_a_cursor);
 
-#[tokio::test]
 async fn campaigns_are_listed_with_their_policies() {
     let (_sink, relay) = start().await;
     let a = admin(&relay, Method::GET, "/api/v1/campaigns", None).await;
@@ -412,11 +411,11 @@ async fn campaigns_are_listed_with_their_policies() {
     );
     assert_eq!(list[5]["double_opt_in"], true);
 }
+both_stores!(campaigns_are_listed_with_their_policies);
 
 /// Double opt-in end to end: the API's grant is a request (202), the relay
 /// mails the opt-in link itself, `GET` on it changes nothing, `POST`
 /// confirms, and only then is the campaign's mail delivered.
-#[tokio::test]
 async fn double_opt_in_mails_the_link_and_waits_for_the_click() {
     let (sink, relay) = start().await;
     let a = admin(
@@ -501,3 +500,4 @@ async fn double_opt_in_mails_the_link_and_waits_for_the_click() {
         ]
     );
 }
+both_stores!(double_opt_in_mails_the_link_and_waits_for_the_click);

@@ -300,7 +300,6 @@ impl Session<'_> {
     }
 }
 
-#[tokio::test]
 async fn preference_page_in_a_real_browser() {
     let Some(driver) = Driver::start().await else {
         return;
@@ -464,3 +463,4 @@ async fn preference_page_in_a_real_browser() {
 
     drop(driver);
 }
+both_stores!(preference_page_in_a_real_browser);

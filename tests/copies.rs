@@ -24,7 +24,6 @@ fn header(text: &str, name: &str) -> Option<String> {
         .map(|l| l[name.len() + 1..].trim().to_owned())
 }
 
-#[tokio::test]
 async fn each_recipient_gets_their_own_signed_links() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -81,8 +80,8 @@ async fn each_recipient_gets_their_own_signed_links() {
     }
     assert_ne!(subjects[0], subjects[1]);
 }
+both_stores!(each_recipient_gets_their_own_signed_links);
 
-#[tokio::test]
 async fn mandatory_copies_carry_no_list_headers_and_no_footer() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -96,8 +95,8 @@ async fn mandatory_copies_carry_no_list_headers_and_no_footer() {
     assert!(header(&text, "List-Id").is_none(), "{text}");
     assert!(text.ends_with("\r\n\r\nYour invoice.\r\n"), "{text}");
 }
+both_stores!(mandatory_copies_carry_no_list_headers_and_no_footer);
 
-#[tokio::test]
 async fn footer_follows_the_campaign_language() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -132,6 +131,7 @@ async fn footer_follows_the_campaign_language() {
         "footer before </body>: {html}"
     );
 }
+both_stores!(footer_follows_the_campaign_language);
 
 fn mailto_config(dir: &std::path::Path, sink: std::net::SocketAddr, networks: &str) -> String {
     common::relay::config_text(dir, &format!("smtp://{sink}"), networks, "").replace(
@@ -142,7 +142,6 @@ fn mailto_config(dir: &std::path::Path, sink: std::net::SocketAddr, networks: &s
 
 /// RFC 2369: List-Unsubscribe also offers `mailto:unsubscribe+TOKEN@domain`;
 /// mail to it withdraws, and the next message is suppressed.
-#[tokio::test]
 async fn mail_to_the_unsubscribe_address_withdraws() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -200,10 +199,10 @@ async fn mail_to_the_unsubscribe_address_withdraws() {
     );
     assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
 }
+both_stores!(mail_to_the_unsubscribe_address_withdraws);
 
 /// With a mailto domain, clients outside allowed_networks may connect, but
 /// only to write to valid unsubscribe addresses: never a relay.
-#[tokio::test]
 async fn outsiders_may_only_write_to_unsubscribe_addresses() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -273,3 +272,4 @@ async fn outsiders_may_only_write_to_unsubscribe_addresses() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 0, "nothing relayed for an outsider");
 }
+both_stores!(outsiders_may_only_write_to_unsubscribe_addresses);

@@ -31,7 +31,6 @@ fn pair(o: &str, r: &str) -> (String, String) {
     (o.to_owned(), r.to_owned())
 }
 
-#[tokio::test]
 async fn opt_in_without_grant_is_suppressed_and_with_grant_delivered() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -61,8 +60,8 @@ async fn opt_in_without_grant_is_suppressed_and_with_grant_delivered() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 1);
 }
+both_stores!(opt_in_without_grant_is_suppressed_and_with_grant_delivered);
 
-#[tokio::test]
 async fn grant_older_than_max_age_is_consent_expired() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -84,8 +83,8 @@ async fn grant_older_than_max_age_is_consent_expired() {
         [pair("suppress", "consent-expired")]
     );
 }
+both_stores!(grant_older_than_max_age_is_consent_expired);
 
-#[tokio::test]
 async fn opt_out_is_delivered_unless_withdrawn() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -117,8 +116,8 @@ async fn opt_out_is_delivered_unless_withdrawn() {
         [pair("suppress", "unsubscribed-all")]
     );
 }
+both_stores!(opt_out_is_delivered_unless_withdrawn);
 
-#[tokio::test]
 async fn mandatory_is_always_delivered() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -141,8 +140,8 @@ async fn mandatory_is_always_delivered() {
         [pair("deliver", "mandatory")]
     );
 }
+both_stores!(mandatory_is_always_delivered);
 
-#[tokio::test]
 async fn unknown_inactive_deleted_and_missing_campaigns_are_refused() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -189,8 +188,8 @@ async fn unknown_inactive_deleted_and_missing_campaigns_are_refused() {
     assert_eq!(sink.count(), 0);
     assert!(reasons(&relay, "a@example.net").await.is_empty());
 }
+both_stores!(unknown_inactive_deleted_and_missing_campaigns_are_refused);
 
-#[tokio::test]
 async fn folded_and_case_insensitive_campaign_header() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -205,8 +204,8 @@ async fn folded_and_case_insensitive_campaign_header() {
     let data = String::from_utf8_lossy(&got[0].data);
     assert!(!data.to_ascii_lowercase().contains("x-campaign"), "{data}");
 }
+both_stores!(folded_and_case_insensitive_campaign_header);
 
-#[tokio::test]
 async fn missing_header_can_name_a_default_campaign() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "missing_campaign = \"prospecting\"", "").await;
@@ -216,8 +215,8 @@ async fn missing_header_can_name_a_default_campaign() {
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     sink.wait_for(1, Duration::from_secs(10)).await;
 }
+both_stores!(missing_header_can_name_a_default_campaign);
 
-#[tokio::test]
 async fn all_suppressed_answers_250_and_sends_nothing() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -233,8 +232,8 @@ async fn all_suppressed_answers_250_and_sends_nothing() {
     assert_eq!(sink.count(), 0);
     assert_eq!(sink.connections(), 0);
 }
+both_stores!(all_suppressed_answers_250_and_sends_nothing);
 
-#[tokio::test]
 async fn duplicate_recipients_get_one_decision_and_one_copy() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -249,31 +248,45 @@ async fn duplicate_recipients_get_one_decision_and_one_copy() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 1);
 }
+both_stores!(duplicate_recipients_get_one_decision_and_one_copy);
 
 /// A commit that fails (here a trigger stands in for a full disk) answers
 /// 451 4.3.0 and leaves nothing half-written; the next message goes through.
-#[tokio::test]
 async fn failed_commit_answers_451_and_writes_nothing() {
-    use sqlx::Connection;
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
-    let url = format!("sqlite://{}", relay.db_path().display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER fail_deliveries BEFORE INSERT ON deliveries \
-         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
+    let mut db = common::backend::connect(relay.dir.path()).await;
+    let (fail, unfail): (&[&str], &str) = if common::backend::on_postgres() {
+        (
+            &[
+                "CREATE FUNCTION fail_deliveries() RETURNS trigger LANGUAGE plpgsql \
+                 AS $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$",
+                "CREATE TRIGGER fail_deliveries BEFORE INSERT ON deliveries \
+                 FOR EACH ROW EXECUTE FUNCTION fail_deliveries()",
+            ],
+            "DROP TRIGGER fail_deliveries ON deliveries",
+        )
+    } else {
+        (
+            &[
+                "CREATE TRIGGER fail_deliveries BEFORE INSERT ON deliveries \
+               BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+            ],
+            "DROP TRIGGER fail_deliveries",
+        )
+    };
+    for sql in fail {
+        sqlx::query(*sql).execute(&mut db).await.unwrap();
+    }
     let r = relay
         .send(&["a@example.net"], &message("prospecting", "x"))
         .await;
     assert!(r.starts_with("451 4.3.0"), "{r}");
+    let dir = relay.dir.path().to_owned();
     let count = |table: &'static str| {
-        let url = url.clone();
+        let dir = dir.clone();
         async move {
-            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let mut db = common::backend::connect(&dir).await;
             let n: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
                     .fetch_one(&mut db)
@@ -285,10 +298,7 @@ async fn failed_commit_answers_451_and_writes_nothing() {
     assert_eq!(count("messages").await, 0);
     assert_eq!(count("decisions").await, 0);
     assert_eq!(count("subjects").await, 0);
-    sqlx::query("DROP TRIGGER fail_deliveries")
-        .execute(&mut db)
-        .await
-        .unwrap();
+    sqlx::query(unfail).execute(&mut db).await.unwrap();
     let r = relay
         .send(&["a@example.net"], &message("prospecting", "x"))
         .await;
@@ -296,12 +306,11 @@ async fn failed_commit_answers_451_and_writes_nothing() {
     sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(count("messages").await, 1);
 }
+both_stores!(failed_commit_answers_451_and_writes_nothing);
 
 /// Concurrent messages to the same new recipient create one subject, and
 /// every decision names a subject that exists.
-#[tokio::test]
 async fn concurrent_messages_share_one_new_subject() {
-    use sqlx::Connection;
     let sink = Sink::start().await;
     let relay = std::sync::Arc::new(TestRelay::start(sink.addr(), "", "").await);
     let mut tasks = Vec::new();
@@ -320,8 +329,7 @@ async fn concurrent_messages_share_one_new_subject() {
         assert!(t.await.unwrap().starts_with("250"));
     }
     sink.wait_for(16, Duration::from_secs(10)).await;
-    let url = format!("sqlite://{}", relay.db_path().display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut db = common::backend::connect(relay.dir.path()).await;
     let subjects: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM subjects WHERE address = 'same@example.net'")
             .fetch_one(&mut db)
@@ -337,21 +345,19 @@ async fn concurrent_messages_share_one_new_subject() {
     .unwrap();
     assert_eq!(dangling, 0);
 }
+both_stores!(concurrent_messages_share_one_new_subject);
 
 /// An erased address is known only by its keyed hash: mail to it is
 /// suppressed as `erased` under any policy but mandatory.
-#[tokio::test]
 async fn erased_address_is_suppressed_by_its_hash() {
     use base64::Engine;
-    use sqlx::Connection;
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
     let key = base64::engine::general_purpose::STANDARD
         .decode(common::relay::KEY)
         .unwrap();
     let hash = consent_relay::subject::address_hash(&key, "gone@example.net");
-    let url = format!("sqlite://{}", relay.db_path().display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut db = common::backend::connect(relay.dir.path()).await;
     sqlx::query(
         "INSERT INTO subjects (id, address, address_hash, key_id, created_at, erased_at) \
          VALUES ('erasedsubjectid0000000', NULL, $1, 'k1', 0, 0)",
@@ -380,3 +386,4 @@ async fn erased_address_is_suppressed_by_its_hash() {
         .await;
     assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
 }
+both_stores!(erased_address_is_suppressed_by_its_hash);

@@ -20,7 +20,6 @@ fn free_port() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-#[tokio::test]
 async fn temporary_failure_is_retried_and_delivered_once() {
     let sink = Sink::start().await;
     sink.script([Fault::Mail(451, "4.3.0 try later")]);
@@ -44,8 +43,8 @@ async fn temporary_failure_is_retried_and_delivered_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sink.count(), 1, "delivered more than once");
 }
+both_stores!(temporary_failure_is_retried_and_delivered_once);
 
-#[tokio::test]
 async fn dropped_connection_at_data_is_retried() {
     let sink = Sink::start().await;
     sink.script([Fault::DropAtData]);
@@ -56,8 +55,8 @@ async fn dropped_connection_at_data_is_retried() {
     let got = sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].rcpt_to, ["a@example.net"]);
 }
+both_stores!(dropped_connection_at_data_is_retried);
 
-#[tokio::test]
 async fn permanent_failure_fails_and_bounces_to_the_sender() {
     let sink = Sink::start().await;
     sink.script([Fault::Rcpt(550, "5.1.1 no such user")]);
@@ -90,8 +89,8 @@ async fn permanent_failure_fails_and_bounces_to_the_sender() {
     assert_eq!(failed[0].status, "failed");
     assert_eq!(failed[0].recipient, "gone@example.net");
 }
+both_stores!(permanent_failure_fails_and_bounces_to_the_sender);
 
-#[tokio::test]
 async fn a_failed_bounce_is_not_bounced() {
     let sink = Sink::start().await;
     sink.script([
@@ -111,8 +110,8 @@ async fn a_failed_bounce_is_not_bounced() {
     assert_eq!(sink.count(), 0);
     assert_eq!(queue(&relay).await.len(), 2);
 }
+both_stores!(a_failed_bounce_is_not_bounced);
 
-#[tokio::test]
 async fn upstream_down_at_start_then_up_is_delivered() {
     let port = free_port();
     let relay = TestRelay::start(port, "", "").await;
@@ -132,8 +131,8 @@ async fn upstream_down_at_start_then_up_is_delivered() {
     assert_eq!(got.len(), 2);
     eventually("queue empty", || async { queue(&relay).await.is_empty() }).await;
 }
+both_stores!(upstream_down_at_start_then_up_is_delivered);
 
-#[tokio::test]
 async fn max_age_fails_the_delivery_with_a_bounce() {
     let port = free_port();
     let relay = TestRelay::start(port, "", "max_age = \"1s\"").await;
@@ -153,8 +152,8 @@ async fn max_age_fails_the_delivery_with_a_bounce() {
     assert_eq!(got[0].rcpt_to, ["crm@example.com"]);
     assert!(String::from_utf8_lossy(&got[0].data).contains("Status: 4.4.7"));
 }
+both_stores!(max_age_fails_the_delivery_with_a_bounce);
 
-#[tokio::test]
 async fn withdrawal_between_accept_and_send_is_suppressed_late() {
     let port = free_port();
     let relay = TestRelay::start(port, "", "").await;
@@ -211,8 +210,8 @@ async fn withdrawal_between_accept_and_send_is_suppressed_late() {
         "late decision names its consent event"
     );
 }
+both_stores!(withdrawal_between_accept_and_send_is_suppressed_late);
 
-#[tokio::test]
 async fn upstream_connections_are_reused() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -229,8 +228,8 @@ async fn upstream_connections_are_reused() {
         sink.connections()
     );
 }
+both_stores!(upstream_connections_are_reused);
 
-#[tokio::test]
 async fn outbox_writes_one_file_per_copy() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
@@ -267,8 +266,8 @@ async fn outbox_writes_one_file_per_copy() {
         }
     }
 }
+both_stores!(outbox_writes_one_file_per_copy);
 
-#[tokio::test]
 async fn shutdown_hands_leases_back_and_restart_delivers() {
     let port = free_port();
     let mut relay = TestRelay::start(port, "", "").await;
@@ -288,3 +287,4 @@ async fn shutdown_hands_leases_back_and_restart_delivers() {
     sink.wait_for(1, Duration::from_secs(15)).await;
     eventually("queue empty", || async { queue(&relay2).await.is_empty() }).await;
 }
+both_stores!(shutdown_hands_leases_back_and_restart_delivers);

@@ -192,15 +192,15 @@ async fn signed_copy_verifies(algorithm: &str) {
     assert!(!verify(added.as_bytes(), &txt));
 }
 
-#[tokio::test]
 async fn rsa_signed_copy_verifies_and_covers_the_list_headers() {
     signed_copy_verifies("rsa").await;
 }
+both_stores!(rsa_signed_copy_verifies_and_covers_the_list_headers);
 
-#[tokio::test]
 async fn ed25519_signed_copy_verifies_and_covers_the_list_headers() {
     signed_copy_verifies("ed25519").await;
 }
+both_stores!(ed25519_signed_copy_verifies_and_covers_the_list_headers);
 
 #[test]
 fn check_config_refuses_an_unusable_dkim_key() {

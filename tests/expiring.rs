@@ -57,7 +57,6 @@ fn addresses(rows: &[Value]) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test]
 async fn expiring_grants_and_one_click_re_permission() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -210,8 +209,8 @@ async fn expiring_grants_and_one_click_re_permission() {
         ["old@example.net"]
     );
 }
+both_stores!(expiring_grants_and_one_click_re_permission);
 
-#[tokio::test]
 async fn a_campaign_without_max_age_is_an_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let text_ = common::relay::config_text(dir.path(), "smtp://127.0.0.1:9", "", "");
@@ -253,3 +252,4 @@ async fn a_campaign_without_max_age_is_an_error_naming_the_key() {
         text(&out.stderr)
     );
 }
+both_stores!(a_campaign_without_max_age_is_an_error_naming_the_key);

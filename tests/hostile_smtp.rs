@@ -69,7 +69,6 @@ async fn nothing_stored(relay: &TestRelay, sink: &Sink) {
     assert_eq!(sink.count(), 0);
 }
 
-#[tokio::test]
 async fn auth_failures_are_counted_per_address_and_per_user_across_sessions() {
     let sink = Sink::start().await;
     // The test client (127.0.0.1) is outside allowed_networks: it may only
@@ -128,8 +127,8 @@ async fn auth_failures_are_counted_per_address_and_per_user_across_sessions() {
     assert!(c.closed().await);
     assert_eq!(sink.count(), 0);
 }
+both_stores!(auth_failures_are_counted_per_address_and_per_user_across_sessions);
 
-#[tokio::test]
 async fn a_user_locked_by_failures_is_refused_with_the_right_password_from_anywhere() {
     let sink = Sink::start().await;
     let extra = format!(
@@ -161,8 +160,8 @@ async fn a_user_locked_by_failures_is_refused_with_the_right_password_from_anywh
     .await;
     c.cmd("MAIL FROM:<ops@example.com>", "250").await;
 }
+both_stores!(a_user_locked_by_failures_is_refused_with_the_right_password_from_anywhere);
 
-#[tokio::test]
 async fn an_allowed_client_over_the_limit_is_refused_at_auth_but_may_still_send() {
     let sink = Sink::start().await;
     // Loopback is in the (default) allowed networks.
@@ -186,8 +185,8 @@ async fn an_allowed_client_over_the_limit_is_refused_at_auth_but_may_still_send(
     .await;
     assert!(c.closed().await);
 }
+both_stores!(an_allowed_client_over_the_limit_is_refused_at_auth_but_may_still_send);
 
-#[tokio::test]
 async fn auth_plain_with_an_initial_response_over_512_octets_works() {
     let sink = Sink::start().await;
     let long = "p".repeat(700);
@@ -206,8 +205,8 @@ async fn auth_plain_with_an_initial_response_over_512_octets_works() {
     c.cmd(&format!("AUTH PLAIN {}", "A".repeat(13000)), "500 5.5.2")
         .await;
 }
+both_stores!(auth_plain_with_an_initial_response_over_512_octets_works);
 
-#[tokio::test]
 async fn help_lists_auth_only_when_offered() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -227,8 +226,8 @@ async fn help_lists_auth_only_when_offered() {
         "{help}"
     );
 }
+both_stores!(help_lists_auth_only_when_offered);
 
-#[tokio::test]
 async fn a_command_trickled_byte_by_byte_is_cut_at_its_deadline() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "command_timeout = \"1s\"", "").await;
@@ -247,8 +246,8 @@ async fn a_command_trickled_byte_by_byte_is_cut_at_its_deadline() {
     c = greeted(&relay).await;
     c.cmd("NOOP", "250").await;
 }
+both_stores!(a_command_trickled_byte_by_byte_is_cut_at_its_deadline);
 
-#[tokio::test]
 async fn data_trickled_below_the_minimum_rate_is_cut_and_nothing_stored() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(
@@ -278,8 +277,8 @@ async fn data_trickled_below_the_minimum_rate_is_cut_and_nothing_stored() {
         .await;
     assert!(r.starts_with("250 2.0.0 queued as"), "{r}");
 }
+both_stores!(data_trickled_below_the_minimum_rate_is_cut_and_nothing_stored);
 
-#[tokio::test]
 async fn eight_bit_headers_need_smtputf8() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -319,8 +318,8 @@ async fn eight_bit_headers_need_smtputf8() {
         ["b@example.net", "c@example.net", "j\u{f6}rg@example.net"]
     );
 }
+both_stores!(eight_bit_headers_need_smtputf8);
 
-#[tokio::test]
 async fn nul_octets_in_commands_and_data_are_refused() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -339,8 +338,8 @@ async fn nul_octets_in_commands_and_data_are_refused() {
     c.cmd("NOOP", "250").await;
     nothing_stored(&relay, &sink).await;
 }
+both_stores!(nul_octets_in_commands_and_data_are_refused);
 
-#[tokio::test]
 async fn source_routes_are_stripped_and_the_mailbox_used() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -355,8 +354,8 @@ async fn source_routes_are_stripped_and_the_mailbox_used() {
     assert_eq!(got[0].rcpt_to, ["user@c.example"]);
     assert_eq!(got[0].mail_from, "crm@example.com");
 }
+both_stores!(source_routes_are_stripped_and_the_mailbox_used);
 
-#[tokio::test]
 async fn percent_bang_and_quoted_at_routing_is_refused() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -377,8 +376,8 @@ async fn percent_bang_and_quoted_at_routing_is_refused() {
     c.cmd("DATA", "554 5.5.1").await;
     nothing_stored(&relay, &sink).await;
 }
+both_stores!(percent_bang_and_quoted_at_routing_is_refused);
 
-#[tokio::test]
 async fn cr_lf_or_nul_in_mail_and_rcpt_parameters_is_refused() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -404,8 +403,8 @@ async fn cr_lf_or_nul_in_mail_and_rcpt_parameters_is_refused() {
     c.cmd("RCPT TO:<a@example.net> ORCPT=rfc822;a@example.net", "250")
         .await;
 }
+both_stores!(cr_lf_or_nul_in_mail_and_rcpt_parameters_is_refused);
 
-#[tokio::test]
 async fn commands_pipelined_after_data_are_refused_and_the_session_closed() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -420,8 +419,8 @@ async fn commands_pipelined_after_data_are_refused_and_the_session_closed() {
     assert!(c.closed().await);
     nothing_stored(&relay, &sink).await;
 }
+both_stores!(commands_pipelined_after_data_are_refused_and_the_session_closed);
 
-#[tokio::test]
 async fn soft_errors_count_toward_the_error_limit() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "error_limit = 5", "").await;
@@ -438,3 +437,4 @@ async fn soft_errors_count_toward_the_error_limit() {
     c.expect("421 4.7.0 relay.test too many errors").await;
     assert!(c.closed().await);
 }
+both_stores!(soft_errors_count_toward_the_error_limit);

@@ -1,5 +1,6 @@
 //! End to end: `Idempotency-Key` on `POST /api/v1/consent`, over real HTTP
-//! (reqwest) against the relay started in-process with a real SQLite file.
+//! (reqwest) against the relay started in-process, on SQLite and on
+//! PostgreSQL (see `common::backend`).
 //! A retry gets the first answer and records nothing; another body under the
 //! same key is refused; concurrent twins make one event.
 
@@ -60,7 +61,6 @@ async fn event_count(relay: &TestRelay, email: &str) -> usize {
         .map_or(0, |s| s.events.len())
 }
 
-#[tokio::test]
 async fn a_retry_replays_the_first_answer_and_records_nothing() {
     let sink = Sink::start().await;
     let relay = admin::start(&sink).await;
@@ -111,9 +111,7 @@ async fn a_retry_replays_the_first_answer_and_records_nothing() {
     assert_eq!(event_count(&relay, "ann@example.com").await, 3);
 
     // A key older than 24 h is forgotten: the key can be used again.
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", relay.db_path().display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut db = common::backend::connect(relay.dir.path()).await;
     sqlx::query(
         "UPDATE idempotency_keys SET created_at = created_at - 86400001 WHERE key = 'order-1234'",
     )
@@ -141,8 +139,8 @@ async fn a_retry_replays_the_first_answer_and_records_nothing() {
     let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
     assert_eq!(held, 0);
 }
+both_stores!(a_retry_replays_the_first_answer_and_records_nothing);
 
-#[tokio::test]
 async fn bad_keys_get_400_naming_the_header() {
     let sink = Sink::start().await;
     let relay = admin::start(&sink).await;
@@ -170,8 +168,8 @@ async fn bad_keys_get_400_naming_the_header() {
     let a = post(&relay, key(&"k".repeat(255)), &body).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
 }
+both_stores!(bad_keys_get_400_naming_the_header);
 
-#[tokio::test]
 async fn concurrent_twins_make_one_event_and_one_confirmation_mail() {
     let sink = Sink::start().await;
     let relay = admin::start(&sink).await;
@@ -203,6 +201,7 @@ async fn concurrent_twins_make_one_event_and_one_confirmation_mail() {
     .await;
     assert_eq!(sink.count(), 1);
 }
+both_stores!(concurrent_twins_make_one_event_and_one_confirmation_mail);
 
 /// `n` identical requests with the key `signup-cy`, all in flight at once.
 async fn futures_join(relay: &TestRelay, body: &str, n: usize) -> Vec<Answer> {

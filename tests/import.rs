@@ -1,5 +1,6 @@
-//! End to end: `consent-relay import` (the real binary) into the SQLite
-//! store of a relay running in-process. A bad file is refused whole with
+//! End to end: `consent-relay import` (the real binary) into the store of a
+//! relay running in-process, on SQLite and on PostgreSQL (see
+//! `common::backend`). A bad file is refused whole with
 //! every error listed; a good one is imported once, whatever the number of
 //! runs; imported grants decide the next message like any other consent.
 
@@ -64,7 +65,6 @@ Bob@Example.net,newsletter,grant,2026-11-02,,\n\
 bob@example.net,prospecting,withdraw,,,\n\
 cy@example.net,*,withdraw,2026-10-01T12:00:00+02:00,admin,ticket 42\n";
 
-#[tokio::test]
 async fn a_file_is_imported_once_and_decides_the_next_message() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -157,9 +157,7 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
     assert!(r.contains("(1 delivered, 2 suppressed)"), "{r}");
 
     // Erasure drops the import keys (a hash of rows naming the address).
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", relay.db_path().display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut db = common::backend::connect(relay.dir.path()).await;
     let keys = "SELECT COUNT(*) FROM consent_events WHERE import_key IS NOT NULL";
     let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
     assert_eq!(held, 4);
@@ -167,8 +165,41 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
     let held: i64 = sqlx::query_scalar(keys).fetch_one(&mut db).await.unwrap();
     assert_eq!(held, 2);
 }
+both_stores!(a_file_is_imported_once_and_decides_the_next_message);
 
-#[tokio::test]
+/// The same file imported twice at the same moment (two processes, as on
+/// two nodes): every row is imported once, by one of them.
+async fn two_imports_at_once_import_each_row_once() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let dir = relay.dir.path();
+    let mut csv = String::from("email,campaign,action,at\n");
+    for n in 0..1_500 {
+        csv.push_str(&format!("p{n}@example.net,newsletter,grant,2026-11-01\n"));
+    }
+    std::fs::write(dir.join("crm.csv"), csv).unwrap();
+
+    let (a, b) = tokio::join!(import(dir, "crm.csv", &[]), import(dir, "crm.csv", &[]));
+    let mut imported = 0;
+    for out in [&a, &b] {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let line = text(&out.stdout);
+        let counts: Vec<u64> = line
+            .trim_start_matches("crm.csv: ")
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(counts.len(), 2, "{line}");
+        assert_eq!(counts[0] + counts[1], 1_500, "{line}");
+        imported += counts[0];
+    }
+    assert_eq!(imported, 1_500, "{}{}", text(&a.stdout), text(&b.stdout));
+    for n in [0, 999, 1_000, 1_499] {
+        assert_eq!(events(&relay, &format!("p{n}@example.net")).await.len(), 1);
+    }
+}
+both_stores!(two_imports_at_once_import_each_row_once);
+
 async fn a_bad_file_lists_every_error_and_imports_nothing() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -229,3 +260,4 @@ async fn a_bad_file_lists_every_error_and_imports_nothing() {
     assert_eq!(out.status.code(), Some(65));
     assert!(text(&out.stderr).contains("missing.csv: cannot read"));
 }
+both_stores!(a_bad_file_lists_every_error_and_imports_nothing);

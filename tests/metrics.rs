@@ -1,7 +1,9 @@
 //! `GET /metrics`: the Prometheus text format after real traffic (SMTP in,
 //! a real sink out, a consent event through the API path's store
 //! function), and closed to clients outside `metrics_allowed_networks`.
-//! One test in this binary: the recorder is process-wide.
+//! One test in this binary: the recorder is process-wide, so the SQLite
+//! run and then the PostgreSQL one (see `common::backend`) run one after
+//! the other, each checking what it added.
 
 mod common;
 
@@ -18,8 +20,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-#[tokio::test]
 async fn metrics_count_what_happened_and_stay_private() {
+    // What earlier runs in this process counted.
+    let before = consent_relay::metrics::install().render();
     let sink = Sink::start().await;
     // The first copy is deferred by a 451, then delivered.
     sink.script([Fault::Rcpt(451, "4.3.0 try later")]);
@@ -53,13 +56,15 @@ async fn metrics_count_what_happened_and_stay_private() {
                 .starts_with("text/plain; version=0.0.4")
         );
         text = res.text().await.unwrap();
-        if sample(&text, "consent_relay_recipients_delivered_total").is_some() {
+        let delivered = |t: &str| sample(t, "consent_relay_recipients_delivered_total");
+        if delivered(&text).unwrap_or(0.0) > delivered(&before).unwrap_or(0.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let has = |series: &str, at_least: f64| {
-        let v = sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        let v = sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+            - sample(&before, series).unwrap_or(0.0);
         assert!(
             v >= at_least,
             "{series} = {v}, expected >= {at_least}\n{text}"
@@ -92,11 +97,11 @@ async fn metrics_count_what_happened_and_stay_private() {
     );
     has("consent_relay_store_commit_duration_seconds_count", 1.0);
     has("consent_relay_delivery_latency_seconds_count", 1.0);
+    // A gauge, read from this run's store at scrape time.
     for status in ["queued", "deferred", "sending"] {
-        has(
-            &format!("consent_relay_queue_depth{{status=\"{status}\"}}"),
-            0.0,
-        );
+        let series = format!("consent_relay_queue_depth{{status=\"{status}\"}}");
+        let v = sample(&text, &series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        assert!(v >= 0.0, "{series} = {v}\n{text}");
     }
     assert!(text.contains("# TYPE consent_relay_accept_duration_seconds histogram"));
     assert!(text.contains("# TYPE consent_relay_messages_accepted_total counter"));
@@ -113,4 +118,9 @@ async fn metrics_count_what_happened_and_stay_private() {
     let res = http.get(closed.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(!res.text().await.unwrap().contains("consent_relay_"));
+}
+#[tokio::test]
+async fn metrics_on_both_stores() {
+    metrics_count_what_happened_and_stay_private().await;
+    common::backend::on_pg(metrics_count_what_happened_and_stay_private).await;
 }

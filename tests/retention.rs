@@ -1,5 +1,6 @@
 //! End to end: `[retention]` and the processing register. The relay runs
-//! in-process with a real SQLite file and the test sink as upstream; rows are
+//! in-process on SQLite and on PostgreSQL (see `common::backend`) with the
+//! test sink as upstream; rows are
 //! aged by purging "in the future" (the purge takes its clock reading), or by
 //! a retention of a second with the real binary and `serve`'s own purge.
 //! Checks exactly what is gone and what stays: consent events and the bodies
@@ -18,7 +19,7 @@ use consent_relay::store::{
     AttemptRecord, DeliveryStatus, MessageKind, NewMessage, PurgeReport, RecipientDecision, Store,
 };
 use consent_relay::{policy, retention, subject};
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{AnyConnection, Connection, Row};
 
 const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
 const DAY: i64 = 86_400_000;
@@ -47,17 +48,17 @@ fn tagged(campaign: &str, tag: &str) -> String {
     message(campaign, tag).replace("<m1@example.com>", &format!("<{tag}@example.com>"))
 }
 
-async fn connect(db: &Path) -> SqliteConnection {
-    SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open db")
+/// The test's store: `db` is the relay's SQLite path, whose directory also
+/// names the PostgreSQL schema of a `pg` run.
+async fn connect(db: &Path) -> AnyConnection {
+    common::backend::connect(db.parent().expect("the store is in the test dir")).await
 }
 
 /// Message-ID tag → whether the message still holds its body.
 async fn bodies(db: &Path) -> Vec<(String, bool)> {
     let mut c = connect(db).await;
     let rows = sqlx::query(
-        "SELECT header_message_id, body IS NOT NULL FROM messages WHERE kind = 'relay' ORDER BY header_message_id",
+        "SELECT header_message_id, CAST(CASE WHEN body IS NULL THEN 0 ELSE 1 END AS BIGINT) FROM messages WHERE kind = 'relay' ORDER BY header_message_id",
     )
     .fetch_all(&mut c)
     .await
@@ -66,7 +67,7 @@ async fn bodies(db: &Path) -> Vec<(String, bool)> {
     .map(|r| {
         let id: String = r.get(0);
         let tag = id.trim_matches(['<', '>']).trim_end_matches("@example.com");
-        (tag.to_owned(), r.get(1))
+        (tag.to_owned(), r.get::<i64, _>(1) == 1)
     })
     .collect();
     c.close().await.expect("close");
@@ -102,7 +103,6 @@ async fn statuses(db: &Path) -> Vec<String> {
     rows
 }
 
-#[tokio::test]
 async fn bodies_go_after_delivery_and_undelivered_ones_stay() {
     let sink = Sink::start().await;
     let mut relay = TestRelay::start(sink.addr(), "", "").await;
@@ -174,8 +174,8 @@ async fn bodies_go_after_delivery_and_undelivered_ones_stay() {
     assert_eq!(counts(&db).await, before);
     relay.stop().await;
 }
+both_stores!(bodies_go_after_delivery_and_undelivered_ones_stay);
 
-#[tokio::test]
 async fn old_decisions_and_deliveries_go_and_consent_events_stay() {
     let sink = Sink::start().await;
     let mut relay = TestRelay::start(sink.addr(), "", "").await;
@@ -238,6 +238,7 @@ async fn old_decisions_and_deliveries_go_and_consent_events_stay() {
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     relay.stop().await;
 }
+both_stores!(old_decisions_and_deliveries_go_and_consent_events_stay);
 
 /// A relay keeping bodies one second after delivery, purging every `interval`.
 async fn one_second_bodies(sink: &Sink, interval: &str) -> TestRelay {
@@ -258,7 +259,6 @@ async fn send_invoice(relay: &TestRelay, tag: &str) {
 /// The binary's `purge` and `purge --dry-run`, then `serve`'s own purge
 /// running every second: with a one-second body retention, each
 /// delivered message's body goes, the one still deferred stays.
-#[tokio::test]
 async fn purge_command_and_serve_purge_remove_delivered_bodies() {
     let sink = Sink::start().await;
     let mut relay = one_second_bodies(&sink, "1d").await;
@@ -293,22 +293,26 @@ async fn purge_command_and_serve_purge_remove_delivered_bodies() {
     // serve purges at start and every purge_interval.
     let mut relay = one_second_bodies(&sink, "1s").await;
     let db = relay.db_path();
-    send_invoice(&relay, "m1").await;
+    // None on SQLite (a new file); on PostgreSQL the test's schema is the
+    // same, with m1 from above.
+    let mut expected = bodies(&db).await;
+    send_invoice(&relay, "m3").await;
     sink.wait_for(2, Duration::from_secs(10)).await;
     sink.script((0..60).map(|_| Fault::Mail(451, "4.3.0 try later")));
-    send_invoice(&relay, "m2").await;
-    eventually("serve's purge removes m1's body", || async {
-        bodies(&db).await == [("m1".into(), false), ("m2".into(), true)]
+    send_invoice(&relay, "m4").await;
+    expected.extend([("m3".into(), false), ("m4".into(), true)]);
+    eventually("serve's purge removes m3's body", || async {
+        bodies(&db).await == expected
     })
     .await;
     // Stops cleanly, purge task included.
     relay.stop().await;
 }
+both_stores!(purge_command_and_serve_purge_remove_delivered_bodies);
 
 /// Gap closed: a copy whose recipient was erased while it was being sent
 /// fails afterwards; its outcome and its bounce (which would quote the
 /// address) are not recorded. The store alone, no delivery worker.
-#[tokio::test]
 async fn a_copy_failing_after_erasure_bounces_without_the_address() {
     let dir = tempfile::tempdir().unwrap();
     let text = config_text(dir.path(), "smtp://127.0.0.1:9", "", "");
@@ -404,6 +408,14 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
             Some("erased".into())
         )]
     );
+    if common::backend::on_postgres() {
+        c.close().await.unwrap();
+        assert_eq!(
+            common::backend::rows_holding(dir.path(), erin).await,
+            Vec::<String>::new()
+        );
+        return;
+    }
     let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(&mut c)
         .await;
@@ -416,8 +428,8 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
         );
     }
 }
+both_stores!(a_copy_failing_after_erasure_bounces_without_the_address);
 
-#[tokio::test]
 async fn register_lists_every_campaign_with_its_legal_basis() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("webhook.secret"), "0123456789abcdef0123").unwrap();
@@ -522,3 +534,4 @@ async fn register_lists_every_campaign_with_its_legal_basis() {
         );
     }
 }
+both_stores!(register_lists_every_campaign_with_its_legal_basis);

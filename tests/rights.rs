@@ -1,7 +1,8 @@
 //! End to end: the data-protection officer's access and erasure requests,
 //! through the admin API and the real binary (`export`, `erase`), against
-//! the relay started in-process with a real SQLite file. After erasure the
-//! address is nowhere in the database files, and later mail to it is
+//! the relay started in-process, on SQLite and on PostgreSQL (see
+//! `common::backend`). After erasure the address is nowhere in the database
+//! files (SQLite) or in any row (PostgreSQL), and later mail to it is
 //! suppressed as `erased`.
 
 mod common;
@@ -15,7 +16,7 @@ use common::relay::{TestRelay, eventually, message};
 use common::sink::{Fault, Sink};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Connection, Row};
 
 /// An event's action and its proof: ip, user agent, evidence.
 type EventProof = (String, Option<String>, Option<String>, Option<String>);
@@ -55,16 +56,23 @@ fn files_holding(db: &Path, needle: &[u8]) -> Vec<String> {
     found
 }
 
-async fn delivery_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
-    rows_of_kind(db, "").await
+/// Where the store still holds `needle`: SQLite files (read whole, free
+/// pages and WAL included), or PostgreSQL tables (see `rows_holding`).
+async fn held(relay: &TestRelay, needle: &str) -> Vec<String> {
+    if !common::backend::on_postgres() {
+        return files_holding(&relay.db_path(), needle.as_bytes());
+    }
+    common::backend::rows_holding(relay.dir.path(), needle).await
+}
+
+async fn delivery_rows(relay: &TestRelay) -> Vec<(String, String, Option<String>)> {
+    rows_of_kind(relay, "").await
 }
 
 /// Delivery rows (recipient, status, last reply) of messages of `kind`, or
 /// of every message when `kind` is empty.
-async fn rows_of_kind(db: &Path, kind: &str) -> Vec<(String, String, Option<String>)> {
-    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open db");
+async fn rows_of_kind(relay: &TestRelay, kind: &str) -> Vec<(String, String, Option<String>)> {
+    let mut c = common::backend::connect(relay.dir.path()).await;
     let rows = sqlx::query(
         "SELECT d.recipient, d.status, d.last_reply FROM deliveries d \
          JOIN messages m ON m.id = d.message_id WHERE $1 = '' OR m.kind = $1 ORDER BY d.id",
@@ -80,11 +88,9 @@ async fn rows_of_kind(db: &Path, kind: &str) -> Vec<(String, String, Option<Stri
     rows
 }
 
-#[tokio::test]
 async fn erasure_leaves_only_a_hashed_suppression() {
     let sink = Sink::start().await;
     let mut relay = admin::start(&sink).await;
-    let db = relay.db_path();
 
     let grant = json!({
         "email": CAROL, "campaign": "newsletter", "action": "grant", "source": "form",
@@ -103,7 +109,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     let r = relay.send(&[CAROL], &to_carol("second")).await;
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     eventually("the second copy is deferred", || async {
-        delivery_rows(&db)
+        delivery_rows(&relay)
             .await
             .iter()
             .any(|(_, s, _)| s == "deferred")
@@ -131,7 +137,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     assert_eq!(exported["subject"], a.body["subject"]);
     assert_eq!(exported["events"], a.body["events"]);
     assert!(
-        !files_holding(&db, CAROL.as_bytes()).is_empty(),
+        !held(&relay, CAROL).await.is_empty(),
         "the test must see the address first"
     );
 
@@ -147,9 +153,9 @@ async fn erasure_leaves_only_a_hashed_suppression() {
 
     // Checked before anything else touches the files: the erasure itself
     // leaves no copy, in the database or in the WAL.
-    assert_eq!(files_holding(&db, CAROL.as_bytes()), Vec::<String>::new());
-    assert_eq!(files_holding(&db, b"192.0.2.7"), Vec::<String>::new());
-    assert_eq!(files_holding(&db, b"carol's phone"), Vec::<String>::new());
+    assert_eq!(held(&relay, CAROL).await, Vec::<String>::new());
+    assert_eq!(held(&relay, "192.0.2.7").await, Vec::<String>::new());
+    assert_eq!(held(&relay, "carol's phone").await, Vec::<String>::new());
 
     let a = admin(
         &relay,
@@ -176,7 +182,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     assert_eq!(out.status.code(), Some(1));
 
     // The copy that was waiting is never sent; every row names the hash.
-    let rows = delivery_rows(&db).await;
+    let rows = delivery_rows(&relay).await;
     assert_eq!(rows.len(), 2);
     assert!(
         rows.iter()
@@ -218,9 +224,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
 
     // The history stays as the record that consent existed, without proof.
     let tag = rows[0].0.clone();
-    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let mut c = common::backend::connect(relay.dir.path()).await;
     let events: Vec<EventProof> = sqlx::query(
         "SELECT e.action, e.ip, e.user_agent, e.evidence FROM consent_events e \
          JOIN subjects s ON s.id = e.subject_id WHERE 'erased:' || s.address_hash = $1 ORDER BY e.id",
@@ -241,17 +245,17 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     );
     c.close().await.unwrap();
     // And after a checkpoint from another connection, still nowhere.
-    let mut c = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let busy: i64 = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .fetch_one(&mut c)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(busy, 0);
-    c.close().await.unwrap();
-    assert_eq!(files_holding(&db, CAROL.as_bytes()), Vec::<String>::new());
+    if !common::backend::on_postgres() {
+        let mut c = common::backend::connect(relay.dir.path()).await;
+        let busy: i64 = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(busy, 0);
+        c.close().await.unwrap();
+    }
+    assert_eq!(held(&relay, CAROL).await, Vec::<String>::new());
 
     // A new, explicit grant makes the address known (and deliverable) again.
     let a = admin(
@@ -268,11 +272,11 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     relay.stop().await;
 }
+both_stores!(erasure_leaves_only_a_hashed_suppression);
 
 /// An address the relay only ever suppressed has no subject, yet it is in
 /// the decision log: access shows it, and erasure (here by the binary)
 /// leaves a hashed suppression.
-#[tokio::test]
 async fn suppressed_only_address_can_be_exported_and_erased() {
     let sink = Sink::start().await;
     let mut relay = admin::start(&sink).await;
@@ -321,10 +325,7 @@ async fn suppressed_only_address_can_be_exported_and_erased() {
     )
     .await;
     assert_eq!(a.body["decisions"][0]["reason"], "erased");
-    assert_eq!(
-        files_holding(&relay.db_path(), dave.as_bytes()),
-        Vec::<String>::new()
-    );
+    assert_eq!(held(&relay, dave).await, Vec::<String>::new());
     relay.stop().await;
 }
 
@@ -338,44 +339,42 @@ async fn notifying_relay(sink: &Sink, extra: &str) -> TestRelay {
 }
 
 /// The rows of erasure notices: (recipient, status, last reply).
-async fn notice_rows(db: &Path) -> Vec<(String, String, Option<String>)> {
-    rows_of_kind(db, "erasure-notice").await
+async fn notice_rows(relay: &TestRelay) -> Vec<(String, String, Option<String>)> {
+    rows_of_kind(relay, "erasure-notice").await
 }
 
 /// Waits until the `n`th erasure notice ended as `status` and was scrubbed
 /// (its rows name the erased tag, its reply keeps only its code), then until
-/// `address` is in none of the database files; returns the notice rows.
+/// the store holds `address` nowhere (see `held`); returns the notice rows.
 async fn notice_scrubbed(
-    db: &Path,
+    relay: &TestRelay,
     n: usize,
     status: &str,
     address: &str,
 ) -> Vec<(String, String, Option<String>)> {
     eventually("the notice is recorded and scrubbed", || async {
-        let rows = notice_rows(db).await;
+        let rows = notice_rows(relay).await;
         rows.len() == n && rows[n - 1].1 == status && rows[n - 1].0.starts_with("erased:")
     })
     .await;
-    let rows = notice_rows(db).await;
+    let rows = notice_rows(relay).await;
     let code = if status == "sent" { "250" } else { "550" };
     assert_eq!(
         rows[n - 1].2.as_deref(),
         Some(format!("{code} (reply removed with the erased address)").as_str())
     );
-    eventually("the address is nowhere in the files", || async {
-        files_holding(db, address.as_bytes()).is_empty()
+    eventually("the address is nowhere in the store", || async {
+        held(relay, address).await.is_empty()
     })
     .await;
     rows
 }
 
 /// With `[erasure] notify`, the API's erasure mails the person one notice;
-/// once it is handed over, the address is nowhere in the database files.
-#[tokio::test]
+/// once it is handed over, the address is nowhere in the store.
 async fn erasure_notice_is_delivered_then_leaves_no_trace() {
     let sink = Sink::start().await;
     let mut relay = notifying_relay(&sink, "").await;
-    let db = relay.db_path();
     let grant = json!({
         "email": CAROL, "campaign": "newsletter", "action": "grant", "source": "form",
         "ip": "192.0.2.7", "user_agent": "Mozilla/5.0 (carol's phone)",
@@ -410,8 +409,8 @@ async fn erasure_notice_is_delivered_then_leaves_no_trace() {
     );
     assert!(text.contains("we have erased the personal data"), "{text}");
 
-    let rows = notice_scrubbed(&db, 1, "sent", CAROL).await;
-    assert_eq!(files_holding(&db, b"192.0.2.7"), Vec::<String>::new());
+    let rows = notice_scrubbed(&relay, 1, "sent", CAROL).await;
+    assert_eq!(held(&relay, "192.0.2.7").await, Vec::<String>::new());
     // Every decision names the same tag, the notice's too.
     let a = admin(&relay, Method::GET, "/api/v1/decisions", None).await;
     let decisions = a.body["decisions"].as_array().unwrap();
@@ -424,16 +423,15 @@ async fn erasure_notice_is_delivered_then_leaves_no_trace() {
     );
     relay.stop().await;
 }
+both_stores!(erasure_notice_is_delivered_then_leaves_no_trace);
 
 /// The binary's erasure, the notice in French (`[texts] default_language`);
 /// then, after a new grant, a second erasure whose notice the upstream
 /// refuses quoting the address: no bounce is made and the reply is not
 /// kept, so the address is nowhere either.
-#[tokio::test]
 async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
     let sink = Sink::start().await;
     let mut relay = notifying_relay(&sink, "\n[texts]\ndefault_language = \"fr\"\n").await;
-    let db = relay.db_path();
     let dave = "dave@example.com";
     let grant = Some(json!({"email": dave, "campaign": "newsletter", "action": "grant"}));
     let a = admin(&relay, Method::POST, "/api/v1/consent", grant.clone()).await;
@@ -442,7 +440,10 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     sink.wait_for(1, Duration::from_secs(10)).await;
     eventually("the copy is recorded as sent", || async {
-        delivery_rows(&db).await.iter().all(|(_, s, _)| s == "sent")
+        rows_of_kind(&relay, "")
+            .await
+            .iter()
+            .all(|(_, s, _)| s == "sent")
     })
     .await;
 
@@ -461,7 +462,7 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
         "{text}"
     );
     eventually("the first notice is scrubbed", || async {
-        notice_rows(&db)
+        notice_rows(&relay)
             .await
             .iter()
             .all(|(r, _, _)| r.starts_with("erased:"))
@@ -477,8 +478,10 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    notice_scrubbed(&db, 2, "failed", dave).await;
+    notice_scrubbed(&relay, 2, "failed", dave).await;
     assert_eq!(sink.faults_pending(), 0);
     assert_eq!(sink.count(), 2, "no bounce for a notice");
     relay.stop().await;
 }
+both_stores!(refused_erasure_notice_leaves_no_trace_and_no_bounce);
+both_stores!(suppressed_only_address_can_be_exported_and_erased);

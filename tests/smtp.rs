@@ -7,7 +7,6 @@ use std::time::Duration;
 use common::relay::{TestRelay, greeted, message};
 use common::sink::Sink;
 
-#[tokio::test]
 async fn ehlo_advertises_the_extensions() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "max_message_size = 100000", "").await;
@@ -35,8 +34,8 @@ async fn ehlo_advertises_the_extensions() {
     c.cmd("QUIT", "221 2.0.0").await;
     assert!(c.closed().await);
 }
+both_stores!(ehlo_advertises_the_extensions);
 
-#[tokio::test]
 async fn commands_out_of_sequence_are_refused() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -54,8 +53,8 @@ async fn commands_out_of_sequence_are_refused() {
     c.cmd("RSET", "250").await;
     c.cmd("RCPT TO:<a@example.net>", "503 5.5.1").await;
 }
+both_stores!(commands_out_of_sequence_are_refused);
 
-#[tokio::test]
 async fn pipelined_session_gets_every_reply_in_order() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -102,8 +101,8 @@ async fn pipelined_session_gets_every_reply_in_order() {
         "{text:?}"
     );
 }
+both_stores!(pipelined_session_gets_every_reply_in_order);
 
-#[tokio::test]
 async fn data_sent_before_354_is_a_synchronization_error() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -117,8 +116,8 @@ async fn data_sent_before_354_is_a_synchronization_error() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 0);
 }
+both_stores!(data_sent_before_354_is_a_synchronization_error);
 
-#[tokio::test]
 async fn oversize_messages_are_refused() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "max_message_size = 2048", "").await;
@@ -147,8 +146,8 @@ async fn oversize_messages_are_refused() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 0);
 }
+both_stores!(oversize_messages_are_refused);
 
-#[tokio::test]
 async fn too_many_recipients_get_452() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "max_recipients = 2", "").await;
@@ -166,8 +165,8 @@ async fn too_many_recipients_get_452() {
     rcpts.sort();
     assert_eq!(rcpts, ["a@example.net", "b@example.net"]);
 }
+both_stores!(too_many_recipients_get_452);
 
-#[tokio::test]
 async fn long_command_and_text_lines_are_refused() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -187,11 +186,11 @@ async fn long_command_and_text_lines_are_refused() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 0);
 }
+both_stores!(long_command_and_text_lines_are_refused);
 
 /// Every smuggling end-of-data variant: the message is refused with
 /// 550 5.6.0, the connection closes, and the command smuggled after the
 /// fake end is never run (no second message reaches the sink).
-#[tokio::test]
 async fn smuggling_variants_are_refused_and_nothing_after_runs() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -233,8 +232,8 @@ async fn smuggling_variants_are_refused_and_nothing_after_runs() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 0, "a smuggled message was delivered");
 }
+both_stores!(smuggling_variants_are_refused_and_nothing_after_runs);
 
-#[tokio::test]
 async fn data_cut_by_disconnect_stores_nothing() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -257,8 +256,8 @@ async fn data_cut_by_disconnect_stores_nothing() {
     assert!(log.is_empty());
     assert_eq!(sink.count(), 0);
 }
+both_stores!(data_cut_by_disconnect_stores_nothing);
 
-#[tokio::test]
 async fn clients_outside_allowed_networks_are_refused_at_connect() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "allowed_networks = [\"10.0.0.0/8\"]", "").await;
@@ -267,8 +266,8 @@ async fn clients_outside_allowed_networks_are_refused_at_connect() {
     assert!(r.starts_with("554 5.7.1"), "{r}");
     assert!(c.closed().await);
 }
+both_stores!(clients_outside_allowed_networks_are_refused_at_connect);
 
-#[tokio::test]
 async fn idle_client_times_out_with_421() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "command_timeout = \"1s\"", "").await;
@@ -277,8 +276,8 @@ async fn idle_client_times_out_with_421() {
     assert!(r.starts_with("421 4.4.2"), "{r}");
     assert!(c.closed().await);
 }
+both_stores!(idle_client_times_out_with_421);
 
-#[tokio::test]
 async fn connection_limit_answers_421() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "max_connections = 2", "").await;
@@ -293,8 +292,8 @@ async fn connection_limit_answers_421() {
     let mut d = relay.client().await;
     d.expect("220").await;
 }
+both_stores!(connection_limit_answers_421);
 
-#[tokio::test]
 async fn error_flood_ends_the_session() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "error_limit = 3", "").await;
@@ -306,3 +305,4 @@ async fn error_flood_ends_the_session() {
     c.expect("421 4.7.0").await;
     assert!(c.closed().await);
 }
+both_stores!(error_flood_ends_the_session);

@@ -162,7 +162,6 @@ fn plain(user: &str, password: &str) -> String {
     BASE64.encode(format!("\0{user}\0{password}"))
 }
 
-#[tokio::test]
 async fn starttls_then_ehlo_then_a_message_is_delivered() {
     let t = start("").await;
     let mut c = starttls(&t).await;
@@ -182,8 +181,8 @@ async fn starttls_then_ehlo_then_a_message_is_delivered() {
         "{data}"
     );
 }
+both_stores!(starttls_then_ehlo_then_a_message_is_delivered);
 
-#[tokio::test]
 async fn commands_pipelined_after_starttls_are_never_run() {
     let t = start("").await;
     let mut c = Conn::new(TcpStream::connect(t.relay.addr).await.expect("connect"));
@@ -202,8 +201,8 @@ async fn commands_pipelined_after_starttls_are_never_run() {
     let rest = c.read_reply().await;
     assert_eq!(rest, "", "nothing more is answered");
 }
+both_stores!(commands_pipelined_after_starttls_are_never_run);
 
-#[tokio::test]
 async fn auth_before_tls_is_refused_with_538() {
     let t = start("").await;
     let mut c = Conn::new(TcpStream::connect(t.relay.addr).await.expect("connect"));
@@ -220,8 +219,8 @@ async fn auth_before_tls_is_refused_with_538() {
     .await;
     c.cmd("AUTH LOGIN", "538 5.7.11").await;
 }
+both_stores!(auth_before_tls_is_refused_with_538);
 
-#[tokio::test]
 async fn auth_plain_with_wrong_credentials_is_535_then_421() {
     let t = start("").await;
     let mut c = starttls(&t).await;
@@ -245,8 +244,8 @@ async fn auth_plain_with_wrong_credentials_is_535_then_421() {
     c.expect("421 4.7.0").await;
     assert_eq!(c.read_reply().await, "", "the session is closed");
 }
+both_stores!(auth_plain_with_wrong_credentials_is_535_then_421);
 
-#[tokio::test]
 async fn a_client_outside_allowed_networks_sends_after_auth() {
     let t = start("allowed_networks = [\"10.0.0.0/8\"]").await;
     let mut c = starttls(&t).await;
@@ -267,17 +266,15 @@ async fn a_client_outside_allowed_networks_sends_after_auth() {
         String::from_utf8_lossy(&got[0].data)
     );
     // The authenticated user is recorded with the message.
-    use sqlx::Connection as _;
-    let url = format!("sqlite://{}", t.relay.db_path().display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("db");
+    let mut db = common::backend::connect(t.relay.dir.path()).await;
     let users: Vec<Option<String>> = sqlx::query_scalar("SELECT auth_user FROM messages")
         .fetch_all(&mut db)
         .await
         .expect("query");
     assert_eq!(users, [Some(USER.to_owned())]);
 }
+both_stores!(a_client_outside_allowed_networks_sends_after_auth);
 
-#[tokio::test]
 async fn auth_login_works() {
     let t = start("allowed_networks = [\"10.0.0.0/8\"]").await;
     let mut c = starttls(&t).await;
@@ -293,8 +290,8 @@ async fn auth_login_works() {
     c.cmd("*", "501 5.0.0").await;
     c.cmd("AUTH CRAM-MD5", "504 5.5.4").await;
 }
+both_stores!(auth_login_works);
 
-#[tokio::test]
 async fn implicit_tls_listener_serves_smtp() {
     let t = start("").await;
     let tcp = TcpStream::connect(tls_addr(&t)).await.expect("connect");
@@ -308,8 +305,8 @@ async fn implicit_tls_listener_serves_smtp() {
     let got = t.sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].rcpt_to, ["dan@example.net"]);
 }
+both_stores!(implicit_tls_listener_serves_smtp);
 
-#[tokio::test]
 async fn a_bad_certificate_stops_the_start_naming_the_key() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("cert.pem"), "not a certificate\n").expect("write");
@@ -329,6 +326,7 @@ async fn a_bad_certificate_stops_the_start_naming_the_key() {
     let e = format!("{e:#}");
     assert!(e.contains("smtp.tls_cert"), "{e}");
 }
+both_stores!(a_bad_certificate_stops_the_start_naming_the_key);
 
 #[test]
 fn hash_password_prints_a_verifiable_argon2id_hash() {
@@ -357,7 +355,6 @@ fn hash_password_prints_a_verifiable_argon2id_hash() {
     assert!(argon2.verify_password(b"wrong", phc).is_err());
 }
 
-#[tokio::test]
 async fn auth_in_clear_on_loopback_only_when_allowed() {
     let sink = Sink::start().await;
     let extra = format!(
@@ -380,8 +377,8 @@ async fn auth_in_clear_on_loopback_only_when_allowed() {
     let got = sink.wait_for(1, Duration::from_secs(10)).await;
     assert!(String::from_utf8_lossy(&got[0].data).contains("with ESMTPA id"));
 }
+both_stores!(auth_in_clear_on_loopback_only_when_allowed);
 
-#[tokio::test]
 async fn an_outsider_on_the_implicit_tls_listener_is_refused_over_tls() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -535,3 +532,4 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions() {
     let status = child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
 }
+both_stores!(an_outsider_on_the_implicit_tls_listener_is_refused_over_tls);

@@ -131,7 +131,6 @@ fn preferences_href(body: &str) -> String {
     body[start..end].to_owned()
 }
 
-#[tokio::test]
 async fn get_never_changes_consent() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "ann@example.net", &[("newsletter", Action::Grant)]).await;
@@ -181,8 +180,8 @@ async fn get_never_changes_consent() {
     );
     assert_eq!(before, after);
 }
+both_stores!(get_never_changes_consent);
 
-#[tokio::test]
 async fn one_click_withdraws_and_the_next_message_is_suppressed() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "ann@example.net", &[("newsletter", Action::Grant)]).await;
@@ -230,6 +229,7 @@ async fn one_click_withdraws_and_the_next_message_is_suppressed() {
         ("suppress".into(), "withdrawn".into())
     );
 }
+both_stores!(one_click_withdraws_and_the_next_message_is_suppressed);
 
 /// The path of the first `PREFIX...` link in `text` (`/u/TOKEN`, `/p/TOKEN`).
 fn link_path(text: &str, prefix: &str) -> String {
@@ -243,7 +243,6 @@ fn link_path(text: &str, prefix: &str) -> String {
     format!("{prefix}{token}")
 }
 
-#[tokio::test]
 async fn the_links_in_a_delivered_copy_work() {
     let (sink, relay) = start().await;
     relay
@@ -274,8 +273,8 @@ async fn the_links_in_a_delivered_copy_work() {
         .await;
     assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
 }
+both_stores!(the_links_in_a_delivered_copy_work);
 
-#[tokio::test]
 async fn one_click_twice_is_idempotent_in_either_encoding() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "ann@example.net", &[("newsletter", Action::Grant)]).await;
@@ -311,8 +310,8 @@ async fn one_click_twice_is_idempotent_in_either_encoding() {
             .contains(&("newsletter".into(), Status::Withdrawn))
     );
 }
+both_stores!(one_click_twice_is_idempotent_in_either_encoding);
 
-#[tokio::test]
 async fn the_page_button_records_a_link_withdrawal_with_its_evidence() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "bob@example.net", &[]).await;
@@ -343,8 +342,8 @@ async fn the_page_button_records_a_link_withdrawal_with_its_evidence() {
         .await;
     assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
 }
+both_stores!(the_page_button_records_a_link_withdrawal_with_its_evidence);
 
-#[tokio::test]
 async fn unsubscribe_link_without_campaign_withdraws_all() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "cy@example.net", &[("newsletter", Action::Grant)]).await;
@@ -389,8 +388,8 @@ async fn unsubscribe_link_without_campaign_withdraws_all() {
         .await;
     assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
 }
+both_stores!(unsubscribe_link_without_campaign_withdraws_all);
 
-#[tokio::test]
 async fn bad_tokens_get_an_error_page_and_change_nothing() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "dee@example.net", &[("newsletter", Action::Grant)]).await;
@@ -494,8 +493,8 @@ async fn bad_tokens_get_an_error_page_and_change_nothing() {
         .await;
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
 }
+both_stores!(bad_tokens_get_an_error_page_and_change_nothing);
 
-#[tokio::test]
 async fn preference_page_shows_the_effective_state() {
     let (_sink, relay) = start().await;
     let id = subject(
@@ -537,8 +536,8 @@ async fn preference_page_shows_the_effective_state() {
     assert!(b.contains("<meta name=\"viewport\""));
     assert!(!b.contains("<script") && !b.contains("src=") && !b.contains("<link"));
 }
+both_stores!(preference_page_shows_the_effective_state);
 
-#[tokio::test]
 async fn saving_preferences_records_one_event_per_change_with_its_proof() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "fay@example.net", &[("newsletter", Action::Grant)]).await;
@@ -606,8 +605,8 @@ async fn saving_preferences_records_one_event_per_change_with_its_proof() {
         .await;
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
 }
+both_stores!(saving_preferences_records_one_event_per_change_with_its_proof);
 
-#[tokio::test]
 async fn unsubscribe_from_all_on_the_preference_page_and_back() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "gus@example.net", &[("newsletter", Action::Grant)]).await;
@@ -662,8 +661,8 @@ async fn unsubscribe_from_all_on_the_preference_page_and_back() {
         .await;
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
 }
+both_stores!(unsubscribe_from_all_on_the_preference_page_and_back);
 
-#[tokio::test]
 async fn optin_confirms_a_pending_request_and_grants_otherwise() {
     let (_sink, relay) = start().await;
     let pending = subject(
@@ -741,8 +740,8 @@ async fn optin_confirms_a_pending_request_and_grants_otherwise() {
     assert!(page.body.contains("these messages are always sent"));
     assert_eq!(events(&relay, "ida@example.net").await.len(), n);
 }
+both_stores!(optin_confirms_a_pending_request_and_grants_otherwise);
 
-#[tokio::test]
 async fn language_follows_accept_language() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "jo@example.net", &[]).await;
@@ -791,8 +790,8 @@ async fn language_follows_accept_language() {
         Some(format!("preference-page fr texts:{}", texts_version(&relay)).as_str())
     );
 }
+both_stores!(language_follows_accept_language);
 
-#[tokio::test]
 async fn texts_can_be_overridden_and_labels_are_escaped() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -829,8 +828,8 @@ async fn texts_can_be_overridden_and_labels_are_escaped() {
         consent_relay::texts::Texts::default().version()
     );
 }
+both_stores!(texts_can_be_overridden_and_labels_are_escaped);
 
-#[tokio::test]
 async fn security_headers_are_on_every_response() {
     let (_sink, relay) = start().await;
     let id = subject(&relay, "lou@example.net", &[]).await;
@@ -892,8 +891,8 @@ async fn security_headers_are_on_every_response() {
     }
     assert!(events(&relay, "lou@example.net").await.is_empty());
 }
+both_stores!(security_headers_are_on_every_response);
 
-#[tokio::test]
 async fn stop_closes_idle_connections_without_waiting_for_the_grace_period() {
     let (_sink, mut relay) = start().await;
     // A kept-alive connection, idle in the client's pool.
@@ -910,3 +909,4 @@ async fn stop_closes_idle_connections_without_waiting_for_the_grace_period() {
     );
     assert!(http.get(relay.url("/healthz")).send().await.is_err());
 }
+both_stores!(stop_closes_idle_connections_without_waiting_for_the_grace_period);

@@ -311,7 +311,6 @@ async fn outbox_is_empty(relay: &TestRelay) -> bool {
         .is_empty()
 }
 
-#[tokio::test]
 async fn refused_twice_then_accepted_once_with_the_same_id() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -352,6 +351,7 @@ async fn refused_twice_then_accepted_once_with_the_same_id() {
         "refused bad signature"
     );
 }
+both_stores!(refused_twice_then_accepted_once_with_the_same_id);
 
 /// Runs the Python block of README "Webhooks" on a request; its answer.
 fn readme_verify(body: &[u8], signature: &str) -> String {
@@ -389,7 +389,6 @@ fn readme_verify(body: &[u8], signature: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[tokio::test]
 async fn a_subjects_events_arrive_in_order_while_others_go_on() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -465,8 +464,8 @@ async fn a_subjects_events_arrive_in_order_while_others_go_on() {
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
     assert_eq!(crm.with(|s| s.forged.len()), 0);
 }
+both_stores!(a_subjects_events_arrive_in_order_while_others_go_on);
 
-#[tokio::test]
 async fn people_go_in_parallel_until_the_crm_refuses_everything() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -501,8 +500,8 @@ async fn people_go_in_parallel_until_the_crm_refuses_everything() {
     crm.wait_accepted(6).await;
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
+both_stores!(people_go_in_parallel_until_the_crm_refuses_everything);
 
-#[tokio::test]
 async fn events_from_the_page_the_api_the_cli_an_import_and_erasure_reach_the_crm() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -627,8 +626,8 @@ async fn events_from_the_page_the_api_the_cli_an_import_and_erasure_reach_the_cr
     assert!(ids.is_sorted(), "{ids:?}");
     assert_eq!(crm.with(|s| s.forged.len()), 0);
 }
+both_stores!(events_from_the_page_the_api_the_cli_an_import_and_erasure_reach_the_crm);
 
-#[tokio::test]
 async fn an_event_sent_after_an_erasure_carries_no_address_or_proof() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
@@ -667,8 +666,8 @@ async fn an_event_sent_after_an_erasure_carries_no_address_or_proof() {
         "the address was sent after its erasure: {later:?}"
     );
 }
+both_stores!(an_event_sent_after_an_erasure_carries_no_address_or_proof);
 
-#[tokio::test]
 async fn the_outbox_survives_a_restart() {
     let sink = Sink::start().await;
     // A port with nothing listening yet: every attempt fails to connect.
@@ -710,8 +709,8 @@ async fn the_outbox_survives_a_restart() {
     assert_eq!(crm.accepted()[0]["email"], "dan@example.com");
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
+both_stores!(the_outbox_survives_a_restart);
 
-#[tokio::test]
 async fn without_a_webhook_section_nothing_is_queued() {
     let sink = Sink::start().await;
     let relay = admin::start(&sink).await;
@@ -721,22 +720,17 @@ async fn without_a_webhook_section_nothing_is_queued() {
         .await;
     assert!(outbox_is_empty(&relay).await);
 }
+both_stores!(without_a_webhook_section_nothing_is_queued);
 
 /// Two nodes sharing one outbox (the store ops PostgreSQL will serve):
 /// a lease keeps a row from the other node until it expires; an outcome
 /// counts only from the node holding the lease.
-#[tokio::test]
 async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
-    use consent_relay::config::{StoreConfig, StoreUrl};
     use consent_relay::consent::Source;
     use consent_relay::store::{NewConsentEvent, NewSubject, Store, WebhookOutcome};
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = StoreConfig {
-        url: StoreUrl::Sqlite(dir.path().join("relay.db")),
-        pool_size: 2,
-        webhook_outbox: true,
-    };
+    let config = common::backend::store_config(dir.path(), true);
     let store = Store::open(&config, false).await.expect("store");
     let mut ids = Vec::new();
     for (n, (email, action)) in [
@@ -832,8 +826,115 @@ async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
     assert_eq!(claimed(c), [ids[1]]);
     store.close().await;
 }
+both_stores!(a_lease_keeps_a_row_to_one_node_until_it_expires);
 
-#[tokio::test]
+/// Two nodes (two store handles on one database) dispatch at once, failing
+/// every third attempt: each event is accepted once, each subject's in
+/// order, and no subject ever has an event leased on both nodes.
+async fn two_nodes_send_each_subjects_events_once_and_in_order() {
+    use std::collections::{HashMap, HashSet};
+
+    use consent_relay::consent::Source;
+    use consent_relay::store::{NewConsentEvent, NewSubject, Store, WebhookOutcome};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = common::backend::store_config(dir.path(), true);
+    let a = Store::open(&config, false).await.expect("store a");
+    let b = Store::open(&config, false).await.expect("store b");
+    let mut appended: HashMap<String, Vec<i64>> = HashMap::new();
+    for round in 0..4 {
+        for person in 0..12 {
+            let email = format!("p{person}@example.com");
+            let action = if round % 2 == 0 {
+                Action::Grant
+            } else {
+                Action::Withdraw
+            };
+            let event = [&a, &b][person % 2]
+                .append_consent_event(NewConsentEvent {
+                    address: email.clone(),
+                    new_subject: NewSubject {
+                        id: format!("subject-{person}"),
+                        address_hash: format!("hash-{person}"),
+                        key_id: "k1".into(),
+                    },
+                    campaign: "newsletter".into(),
+                    action,
+                    at: 1_000 + round,
+                    source: Source::Admin,
+                    ip: None,
+                    user_agent: None,
+                    evidence: None,
+                })
+                .await
+                .expect("event");
+            appended.entry(event.subject_id).or_default().push(event.id);
+        }
+    }
+
+    let in_flight: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let accepted: Mutex<HashMap<String, Vec<i64>>> = Mutex::new(HashMap::new());
+    let dispatch = |store: &Store, owner: &'static str| {
+        let (store, in_flight, accepted) = (store.clone(), &in_flight, &accepted);
+        async move {
+            let mut attempts = 0u32;
+            for _ in 0..1_000 {
+                let now = consent_relay::now_ms();
+                let claimed = store
+                    .claim_webhooks(owner, now, now + 60_000, 5)
+                    .await
+                    .expect("claim");
+                if claimed.is_empty() {
+                    if store.webhook_outbox(1).await.expect("outbox").is_empty() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                for w in &claimed {
+                    let fresh = in_flight.lock().unwrap().insert(w.event.subject_id.clone());
+                    assert!(
+                        fresh,
+                        "{owner} leased a second event of {}",
+                        w.event.subject_id
+                    );
+                }
+                tokio::task::yield_now().await;
+                for w in claimed {
+                    attempts += 1;
+                    // Out of the set before the outcome commits: the next
+                    // event may be leased only after that.
+                    in_flight.lock().unwrap().remove(&w.event.subject_id);
+                    let outcome = if attempts.is_multiple_of(3) {
+                        WebhookOutcome::Failed {
+                            event_id: w.event.id,
+                            error: "HTTP 500".into(),
+                            next_attempt_at: 0,
+                        }
+                    } else {
+                        accepted
+                            .lock()
+                            .unwrap()
+                            .entry(w.event.subject_id.clone())
+                            .or_default()
+                            .push(w.event.id);
+                        WebhookOutcome::Delivered {
+                            event_id: w.event.id,
+                        }
+                    };
+                    store.record_webhook(owner, outcome).await.expect("record");
+                }
+            }
+            panic!("{owner}: the outbox never emptied");
+        }
+    };
+    tokio::join!(dispatch(&a, "node-a"), dispatch(&b, "node-b"));
+    assert_eq!(*accepted.lock().unwrap(), appended);
+    a.close().await;
+    b.close().await;
+}
+both_stores!(two_nodes_send_each_subjects_events_once_and_in_order);
+
 async fn https_to_a_crm_whose_ca_is_in_ca_file() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -863,8 +964,8 @@ async fn https_to_a_crm_whose_ca_is_in_ca_file() {
     assert_eq!(crm.accepted()[0]["email"], "fay@example.com");
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
+both_stores!(https_to_a_crm_whose_ca_is_in_ca_file);
 
-#[tokio::test]
 async fn check_config_refuses_a_ca_file_without_certificates() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -888,3 +989,4 @@ async fn check_config_refuses_a_ca_file_without_certificates() {
         "{stderr}"
     );
 }
+both_stores!(check_config_refuses_a_ca_file_without_certificates);

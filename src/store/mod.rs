@@ -1,11 +1,13 @@
 //! Durable state: subjects, consent events and their derived state, accepted
 //! messages, the decision log and the delivery queue. [`Store`] states what
-//! the application needs, not SQL; `sqlite` is the embedded backend
-//! (PostgreSQL joins as a second variant behind the same methods).
+//! the application needs, not SQL; `sqlite` is the embedded backend,
+//! `postgres` the shared one (several nodes), behind the same methods.
 //!
 //! Knows nothing of SMTP or HTML.
 
 mod idempotency;
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ use crate::policy::{Outcome, Reason, RecipientConsent};
 pub use idempotency::{
     GrantRow, IDEMPOTENCY_KEEP_MS, ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome, Respond,
 };
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -432,19 +435,22 @@ impl PurgeReport {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
         }
     };
 }
 
 impl Store {
     /// Opens the store named by `[store] url` and brings its schema up to date.
-    /// `exclusive` takes the single-node lock (SQLite: one `serve` per database).
+    /// `exclusive` takes the single-node lock (SQLite: one `serve` per
+    /// database); PostgreSQL takes none, several nodes share it.
     pub async fn open(config: &StoreConfig, exclusive: bool) -> Result<Store, StoreError> {
         match &config.url {
             StoreUrl::Sqlite(path) => Ok(Store::Sqlite(Arc::new(
@@ -452,7 +458,11 @@ impl Store {
                     .await?
                     .with_webhook_outbox(config.webhook_outbox),
             ))),
-            StoreUrl::Postgres(_) => Err(StoreError::Unsupported("PostgreSQL")),
+            StoreUrl::Postgres(url) => Ok(Store::Postgres(Arc::new(
+                PgStore::open(url, config.pool_size)
+                    .await?
+                    .with_webhook_outbox(config.webhook_outbox),
+            ))),
         }
     }
 

@@ -15,6 +15,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::rows::{
+    self, decision_from_row, delivery_from_row, event_from_row, queue_from_row, state_from_row,
+};
 use super::*;
 use crate::consent;
 
@@ -333,17 +336,7 @@ impl SqliteStore {
         .fetch_all(&self.readers)
         .await?
         .iter()
-        .map(|r| {
-            Ok(WebhookRow {
-                event_id: r.try_get(0)?,
-                subject_id: r.try_get(1)?,
-                status: r.try_get(2)?,
-                attempts: r.try_get(3)?,
-                next_attempt_at: r.try_get(4)?,
-                last_error: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-            })
-        })
+        .map(rows::webhook_from_row)
         .collect()
     }
 
@@ -364,9 +357,8 @@ impl SqliteStore {
         addresses: &[String],
         hashes: &[Vec<String>],
     ) -> Result<HashMap<String, KnownRecipient>, StoreError> {
-        let mut known: HashMap<String, KnownRecipient> = HashMap::with_capacity(addresses.len());
         if addresses.is_empty() {
-            return Ok(known);
+            return Ok(HashMap::new());
         }
         // One round trip: live subjects by address, and erased ones (whose
         // address is gone) by the keyed hash of the address.
@@ -386,36 +378,8 @@ impl SqliteStore {
             sep.push_bind(h);
         }
         q.push("))");
-        let mut erased_hashes: Vec<String> = Vec::new();
-        for row in q.build().fetch_all(&self.readers).await? {
-            let Some(address) = row.try_get::<Option<String>, _>(0)? else {
-                erased_hashes.push(row.try_get(2)?);
-                continue;
-            };
-            let entry = known.entry(address).or_default();
-            entry.subject_id = Some(row.try_get(1)?);
-            let state_campaign: Option<String> = row.try_get(3)?;
-            if let Some(c) = state_campaign {
-                let state = super::state_from(
-                    &row.try_get::<String, _>(4)?,
-                    row.try_get(5)?,
-                    row.try_get(6)?,
-                )?;
-                if c == consent::ALL_CAMPAIGNS {
-                    entry.consent.all = Some(state);
-                } else {
-                    entry.consent.campaign = Some(state);
-                }
-            }
-        }
-        if !erased_hashes.is_empty() {
-            for (address, hs) in addresses.iter().zip(hashes) {
-                if !known.contains_key(address) && hs.iter().any(|h| erased_hashes.contains(h)) {
-                    known.entry(address.clone()).or_default().consent.erased = true;
-                }
-            }
-        }
-        Ok(known)
+        let rows = q.build().fetch_all(&self.readers).await?;
+        rows::known_recipients(&rows, addresses, hashes)
     }
 
     pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
@@ -501,22 +465,15 @@ impl SqliteStore {
                 .transpose()?;
         let (mut states, mut events) = (Vec::new(), Vec::new());
         if let Some(s) = &subject {
-            for r in sqlx::query(
+            states = sqlx::query(
                 "SELECT campaign, status, since, event_id FROM consent_state WHERE subject_id = $1 ORDER BY campaign",
             )
             .bind(&s.id)
             .fetch_all(&mut *tx)
             .await?
-            {
-                let st =
-                    super::state_from(&r.try_get::<String, _>(1)?, r.try_get(2)?, r.try_get(3)?)?;
-                states.push(StateRow {
-                    campaign: r.try_get(0)?,
-                    status: st.status,
-                    since: st.since,
-                    event_id: st.event_id,
-                });
-            }
+            .iter()
+            .map(state_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
             events = sqlx::query(
                 "SELECT id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at \
                  FROM consent_events WHERE subject_id = $1 ORDER BY id",
@@ -546,19 +503,8 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| {
-            Ok(DeliveryRow {
-                id: r.try_get(0)?,
-                message_id: r.try_get(1)?,
-                campaign: r.try_get(2)?,
-                status: r.try_get(3)?,
-                attempts: r.try_get(4)?,
-                last_reply: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-                updated_at: r.try_get(7)?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .map(delivery_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
         tx.rollback().await?;
         let record = SubjectRecord {
             subject,
@@ -592,15 +538,7 @@ impl SqliteStore {
         .fetch_all(&self.readers)
         .await?
         .iter()
-        .map(|r| {
-            let s = super::state_from(&r.try_get::<String, _>(1)?, r.try_get(2)?, r.try_get(3)?)?;
-            Ok(StateRow {
-                campaign: r.try_get(0)?,
-                status: s.status,
-                since: s.since,
-                event_id: s.event_id,
-            })
-        })
+        .map(state_from_row)
         .collect()
     }
 
@@ -656,21 +594,7 @@ impl SqliteStore {
         .fetch_all(&self.readers)
         .await?
         .iter()
-        .map(|r| {
-            Ok(QueueRow {
-                id: r.try_get(0)?,
-                message_id: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                recipient: r.try_get(3)?,
-                mail_from: r.try_get(4)?,
-                campaign: r.try_get(5)?,
-                status: r.try_get(6)?,
-                attempts: r.try_get(7)?,
-                next_attempt_at: r.try_get(8)?,
-                last_reply: r.try_get(9)?,
-                received_at: r.try_get(10)?,
-            })
-        })
+        .map(queue_from_row)
         .collect()
     }
 }
@@ -697,35 +621,6 @@ fn take_lock(db: &Path) -> Result<File, StoreError> {
             lock_path.display()
         ))),
     }
-}
-
-fn decision_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<DecisionRow, StoreError> {
-    Ok(DecisionRow {
-        id: r.try_get(0)?,
-        at: r.try_get(1)?,
-        message_id: r.try_get(2)?,
-        recipient: r.try_get(3)?,
-        campaign: r.try_get(4)?,
-        outcome: r.try_get(5)?,
-        reason: r.try_get(6)?,
-        event_id: r.try_get(7)?,
-        stage: r.try_get(8)?,
-    })
-}
-
-fn event_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConsentEvent, StoreError> {
-    Ok(ConsentEvent {
-        id: r.try_get(0)?,
-        subject_id: r.try_get(1)?,
-        campaign: r.try_get(2)?,
-        action: r.try_get(3)?,
-        at: r.try_get(4)?,
-        source: r.try_get(5)?,
-        ip: r.try_get(6)?,
-        user_agent: r.try_get(7)?,
-        evidence: r.try_get(8)?,
-        recorded_at: r.try_get(9)?,
-    })
 }
 
 async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {

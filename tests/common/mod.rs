@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod backend;
 pub mod ca;
 pub mod relay;
 pub mod sink;

@@ -76,14 +76,14 @@ current = "k1"
 keys = {{ k1 = "{KEY}" }}
 
 [store]
-url = "sqlite://{db}"
+url = "{store}"
 
 [queue]
 retry_after = ["1s"]
 {queue_extra}
 {CAMPAIGNS}
 "#,
-        db = dir.join("relay.db").display()
+        store = super::backend::store_url(dir)
     )
 }
 

@@ -10,6 +10,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{Op, Output, SqliteStore, consent_event};
 use crate::consent;
+use crate::store::rows::grant_from_row;
 use crate::store::{
     GrantRow, IDEMPOTENCY_KEEP_MS, ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome,
     StoreError,
@@ -111,14 +112,7 @@ impl SqliteStore {
         .fetch_all(&self.readers)
         .await?
         .iter()
-        .map(|r| {
-            Ok(GrantRow {
-                subject_id: r.try_get(0)?,
-                address: r.try_get(1)?,
-                since: r.try_get(2)?,
-                event_id: r.try_get(3)?,
-            })
-        })
+        .map(grant_from_row)
         .collect()
     }
 }

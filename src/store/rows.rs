@@ -1,0 +1,171 @@
+//! Stored rows to the store's types, the same for both backends: each
+//! backend reads its rows through [`Cols`], these functions make the values.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::*;
+use crate::consent;
+
+/// The column reads the mappers need, by position.
+pub(super) trait Cols {
+    fn int(&self, i: usize) -> Result<i64, StoreError>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
+    fn text(&self, i: usize) -> Result<String, StoreError>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
+}
+
+macro_rules! cols {
+    ($row:ty) => {
+        impl Cols for $row {
+            fn int(&self, i: usize) -> Result<i64, StoreError> {
+                Ok(self.try_get(i)?)
+            }
+            fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+                Ok(self.try_get(i)?)
+            }
+            fn text(&self, i: usize) -> Result<String, StoreError> {
+                Ok(self.try_get(i)?)
+            }
+            fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+                Ok(self.try_get(i)?)
+            }
+        }
+    };
+}
+cols!(sqlx::sqlite::SqliteRow);
+cols!(sqlx::postgres::PgRow);
+
+/// `id, at, message_id, recipient, campaign, outcome, reason, event_id, stage`
+pub(super) fn decision_from_row(r: &impl Cols) -> Result<DecisionRow, StoreError> {
+    Ok(DecisionRow {
+        id: r.int(0)?,
+        at: r.int(1)?,
+        message_id: r.text(2)?,
+        recipient: r.text(3)?,
+        campaign: r.text(4)?,
+        outcome: r.text(5)?,
+        reason: r.text(6)?,
+        event_id: r.opt_int(7)?,
+        stage: r.text(8)?,
+    })
+}
+
+/// `id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at`
+pub(super) fn event_from_row(r: &impl Cols) -> Result<ConsentEvent, StoreError> {
+    Ok(ConsentEvent {
+        id: r.int(0)?,
+        subject_id: r.text(1)?,
+        campaign: r.text(2)?,
+        action: r.text(3)?,
+        at: r.int(4)?,
+        source: r.text(5)?,
+        ip: r.opt_text(6)?,
+        user_agent: r.opt_text(7)?,
+        evidence: r.opt_text(8)?,
+        recorded_at: r.int(9)?,
+    })
+}
+
+/// `campaign, status, since, event_id`
+pub(super) fn state_from_row(r: &impl Cols) -> Result<StateRow, StoreError> {
+    let s = super::state_from(&r.text(1)?, r.int(2)?, r.int(3)?)?;
+    Ok(StateRow {
+        campaign: r.text(0)?,
+        status: s.status,
+        since: s.since,
+        event_id: s.event_id,
+    })
+}
+
+/// `id, message_id, campaign, status, attempts, last_reply, created_at, updated_at`
+pub(super) fn delivery_from_row(r: &impl Cols) -> Result<DeliveryRow, StoreError> {
+    Ok(DeliveryRow {
+        id: r.int(0)?,
+        message_id: r.text(1)?,
+        campaign: r.text(2)?,
+        status: r.text(3)?,
+        attempts: r.int(4)?,
+        last_reply: r.opt_text(5)?,
+        created_at: r.int(6)?,
+        updated_at: r.int(7)?,
+    })
+}
+
+/// `id, message_id, kind, recipient, mail_from, campaign, status, attempts,
+/// next_attempt_at, last_reply, received_at`
+pub(super) fn queue_from_row(r: &impl Cols) -> Result<QueueRow, StoreError> {
+    Ok(QueueRow {
+        id: r.int(0)?,
+        message_id: r.text(1)?,
+        kind: r.text(2)?,
+        recipient: r.text(3)?,
+        mail_from: r.text(4)?,
+        campaign: r.text(5)?,
+        status: r.text(6)?,
+        attempts: r.int(7)?,
+        next_attempt_at: r.int(8)?,
+        last_reply: r.opt_text(9)?,
+        received_at: r.int(10)?,
+    })
+}
+
+/// `event_id, subject_id, status, attempts, next_attempt_at, last_error, created_at`
+pub(super) fn webhook_from_row(r: &impl Cols) -> Result<WebhookRow, StoreError> {
+    Ok(WebhookRow {
+        event_id: r.int(0)?,
+        subject_id: r.text(1)?,
+        status: r.text(2)?,
+        attempts: r.int(3)?,
+        next_attempt_at: r.int(4)?,
+        last_error: r.opt_text(5)?,
+        created_at: r.int(6)?,
+    })
+}
+
+/// `subject_id, address, since, event_id`
+pub(super) fn grant_from_row(r: &impl Cols) -> Result<GrantRow, StoreError> {
+    Ok(GrantRow {
+        subject_id: r.text(0)?,
+        address: r.text(1)?,
+        since: r.int(2)?,
+        event_id: r.int(3)?,
+    })
+}
+
+/// What the recipients' rows say (`address, id, address_hash, campaign,
+/// status, since, event_id`, live subjects joined with their state for the
+/// campaign and `*`, erased subjects by hash, address NULL), per address.
+pub(super) fn known_recipients(
+    rows: &[impl Cols],
+    addresses: &[String],
+    hashes: &[Vec<String>],
+) -> Result<HashMap<String, KnownRecipient>, StoreError> {
+    let mut known: HashMap<String, KnownRecipient> = HashMap::with_capacity(addresses.len());
+    let mut erased_hashes: Vec<String> = Vec::new();
+    for row in rows {
+        let Some(address) = row.opt_text(0)? else {
+            erased_hashes.push(row.text(2)?);
+            continue;
+        };
+        let entry = known.entry(address).or_default();
+        entry.subject_id = Some(row.text(1)?);
+        if let Some(c) = row.opt_text(3)? {
+            let state = super::state_from(&row.text(4)?, row.int(5)?, row.int(6)?)?;
+            if c == consent::ALL_CAMPAIGNS {
+                entry.consent.all = Some(state);
+            } else {
+                entry.consent.campaign = Some(state);
+            }
+        }
+    }
+    if !erased_hashes.is_empty() {
+        for (address, hs) in addresses.iter().zip(hashes) {
+            if !known.contains_key(address) && hs.iter().any(|h| erased_hashes.contains(h)) {
+                known.entry(address.clone()).or_default().consent.erased = true;
+            }
+        }
+    }
+    Ok(known)
+}
