@@ -19,22 +19,12 @@ fn utf8_message(campaign: &str, body: &str) -> String {
     )
 }
 
-/// Sends one message with `MAIL FROM:<from> SMTPUTF8`; the reply to the dot.
-async fn send_utf8(relay: &TestRelay, from: &str, rcpts: &[&str], message: &str) -> String {
-    let mut c = relay.client().await;
-    c.expect("220").await;
-    let ehlo = c.cmd("EHLO client.test", "250").await;
-    assert!(ehlo.contains("SMTPUTF8"), "{ehlo}");
-    c.cmd(&format!("MAIL FROM:<{from}> SMTPUTF8"), "250").await;
-    for r in rcpts {
-        c.cmd(&format!("RCPT TO:<{r}>"), "250").await;
-    }
-    c.cmd("DATA", "354").await;
-    c.write(message.as_bytes()).await;
-    c.write(b".\r\n").await;
-    let reply = c.read_reply().await;
-    c.cmd("QUIT", "221").await;
-    reply
+/// Sends one message with `MAIL FROM:<from> SMTPUTF8`; it must be accepted.
+async fn send_utf8(relay: &TestRelay, from: &str, rcpts: &[&str], message: &str) {
+    let r = relay
+        .send_with(&format!("MAIL FROM:<{from}> SMTPUTF8"), rcpts, message)
+        .await;
+    assert!(r.starts_with("250"), "{r}");
 }
 
 async fn sink_without_smtputf8() -> Sink {
@@ -48,6 +38,25 @@ async fn sink_without_smtputf8() -> Sink {
     .await
 }
 
+/// A sink (offering SMTPUTF8 or not) and a relay in front of it; sends one
+/// message with SMTPUTF8 and returns the first thing the sink receives.
+async fn relay_one(
+    upstream_smtputf8: bool,
+    from: &str,
+    rcpt: &str,
+    message: &str,
+) -> (Sink, TestRelay, Received) {
+    let sink = if upstream_smtputf8 {
+        Sink::start().await
+    } else {
+        sink_without_smtputf8().await
+    };
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    send_utf8(&relay, from, &[rcpt], message).await;
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    (sink, relay, got[0].clone())
+}
+
 async fn queue(relay: &TestRelay) -> Vec<QueueRow> {
     relay.store().queue(100).await.expect("queue")
 }
@@ -58,20 +67,16 @@ fn has_smtputf8(r: &Received) -> bool {
 
 #[tokio::test]
 async fn utf8_message_goes_upstream_with_smtputf8_when_offered() {
-    let sink = Sink::start().await;
-    let relay = TestRelay::start(sink.addr(), "", "").await;
-    let r = send_utf8(
-        &relay,
+    let (_sink, _relay, got) = relay_one(
+        true,
         "crm@example.com",
-        &["ann@example.net"],
+        "ann@example.net",
         &utf8_message("prospecting", "Hallo"),
     )
     .await;
-    assert!(r.starts_with("250"), "{r}");
-    let got = sink.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(got[0].rcpt_to, ["ann@example.net"]);
-    assert!(has_smtputf8(&got[0]), "{:?}", got[0].mail_params);
-    let text = String::from_utf8(got[0].data.clone()).expect("UTF-8 copy");
+    assert_eq!(got.rcpt_to, ["ann@example.net"]);
+    assert!(has_smtputf8(&got), "{:?}", got.mail_params);
+    let text = String::from_utf8(got.data.clone()).expect("UTF-8 copy");
     assert!(text.contains("Subject: Grüße aus Köln\r\n"), "{text}");
     assert!(
         text.contains("From: Jörg Müller <crm@example.com>\r\n"),
@@ -85,14 +90,13 @@ async fn utf8_message_goes_upstream_with_smtputf8_when_offered() {
 async fn utf8_message_fails_with_a_bounce_when_the_upstream_lacks_smtputf8() {
     let sink = sink_without_smtputf8().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
-    let r = send_utf8(
+    send_utf8(
         &relay,
         "crm@example.com",
         &["ann@example.net"],
         &utf8_message("prospecting", "Hallo"),
     )
     .await;
-    assert!(r.starts_with("250"), "{r}");
     // Only the bounce arrives: the copy itself never went upstream.
     let got = sink.wait_for(1, Duration::from_secs(10)).await;
     let dsn = &got[0];
@@ -153,60 +157,60 @@ async fn ascii_messages_never_carry_the_parameter() {
 }
 
 #[tokio::test]
-async fn an_ascii_message_sent_with_smtputf8_needs_no_smtputf8_upstream() {
-    let sink = sink_without_smtputf8().await;
-    let relay = TestRelay::start(sink.addr(), "", "").await;
-    let r = send_utf8(
-        &relay,
+async fn the_flag_is_stored_and_passed_on_for_an_ascii_message_too() {
+    // Nothing in the copy needs SMTPUTF8: only the stored flag asks for it.
+    let (_sink, _relay, got) = relay_one(
+        true,
         "crm@example.com",
-        &["ann@example.net"],
+        "ann@example.net",
         &message("prospecting", "plain"),
     )
     .await;
-    assert!(r.starts_with("250"), "{r}");
-    let got = sink.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(got[0].rcpt_to, ["ann@example.net"]);
-    assert!(got[0].mail_params.is_empty(), "{:?}", got[0].mail_params);
+    assert_eq!(got.mail_params, ["SMTPUTF8"]);
+}
+
+#[tokio::test]
+async fn an_ascii_message_sent_with_smtputf8_needs_no_smtputf8_upstream() {
+    let (_sink, _relay, got) = relay_one(
+        false,
+        "crm@example.com",
+        "ann@example.net",
+        &message("prospecting", "plain"),
+    )
+    .await;
+    assert_eq!(got.rcpt_to, ["ann@example.net"]);
+    assert!(got.mail_params.is_empty(), "{:?}", got.mail_params);
 }
 
 #[tokio::test]
 async fn utf8_recipient_is_delivered_with_smtputf8() {
-    let sink = Sink::start().await;
-    let relay = TestRelay::start(sink.addr(), "", "").await;
-    let r = send_utf8(
-        &relay,
+    let (_sink, relay, got) = relay_one(
+        true,
         "crm@example.com",
-        &["jörg@example.net"],
+        "jörg@example.net",
         &utf8_message("prospecting", "Hallo"),
     )
     .await;
-    assert!(r.starts_with("250"), "{r}");
-    let got = sink.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(got[0].rcpt_to, ["jörg@example.net"]);
-    assert!(has_smtputf8(&got[0]), "{:?}", got[0].mail_params);
+    assert_eq!(got.rcpt_to, ["jörg@example.net"]);
+    assert!(has_smtputf8(&got), "{:?}", got.mail_params);
     // The recipient has a subject and signed links like anyone else.
     let subject = relay.subject_id("jörg@example.net").await;
-    let text = String::from_utf8_lossy(&got[0].data);
+    let text = String::from_utf8_lossy(&got.data);
     assert!(text.contains("List-Unsubscribe: "), "{text}");
     assert!(!subject.is_empty());
 }
 
 #[tokio::test]
 async fn utf8_recipient_fails_with_a_utf8_bounce_when_the_upstream_lacks_smtputf8() {
-    let sink = sink_without_smtputf8().await;
-    let relay = TestRelay::start(sink.addr(), "", "").await;
-    let r = send_utf8(
-        &relay,
+    let (_sink, _relay, got) = relay_one(
+        false,
         "crm@example.com",
-        &["jörg@example.net"],
+        "jörg@example.net",
         &message("prospecting", "plain"),
     )
     .await;
-    assert!(r.starts_with("250"), "{r}");
-    let got = sink.wait_for(1, Duration::from_secs(10)).await;
-    let dsn = &got[0];
-    assert_eq!(dsn.rcpt_to, ["crm@example.com"]);
-    let text = String::from_utf8(dsn.data.clone()).expect("UTF-8 bounce");
+    assert_eq!(got.rcpt_to, ["crm@example.com"]);
+    let text = String::from_utf8(got.data).expect("UTF-8 bounce");
     assert!(
         text.contains("Final-Recipient: utf-8; jörg@example.net\r\n"),
         "{text}"
@@ -229,14 +233,13 @@ async fn a_utf8_sender_gets_its_bounce_with_smtputf8() {
     let sink = Sink::start().await;
     sink.script([common::sink::Fault::Rcpt(550, "5.1.1 no such user")]);
     let relay = TestRelay::start(sink.addr(), "", "").await;
-    let r = send_utf8(
+    send_utf8(
         &relay,
         "büro@example.com",
         &["gone@example.net"],
         &message("prospecting", "plain"),
     )
     .await;
-    assert!(r.starts_with("250"), "{r}");
     let got = sink.wait_for(1, Duration::from_secs(10)).await;
     let dsn = &got[0];
     assert_eq!(dsn.rcpt_to, ["büro@example.com"]);
@@ -257,14 +260,13 @@ async fn the_outbox_writes_a_utf8_copy() {
         common::relay::config_text(dir.path(), &format!("outbox:{}", outbox.display()), "", "")
             .replace("tls = \"none\"\n", "");
     let relay = TestRelay::start_with(dir, &text).await;
-    let r = send_utf8(
+    send_utf8(
         &relay,
         "crm@example.com",
         &["jörg@example.net"],
         &utf8_message("prospecting", "Hallo"),
     )
     .await;
-    assert!(r.starts_with("250"), "{r}");
     let eml = || {
         std::fs::read_dir(&outbox)
             .ok()?

@@ -178,8 +178,9 @@ fn boxed<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 
 /// MAIL, RCPT, DATA and the message, pipelined when the upstream allows it.
 async fn transaction(c: &mut Connection, copy: &Copy<'_>) -> AttemptOutcome {
+    let needs = needs_smtputf8(copy.mail_from, copy.recipient, copy.body);
     if !c.smtputf8
-        && let Some(refusal) = needs_smtputf8(copy.mail_from, copy.recipient, copy.body)
+        && let Some(refusal) = needs
     {
         // RFC 6531 3.4: no downgrade; the copy fails and the sender is told.
         return AttemptOutcome::PermanentFailure(refusal.into());
@@ -189,7 +190,8 @@ async fn transaction(c: &mut Connection, copy: &Copy<'_>) -> AttemptOutcome {
         "MAIL FROM:<{}>{}{}\r\n",
         copy.mail_from,
         if eight_bit { " BODY=8BITMIME" } else { "" },
-        if copy.smtputf8 && c.smtputf8 {
+        // `needs` as well: a message queued before the flag was stored.
+        if (copy.smtputf8 || needs.is_some()) && c.smtputf8 {
             " SMTPUTF8"
         } else {
             ""
