@@ -78,6 +78,8 @@ pub fn message(
             reason: Reason::PendingConfirmation,
             event_id: Some(event_id),
         }],
+        // RFC 6531: a UTF-8 address is only reachable with SMTPUTF8.
+        smtputf8: !address.is_ascii(),
     })
 }
 

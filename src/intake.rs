@@ -28,6 +28,8 @@ pub struct Envelope {
     pub esmtp: bool,
     /// The session was TLS (STARTTLS or the implicit-TLS listener).
     pub tls: bool,
+    /// MAIL FROM carried SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
 }
 
 /// An accepted message.
@@ -188,6 +190,7 @@ impl Intake {
                 body,
                 received_at: now,
                 recipients: decisions,
+                smtputf8: envelope.smtputf8,
             })
             .await?;
         if delivered > 0 {
@@ -273,6 +276,13 @@ fn received_header(cfg: &Config, env: &Envelope, queue_id: &str, now: i64) -> St
         (true, false, true) => "ESMTPA",
         (true, true, false) => "ESMTPS",
         (true, true, true) => "ESMTPSA",
+    };
+    // RFC 6531 4.3: UTF8SMTP, UTF8SMTPA, UTF8SMTPS, UTF8SMTPSA for an
+    // SMTPUTF8 transaction (only possible after EHLO).
+    let protocol = if env.smtputf8 {
+        protocol.replacen("ESMTP", "UTF8SMTP", 1)
+    } else {
+        protocol.to_owned()
     };
     // HELO text comes from the client: keep it to printable ASCII without
     // parentheses so the header stays well-formed.

@@ -122,6 +122,8 @@ fn erasure_notice(config: &Config, address: &str, lang: Language, now: i64) -> O
             reason: Reason::Erased,
             event_id: None,
         }],
+        // RFC 6531: a UTF-8 address is only reachable with SMTPUTF8.
+        smtputf8: !address.is_ascii(),
     })
 }
 

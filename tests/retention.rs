@@ -345,6 +345,7 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
             reason: policy::Reason::NotObjected,
             event_id: None,
         }],
+        smtputf8: false,
     };
     store
         .accept_message(new_message(

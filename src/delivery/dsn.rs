@@ -1,5 +1,8 @@
 //! Delivery status notifications (RFC 3464): the bounce a sender receives
-//! when a recipient's copy failed for good. Pure: builds the bytes.
+//! when a recipient's copy failed for good. Pure: builds the bytes. When an
+//! address, the diagnostic or the returned header is UTF-8, the report uses
+//! the RFC 6533 types (`message/global-delivery-status`, `utf-8` address
+//! type, `message/global-headers`) and must travel with SMTPUTF8.
 
 /// What the bounce reports.
 pub struct Bounce<'a> {
@@ -32,6 +35,20 @@ pub fn build(b: &Bounce<'_>) -> Vec<u8> {
     let diagnostic = one_line(b.diagnostic, 900);
     let recipient = one_line(b.recipient, 500);
     let headers = &b.original[..crate::message::header_end(b.original)];
+    // RFC 6533 3, 6: UTF-8 only in the "global" report types.
+    let global = !(b.original_sender.is_ascii()
+        && recipient.is_ascii()
+        && diagnostic.is_ascii()
+        && headers.is_ascii());
+    let (status_type, address_type, headers_type) = if global {
+        (
+            "message/global-delivery-status",
+            "utf-8",
+            "message/global-headers",
+        )
+    } else {
+        ("message/delivery-status", "rfc822", "text/rfc822-headers")
+    };
     let mut out = String::with_capacity(2048);
     out.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{host}>\r\n\
@@ -57,20 +74,20 @@ pub fn build(b: &Bounce<'_>) -> Vec<u8> {
          {diag}\r\n\
          \r\n\
          --{boundary}\r\n\
-         Content-Type: message/delivery-status\r\n\
+         Content-Type: {status_type}\r\n\
          \r\n\
          Reporting-MTA: dns; {host}\r\n\
          X-Queue-ID: {id}\r\n\
          Arrival-Date: {arrival}\r\n\
          \r\n\
-         Final-Recipient: rfc822; {rcpt}\r\n\
+         Final-Recipient: {address_type}; {rcpt}\r\n\
          Action: failed\r\n\
          Status: {status}\r\n\
          Diagnostic-Code: smtp; {diag}\r\n\
          Last-Attempt-Date: {date}\r\n\
          \r\n\
          --{boundary}\r\n\
-         Content-Type: text/rfc822-headers\r\n\
+         Content-Type: {headers_type}\r\n\
          \r\n",
         host = b.reporting_host,
         to = one_line(b.original_sender, 500),
@@ -131,6 +148,35 @@ mod tests {
         assert!(!text.contains("body\r\n"));
         assert!(text.ends_with("--dsn=01ABC--\r\n"));
         assert!(!text.replace("\r\n", "").contains('\n'));
+    }
+
+    #[test]
+    fn utf8_addresses_or_header_make_a_global_report() {
+        let bounce = |recipient: &'static str, original: &'static [u8]| {
+            String::from_utf8(build(&Bounce {
+                reporting_host: "relay.example",
+                queue_id: "01ABC",
+                original_sender: "crm@example.com",
+                recipient,
+                diagnostic: "553 5.6.7 upstream does not support SMTPUTF8",
+                status: "5.6.7",
+                original,
+                arrival: 0,
+                now: 1000,
+            }))
+            .unwrap()
+        };
+        let text = bounce("jörg@example.net", b"Subject: hello\r\n\r\nbody\r\n");
+        assert!(text.contains("Content-Type: message/global-delivery-status\r\n"));
+        assert!(text.contains("Final-Recipient: utf-8; jörg@example.net\r\n"));
+        assert!(text.contains("Content-Type: message/global-headers\r\n"));
+        let text = bounce("ann@example.net", "Subject: Grüße\r\n\r\n".as_bytes());
+        assert!(text.contains("Final-Recipient: utf-8; ann@example.net\r\n"));
+        assert!(text.contains("Subject: Grüße\r\n"));
+        let text = bounce("ann@example.net", b"Subject: hello\r\n\r\n");
+        assert!(text.contains("Content-Type: message/delivery-status\r\n"));
+        assert!(text.contains("Final-Recipient: rfc822; ann@example.net\r\n"));
+        assert!(text.contains("Content-Type: text/rfc822-headers\r\n"));
     }
 
     #[test]

@@ -390,6 +390,7 @@ async fn send_loop(
                     recipient: &d.recipient,
                     body: &body,
                     name: &name,
+                    smtputf8: d.smtputf8,
                 };
                 upstream.send(&mut conn, &copy).await
             }
@@ -483,6 +484,7 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
         arrival: d.received_at,
         now,
     });
+    let smtputf8 = d.smtputf8 || upstream::needs_smtputf8("", &d.mail_from, &body).is_some();
     NewMessage {
         id,
         kind: MessageKind::Dsn,
@@ -502,6 +504,8 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
             reason: policy::Reason::Mandatory,
             event_id: None,
         }],
+        // A UTF-8 sender, or UTF-8 in the report (RFC 6533), needs SMTPUTF8.
+        smtputf8,
     }
 }
 

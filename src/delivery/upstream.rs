@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mail_send::smtp::AssertReply;
 use mail_send::{Credentials, SmtpClient};
-use smtp_proto::{EXT_PIPELINING, EXT_START_TLS};
+use smtp_proto::{EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -25,6 +25,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub struct Connection {
     client: SmtpClient<Box<dyn Io>>,
     pipelining: bool,
+    /// The upstream's EHLO offered SMTPUTF8 (RFC 6531).
+    smtputf8: bool,
     last_used: Instant,
     /// A transaction failed half-way: RSET before the next.
     dirty: bool,
@@ -44,6 +46,9 @@ pub struct Copy<'a> {
     pub body: &'a [u8],
     /// Unique name, used for the outbox file.
     pub name: &'a str,
+    /// The message came with SMTPUTF8 (RFC 6531): MAIL FROM carries it
+    /// when the upstream offers it.
+    pub smtputf8: bool,
 }
 
 /// Where copies go.
@@ -161,6 +166,7 @@ impl Upstream {
         }
         Ok(Connection {
             pipelining: ehlo.has_capability(EXT_PIPELINING),
+            smtputf8: ehlo.has_capability(EXT_SMTP_UTF8),
             client,
             last_used: Instant::now(),
             dirty: false,
@@ -179,11 +185,24 @@ fn boxed<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 
 /// MAIL, RCPT, DATA and the message, pipelined when the upstream allows it.
 async fn transaction(c: &mut Connection, copy: &Copy<'_>) -> AttemptOutcome {
+    let needs = needs_smtputf8(copy.mail_from, copy.recipient, copy.body);
+    if !c.smtputf8
+        && let Some(refusal) = needs
+    {
+        // RFC 6531 3.4: no downgrade; the copy fails and the sender is told.
+        return AttemptOutcome::PermanentFailure(refusal.into());
+    }
     let eight_bit = copy.body.iter().any(|b| !b.is_ascii());
     let mail = format!(
-        "MAIL FROM:<{}>{}\r\n",
+        "MAIL FROM:<{}>{}{}\r\n",
         copy.mail_from,
-        if eight_bit { " BODY=8BITMIME" } else { "" }
+        if eight_bit { " BODY=8BITMIME" } else { "" },
+        // `needs` as well: a message queued before the flag was stored.
+        if (copy.smtputf8 || needs.is_some()) && c.smtputf8 {
+            " SMTPUTF8"
+        } else {
+            ""
+        }
     );
     let rcpt = format!("RCPT TO:<{}>\r\n", copy.recipient);
     let replies = if c.pipelining {
@@ -225,6 +244,20 @@ async fn transaction(c: &mut Connection, copy: &Copy<'_>) -> AttemptOutcome {
         Err(_) => {
             AttemptOutcome::TemporaryFailure("timeout waiting for the reply to the message".into())
         }
+    }
+}
+
+/// Why a message cannot go to an upstream without SMTPUTF8: a UTF-8
+/// address in the envelope, or UTF-8 in the header (RFC 6531 3.4, the
+/// enhanced codes of RFC 6531 3.7.5). `None` when plain SMTP carries it
+/// (the message may still have been sent with SMTPUTF8).
+pub fn needs_smtputf8(mail_from: &str, recipient: &str, body: &[u8]) -> Option<&'static str> {
+    if !mail_from.is_ascii() || !recipient.is_ascii() {
+        Some("553 5.6.7 upstream does not support SMTPUTF8, needed for a UTF-8 address")
+    } else if !body[..crate::message::header_end(body)].is_ascii() {
+        Some("550 5.6.9 upstream does not support SMTPUTF8, needed for the UTF-8 header")
+    } else {
+        None
     }
 }
 

@@ -694,6 +694,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             auth_user: self.auth_user.clone(),
             esmtp: self.esmtp,
             tls: self.tls,
+            smtputf8: self.smtputf8,
         };
         match self.ctx.intake.accept(&envelope, &body).await {
             Ok(a) => Reply::new(

@@ -110,6 +110,9 @@ pub struct NewMessage {
     pub body: Vec<u8>,
     pub received_at: i64,
     pub recipients: Vec<RecipientDecision>,
+    /// Received with `MAIL FROM ... SMTPUTF8` (RFC 6531), or written by the
+    /// relay to a non-ASCII address: delivery asks the upstream for SMTPUTF8.
+    pub smtputf8: bool,
 }
 
 /// A delivery leased to this node for one attempt.
@@ -124,6 +127,8 @@ pub struct ClaimedDelivery {
     pub received_at: i64,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// The message's `smtputf8` flag ([`NewMessage::smtputf8`]).
+    pub smtputf8: bool,
 }
 
 /// The outcome of one attempt, recorded in one transaction with what follows from it.

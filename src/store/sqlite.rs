@@ -826,7 +826,7 @@ async fn insert_messages(
     for chunk in messages.chunks(ROWS_PER_INSERT / 10) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, kind, mail_from, client_ip, helo, auth_user, campaign, \
-             header_message_id, size, body, received_at) ",
+             header_message_id, size, body, received_at, smtputf8) ",
         );
         q.push_values(chunk, |mut b, m| {
             b.push_bind(&m.id)
@@ -846,7 +846,8 @@ async fn insert_messages(
                         .any(|r| r.outcome == Outcome::Deliver)
                         .then_some(&m.body[..]),
                 )
-                .push_bind(m.received_at);
+                .push_bind(m.received_at)
+                .push_bind(m.smtputf8);
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -981,10 +982,11 @@ async fn claim(
             campaign: String::new(),
             received_at: 0,
             attempts: r.try_get(3)?,
+            smtputf8: false,
         });
     }
     let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT id, kind, mail_from, campaign, received_at FROM messages WHERE id IN (",
+        "SELECT id, kind, mail_from, campaign, received_at, smtputf8 FROM messages WHERE id IN (",
     );
     let mut sep = q.separated(", ");
     for id in &message_ids {
@@ -1005,17 +1007,19 @@ async fn claim(
                 r.try_get::<String, _>(2)?,
                 r.try_get::<String, _>(3)?,
                 r.try_get::<i64, _>(4)?,
+                r.try_get::<bool, _>(5)?,
             ),
         );
     }
     for c in &mut claimed {
-        let (kind, from, campaign, received_at) = meta
+        let (kind, from, campaign, received_at, smtputf8) = meta
             .get(&c.message_id)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery {} has no message", c.id)))?;
         c.kind = *kind;
         c.mail_from.clone_from(from);
         c.campaign.clone_from(campaign);
         c.received_at = *received_at;
+        c.smtputf8 = *smtputf8;
     }
     Ok(claimed)
 }

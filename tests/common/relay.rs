@@ -189,10 +189,17 @@ impl TestRelay {
 
     /// Sends one message in a fresh session; returns the reply to the final dot.
     pub async fn send(&self, rcpts: &[&str], message: &str) -> String {
+        self.send_with("MAIL FROM:<crm@example.com>", rcpts, message)
+            .await
+    }
+
+    /// [`TestRelay::send`] with this MAIL command (another sender, or
+    /// parameters such as `SMTPUTF8`).
+    pub async fn send_with(&self, mail: &str, rcpts: &[&str], message: &str) -> String {
         let mut c = self.client().await;
         c.expect("220").await;
         c.cmd("EHLO client.test", "250").await;
-        c.cmd("MAIL FROM:<crm@example.com>", "250").await;
+        c.cmd(mail, "250").await;
         for r in rcpts {
             c.cmd(&format!("RCPT TO:<{r}>"), "250").await;
         }

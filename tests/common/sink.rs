@@ -6,7 +6,9 @@
 //! of one-shot [`Fault`]s that tests script at runtime. With [`SinkOptions`]
 //! it also offers STARTTLS or implicit TLS (a certificate from
 //! [`super::ca::TestCa`]) and AUTH PLAIN/LOGIN for one user, and records
-//! whether each message came over TLS and who authenticated. It does not do
+//! whether each message came over TLS and who authenticated. It records the
+//! MAIL FROM parameters of each message, and offers SMTPUTF8 unless told not
+//! to (then it refuses the parameter and non-ASCII addresses). It does not do
 //! BDAT or size enforcement, and it never relays anything.
 //!
 //! ```ignore
@@ -50,6 +52,9 @@ pub struct Received {
     pub tls: bool,
     /// The user of a successful AUTH in this session.
     pub auth_user: Option<String>,
+    /// The ESMTP parameters after `MAIL FROM:<...>`, as sent
+    /// (e.g. `["BODY=8BITMIME", "SMTPUTF8"]`).
+    pub mail_params: Vec<String>,
 }
 
 /// What the sink offers beyond plain ESMTP ([`Sink::start_with`]).
@@ -64,6 +69,9 @@ pub struct SinkOptions {
     pub inject_after_starttls: Option<&'static str>,
     /// Offer AUTH PLAIN and LOGIN, accepting this user and password.
     pub auth: Option<(String, String)>,
+    /// Do not offer SMTPUTF8 (RFC 6531), and refuse a MAIL FROM that
+    /// carries it or a non-ASCII address, as an older server would.
+    pub without_smtputf8: bool,
 }
 
 /// A one-shot misbehaviour, consumed by the next event it matches.
@@ -342,11 +350,13 @@ enum Phase {
     /// `MAIL` accepted; collecting recipients.
     Mail {
         mail_from: String,
+        mail_params: Vec<String>,
         rcpt_to: Vec<String>,
     },
     /// After `354`: collecting message lines until the lone dot.
     Data {
         mail_from: String,
+        mail_params: Vec<String>,
         rcpt_to: Vec<String>,
         data: Vec<u8>,
     },
@@ -504,8 +514,11 @@ impl Session {
                 let options = &self.shared.options;
                 let mut ehlo = format!(
                     "250-{HOSTNAME} greets {arg}\r\n250-PIPELINING\r\n250-8BITMIME\r\n\
-                     250-SMTPUTF8\r\n250-SIZE 104857600\r\n"
+                     250-SIZE 104857600\r\n"
                 );
+                if !options.without_smtputf8 {
+                    ehlo.push_str("250-SMTPUTF8\r\n");
+                }
                 if options.starttls.is_some() && !self.tls {
                     ehlo.push_str("250-STARTTLS\r\n");
                 }
@@ -557,23 +570,43 @@ impl Session {
         let Some(mail_from) = path_after(arg, "FROM:") else {
             return self.reply(501, "5.5.4 syntax: MAIL FROM:<address>");
         };
+        let mail_params: Vec<String> = arg
+            .rsplit_once('>')
+            .map(|(_, params)| params.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        if self.shared.options.without_smtputf8 {
+            if mail_params
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case("SMTPUTF8"))
+            {
+                return self.reply(555, "5.5.4 SMTPUTF8 not supported");
+            }
+            if !mail_from.is_ascii() {
+                return self.reply(553, "5.6.7 non-ASCII address not supported");
+            }
+        }
         if let Some(Fault::Mail(code, text)) = self.shared.take_fault(Event::Mail) {
             return self.reply(code, text);
         }
         self.phase = Phase::Mail {
             mail_from,
+            mail_params,
             rcpt_to: Vec::new(),
         };
         self.reply(250, "2.1.0 ok");
     }
 
     fn rcpt(&mut self, arg: &str) {
+        let without_smtputf8 = self.shared.options.without_smtputf8;
         let Phase::Mail { rcpt_to, .. } = &mut self.phase else {
             return self.reply(503, "5.5.1 need MAIL before RCPT");
         };
         let Some(address) = path_after(arg, "TO:") else {
             return self.reply(501, "5.5.4 syntax: RCPT TO:<address>");
         };
+        if without_smtputf8 && !address.is_ascii() {
+            return self.reply(553, "5.6.7 non-ASCII address not supported");
+        }
         if let Some(Fault::Rcpt(code, text)) = self.shared.take_fault(Event::Rcpt) {
             return self.reply(code, text);
         }
@@ -583,16 +616,29 @@ impl Session {
 
     fn data(&mut self) {
         match std::mem::replace(&mut self.phase, Phase::Ready) {
-            Phase::Mail { mail_from, rcpt_to } if !rcpt_to.is_empty() => {
+            Phase::Mail {
+                mail_from,
+                mail_params,
+                rcpt_to,
+            } if !rcpt_to.is_empty() => {
                 self.phase = Phase::Data {
                     mail_from,
+                    mail_params,
                     rcpt_to,
                     data: Vec::new(),
                 };
                 self.reply(354, "end data with <CR><LF>.<CR><LF>");
             }
-            Phase::Mail { mail_from, rcpt_to } => {
-                self.phase = Phase::Mail { mail_from, rcpt_to };
+            Phase::Mail {
+                mail_from,
+                mail_params,
+                rcpt_to,
+            } => {
+                self.phase = Phase::Mail {
+                    mail_from,
+                    mail_params,
+                    rcpt_to,
+                };
                 self.reply(554, "5.5.1 no valid recipients");
             }
             other => {
@@ -605,6 +651,7 @@ impl Session {
     fn end_of_data(&mut self) -> Next {
         let Phase::Data {
             mail_from,
+            mail_params,
             rcpt_to,
             data,
         } = std::mem::replace(&mut self.phase, Phase::Ready)
@@ -624,6 +671,7 @@ impl Session {
                     data,
                     tls: self.tls,
                     auth_user: self.auth_user.clone(),
+                    mail_params,
                 });
                 self.reply(250, &format!("2.0.0 queued as {n}"));
                 Next::Continue
