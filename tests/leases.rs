@@ -31,6 +31,7 @@ async fn accept(store: &Store, n: usize, per: usize, at: i64) {
             header_message_id: None,
             body: b"Subject: x\r\n\r\nx\r\n".to_vec(),
             received_at: at,
+            smtputf8: false,
             recipients: (0..per)
                 .map(|j| RecipientDecision {
                     recipient: format!("m{i}-r{j}@example.net"),

@@ -65,7 +65,6 @@ fn has_smtputf8(r: &Received) -> bool {
     r.mail_params.iter().any(|p| p == "SMTPUTF8")
 }
 
-#[tokio::test]
 async fn utf8_message_goes_upstream_with_smtputf8_when_offered() {
     let (_sink, _relay, got) = relay_one(
         true,
@@ -85,8 +84,8 @@ async fn utf8_message_goes_upstream_with_smtputf8_when_offered() {
     // RFC 6531 4.3: the trace header names the SMTPUTF8 transaction.
     assert!(text.contains(" with UTF8SMTP id "), "{text}");
 }
+both_stores!(utf8_message_goes_upstream_with_smtputf8_when_offered);
 
-#[tokio::test]
 async fn utf8_message_fails_with_a_bounce_when_the_upstream_lacks_smtputf8() {
     let sink = sink_without_smtputf8().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -136,8 +135,8 @@ async fn utf8_message_fails_with_a_bounce_when_the_upstream_lacks_smtputf8() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 1, "only the bounce reached the upstream");
 }
+both_stores!(utf8_message_fails_with_a_bounce_when_the_upstream_lacks_smtputf8);
 
-#[tokio::test]
 async fn ascii_messages_never_carry_the_parameter() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
@@ -155,8 +154,8 @@ async fn ascii_messages_never_carry_the_parameter() {
     let text = String::from_utf8_lossy(&got[0].data);
     assert!(text.contains(" with ESMTP id "), "{text}");
 }
+both_stores!(ascii_messages_never_carry_the_parameter);
 
-#[tokio::test]
 async fn the_flag_is_stored_and_passed_on_for_an_ascii_message_too() {
     // Nothing in the copy needs SMTPUTF8: only the stored flag asks for it.
     let (_sink, _relay, got) = relay_one(
@@ -168,8 +167,8 @@ async fn the_flag_is_stored_and_passed_on_for_an_ascii_message_too() {
     .await;
     assert_eq!(got.mail_params, ["SMTPUTF8"]);
 }
+both_stores!(the_flag_is_stored_and_passed_on_for_an_ascii_message_too);
 
-#[tokio::test]
 async fn an_ascii_message_sent_with_smtputf8_needs_no_smtputf8_upstream() {
     let (_sink, _relay, got) = relay_one(
         false,
@@ -181,8 +180,8 @@ async fn an_ascii_message_sent_with_smtputf8_needs_no_smtputf8_upstream() {
     assert_eq!(got.rcpt_to, ["ann@example.net"]);
     assert!(got.mail_params.is_empty(), "{:?}", got.mail_params);
 }
+both_stores!(an_ascii_message_sent_with_smtputf8_needs_no_smtputf8_upstream);
 
-#[tokio::test]
 async fn utf8_recipient_is_delivered_with_smtputf8() {
     let (_sink, relay, got) = relay_one(
         true,
@@ -199,8 +198,8 @@ async fn utf8_recipient_is_delivered_with_smtputf8() {
     assert!(text.contains("List-Unsubscribe: "), "{text}");
     assert!(!subject.is_empty());
 }
+both_stores!(utf8_recipient_is_delivered_with_smtputf8);
 
-#[tokio::test]
 async fn utf8_recipient_fails_with_a_utf8_bounce_when_the_upstream_lacks_smtputf8() {
     let (_sink, _relay, got) = relay_one(
         false,
@@ -225,8 +224,8 @@ async fn utf8_recipient_fails_with_a_utf8_bounce_when_the_upstream_lacks_smtputf
         "{text}"
     );
 }
+both_stores!(utf8_recipient_fails_with_a_utf8_bounce_when_the_upstream_lacks_smtputf8);
 
-#[tokio::test]
 async fn a_utf8_sender_gets_its_bounce_with_smtputf8() {
     // The copy fails upstream (550); the bounce goes to a UTF-8 address,
     // so it needs SMTPUTF8 itself, which this upstream offers.
@@ -251,8 +250,8 @@ async fn a_utf8_sender_gets_its_bounce_with_smtputf8() {
         "{text}"
     );
 }
+both_stores!(a_utf8_sender_gets_its_bounce_with_smtputf8);
 
-#[tokio::test]
 async fn the_outbox_writes_a_utf8_copy() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
@@ -282,3 +281,4 @@ async fn the_outbox_writes_a_utf8_copy() {
     );
     assert!(text.contains("Subject: Grüße aus Köln\r\n"), "{text}");
 }
+both_stores!(the_outbox_writes_a_utf8_copy);

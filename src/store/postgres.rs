@@ -409,7 +409,7 @@ async fn insert_messages(
 ) -> Result<(), StoreError> {
     let mut q = QueryBuilder::<Postgres>::new(
         "INSERT INTO messages (id, kind, mail_from, client_ip, helo, auth_user, campaign, \
-         header_message_id, size, body, received_at) ",
+         header_message_id, size, body, received_at, smtputf8) ",
     );
     q.push_values(messages, |mut b, m| {
         b.push_bind(&m.id)
@@ -429,7 +429,8 @@ async fn insert_messages(
                     .any(|r| r.outcome == Outcome::Deliver)
                     .then_some(&m.body[..]),
             )
-            .push_bind(m.received_at);
+            .push_bind(m.received_at)
+            .push_bind(m.smtputf8);
     });
     q.build().execute(&mut *conn).await?;
 
@@ -537,7 +538,7 @@ async fn claim(
             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
          claimed AS (UPDATE deliveries d SET status = 'sending', lease_owner = $1, lease_until = $2, updated_at = $3 \
             FROM due WHERE d.id = due.id RETURNING d.id, d.message_id, d.recipient, d.attempts) \
-         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at \
+         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8 \
          FROM claimed c JOIN messages m ON m.id = c.message_id",
     )
     .bind(owner)
@@ -554,7 +555,7 @@ async fn claim(
                     WHERE status = 'sending' AND lease_until < $3 LIMIT $4 FOR UPDATE SKIP LOCKED), \
                  claimed AS (UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3 \
                     FROM expired WHERE d.id = expired.id RETURNING d.id, d.message_id, d.recipient, d.attempts) \
-                 SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at \
+                 SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8 \
                  FROM claimed c JOIN messages m ON m.id = c.message_id",
             )
             .bind(owner)
@@ -579,6 +580,7 @@ async fn claim(
                 campaign: r.try_get(6)?,
                 received_at: r.try_get(7)?,
                 attempts: r.try_get(3)?,
+                smtputf8: r.try_get(8)?,
             })
         })
         .collect()
