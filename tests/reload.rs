@@ -233,3 +233,70 @@ async fn a_key_that_needs_a_restart_is_named_and_the_rest_applied() {
     assert!(accepted.starts_with("250"), "{accepted}");
     s.stop().await;
 }
+
+/// In process: each HTTP request is served with the configuration of its
+/// arrival, on the same listener (a new admin token and campaign apply to
+/// the next request, the old token no longer opens the API).
+#[tokio::test]
+async fn http_requests_after_a_reload_see_the_new_configuration() {
+    use common::admin::{ADMIN_TOKEN, call, sha256_hex, start};
+    use common::sink::Sink;
+    use reqwest::Method;
+
+    let sink = Sink::start().await;
+    let mut relay = start(&sink).await;
+    let listed = |a: &common::admin::Answer| a.body.to_string().contains("reload-b");
+    let before = call(
+        &relay,
+        Method::GET,
+        "/api/v1/campaigns",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(before.status, 200);
+    assert!(!listed(&before), "{}", before.body);
+
+    let path = relay.dir.path().join("consent-relay.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let new_token = "test-admin-token-after-reload";
+    let text = text.replace(&sha256_hex(ADMIN_TOKEN), &sha256_hex(new_token)) + CAMPAIGN_B;
+    std::fs::write(&path, text).expect("rewrite config");
+    let running = relay.running.as_ref().expect("running");
+    assert!(running.reload_config(), "the new file is in use");
+
+    let old = call(
+        &relay,
+        Method::GET,
+        "/api/v1/campaigns",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(old.status, 401);
+    let after = call(
+        &relay,
+        Method::GET,
+        "/api/v1/campaigns",
+        Some(new_token),
+        None,
+    )
+    .await;
+    assert_eq!(after.status, 200);
+    assert!(listed(&after), "{}", after.body);
+
+    // A file that does not check: refused, the API answers as before.
+    std::fs::write(&path, "[smtp]\nlisten = 25\n").expect("break config");
+    let running = relay.running.as_ref().expect("running");
+    assert!(!running.reload_config(), "the broken file is refused");
+    let kept = call(
+        &relay,
+        Method::GET,
+        "/api/v1/campaigns",
+        Some(new_token),
+        None,
+    )
+    .await;
+    assert_eq!(kept.status, 200);
+    relay.stop().await;
+}
