@@ -125,6 +125,12 @@ impl Serve {
         c.cmd("QUIT", "221").await;
         reply
     }
+
+    /// A fresh session's message for `campaign` is accepted.
+    async fn accepts(&self, rcpts: &[&str], campaign: &str) {
+        let reply = self.send(rcpts, campaign).await;
+        assert!(reply.starts_with("250"), "{reply}");
+    }
 }
 
 /// MAIL, every RCPT (each must be accepted), DATA; the reply to the dot.
@@ -162,13 +168,11 @@ async fn sighup_applies_new_campaigns_and_limits_to_new_sessions() {
     );
 
     // A new session: campaign B and three recipients.
-    let accepted = s
-        .send(
-            &["ann@example.net", "bob@example.net", "cy@example.net"],
-            "reload-b",
-        )
-        .await;
-    assert!(accepted.starts_with("250"), "{accepted}");
+    s.accepts(
+        &["ann@example.net", "bob@example.net", "cy@example.net"],
+        "reload-b",
+    )
+    .await;
 
     // The session opened before the reload is still usable, with the
     // configuration it started with: one recipient, no campaign B.
@@ -204,16 +208,14 @@ async fn a_file_that_does_not_check_is_refused_and_the_old_config_stays() {
         "the error names the key: {logged}"
     );
     assert!(!logged.contains("configuration reloaded"), "{logged}");
-    let accepted = s.send(&["ann@example.net"], "reload-b").await;
-    assert!(accepted.starts_with("250"), "{accepted}");
+    s.accepts(&["ann@example.net"], "reload-b").await;
 
     // An unreadable TOML: the same.
     let logged = s
         .reload(|t| t + "\n[smtp\n", "configuration not reloaded")
         .await;
     assert!(logged.contains("consent-relay.toml"), "{logged}");
-    let accepted = s.send(&["bob@example.net"], "reload-b").await;
-    assert!(accepted.starts_with("250"), "{accepted}");
+    s.accepts(&["bob@example.net"], "reload-b").await;
     s.stop().await;
 }
 
@@ -229,8 +231,7 @@ async fn a_key_that_needs_a_restart_is_named_and_the_rest_applied() {
     assert!(logged.contains("only a restart"), "{logged}");
     assert!(logged.contains("upstream.connections"), "{logged}");
     assert!(logged.contains("campaigns added: reload-b"), "{logged}");
-    let accepted = s.send(&["ann@example.net"], "reload-b").await;
-    assert!(accepted.starts_with("250"), "{accepted}");
+    s.accepts(&["ann@example.net"], "reload-b").await;
     s.stop().await;
 }
 
@@ -246,14 +247,8 @@ async fn http_requests_after_a_reload_see_the_new_configuration() {
     let sink = Sink::start().await;
     let mut relay = start(&sink).await;
     let listed = |a: &common::admin::Answer| a.body.to_string().contains("reload-b");
-    let before = call(
-        &relay,
-        Method::GET,
-        "/api/v1/campaigns",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
+    let campaigns = |token| call(&relay, Method::GET, "/api/v1/campaigns", Some(token), None);
+    let before = campaigns(ADMIN_TOKEN).await;
     assert_eq!(before.status, 200);
     assert!(!listed(&before), "{}", before.body);
 
@@ -265,38 +260,26 @@ async fn http_requests_after_a_reload_see_the_new_configuration() {
     let running = relay.running.as_ref().expect("running");
     assert!(running.reload_config(), "the new file is in use");
 
-    let old = call(
-        &relay,
-        Method::GET,
-        "/api/v1/campaigns",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
+    let old = campaigns(ADMIN_TOKEN).await;
     assert_eq!(old.status, 401);
-    let after = call(
-        &relay,
-        Method::GET,
-        "/api/v1/campaigns",
-        Some(new_token),
-        None,
-    )
-    .await;
+    let after = campaigns(new_token).await;
     assert_eq!(after.status, 200);
     assert!(listed(&after), "{}", after.body);
+
+    // A DKIM key that does not load (what `check-config` reads too): refused.
+    std::fs::write(relay.dir.path().join("dkim.pem"), "not a key\n").expect("key");
+    let dkim =
+        "\n[dkim]\ndomain = \"example.com\"\nselector = \"relay\"\nprivate_key = \"dkim.pem\"\n";
+    let text = std::fs::read_to_string(&path).expect("config") + dkim;
+    std::fs::write(&path, text).expect("add dkim");
+    let running = relay.running.as_ref().expect("running");
+    assert!(!running.reload_config(), "the unusable DKIM key is refused");
 
     // A file that does not check: refused, the API answers as before.
     std::fs::write(&path, "[smtp]\nlisten = 25\n").expect("break config");
     let running = relay.running.as_ref().expect("running");
     assert!(!running.reload_config(), "the broken file is refused");
-    let kept = call(
-        &relay,
-        Method::GET,
-        "/api/v1/campaigns",
-        Some(new_token),
-        None,
-    )
-    .await;
+    let kept = campaigns(new_token).await;
     assert_eq!(kept.status, 200);
     relay.stop().await;
 }
