@@ -85,6 +85,14 @@ impl Intake {
         }
     }
 
+    /// The same intake deciding with `config` (a session's, after a reload).
+    pub fn with_config(&self, config: Arc<Config>) -> Intake {
+        Intake {
+            config,
+            ..self.clone()
+        }
+    }
+
     /// Decides and stores one message. `raw` is the message as received
     /// (dot-stuffing undone).
     pub async fn accept(&self, envelope: &Envelope, raw: &[u8]) -> Result<Accepted, Refusal> {

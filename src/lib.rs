@@ -20,6 +20,7 @@ pub mod message;
 pub mod metrics;
 pub mod policy;
 pub mod register;
+pub mod reload;
 pub mod retention;
 pub mod rewrite;
 pub mod rights;

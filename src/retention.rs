@@ -8,11 +8,9 @@
 //! start of `serve` and then every `purge_interval`, and on demand with
 //! `consent-relay purge [--dry-run]`. What is removed is the store's.
 
-use std::sync::Arc;
-
 use tokio::sync::watch;
 
-use crate::config::{Config, RetentionConfig};
+use crate::config::RetentionConfig;
 use crate::store::{PurgeCutoffs, PurgeReport, PurgeStep, Store, StoreError};
 
 /// The cut-off times of a purge run at `now` (unix ms).
@@ -57,9 +55,16 @@ pub async fn dry_run(
 
 /// `serve`'s purge: once at start, then every `purge_interval`, until
 /// `shutdown` turns true (a run in progress stops after its batch).
-pub async fn run(config: Arc<Config>, store: Store, mut shutdown: watch::Receiver<bool>) {
-    let r = &config.retention;
+pub async fn run(
+    config: impl Into<crate::reload::LiveConfig>,
+    store: Store,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let live = config.into();
     loop {
+        // Each run with the configuration in use (a reload swaps it).
+        let config = live.get();
+        let r = &config.retention;
         match purge(&store, r, crate::now_ms(), Some(&shutdown)).await {
             Ok(p) => tracing::info!(
                 message_bodies = p.message_bodies,

@@ -3,7 +3,8 @@
 //! SIGTERM/SIGINT: stop accepting, let sessions finish the transaction in
 //! progress and requests their answer, finish sends and webhook posts in
 //! flight, hand leases back, exit 0. SIGHUP reloads what can be reloaded
-//! while running ([`Running::reload`]: the SMTP certificate).
+//! while running ([`Running::reload`]: the SMTP certificate and the
+//! configuration file, see [`crate::reload`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::intake::Intake;
+use crate::reload::{Changes, LiveConfig};
 use crate::smtp;
 use crate::store::Store;
 use crate::web;
@@ -41,6 +43,8 @@ pub struct Running {
     webhook: Option<JoinHandle<()>>,
     /// The `[retention]` purge, at start and every `purge_interval`.
     retention: JoinHandle<()>,
+    /// The configuration every part reads; a reload swaps it.
+    live: LiveConfig,
 }
 
 /// Starts every part of the relay; returns once the listeners are bound.
@@ -60,9 +64,10 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     })?;
     let wake = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let live = LiveConfig::new(config.clone());
     let intake = Intake::new(config.clone(), store.clone(), wake.clone());
     let smtp_tls = tls.clone();
-    let listener = smtp::bind(config.clone(), intake, shutdown_rx.clone(), tls)
+    let listener = smtp::bind(live.clone(), intake, shutdown_rx.clone(), tls)
         .await
         .with_context(|| {
             format!(
@@ -74,7 +79,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         })?;
     let smtp_addr = listener.local_addr()?;
     let smtp_tls_addr = listener.local_addr_tls();
-    let http_listener = web::bind(config.clone(), store.clone(), shutdown_rx.clone())
+    let http_listener = web::bind(live.clone(), store.clone(), shutdown_rx.clone())
         .await
         .with_context(|| {
             format!(
@@ -84,7 +89,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             )
         })?;
     let http_addr = http_listener.local_addr()?;
-    let delivery = Delivery::new(config.clone(), store.clone(), wake)
+    let delivery = Delivery::new(live.clone(), store.clone(), wake)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let webhook = config
         .webhook
@@ -96,7 +101,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let http = tokio::spawn(http_listener.run(GRACE));
     let webhook = webhook.map(|w| tokio::spawn(w.run(shutdown_rx.clone())));
     let retention = tokio::spawn(crate::retention::run(
-        config.clone(),
+        live.clone(),
         store.clone(),
         shutdown_rx.clone(),
     ));
@@ -114,14 +119,15 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         delivery,
         webhook,
         retention,
+        live,
     })
 }
 
 impl Running {
     /// Reloads, without dropping a connection, what can change while
-    /// running: the `[smtp] tls_cert`/`tls_key` files. A pair that does not
-    /// load is logged and the pair in use stays. (The place where a later
-    /// whole-configuration reload belongs.)
+    /// running: the `[smtp] tls_cert`/`tls_key` files, then the
+    /// configuration file ([`Running::reload_config`]). A pair that does not
+    /// load is logged and the pair in use stays.
     pub fn reload(&self) {
         if let Some(tls) = &self.smtp_tls {
             match tls.reload() {
@@ -132,6 +138,51 @@ impl Running {
                 ),
             }
         }
+        self.reload_config();
+    }
+
+    /// Reads the configuration file again and, if it passes what
+    /// `check-config` checks, puts it in use for every new session,
+    /// request, delivery batch and purge. A file that does not pass is
+    /// refused whole: each problem is logged (`FILE: key: what (fix)`) and
+    /// the configuration in use stays. Keys only read at start are named
+    /// in a warning. Returns whether the new file is in use.
+    pub fn reload_config(&self) -> bool {
+        let old = self.live.get();
+        let new = match Config::load(&old.path)
+            .map_err(|e| e.to_string())
+            .and_then(|new| {
+                // What `serve` loads from files named in it (the DKIM key).
+                match &new.dkim {
+                    Some(d) => crate::delivery::dkim::Signer::load(d)
+                        .map(|_| new)
+                        .map_err(|e| format!("{}: {e}", old.path.display())),
+                    None => Ok(new),
+                }
+            }) {
+            Ok(new) => new,
+            Err(e) => {
+                for line in e.lines() {
+                    tracing::error!("{line}");
+                }
+                tracing::error!("configuration not reloaded; the previous one stays in use");
+                return false;
+            }
+        };
+        for w in &new.warnings {
+            tracing::warn!("{w}");
+        }
+        let changes = Changes::between(&old, &new);
+        if !changes.restart.is_empty() {
+            tracing::warn!(
+                keys = %changes.restart.join(", "),
+                "changed keys that only a restart puts in use (their old values stay until then): {}",
+                changes.restart.join(", ")
+            );
+        }
+        self.live.set(Arc::new(new));
+        tracing::info!(changed = %changes.summary(), "configuration reloaded");
+        true
     }
 
     /// Drains and stops everything.

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, Notify, mpsc, watch};
 
 use crate::config::Config;
 use crate::policy::{self, Outcome};
+use crate::reload::{LiveConfig, PerConfig};
 use crate::rewrite::Template;
 use crate::store::{
     AttemptRecord, ClaimedDelivery, DeliveryStatus, LateDecision, MessageKind, NewMessage,
@@ -52,11 +53,12 @@ struct Job {
 
 /// The delivery side of one node.
 pub struct Delivery {
-    config: Arc<Config>,
+    /// Read per batch and per send (a reload swaps it).
+    config: LiveConfig,
     store: Store,
     upstream: Arc<Upstream>,
     /// `[dkim]`: signs each rendered copy.
-    signer: Option<Arc<dkim::Signer>>,
+    signer: Arc<Signers>,
     /// Woken when a message was accepted.
     wake: Arc<Notify>,
     node: String,
@@ -64,7 +66,13 @@ pub struct Delivery {
 
 impl Delivery {
     /// Errors name the configuration key (`upstream`, `dkim.private_key`).
-    pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>) -> Result<Delivery, String> {
+    pub fn new(
+        config: impl Into<LiveConfig>,
+        store: Store,
+        wake: Arc<Notify>,
+    ) -> Result<Delivery, String> {
+        let live = config.into();
+        let config = live.get();
         let upstream = Upstream::new(&config.upstream, &config.smtp.hostname)
             .map_err(|e| format!("upstream: {e}"))?;
         let signer = config
@@ -74,10 +82,10 @@ impl Delivery {
             .transpose()?
             .map(Arc::new);
         Ok(Delivery {
-            config,
+            signer: Arc::new(PerConfig::new(config, signer)),
+            config: live,
             store,
             upstream: Arc::new(upstream),
-            signer,
             wake,
             node: ulid::Ulid::generate().to_string(),
         })
@@ -86,7 +94,7 @@ impl Delivery {
     /// Runs until `shutdown` turns true; then finishes the sends in
     /// progress, records them, and hands the rest of its leases back.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let cfg = self.config.clone();
+        let cfg = self.config.get();
         let senders = cfg.upstream.connections.max(1);
         let capacity = cfg.queue.batch.max(senders * 4);
         let (job_tx, job_rx) = mpsc::channel::<Job>(capacity);
@@ -99,7 +107,7 @@ impl Delivery {
         let mut tasks = Vec::with_capacity(senders);
         for _ in 0..senders {
             tasks.push(tokio::spawn(send_loop(
-                cfg.clone(),
+                self.config.clone(),
                 self.upstream.clone(),
                 self.signer.clone(),
                 job_rx.clone(),
@@ -138,7 +146,14 @@ impl Delivery {
     ) {
         let mut cache: BodyCache = HashMap::new();
         let mut failures = 0u32;
+        let mut cfg = self.config.get();
         while !*shutdown.borrow() {
+            let now_in_use = self.config.get();
+            if !Arc::ptr_eq(&cfg, &now_in_use) {
+                // Reloaded: bodies are parsed again (the campaign header may differ).
+                cache.clear();
+                cfg = now_in_use;
+            }
             let room = capacity.saturating_sub(in_flight.load(Ordering::Acquire));
             if room < capacity / 4 {
                 tokio::select! {
@@ -149,8 +164,8 @@ impl Delivery {
                 continue;
             }
             let now = crate::now_ms();
-            let lease_until = now + self.config.queue.lease.as_millis() as i64;
-            let limit = room.min(self.config.queue.batch) as i64;
+            let lease_until = now + cfg.queue.lease.as_millis() as i64;
+            let limit = room.min(cfg.queue.batch) as i64;
             let claimed = match self
                 .store
                 .claim_due(&self.node, now, lease_until, limit)
@@ -188,7 +203,7 @@ impl Delivery {
             if cache.len() > 512 {
                 cache.clear();
             }
-            let ready = match self.prepare(claimed, &mut cache, records).await {
+            let ready = match self.prepare(&cfg, claimed, &mut cache, records).await {
                 Ok(r) => r,
                 Err(e) => {
                     // The leases expire and the rows are claimed again.
@@ -211,6 +226,7 @@ impl Delivery {
     /// `suppressed-late` right here.
     async fn prepare(
         &self,
+        cfg: &Config,
         claimed: Vec<ClaimedDelivery>,
         cache: &mut BodyCache,
         records: &mpsc::UnboundedSender<AttemptRecord>,
@@ -232,7 +248,7 @@ impl Delivery {
                 .collect();
             for (id, body) in self.store.message_bodies(&missing).await? {
                 let template = (kinds.get(id.as_str()) == Some(&MessageKind::Relay)).then(|| {
-                    let t = Template::parse(&body, &self.config.smtp.campaign_header);
+                    let t = Template::parse(&body, &cfg.smtp.campaign_header);
                     if let Some(reason) = t.fallback_reason() {
                         tracing::info!(queue_id = %id, reason, "copies made without rewriting part of the body");
                     }
@@ -257,13 +273,13 @@ impl Delivery {
         }
         let now = crate::now_ms();
         for (campaign_id, rows) in by_campaign {
-            let Some(campaign) = self.config.campaign(campaign_id) else {
+            let Some(campaign) = cfg.campaign(campaign_id) else {
                 continue;
             };
             let addresses: Vec<String> = rows.iter().map(|r| r.recipient.clone()).collect();
             let hashes: Vec<Vec<String>> = addresses
                 .iter()
-                .map(|a| subject::address_hashes(&self.config.signing, a))
+                .map(|a| subject::address_hashes(&cfg.signing, a))
                 .collect();
             let known = self
                 .store
@@ -333,9 +349,9 @@ impl Delivery {
 
 #[allow(clippy::too_many_arguments)]
 async fn send_loop(
-    cfg: Arc<Config>,
+    live: LiveConfig,
     upstream: Arc<Upstream>,
-    signer: Option<Arc<dkim::Signer>>,
+    signers: Arc<Signers>,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     records: mpsc::UnboundedSender<AttemptRecord>,
     in_flight: Arc<AtomicUsize>,
@@ -356,6 +372,8 @@ async fn send_loop(
             }
         };
         let Some(job) = job else { break };
+        let cfg = live.get();
+        let signer = signers.get(&cfg, reload_signer);
         let d = &job.delivery;
         let name = format!("{}-{}", d.message_id, d.id);
         let rendered = render(&cfg, &job).map_err(|e| {
@@ -431,6 +449,25 @@ async fn send_loop(
     }
     if let Some(c) = conn {
         c.quit().await;
+    }
+}
+
+/// `[dkim]`'s signer for the configuration in use.
+type Signers = PerConfig<Option<Arc<dkim::Signer>>>;
+
+/// The signer for a reloaded configuration (its key file is read again).
+/// The reload checked that it loads; if it no longer does, the previous
+/// signer stays, with an error.
+fn reload_signer(
+    cfg: &Arc<Config>,
+    previous: &Option<Arc<dkim::Signer>>,
+) -> Option<Arc<dkim::Signer>> {
+    match cfg.dkim.as_ref().map(dkim::Signer::load).transpose() {
+        Ok(signer) => signer.map(Arc::new),
+        Err(e) => {
+            tracing::error!(cause = %e, "dkim key not reloaded; the previous one stays in use");
+            previous.clone()
+        }
     }
 }
 

@@ -18,26 +18,31 @@ use super::limiter::AuthLimiter;
 use super::reply::{self, Reply};
 use super::session::{self, Ended, SessionContext, Start};
 use super::tls::ListenerTls;
-use crate::config::Config;
 use crate::intake::Intake;
+use crate::reload::LiveConfig;
 
 /// A bound listener, ready to run.
 pub struct SmtpServer {
     listener: TcpListener,
     /// `[smtp] listen_tls`: TLS from the first byte.
     listener_tls: Option<TcpListener>,
+    /// What every session shares; each session gets it with the
+    /// configuration in use when it starts.
     ctx: Arc<SessionContext>,
+    /// The configuration in use (swapped by a reload).
+    live: LiveConfig,
 }
 
 /// Binds `[smtp] listen` (and `listen_tls` when set). `tls` is the
 /// acceptor of [`super::tls::acceptor`]: STARTTLS is offered with it.
 pub async fn bind(
-    config: Arc<Config>,
+    live: LiveConfig,
     intake: Intake,
     shutdown: watch::Receiver<bool>,
     tls: Option<ListenerTls>,
 ) -> std::io::Result<SmtpServer> {
     let tls = tls.map(|t| t.acceptor);
+    let config = live.get();
     let listener = TcpListener::bind(config.smtp.listen).await?;
     let listener_tls = match (config.smtp.listen_tls, &tls) {
         (Some(addr), Some(_)) => Some(TcpListener::bind(addr).await?),
@@ -47,12 +52,13 @@ pub async fn bind(
         listener,
         listener_tls,
         ctx: Arc::new(SessionContext {
-            auth_limiter: AuthLimiter::new(&config.smtp.guard),
+            auth_limiter: Arc::new(AuthLimiter::new(&config.smtp.guard)),
             config,
             intake,
             shutdown,
             tls,
         }),
+        live,
     })
 }
 
@@ -113,12 +119,11 @@ impl SmtpServer {
     /// Accepts sessions until shutdown, then waits up to `grace` for the
     /// sessions in progress to finish their transaction.
     pub async fn run(self, grace: Duration) {
-        let cfg = self.ctx.config.clone();
-        let slots = Arc::new(Semaphore::new(cfg.smtp.max_connections));
+        let slots = Arc::new(Semaphore::new(self.ctx.config.smtp.max_connections));
         let per_ip = Arc::new(PerIp::default());
         let mut sessions = JoinSet::new();
         let mut shutdown = self.ctx.shutdown.clone();
-        tracing::info!(listen = %cfg.smtp.listen, listen_tls = ?self.local_addr_tls(), starttls = self.ctx.tls.is_some(), "smtp listening");
+        tracing::info!(listen = %self.ctx.config.smtp.listen, listen_tls = ?self.local_addr_tls(), starttls = self.ctx.tls.is_some(), "smtp listening");
         loop {
             let (stream, peer, implicit_tls) = tokio::select! {
                 r = self.listener.accept() => match r {
@@ -142,6 +147,8 @@ impl SmtpServer {
                 _ = crate::until_shutdown(&mut shutdown) => break,
             };
             while sessions.try_join_next().is_some() {}
+            // The session keeps the configuration of its start to its end.
+            let cfg = self.live.get();
             let _ = stream.set_nodelay(true);
             let ip = canonical(peer.ip());
             let authorized = cfg.smtp.allowed_networks.iter().any(|n| n.contains(&ip));
@@ -194,7 +201,7 @@ impl SmtpServer {
                 ));
                 continue;
             };
-            let ctx = self.ctx.clone();
+            let ctx = Arc::new(self.ctx.with_config(cfg));
             let listener = if implicit_tls { "smtps" } else { "smtp" };
             metrics::counter!(crate::metrics::SMTP_CONNECTIONS, "listener" => listener)
                 .increment(1);

@@ -65,7 +65,21 @@ pub struct SessionContext {
     /// Set when `[smtp] tls_cert`/`tls_key` are: STARTTLS is offered.
     pub tls: Option<TlsAcceptor>,
     /// Failed AUTH attempts across sessions, per IP address and per user.
-    pub auth_limiter: AuthLimiter,
+    pub auth_limiter: Arc<AuthLimiter>,
+}
+
+impl SessionContext {
+    /// The same context with `config` (a session's, from its start on):
+    /// its intake decides with it too.
+    pub fn with_config(&self, config: Arc<Config>) -> SessionContext {
+        SessionContext {
+            intake: self.intake.with_config(config.clone()),
+            config,
+            shutdown: self.shutdown.clone(),
+            tls: self.tls.clone(),
+            auth_limiter: self.auth_limiter.clone(),
+        }
+    }
 }
 
 /// How the session's stream came to be.

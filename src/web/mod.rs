@@ -55,6 +55,13 @@ pub struct WebState {
 /// Every route of the HTTP listener, with the body limit, the request
 /// timeout and the security headers.
 pub fn router(state: WebState) -> Router {
+    let limiter = limit::Limiter::new(&state.config.http);
+    router_limited(state, limiter)
+}
+
+/// [`router`] with a rate limiter that outlives it (one router is built
+/// per configuration reload; the counts go on).
+pub(crate) fn router_limited(state: WebState, limiter: limit::Limiter) -> Router {
     Router::new()
         .route(
             "/u/{token}",
@@ -77,10 +84,7 @@ pub fn router(state: WebState) -> Router {
         ))
         // Before the handlers, the timeout and the body: a client over
         // its quota costs nothing more.
-        .layer(middleware::from_fn_with_state(
-            limit::Limiter::new(&state.config.http),
-            limit::check,
-        ))
+        .layer(middleware::from_fn_with_state(limiter, limit::check))
         .layer(middleware::from_fn_with_state(state.clone(), finish))
         .with_state(state)
 }

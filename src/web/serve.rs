@@ -22,8 +22,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::Service as _;
 
-use super::{WebState, router};
-use crate::config::Config;
+use super::limit::Limiter;
+use super::{WebState, router_limited};
+use crate::reload::{LiveConfig, PerConfig};
 use crate::store::Store;
 
 /// Connections served at once; more are closed on accept.
@@ -34,7 +35,7 @@ const MAX_BUF_SIZE: usize = 64 * 1024;
 /// A bound HTTP listener, not yet accepting.
 pub struct HttpServer {
     listener: TcpListener,
-    router: Router,
+    routers: Arc<Routers>,
     shutdown: watch::Receiver<bool>,
     /// `[http] header_timeout`: time to send the request line and headers,
     /// and to send the next request on a kept-alive connection.
@@ -43,17 +44,53 @@ pub struct HttpServer {
 
 /// Binds `[http] listen`. Serving starts with [`HttpServer::run`].
 pub async fn bind(
-    config: Arc<Config>,
+    live: LiveConfig,
     store: Store,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<HttpServer> {
+    let config = live.get();
     let listener = TcpListener::bind(config.http.listen).await?;
+    let limiter = Limiter::new(&config.http);
+    let router = router_limited(
+        WebState {
+            config: config.clone(),
+            store: store.clone(),
+        },
+        limiter.clone(),
+    );
     Ok(HttpServer {
         header_timeout: config.http.header_timeout,
         listener,
-        router: router(WebState { config, store }),
+        routers: Arc::new(Routers {
+            live,
+            store,
+            limiter,
+            current: PerConfig::new(config, router),
+        }),
         shutdown,
     })
+}
+
+/// The router for the configuration in use: each request is served with
+/// the configuration of its arrival. Built again after a reload, with the
+/// same rate limiter.
+struct Routers {
+    live: LiveConfig,
+    store: Store,
+    limiter: Limiter,
+    current: PerConfig<Router>,
+}
+
+impl Routers {
+    fn get(&self) -> Router {
+        self.current.get(&self.live.get(), |config, _| {
+            let state = WebState {
+                config: config.clone(),
+                store: self.store.clone(),
+            };
+            router_limited(state, self.limiter.clone())
+        })
+    }
 }
 
 impl HttpServer {
@@ -89,7 +126,7 @@ impl HttpServer {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let router = self.router.clone();
+            let routers = self.routers.clone();
             let mut shutdown = self.shutdown.clone();
             let header_timeout = self.header_timeout;
             connections.spawn(async move {
@@ -97,7 +134,7 @@ impl HttpServer {
                 let service =
                     hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                         req.extensions_mut().insert(ConnectInfo(peer));
-                        router.clone().call(req.map(Body::new))
+                        routers.get().call(req.map(Body::new))
                     });
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
