@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use consent_relay::config::Config;
 use consent_relay::intake::Intake;
+use consent_relay::smtp::limiter::AuthLimiter;
 use consent_relay::smtp::session::{self, SessionContext, Start};
 use consent_relay::store::Store;
 use libfuzzer_sys::fuzz_target;
@@ -109,6 +110,7 @@ policy = "mandatory"
         rt.block_on(async { tokio::time::pause() });
         let intake = Intake::new(config.clone(), store, Arc::new(tokio::sync::Notify::new()));
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let auth_limiter = Arc::new(AuthLimiter::new(&config.smtp.guard));
         World {
             rt,
             ctx: SessionContext {
@@ -116,6 +118,7 @@ policy = "mandatory"
                 intake,
                 shutdown: rx,
                 tls: None,
+                auth_limiter,
             },
             _dir: base,
             _shutdown: tx,
