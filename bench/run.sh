@@ -652,19 +652,21 @@ seed_subjects() { # sqlite|pg
   local kind=$1
   if [[ $kind == sqlite ]]; then
     python3 - "$STATE/relay/consent-relay.db" "$SCALE_SUBJECTS" "$RELAY_RCPT" <<'PY'
-import sqlite3, sys, hashlib
+import base64, sqlite3, sys, hashlib
 db, n, r = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c = sqlite3.connect(db)
 c.execute("PRAGMA synchronous=OFF")
 addrs = [f"{i}rcpt@example.net" for i in range(r)] + [f"user{i}@example.org" for i in range(n)]
 now = 1_700_000_000_000
+# subject ids are 16 bytes in base64url (22 characters), as the relay makes them
+sid = lambda i: base64.urlsafe_b64encode(i.to_bytes(16, "big")).rstrip(b"=").decode()
 with c:
     for k in range(0, len(addrs), 50_000):
         chunk = addrs[k:k + 50_000]
         c.executemany("INSERT INTO subjects (id, address, address_hash, key_id, created_at) VALUES (?, ?, ?, 'k1', ?)",
-                      [(f"s{k + j:012d}", a, hashlib.sha256(a.encode()).hexdigest(), now) for j, a in enumerate(chunk)])
+                      [(sid(k + j), a, hashlib.sha256(a.encode()).hexdigest(), now) for j, a in enumerate(chunk)])
         c.executemany("INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at) VALUES (?, 'prospecting', 'grant', ?, 'import', ?)",
-                      [(f"s{k + j:012d}", now, now) for j in range(len(chunk))])
+                      [(sid(k + j), now, now) for j in range(len(chunk))])
     c.execute("INSERT INTO consent_state (subject_id, campaign, status, since, event_id) "
               "SELECT subject_id, campaign, 'granted', at, id FROM consent_events")
 print(c.execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
@@ -673,7 +675,7 @@ PY
     psql -q -t -A -v ON_ERROR_STOP=1 "$PG_BENCH_URL" <<SQL
 SET search_path = $PG_SCHEMA;
 INSERT INTO subjects (id, address, address_hash, key_id, created_at)
-  SELECT 's' || lpad(g::text, 12, '0'),
+  SELECT rtrim(translate(encode(decode(lpad(to_hex(g), 32, '0'), 'hex'), 'base64'), '+/', '-_'), '='),
          CASE WHEN g < $RELAY_RCPT THEN g || 'rcpt@example.net' ELSE 'user' || g || '@example.org' END,
          md5(g::text), 'k1', 1700000000000
   FROM generate_series(0, $SCALE_SUBJECTS + $RELAY_RCPT - 1) g;
