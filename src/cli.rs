@@ -60,6 +60,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Copy every table of one store into another, empty one (e.g. SQLite to PostgreSQL), ids kept
+    MigrateStore(crate::migrate::MigrateArgs),
     /// Print the processing register (GDPR Art. 30) the configuration implies
     Register {
         /// JSON instead of a table
@@ -153,6 +155,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Needs no configuration.
         return hash_password();
     }
+    if let Command::MigrateStore(a) = cli.command {
+        // Names both stores itself; needs no configuration.
+        return crate::migrate::run(a).await;
+    }
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => server::serve(config).await,
@@ -197,6 +203,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export { email } => export(&config, &email).await,
         Command::Erase { email } => erase(&config, &email).await,
         Command::HashPassword => hash_password(),
+        Command::MigrateStore(a) => crate::migrate::run(a).await,
         Command::Purge { dry_run } => purge(&config, dry_run).await,
         Command::Register { json } => {
             let register = crate::register::register(&config);

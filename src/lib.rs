@@ -18,6 +18,7 @@ pub mod import;
 pub mod intake;
 pub mod message;
 pub mod metrics;
+pub mod migrate;
 pub mod policy;
 pub mod register;
 pub mod reload;

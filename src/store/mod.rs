@@ -22,6 +22,8 @@ pub use idempotency::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+/// The single-node lock `serve` takes on a SQLite database (`migrate-store` takes it too).
+pub(crate) use sqlite::take_lock as take_sqlite_lock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

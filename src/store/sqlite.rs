@@ -599,7 +599,7 @@ impl SqliteStore {
     }
 }
 
-fn take_lock(db: &Path) -> Result<File, StoreError> {
+pub(crate) fn take_lock(db: &Path) -> Result<File, StoreError> {
     let mut name = db.as_os_str().to_owned();
     name.push(".lock");
     let lock_path = std::path::PathBuf::from(name);
