@@ -68,11 +68,22 @@ async fn two_nodes_never_take_the_same_row() {
     let t = 1_000_000;
     accept(&a, 60, 5, t).await;
 
-    // Both claim at once until nothing is due: every row once, to one node.
-    let (got_a, got_b) = tokio::join!(
+    // Node A takes a first batch (so it surely holds leases when it "dies"
+    // below), then both claim at once until nothing is due: every row once,
+    // to one node.
+    let first: Vec<i64> = a
+        .claim_due("node-a", t, t + 10_000, 7)
+        .await
+        .expect("claim")
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(first.len(), 7);
+    let (rest_a, got_b) = tokio::join!(
         claim_all(&a, "node-a", t, t + 10_000),
         claim_all(&b, "node-b", t, t + 30_000)
     );
+    let got_a: Vec<i64> = first.into_iter().chain(rest_a).collect();
     let mut all: Vec<i64> = got_a.iter().chain(&got_b).copied().collect();
     all.sort();
     let claimed = all.len();
