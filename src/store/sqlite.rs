@@ -88,6 +88,11 @@ enum Output {
 
 type Reply = oneshot::Sender<Result<Output, StoreError>>;
 
+/// The writer answered an [`Op`] with another kind of [`Output`] (a bug).
+fn wrong_kind() -> StoreError {
+    StoreError::Corrupt("writer answered the wrong kind".into())
+}
+
 enum Job {
     Write(Op, Reply),
     /// Finish what is queued before this, then stop.
@@ -194,7 +199,7 @@ impl SqliteStore {
             // A scrubbed notice leaves old pages with the address in the WAL.
             Output::Recorded(scrubbed) if scrubbed > 0 => self.checkpoint_truncate().await,
             Output::Recorded(_) => {}
-            _ => return Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => return Err(wrong_kind()),
         }
         Ok(())
     }
@@ -205,7 +210,7 @@ impl SqliteStore {
     ) -> Result<(PurgeReport, Option<PurgeStep>), StoreError> {
         match self.submit(Op::Purge(step)).await? {
             Output::Purged(removed, next) => Ok((removed, next)),
-            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => Err(wrong_kind()),
         }
     }
 
@@ -228,14 +233,14 @@ impl SqliteStore {
         };
         match self.submit(op).await? {
             Output::Claimed(c) => Ok(c),
-            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => Err(wrong_kind()),
         }
     }
 
     pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
         match self.submit(Op::Release(owner.to_owned())).await? {
             Output::Released(n) => Ok(n),
-            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => Err(wrong_kind()),
         }
     }
 
@@ -252,7 +257,7 @@ impl SqliteStore {
                 self.events.notify_one();
                 Ok(e)
             }
-            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => Err(wrong_kind()),
         }
     }
 
@@ -263,7 +268,7 @@ impl SqliteStore {
         };
         let report = match self.submit(op).await? {
             Output::Erased(r) => r,
-            _ => return Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => return Err(wrong_kind()),
         };
         if report.is_some() {
             self.events.notify_one();
@@ -304,7 +309,7 @@ impl SqliteStore {
         };
         match self.submit(op).await? {
             Output::Webhooks(c) => Ok(c),
-            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => Err(wrong_kind()),
         }
     }
 
@@ -323,7 +328,7 @@ impl SqliteStore {
     pub async fn release_webhooks(&self, owner: &str) -> Result<u64, StoreError> {
         match self.submit(Op::ReleaseWebhooks(owner.to_owned())).await? {
             Output::Released(n) => Ok(n),
-            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => Err(wrong_kind()),
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{Op, Output, SqliteStore, consent_event};
+use super::{Op, Output, SqliteStore, consent_event, wrong_kind};
 use crate::consent;
 use crate::store::rows::grant_from_row;
 use crate::store::{
@@ -32,7 +32,7 @@ impl SqliteStore {
                 }
                 Ok(c)
             }
-            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => Err(wrong_kind()),
         }
     }
 
@@ -49,7 +49,7 @@ impl SqliteStore {
                 self.events.notify_one();
                 Ok(o)
             }
-            _ => Err(StoreError::Corrupt("writer answered the wrong kind".into())),
+            _ => Err(wrong_kind()),
         }
     }
 
