@@ -536,3 +536,127 @@ async fn register_lists_every_campaign_with_its_legal_basis() {
     }
 }
 both_stores!(register_lists_every_campaign_with_its_legal_basis);
+
+/// Two nodes (two store handles on one database) purge at the same time,
+/// over more rows than one batch takes: every row goes exactly once between
+/// them (their reports add up to the dry run's), neither fails, nothing
+/// purgeable is left, and the consent events stay.
+async fn two_nodes_purging_at_once_remove_each_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(dir.path(), "smtp://127.0.0.1:9", "", "");
+    let path = dir.path().join("consent-relay.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = consent_relay::config::Config::load(&path).unwrap();
+    let a = Store::open(&config.store, false).await.unwrap();
+    let b = Store::open(&config.store, false).await.unwrap();
+    let kept = "kept@example.com";
+    a.append_consent_event(consent_relay::store::NewConsentEvent {
+        address: kept.into(),
+        new_subject: subject::new_subject(&config.signing, kept),
+        campaign: "newsletter".into(),
+        action: Action::Grant,
+        at: 1_000,
+        source: Source::Admin,
+        ip: None,
+        user_agent: None,
+        evidence: None,
+    })
+    .await
+    .unwrap();
+
+    // More than two purge batches (2000 rows) of each kind: per message,
+    // one recipient delivered (its copy then sent) and one suppressed.
+    const MESSAGES: usize = 2_600;
+    let now = consent_relay::now_ms();
+    let decision = |to: String, outcome, reason| RecipientDecision {
+        new_subject: Some(subject::new_subject(&config.signing, &to)),
+        recipient: to,
+        subject_id: None,
+        outcome,
+        reason,
+        event_id: None,
+    };
+    for i in 0..MESSAGES {
+        [&a, &b][i % 2]
+            .accept_message(NewMessage {
+                id: format!("01JM{i:022}"),
+                kind: MessageKind::Relay,
+                mail_from: "crm@example.com".into(),
+                client_ip: "127.0.0.1".into(),
+                helo: "client.test".into(),
+                auth_user: None,
+                campaign: "prospecting".into(),
+                header_message_id: Some(format!("<m{i}@example.com>")),
+                body: format!("Subject: offer {i}\r\n\r\nhello\r\n").into_bytes(),
+                received_at: now,
+                recipients: vec![
+                    decision(
+                        format!("r{i}@example.net"),
+                        policy::Outcome::Deliver,
+                        policy::Reason::NotObjected,
+                    ),
+                    decision(
+                        format!("s{i}@example.net"),
+                        policy::Outcome::Suppress,
+                        policy::Reason::Withdrawn,
+                    ),
+                ],
+                smtputf8: false,
+            })
+            .await
+            .unwrap();
+    }
+    loop {
+        let claimed = a.claim_due("node-a", now, now + 60_000, 500).await.unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        a.record_attempts(
+            claimed
+                .iter()
+                .map(|d| AttemptRecord {
+                    delivery_id: d.id,
+                    status: DeliveryStatus::Sent,
+                    attempted: true,
+                    reply: "250 2.0.0 ok".into(),
+                    next_attempt_at: now,
+                    late_decision: None,
+                    dsn: None,
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    }
+    let db = dir.path().join("relay.db");
+    let n = MESSAGES as i64;
+    assert_eq!(counts(&db).await, [n, 2 * n, n, 1, 2 * n + 1]);
+
+    let r = &config.retention;
+    let later = now + 4 * 365 * DAY;
+    let would = retention::dry_run(&a, r, later).await.unwrap();
+    assert_eq!(
+        would,
+        PurgeReport {
+            message_bodies: MESSAGES as u64,
+            decisions: 2 * MESSAGES as u64,
+            deliveries: MESSAGES as u64,
+            messages: MESSAGES as u64,
+        }
+    );
+    let (pa, pb) = tokio::join!(
+        retention::purge(&a, r, later, None),
+        retention::purge(&b, r, later, None)
+    );
+    let (pa, pb) = (pa.expect("node a purges"), pb.expect("node b purges"));
+    let mut both = pa;
+    both.add(&pb);
+    assert_eq!(both, would, "a: {pa:?}, b: {pb:?}");
+    let left = retention::dry_run(&b, r, later).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    // Subjects stay (they carry consent and proof); so does the event.
+    assert_eq!(counts(&db).await, [0, 0, 0, 1, 2 * n + 1]);
+    a.close().await;
+    b.close().await;
+}
+both_stores!(two_nodes_purging_at_once_remove_each_row_once);

@@ -84,6 +84,13 @@ impl PgStore {
         step: PurgeStep,
     ) -> Result<(PurgeReport, Option<PurgeStep>), StoreError> {
         let (mut tx, started) = (self.pool.begin().await?, Instant::now());
+        // One node runs each batch: a node purging at the same time waits
+        // here, then finds what the first removed already gone (no two
+        // batches delete the same rows in different orders, so no deadlock).
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(retention::PURGE_LOCK)
+            .execute(&mut *tx)
+            .await?;
         let purged = retention::purge_batch(&mut tx, &step).await?;
         commit(tx, started).await?;
         Ok(purged)

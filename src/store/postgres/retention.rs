@@ -11,6 +11,10 @@ use super::super::{PurgeCutoffs, PurgeReport, PurgeStep, StoreError};
 /// Rows a purge batch reads or removes at most.
 const PURGE_BATCH: i64 = 2000;
 
+/// The advisory lock (`pg_advisory_xact_lock(bigint)`) a purge batch holds,
+/// so several nodes purging at once run their batches one after another.
+pub(super) const PURGE_LOCK: i64 = 0x6372_0003;
+
 /// Runs one purge step, in the caller's transaction; returns what it
 /// removed and the next step.
 pub(super) async fn purge_batch(
