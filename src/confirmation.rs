@@ -4,9 +4,11 @@
 //! campaign's language (texts `optin_mail_subject`, `optin_mail_text`,
 //! overridable under `[texts.en]` / `[texts.fr]`).
 //!
-//! Builds the message only; the store queues it (kind `notice`) and the
-//! delivery worker sends it as built, like a DSN: no consent check (the
-//! person's state is `pending` on purpose) and no bounce.
+//! Builds the message only, from the recorded `request` (its id, its
+//! subject): the store queues it (kind `notice`) in the event's
+//! transaction ([`crate::store::FollowUp`]), and the delivery worker sends
+//! it as built, like a DSN: no consent check (the person's state is
+//! `pending` on purpose) and no bounce.
 
 use mail_builder::MessageBuilder;
 

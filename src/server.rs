@@ -79,15 +79,20 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         })?;
     let smtp_addr = listener.local_addr()?;
     let smtp_tls_addr = listener.local_addr_tls();
-    let http_listener = web::bind(live.clone(), store.clone(), shutdown_rx.clone())
-        .await
-        .with_context(|| {
-            format!(
-                "{}: http.listen: cannot listen on {}",
-                config.path.display(),
-                config.http.listen
-            )
-        })?;
+    let http_listener = web::bind(
+        live.clone(),
+        store.clone(),
+        wake.clone(),
+        shutdown_rx.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "{}: http.listen: cannot listen on {}",
+            config.path.display(),
+            config.http.listen
+        )
+    })?;
     let http_addr = http_listener.local_addr()?;
     let delivery = Delivery::new(live.clone(), store.clone(), wake)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;

@@ -232,3 +232,63 @@ async fn futures_join(relay: &TestRelay, body: &str, n: usize) -> Vec<Answer> {
     }
     out
 }
+
+/// Makes the store refuse to queue any relay-written notice (the double
+/// opt-in mail), as a full disk would at that moment; `false` lifts it.
+async fn refuse_notices(relay: &TestRelay, refuse: bool) {
+    let mut db = common::backend::connect(relay.dir.path()).await;
+    let statements: &[&str] = match (common::backend::on_postgres(), refuse) {
+        (false, true) => &["CREATE TRIGGER refuse_notice BEFORE INSERT ON messages \
+             WHEN NEW.kind = 'notice' BEGIN SELECT RAISE(ABORT, 'no space left on device'); END"],
+        (false, false) => &["DROP TRIGGER refuse_notice"],
+        (true, true) => &[
+            "CREATE FUNCTION refuse_notice() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.kind = 'notice' THEN RAISE EXCEPTION 'no space left on device'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_notice BEFORE INSERT ON messages \
+             FOR EACH ROW EXECUTE FUNCTION refuse_notice()",
+        ],
+        (true, false) => &["DROP TRIGGER refuse_notice ON messages"],
+    };
+    for s in statements {
+        sqlx::query(*s).execute(&mut db).await.expect(s);
+    }
+    sqlx::Connection::close(db).await.unwrap();
+}
+
+/// The double opt-in request and its confirmation mail are one write: when
+/// the mail cannot be queued, the request is not recorded either (500), so
+/// a retry with the same key records both and the person gets the mail —
+/// never a replayed 202 with no mail ever sent.
+async fn a_request_whose_mail_cannot_be_queued_is_not_recorded() {
+    let sink = Sink::start().await;
+    let relay = admin::start(&sink).await;
+    let body =
+        json!({ "email": "dee@example.com", "campaign": "digest", "action": "grant" }).to_string();
+    refuse_notices(&relay, true).await;
+    for k in [key("signup-dee"), None] {
+        let a = post(&relay, k, &body).await;
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", a.text);
+    }
+    assert_eq!(event_count(&relay, "dee@example.com").await, 0);
+    assert!(relay.store().queue(10).await.unwrap().is_empty());
+
+    refuse_notices(&relay, false).await;
+    let a = post(&relay, key("signup-dee"), &body).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert!(!a.headers.contains_key("idempotent-replayed"));
+    assert_eq!(a.json()["action"], "request");
+    assert_eq!(event_count(&relay, "dee@example.com").await, 1);
+    let mail = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mail[0].rcpt_to, ["dee@example.com"]);
+    // The retry of that one is a replay, with no second mail.
+    let again = post(&relay, key("signup-dee"), &body).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert!(again.headers.contains_key("idempotent-replayed"));
+    common::relay::eventually("the queue is empty", || async {
+        relay.store().queue(10).await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(sink.count(), 1);
+}
+both_stores!(a_request_whose_mail_cannot_be_queued_is_not_recorded);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{ConsentEvent, NewConsentEvent};
+use super::{ConsentEvent, NewConsentEvent, NewMessage};
 
 /// How long an `Idempotency-Key` and its answer are kept.
 pub const IDEMPOTENCY_KEEP_MS: i64 = 24 * 60 * 60 * 1000;
@@ -27,6 +27,13 @@ pub struct ImportCounts {
 /// Makes the JSON answer for the recorded event (stored with the key).
 pub type Respond = Arc<dyn Fn(&ConsentEvent) -> String + Send + Sync>;
 
+/// Mail queued with a consent event, in the event's transaction, built
+/// from the event as recorded (its id, its subject): the double opt-in
+/// confirmation. Either both are stored or neither, so a retried request
+/// never finds its event without its mail. An `Err` (the mail cannot be
+/// built) rolls the event back too.
+pub type FollowUp = Arc<dyn Fn(&ConsentEvent) -> Result<NewMessage, String> + Send + Sync>;
+
 /// A consent event recorded at most once per `Idempotency-Key`.
 #[derive(Clone)]
 pub struct KeyedConsent {
@@ -37,6 +44,8 @@ pub struct KeyedConsent {
     /// HTTP status of the answer.
     pub status: u16,
     pub respond: Respond,
+    /// Mail to queue with the event (not on a replay).
+    pub follow_up: Option<FollowUp>,
 }
 
 impl std::fmt::Debug for KeyedConsent {
@@ -46,6 +55,7 @@ impl std::fmt::Debug for KeyedConsent {
             .field("key", &self.key)
             .field("request_hash", &self.request_hash)
             .field("status", &self.status)
+            .field("follow_up", &self.follow_up.is_some())
             .finish_non_exhaustive()
     }
 }

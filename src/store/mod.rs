@@ -18,7 +18,8 @@ use crate::consent::{Action, Source, State, Status};
 use crate::policy::{Outcome, Reason, RecipientConsent};
 
 pub use idempotency::{
-    GrantRow, IDEMPOTENCY_KEEP_MS, ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome, Respond,
+    FollowUp, GrantRow, IDEMPOTENCY_KEEP_MS, ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome,
+    Respond,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -39,6 +40,19 @@ pub enum StoreError {
     Closed,
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    /// A [`FollowUp`] could not build its mail; its event was not stored.
+    #[error("cannot build the mail to queue with the event: {0}")]
+    FollowUp(String),
+}
+
+/// The mail `follow_up` builds from the recorded `event`, if any.
+fn follow_up_mail(
+    follow_up: Option<&FollowUp>,
+    event: &ConsentEvent,
+) -> Result<Option<NewMessage>, StoreError> {
+    follow_up
+        .map(|build| build(event).map_err(StoreError::FollowUp))
+        .transpose()
 }
 
 /// What kind of message a queue entry is.
@@ -530,8 +544,18 @@ impl Store {
         &self,
         event: NewConsentEvent,
     ) -> Result<ConsentEvent, StoreError> {
+        self.append_consent_event_then(event, None).await
+    }
+
+    /// [`Store::append_consent_event`], and queues the mail `follow_up`
+    /// builds from the recorded event in the same transaction.
+    pub async fn append_consent_event_then(
+        &self,
+        event: NewConsentEvent,
+        follow_up: Option<FollowUp>,
+    ) -> Result<ConsentEvent, StoreError> {
         let (source, action) = (event.source.as_str(), event.action.as_str());
-        let recorded = dispatch!(self, s => s.append_consent_event(event).await)?;
+        let recorded = dispatch!(self, s => s.append_consent_event(event, follow_up).await)?;
         metrics::counter!(crate::metrics::CONSENT_EVENTS, "source" => source, "action" => action)
             .increment(1);
         Ok(recorded)

@@ -128,10 +128,12 @@ impl PgStore {
     pub async fn append_consent_event(
         &self,
         event: NewConsentEvent,
+        follow_up: Option<FollowUp>,
     ) -> Result<ConsentEvent, StoreError> {
         let now = crate::now_ms();
         let (mut tx, started) = (self.pool.begin().await?, Instant::now());
         let event = consent_event(&mut tx, &event, self.webhook_outbox, now).await?;
+        queue_follow_up(&mut tx, follow_up.as_ref(), &event, now).await?;
         commit(tx, started).await?;
         self.events.notify_one();
         Ok(event)
@@ -409,6 +411,20 @@ async fn events_of(
 
 /// Inserts messages with their subjects, decisions and deliveries: four
 /// statements, each binding its columns as arrays, however many rows.
+/// Queues the mail `follow_up` builds from `event`, in the event's
+/// transaction (its failure rolls the event back).
+async fn queue_follow_up(
+    conn: &mut PgConnection,
+    follow_up: Option<&FollowUp>,
+    event: &ConsentEvent,
+    now: i64,
+) -> Result<(), StoreError> {
+    match follow_up_mail(follow_up, event)? {
+        Some(mail) => insert_messages(conn, &[&mail], now).await,
+        None => Ok(()),
+    }
+}
+
 async fn insert_messages(
     conn: &mut PgConnection,
     messages: &[&NewMessage],

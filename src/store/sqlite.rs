@@ -42,6 +42,7 @@ enum Op {
     Consent {
         event: Box<NewConsentEvent>,
         webhook: bool,
+        follow_up: Option<FollowUp>,
     },
     Erase {
         erasure: Box<Erasure>,
@@ -247,10 +248,12 @@ impl SqliteStore {
     pub async fn append_consent_event(
         &self,
         event: NewConsentEvent,
+        follow_up: Option<FollowUp>,
     ) -> Result<ConsentEvent, StoreError> {
         let op = Op::Consent {
             event: Box::new(event),
             webhook: self.webhook_outbox,
+            follow_up,
         };
         match self.submit(op).await? {
             Output::Event(e) => {
@@ -757,8 +760,14 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
             .await?;
             Output::Released(r.rows_affected())
         }
-        Op::Consent { event, webhook } => {
-            Output::Event(consent_event(conn, event, *webhook, now).await?)
+        Op::Consent {
+            event,
+            webhook,
+            follow_up,
+        } => {
+            let event = consent_event(conn, event, *webhook, now).await?;
+            queue_follow_up(conn, follow_up.as_ref(), &event, now).await?;
+            Output::Event(event)
         }
         Op::Erase { erasure, webhook } => {
             sqlx::query("PRAGMA secure_delete = ON")
@@ -808,6 +817,20 @@ async fn run_op(conn: &mut SqliteConnection, op: &Op, now: i64) -> Result<Output
             Output::Once(once::consent_once(conn, keyed, *webhook, now).await?)
         }
     })
+}
+
+/// Queues the mail `follow_up` builds from `event`, in the event's
+/// transaction (its failure rolls the event back).
+async fn queue_follow_up(
+    conn: &mut SqliteConnection,
+    follow_up: Option<&FollowUp>,
+    event: &ConsentEvent,
+    now: i64,
+) -> Result<(), StoreError> {
+    match follow_up_mail(follow_up, event)? {
+        Some(mail) => insert_message(conn, &mail, now).await,
+        None => Ok(()),
+    }
 }
 
 /// Rows per multi-row INSERT, well under SQLite's 32766 bound parameters.

@@ -50,6 +50,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct WebState {
     pub config: Arc<Config>,
     pub store: Store,
+    /// Wakes the delivery worker after the web queued mail (the double
+    /// opt-in confirmation), so it goes at once rather than at its next poll.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Every route of the HTTP listener, with the body limit, the request

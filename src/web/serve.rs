@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::Service as _;
 
@@ -46,6 +46,7 @@ pub struct HttpServer {
 pub async fn bind(
     live: LiveConfig,
     store: Store,
+    wake: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<HttpServer> {
     let config = live.get();
@@ -55,6 +56,7 @@ pub async fn bind(
         WebState {
             config: config.clone(),
             store: store.clone(),
+            wake: wake.clone(),
         },
         limiter.clone(),
     );
@@ -64,6 +66,7 @@ pub async fn bind(
         routers: Arc::new(Routers {
             live,
             store,
+            wake,
             limiter,
             current: PerConfig::new(config, router),
         }),
@@ -77,6 +80,7 @@ pub async fn bind(
 struct Routers {
     live: LiveConfig,
     store: Store,
+    wake: Arc<Notify>,
     limiter: Limiter,
     current: PerConfig<Router>,
 }
@@ -87,6 +91,7 @@ impl Routers {
             let state = WebState {
                 config: config.clone(),
                 store: self.store.clone(),
+                wake: self.wake.clone(),
             };
             router_limited(state, self.limiter.clone())
         })

@@ -28,8 +28,6 @@ pub enum ApiError {
     Unreadable,
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Confirmation(#[from] crate::confirmation::ConfirmationError),
     #[error("Idempotency-Key: this key was used with a different request body")]
     KeyReused,
 }
@@ -50,7 +48,7 @@ impl ApiError {
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Store(_) | ApiError::Confirmation(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }

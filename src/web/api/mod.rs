@@ -32,7 +32,9 @@ use super::{USER_AGENT_MAX, WebState};
 use crate::config::{CampaignState, Policy};
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::rights;
-use crate::store::{DecisionFilter, KeyedConsent, KeyedOutcome, NewConsentEvent};
+use crate::store::{
+    ConsentEvent, DecisionFilter, FollowUp, KeyedConsent, KeyedOutcome, NewConsentEvent,
+};
 use crate::subject;
 
 /// Largest API request body: a consent record with generous evidence.
@@ -186,9 +188,31 @@ async fn record_consent(
     } else {
         StatusCode::CREATED
     };
+    // The relay mails the confirmation link itself, through its queue: the
+    // mail is built from the recorded event (its id, its subject) and
+    // queued in the event's transaction, so there is never a request
+    // without its mail, even when the answer is replayed to a retry.
+    let follow_up = confirm.map(|c| -> FollowUp {
+        let (config, campaign, address) = (web.config.clone(), c.clone(), address.clone());
+        Arc::new(move |e: &ConsentEvent| {
+            crate::confirmation::message(
+                &config,
+                &campaign,
+                &e.subject_id,
+                &address,
+                e.id,
+                crate::now_ms(),
+            )
+            .map_err(|e| e.to_string())
+        })
+    });
+    let queues_mail = follow_up.is_some();
     let (event, answer) = match key {
         None => {
-            let event = web.store.append_consent_event(new_event).await?;
+            let event = web
+                .store
+                .append_consent_event_then(new_event, follow_up)
+                .await?;
             let answer = rights::event(&event).to_string();
             (event, answer)
         }
@@ -201,6 +225,7 @@ async fn record_consent(
                 request_hash: idempotency::request_hash(raw.as_deref().unwrap_or_default()),
                 status: status.as_u16(),
                 respond: Arc::new(|e| rights::event(e).to_string()),
+                follow_up,
             };
             match web.store.append_consent_event_once(keyed).await? {
                 KeyedOutcome::Recorded { event, body } => (event, body),
@@ -212,17 +237,8 @@ async fn record_consent(
         }
     };
     tracing::info!(subject = %event.subject_id, campaign = %event.campaign, action = %action, event = event.id, "api: consent recorded");
-    if let Some(c) = confirm {
-        // The relay mails the confirmation link itself, through its queue.
-        let mail = crate::confirmation::message(
-            &web.config,
-            c,
-            &event.subject_id,
-            &address,
-            event.id,
-            crate::now_ms(),
-        )?;
-        web.store.accept_message(mail).await?;
+    if queues_mail {
+        web.wake.notify_one();
     }
     Ok(idempotency::json(status, answer))
 }
