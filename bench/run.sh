@@ -41,6 +41,10 @@
 #   PG_BENCH_URL=postgres://root@127.0.0.1:5432/test  PG_SCHEMA=cr_bench (dropped and
 #                        re-created by each PostgreSQL step)
 #   SCALE_SUBJECTS=1000000  people seeded (each with a grant) by consent_scale
+#   SCALE_SMALL=10000    consent_scale's first seeding, where the lookup is timed first
+#   LOOKUP_RCPT=1000 LOOKUP_REPEAT=21  the consent lookup alone: recipients per
+#                        statement, statements timed (median reported)
+#   SCALE_KINDS="sqlite pg"  the stores consent_scale measures
 #   SETTLE=2             seconds to wait after the last expected delivery before the
 #                        exactly-once recount (a duplicate arriving late shows up)
 set -u
@@ -581,6 +585,9 @@ bench_relay_base() {
 PG_BENCH_URL=${PG_BENCH_URL:-postgres://root@127.0.0.1:5432/test}
 PG_SCHEMA=${PG_SCHEMA:-cr_bench}
 SCALE_SUBJECTS=${SCALE_SUBJECTS:-1000000}
+SCALE_SMALL=${SCALE_SMALL:-10000}
+LOOKUP_RCPT=${LOOKUP_RCPT:-1000}
+LOOKUP_REPEAT=${LOOKUP_REPEAT:-21}
 pg_url() { echo "$PG_BENCH_URL?options%5Bsearch_path%5D=$PG_SCHEMA"; }
 pg_fresh() { # an empty schema for this step
   psql -q -v ON_ERROR_STOP=1 "$PG_BENCH_URL" \
@@ -648,56 +655,125 @@ bench_relay_pg2() {
 # Seeds $SCALE_SUBJECTS people with a grant for "prospecting" (plus the
 # 0..RELAY_RCPT-1 rcpt@example.net addresses smtp-source sends to) into the
 # store the relay just created. The store must be stopped.
-seed_subjects() { # sqlite|pg
-  local kind=$1
+seed_subjects() { # sqlite|pg from to: people from..to-1 (plus the load's RELAY_RCPT when from=0), each with a grant
+  local kind=$1 from=$2 to=$3
   if [[ $kind == sqlite ]]; then
-    python3 - "$STATE/relay/consent-relay.db" "$SCALE_SUBJECTS" "$RELAY_RCPT" <<'PY'
+    python3 - "$STATE/relay/consent-relay.db" "$from" "$to" "$RELAY_RCPT" <<'PY'
 import base64, sqlite3, sys, hashlib
-db, n, r = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+db, lo, hi, r = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 c = sqlite3.connect(db)
 c.execute("PRAGMA synchronous=OFF")
-addrs = [f"{i}rcpt@example.net" for i in range(r)] + [f"user{i}@example.org" for i in range(n)]
+people = [(r + i, f"user{i}@example.org") for i in range(lo, hi)]
+if lo == 0:
+    people = [(i, f"{i}rcpt@example.net") for i in range(r)] + people
 now = 1_700_000_000_000
 # subject ids are 16 bytes in base64url (22 characters), as the relay makes them
 sid = lambda i: base64.urlsafe_b64encode(i.to_bytes(16, "big")).rstrip(b"=").decode()
 with c:
-    for k in range(0, len(addrs), 50_000):
-        chunk = addrs[k:k + 50_000]
+    for k in range(0, len(people), 50_000):
+        chunk = people[k:k + 50_000]
         c.executemany("INSERT INTO subjects (id, address, address_hash, key_id, created_at) VALUES (?, ?, ?, 'k1', ?)",
-                      [(sid(k + j), a, hashlib.sha256(a.encode()).hexdigest(), now) for j, a in enumerate(chunk)])
+                      [(sid(g), a, hashlib.sha256(a.encode()).hexdigest(), now) for g, a in chunk])
         c.executemany("INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at) VALUES (?, 'prospecting', 'grant', ?, 'import', ?)",
-                      [(sid(k + j), now, now) for j in range(len(chunk))])
+                      [(sid(g), now, now) for g, _ in chunk])
     c.execute("INSERT INTO consent_state (subject_id, campaign, status, since, event_id) "
-              "SELECT subject_id, campaign, 'granted', at, id FROM consent_events")
+              "SELECT subject_id, campaign, 'granted', at, id FROM consent_events e "
+              "WHERE NOT EXISTS (SELECT 1 FROM consent_state s WHERE s.subject_id = e.subject_id)")
+# settle as a store that grew over time would be: statistics, WAL folded in
+c.execute("ANALYZE")
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 print(c.execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
 PY
   else
+    local first=$((from == 0 ? 0 : from + RELAY_RCPT))
     psql -q -t -A -v ON_ERROR_STOP=1 "$PG_BENCH_URL" <<SQL
 SET search_path = $PG_SCHEMA;
 INSERT INTO subjects (id, address, address_hash, key_id, created_at)
   SELECT rtrim(translate(encode(decode(lpad(to_hex(g), 32, '0'), 'hex'), 'base64'), '+/', '-_'), '='),
-         CASE WHEN g < $RELAY_RCPT THEN g || 'rcpt@example.net' ELSE 'user' || g || '@example.org' END,
+         CASE WHEN g < $RELAY_RCPT THEN g || 'rcpt@example.net' ELSE 'user' || (g - $RELAY_RCPT) || '@example.org' END,
          md5(g::text), 'k1', 1700000000000
-  FROM generate_series(0, $SCALE_SUBJECTS + $RELAY_RCPT - 1) g;
+  FROM generate_series($first, $to + $RELAY_RCPT - 1) g;
 INSERT INTO consent_events (subject_id, campaign, action, at, source, recorded_at)
-  SELECT id, 'prospecting', 'grant', 1700000000000, 'import', 1700000000000 FROM subjects;
+  SELECT id, 'prospecting', 'grant', 1700000000000, 'import', 1700000000000 FROM subjects s
+  WHERE NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.subject_id = s.id);
 INSERT INTO consent_state (subject_id, campaign, status, since, event_id)
-  SELECT subject_id, campaign, 'granted', at, id FROM consent_events;
-ANALYZE;
+  SELECT subject_id, campaign, 'granted', at, id FROM consent_events e
+  WHERE NOT EXISTS (SELECT 1 FROM consent_state s WHERE s.subject_id = e.subject_id);
 SELECT COUNT(*) FROM subjects;
 SQL
+    # settle as a store that grew over time would be (autovacuum of the bulk
+    # insert and its checkpoint would otherwise run during the measurement)
+    psql -q -v ON_ERROR_STOP=1 "$PG_BENCH_URL" -c "SET search_path = $PG_SCHEMA" \
+      -c "VACUUM (ANALYZE) subjects, consent_events, consent_state" -c "CHECKPOINT" >&2
+  fi
+}
+
+# The relay's consent lookup (the statement intake sends, same text) for
+# LOOKUP_RCPT people picked at random among the first $2 seeded, repeated
+# LOOKUP_REPEAT times on one connection; prints the median milliseconds and
+# logs the plan. PostgreSQL: through psql (a real round trip each);
+# SQLite: python's sqlite3 on the file (in-process, as the relay reads it).
+lookup_cost() { # sqlite|pg seeded_people
+  local kind=$1 seeded=$2
+  if [[ $kind == sqlite ]]; then
+    python3 - "$STATE/relay/consent-relay.db" "$seeded" "$LOOKUP_RCPT" "$LOOKUP_REPEAT" <<'PY'
+import random, sqlite3, statistics, sys, time, hashlib
+db, seeded, n, rep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+c = sqlite3.connect(db)
+sql = ("SELECT s.address, s.id, s.address_hash, cs.campaign, cs.status, cs.since, cs.event_id "
+       "FROM subjects s LEFT JOIN consent_state cs ON cs.subject_id = s.id AND cs.campaign IN (?, '*') "
+       "WHERE s.address IN ({a}) OR (s.address IS NULL AND s.address_hash IN ({h}))")
+times, rows = [], 0
+for _ in range(rep):
+    addrs = [f"user{random.randrange(seeded)}@example.org" for _ in range(n)]
+    hashes = [hashlib.sha256(a.encode()).hexdigest() for a in addrs]
+    q = sql.format(a=", ".join("?" * n), h=", ".join("?" * (n + 1)))
+    t = time.perf_counter()
+    rows = len(c.execute(q, ["prospecting", *addrs, "", *hashes]).fetchall())
+    times.append((time.perf_counter() - t) * 1000)
+plan = " / ".join(r[-1] for r in c.execute("EXPLAIN QUERY PLAN " + q, ["prospecting", *addrs, "", *hashes]))
+print(f"# sqlite plan: {plan}; last lookup {rows} rows", file=sys.stderr)
+print(f"{statistics.median(times):.2f}")
+PY
+  else
+    local i sqlf=$STATE/lookup.sql
+    {
+      echo "SET search_path = $PG_SCHEMA;"
+      for ((i = 0; i <= LOOKUP_REPEAT; i++)); do
+        ((i == 0)) && echo "EXPLAIN" || echo '\timing on'
+        # the relay's statement with its arrays written out (psql has no binds)
+        python3 -c '
+import random, sys, hashlib
+seeded, n = int(sys.argv[1]), int(sys.argv[2])
+a = [f"user{random.randrange(seeded)}@example.org" for _ in range(n)]
+h = [hashlib.sha256(x.encode()).hexdigest() for x in a]
+arr = lambda v: "ARRAY[" + ",".join(f"\x27{x}\x27" for x in v) + "]::text[]"
+print("SELECT count(*) FROM (SELECT s.address, s.id, s.address_hash, cs.campaign, cs.status, cs.since, cs.event_id "
+      "FROM subjects s LEFT JOIN consent_state cs ON cs.subject_id = s.id AND cs.campaign IN (\x27prospecting\x27, \x27*\x27) "
+      f"WHERE s.address = ANY({arr(a)}) OR (s.address IS NULL AND s.address_hash = ANY({arr(h)}))) q;")
+' "$seeded" "$LOOKUP_RCPT"
+        ((i == 0)) || echo '\timing off'
+      done
+    } >"$sqlf"
+    psql -v ON_ERROR_STOP=1 -t -A "$PG_BENCH_URL" -f "$sqlf" >"$STATE/lookup.out" 2>&1 ||
+      { log "lookup_cost: psql failed:"; tail -5 "$STATE/lookup.out" >&2; return 1; }
+    log "pg plan: $(grep -iE 'scan|join' "$STATE/lookup.out" | sed 's/  */ /g' | head -6 | paste -sd'/')"
+    grep -E '^Time: ' "$STATE/lookup.out" | awk '{print $2}' | sort -n |
+      awk '{t[NR] = $1} END {if (NR) printf "%.2f\n", (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2}'
   fi
 }
 
 # The accept rate as the consent table grows: the same load on an empty store
 # and on one holding $SCALE_SUBJECTS people with grants, SQLite and
 # PostgreSQL. Decisions are one indexed lookup per recipient, batched per
-# message, so the two rates should be the same.
+# message, so the two rates should be the same. Then the lookup alone: one
+# statement for LOOKUP_RCPT recipients with SCALE_SMALL and with
+# SCALE_SUBJECTS people stored (should cost the same).
 bench_consent_scale() {
   ensure_postfix || return 1
   relay_build || return 1
-  local kind url name subjects
-  for kind in sqlite pg; do
+  local kind url name subjects ms
+  for kind in ${SCALE_KINDS:-sqlite pg}; do
     if [[ $kind == pg ]]; then pg_fresh || continue; url=$(pg_url); else url=; fi
     # empty store
     RELAY_STORE_URL=$url run_relay "consent_relay_${kind}_empty" "$RELAY_EXE" no
@@ -706,10 +782,16 @@ bench_consent_scale() {
     RELAY_STORE_URL=$url relay_config
     start_sink || return 1
     relay_start "$RELAY_EXE" && stop_relay
-    log "seeding $SCALE_SUBJECTS subjects ($kind)"
     local ts; ts=$(now)
-    subjects=$(seed_subjects "$kind" | tail -1)
-    log "seeded $subjects subjects in $(secs "$ts" "$(now)")s"
+    subjects=$(seed_subjects "$kind" 0 "$SCALE_SMALL" | tail -1)
+    log "seeded $subjects subjects ($kind) in $(secs "$ts" "$(now)")s"
+    ms=$(lookup_cost "$kind" "$SCALE_SMALL") &&
+      fig "consent_lookup_${kind}_${SCALE_SMALL}_ms" "$ms" ms "median of $LOOKUP_REPEAT lookups of $LOOKUP_RCPT random stored people, one statement each, $subjects subjects stored"
+    ts=$(now)
+    subjects=$(seed_subjects "$kind" "$SCALE_SMALL" "$SCALE_SUBJECTS" | tail -1)
+    log "seeded up to $subjects subjects ($kind) in $(secs "$ts" "$(now)")s"
+    ms=$(lookup_cost "$kind" "$SCALE_SUBJECTS") &&
+      fig "consent_lookup_${kind}_${SCALE_SUBJECTS}_ms" "$ms" ms "median of $LOOKUP_REPEAT lookups of $LOOKUP_RCPT random stored people, one statement each, $subjects subjects stored"
     name="consent_relay_${kind}_${SCALE_SUBJECTS}"
     if relay_start "$RELAY_EXE"; then
       measure_relay "$name" "$RELAY_UNDER_TEST_PORT" "$N_RELAY" $((N_RELAY * RELAY_RCPT)) relay_cpu "$(relay_pid)"
@@ -718,13 +800,16 @@ bench_consent_scale() {
     stop_relay
     rm -f "$STATE/relay.timeout.pid"
     stop_sink
+    # the empty store again, after: the spread of the accept rate within one run
+    if [[ $kind == pg ]]; then pg_fresh || continue; fi
+    RELAY_STORE_URL=$url run_relay "consent_relay_${kind}_empty2" "$RELAY_EXE" no
   done
 }
 
 # ---------------------------------------------------------------- summary
 summary() { # markdown table from this run's figures
   [[ -s $FIGS ]] || return 0
-  awk -F'\t' -v rcpt="$RELAY_RCPT" '
+  awk -F'\t' -v rcpt="$RELAY_RCPT" -v lrcpt="$LOOKUP_RCPT" '
     { v[$2] = $3 }
     function g(k) { return (k in v) ? v[k] : "—" }
     function ratio(a, b) { return ((a in v) && (b in v) && v[b] > 0) ? sprintf("%.2f", v[a] / v[b]) : "—" }
@@ -767,6 +852,8 @@ summary() { # markdown table from this run's figures
         printf "\nconsent-relay / RELAY_BASE_BIN: accept %s, deliveries (e2e) %s\n",
           ratio("consent_relay_accept_msgs_per_s", "consent_relay_base_accept_msgs_per_s"),
           ratio("consent_relay_e2e_deliveries_per_s", "consent_relay_base_e2e_deliveries_per_s")
+      for (k in v) if (k ~ /^consent_lookup_/) lookups = lookups sprintf("\n%s: %s ms", k, v[k])
+      if (lookups != "") print "\nconsent lookup, one statement for " lrcpt " recipients (median):" lookups
       if ("consent_relay_idle_rss_delta_kb" in v)
         printf "\nconsent-relay, %s idle connections: +%s kB RSS (%s bytes per connection)\n",
           g("consent_relay_idle_greeted"), v["consent_relay_idle_rss_delta_kb"], g("consent_relay_idle_rss_per_conn_bytes")

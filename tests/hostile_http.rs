@@ -3,7 +3,7 @@
 //! addresses and `/healthz` unaffected), a client sending its headers one
 //! byte at a time is cut after `[http] header_timeout`, and enumerated
 //! tokens (well formed, random) change nothing and get exactly the answer
-//! a tampered token gets.
+//! a tampered token gets. On SQLite and on PostgreSQL (see `common::backend`).
 
 mod common;
 
@@ -54,7 +54,6 @@ async fn one_click(client: &reqwest::Client, url: &str) -> reqwest::Response {
         .expect("request")
 }
 
-#[tokio::test]
 async fn over_the_rate_limit_gets_429_with_retry_after_and_only_that_address() {
     let (_sink, relay) = start("rate_limit = 1\nrate_limit_burst = 5").await;
     let me = client_from("127.0.0.1");
@@ -117,8 +116,8 @@ async fn over_the_rate_limit_gets_429_with_retry_after_and_only_that_address() {
         .expect("get");
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+both_stores!(over_the_rate_limit_gets_429_with_retry_after_and_only_that_address);
 
-#[tokio::test]
 async fn a_one_click_over_the_limit_changes_nothing() {
     let (_sink, relay) = start("rate_limit = 1\nrate_limit_burst = 2").await;
     let email = "lim@example.net";
@@ -142,8 +141,8 @@ async fn a_one_click_over_the_limit_changes_nothing() {
         .await;
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
 }
+both_stores!(a_one_click_over_the_limit_changes_nothing);
 
-#[tokio::test]
 async fn headers_sent_one_byte_at_a_time_are_cut_at_the_header_timeout() {
     let (_sink, relay) = start("header_timeout = \"1s\"\nrate_limit = 0").await;
     // A fast client is served.
@@ -196,6 +195,7 @@ async fn headers_sent_one_byte_at_a_time_are_cut_at_the_header_timeout() {
         "a slow request was not served: {text}"
     );
 }
+both_stores!(headers_sent_one_byte_at_a_time_are_cut_at_the_header_timeout);
 
 /// A well-formed unsubscribe token for the newsletter with a random
 /// subject and a random MAC.
@@ -212,7 +212,6 @@ fn random_token(rng: &ring::rand::SystemRandom) -> String {
     format!("k1.{}", URL_SAFE_NO_PAD.encode(payload))
 }
 
-#[tokio::test]
 async fn enumerated_tokens_change_nothing_and_look_like_a_bad_token() {
     let (_sink, relay) = start("rate_limit = 0").await;
     let email = "enum@example.net";
@@ -273,3 +272,4 @@ async fn enumerated_tokens_change_nothing_and_look_like_a_bad_token() {
         .await;
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
 }
+both_stores!(enumerated_tokens_change_nothing_and_look_like_a_bad_token);

@@ -2,7 +2,7 @@
 //! the new campaigns and limits, sessions already open keep theirs, a file
 //! that does not pass `check-config` is refused whole (the error logged,
 //! the old configuration kept), and a key that only a restart applies is
-//! named in a warning.
+//! named in a warning. On SQLite and on PostgreSQL (see `common::backend`).
 
 mod common;
 
@@ -145,7 +145,6 @@ async fn transaction(c: &mut Client, rcpts: &[&str], campaign: &str) -> String {
     c.read_reply().await
 }
 
-#[tokio::test]
 async fn sighup_applies_new_campaigns_and_limits_to_new_sessions() {
     let s = Serve::start("max_recipients = 1", "").await;
     let refused = s.send(&["ann@example.net"], "reload-b").await;
@@ -192,8 +191,8 @@ async fn sighup_applies_new_campaigns_and_limits_to_new_sessions() {
     open.cmd("QUIT", "221").await;
     s.stop().await;
 }
+both_stores!(sighup_applies_new_campaigns_and_limits_to_new_sessions);
 
-#[tokio::test]
 async fn a_file_that_does_not_check_is_refused_and_the_old_config_stays() {
     let s = Serve::start("", CAMPAIGN_B).await;
     let logged = s
@@ -218,8 +217,8 @@ async fn a_file_that_does_not_check_is_refused_and_the_old_config_stays() {
     s.accepts(&["bob@example.net"], "reload-b").await;
     s.stop().await;
 }
+both_stores!(a_file_that_does_not_check_is_refused_and_the_old_config_stays);
 
-#[tokio::test]
 async fn a_key_that_needs_a_restart_is_named_and_the_rest_applied() {
     let s = Serve::start("", "").await;
     let logged = s
@@ -234,11 +233,11 @@ async fn a_key_that_needs_a_restart_is_named_and_the_rest_applied() {
     s.accepts(&["ann@example.net"], "reload-b").await;
     s.stop().await;
 }
+both_stores!(a_key_that_needs_a_restart_is_named_and_the_rest_applied);
 
 /// In process: each HTTP request is served with the configuration of its
 /// arrival, on the same listener (a new admin token and campaign apply to
 /// the next request, the old token no longer opens the API).
-#[tokio::test]
 async fn http_requests_after_a_reload_see_the_new_configuration() {
     use common::admin::{ADMIN_TOKEN, call, sha256_hex, start};
     use common::sink::Sink;
@@ -283,3 +282,4 @@ async fn http_requests_after_a_reload_see_the_new_configuration() {
     assert_eq!(kept.status, 200);
     relay.stop().await;
 }
+both_stores!(http_requests_after_a_reload_see_the_new_configuration);
