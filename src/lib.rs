@@ -34,6 +34,18 @@ pub mod token;
 pub mod web;
 pub mod webhook;
 
+/// What a per-client limit counts by (connections per address, AUTH
+/// failures, the HTTP rate limit): an IPv4 address as is (also written
+/// IPv4-mapped), an IPv6 address by its /64. One host or subscriber holds
+/// a whole /64, so rotating addresses inside it gains nothing.
+pub fn client_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
+
 /// Unix time in milliseconds: the one clock reading the store keeps.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -51,4 +63,19 @@ pub fn format_time(ms: i64) -> String {
 /// Resolves once the shutdown flag is true (or its sender is gone).
 pub async fn until_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    #[test]
+    fn client_key_is_the_ipv4_address_or_the_ipv6_64() {
+        let key = |s: &str| super::client_key(s.parse::<IpAddr>().expect("ip")).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::"), "2001:db8:1:2::");
+        assert_eq!(key("::1"), "::");
+    }
 }

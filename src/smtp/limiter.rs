@@ -90,7 +90,10 @@ impl AuthLimiter {
 
     /// The address has had too many failures within the window.
     pub fn ip_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.state().ips.count(&ip, now, self.window) >= self.max_per_ip
+        self.state()
+            .ips
+            .count(&crate::client_key(ip), now, self.window)
+            >= self.max_per_ip
     }
 
     /// The user has had too many failures within the window.
@@ -102,7 +105,8 @@ impl AuthLimiter {
     /// is a configured one (unknown names are not kept: nothing to lock).
     pub fn record_failure(&self, ip: IpAddr, user: Option<&str>, now: Instant) {
         let mut s = self.state();
-        s.ips.record(ip, now, self.window, self.max_per_ip);
+        s.ips
+            .record(crate::client_key(ip), now, self.window, self.max_per_ip);
         if let Some(user) = user {
             s.users
                 .record(user.to_owned(), now, self.window, self.max_per_user);
@@ -144,6 +148,20 @@ mod tests {
         // The first failure leaves the window at t0 + 60 s.
         assert!(l.ip_blocked(ip, t0 + Duration::from_secs(59)));
         assert!(!l.ip_blocked(ip, t0 + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_share_their_failures() {
+        let l = limiter();
+        let t0 = Instant::now();
+        // A client rotating through its /64 is one client.
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"] {
+            l.record_failure(host.parse().expect("ip"), None, t0);
+        }
+        let same: IpAddr = "2001:db8:1:2:abcd::1".parse().expect("ip");
+        let next: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert!(l.ip_blocked(same, t0));
+        assert!(!l.ip_blocked(next, t0));
     }
 
     #[test]

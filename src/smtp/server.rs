@@ -93,6 +93,7 @@ impl Drop for PerIpGuard {
 
 impl PerIp {
     fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PerIpGuard> {
+        let ip = crate::client_key(ip);
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry(ip).or_insert(0);
         if *n >= max {
