@@ -2,7 +2,8 @@
 //! (reqwest) against the relay started in-process, on SQLite and on
 //! PostgreSQL (see `common::backend`).
 //! A retry gets the first answer and records nothing; another body under the
-//! same key is refused; concurrent twins make one event.
+//! same key is refused; concurrent twins make one event. A double opt-in
+//! request and its confirmation mail are stored together or not at all.
 
 mod common;
 
@@ -292,3 +293,55 @@ async fn a_request_whose_mail_cannot_be_queued_is_not_recorded() {
     assert_eq!(sink.count(), 1);
 }
 both_stores!(a_request_whose_mail_cannot_be_queued_is_not_recorded);
+
+/// A follow-up mail that cannot be built (an error, or a panic inside the
+/// store's write) fails that write alone: no event is stored, and the
+/// store goes on taking writes.
+async fn a_follow_up_that_fails_or_panics_stores_nothing_and_the_store_goes_on() {
+    use consent_relay::consent::{Action, Source};
+    use consent_relay::store::{FollowUp, NewConsentEvent, NewSubject, Store, StoreError};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&common::backend::store_config(dir.path(), false), false)
+        .await
+        .expect("store");
+    let event = |n: u32| NewConsentEvent {
+        address: format!("p{n}@example.com"),
+        new_subject: NewSubject {
+            id: format!("subject-{n}"),
+            address_hash: format!("hash-{n}"),
+            key_id: "k1".into(),
+        },
+        campaign: "newsletter".into(),
+        action: Action::Request,
+        at: consent_relay::now_ms(),
+        source: Source::Api,
+        ip: None,
+        user_agent: None,
+        evidence: None,
+    };
+    let failing: FollowUp = Arc::new(|_| Err("no template".into()));
+    let panicking: FollowUp = Arc::new(|_| panic!("a bug while building the mail"));
+    for (n, follow_up) in [(1, failing), (2, panicking)] {
+        let e = store
+            .append_consent_event_then(event(n), Some(follow_up))
+            .await
+            .expect_err("the write fails");
+        assert!(matches!(e, StoreError::FollowUp(_)), "{e}");
+        let held = store
+            .subject_consent(&format!("p{n}@example.com"))
+            .await
+            .expect("read");
+        assert!(held.is_none(), "p{n}: {held:?}");
+    }
+    // The writer is still there.
+    let e = store
+        .append_consent_event(event(3))
+        .await
+        .expect("a later write");
+    assert_eq!(e.subject_id, "subject-3");
+    assert!(store.queue(10).await.expect("queue").is_empty());
+    store.close().await;
+}
+both_stores!(a_follow_up_that_fails_or_panics_stores_nothing_and_the_store_goes_on);

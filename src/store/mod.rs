@@ -45,14 +45,20 @@ pub enum StoreError {
     FollowUp(String),
 }
 
-/// The mail `follow_up` builds from the recorded `event`, if any.
+/// The mail `follow_up` builds from the recorded `event`, if any. It runs
+/// inside the store's write transaction (on SQLite, on the one writer), so
+/// a panic while building is caught and fails this write alone.
 fn follow_up_mail(
     follow_up: Option<&FollowUp>,
     event: &ConsentEvent,
 ) -> Result<Option<NewMessage>, StoreError> {
-    follow_up
-        .map(|build| build(event).map_err(StoreError::FollowUp))
-        .transpose()
+    let Some(build) = follow_up else {
+        return Ok(None);
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(event))) {
+        Ok(built) => built.map(Some).map_err(StoreError::FollowUp),
+        Err(_) => Err(StoreError::FollowUp("building the mail panicked".into())),
+    }
 }
 
 /// What kind of message a queue entry is.
