@@ -40,8 +40,9 @@ pub enum StoreError {
     Closed,
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
-    /// A [`FollowUp`] could not build its mail; its event was not stored.
-    #[error("cannot build the mail to queue with the event: {0}")]
+    /// What is stored with an event (a [`FollowUp`] mail, a keyed answer)
+    /// could not be made; the event was not stored either.
+    #[error("cannot make what is stored with the event: {0}")]
     FollowUp(String),
 }
 
@@ -59,6 +60,13 @@ fn follow_up_mail(
         Ok(built) => built.map(Some).map_err(StoreError::FollowUp),
         Err(_) => Err(StoreError::FollowUp("building the mail panicked".into())),
     }
+}
+
+/// The answer a keyed request stores with its key, made by its `respond`;
+/// in the write transaction too, so a panic there fails this write alone.
+fn keyed_answer(k: &KeyedConsent, event: &ConsentEvent) -> Result<String, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (k.respond)(event)))
+        .map_err(|_| StoreError::FollowUp("making the stored answer panicked".into()))
 }
 
 /// What kind of message a queue entry is.

@@ -409,8 +409,6 @@ async fn events_of(
     .collect()
 }
 
-/// Inserts messages with their subjects, decisions and deliveries: four
-/// statements, each binding its columns as arrays, however many rows.
 /// Queues the mail `follow_up` builds from `event`, in the event's
 /// transaction (its failure rolls the event back).
 async fn queue_follow_up(
@@ -425,6 +423,8 @@ async fn queue_follow_up(
     }
 }
 
+/// Inserts messages with their subjects, decisions and deliveries: four
+/// statements, each binding its columns as arrays, however many rows.
 async fn insert_messages(
     conn: &mut PgConnection,
     messages: &[&NewMessage],

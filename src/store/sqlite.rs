@@ -1,8 +1,9 @@
 //! The embedded SQLite store: WAL, `synchronous=FULL`, a pool of readers and
 //! one writer task that commits the transactions of concurrent callers
 //! together (group commit), so throughput is not one fsync per message.
-//! Each caller's work runs under its own SAVEPOINT, so one failing job rolls
-//! back alone and the others still commit.
+//! When one job of a group fails, the group rolls back and each job runs
+//! again in a transaction of its own, so a failing job fails alone and the
+//! others still commit.
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -176,7 +176,7 @@ pub(super) async fn consent_once(
     }
     let event = consent_event(conn, &k.event, webhook, now).await?;
     super::queue_follow_up(conn, k.follow_up.as_ref(), &event, now).await?;
-    let body = (k.respond)(&event);
+    let body = crate::store::keyed_answer(k, &event)?;
     sqlx::query(
         "INSERT INTO idempotency_keys (key, request_hash, status, response, event_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
