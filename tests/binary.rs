@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::relay::{Client, config_text, message};
-use common::sink::Sink;
+use common::sink::{ReservedPort, Sink};
 
 const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
 
@@ -95,11 +95,8 @@ async fn send_many(addr: SocketAddr, n: usize, per: usize) -> Vec<String> {
 async fn kill_9_right_after_250_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // The upstream is down while the relay accepts: every copy is still queued.
-    let upstream = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let addr = write_config(dir.path(), &format!("smtp://{upstream}"));
+    let upstream = ReservedPort::new();
+    let addr = write_config(dir.path(), &format!("smtp://{}", upstream.addr()));
     let mut child = spawn_serve(dir.path());
     wait_listening(addr).await;
     let replies = send_many(addr, 20, 3).await;
@@ -110,7 +107,7 @@ async fn kill_9_right_after_250_loses_nothing() {
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
 
-    let sink = Sink::start_on(upstream).await;
+    let sink = Sink::start_reserved(upstream).await;
     let mut child = spawn_serve(dir.path());
     let got = sink.wait_for(60, Duration::from_secs(30)).await;
     let mut rcpts: Vec<String> = got.iter().flat_map(|m| m.rcpt_to.clone()).collect();

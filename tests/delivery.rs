@@ -2,22 +2,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::relay::{TestRelay, eventually, message};
-use common::sink::{Fault, Sink};
+use common::sink::{Fault, ReservedPort, Sink};
 use consent_relay::consent::Action;
 use consent_relay::store::{DecisionFilter, QueueRow};
 
 async fn queue(relay: &TestRelay) -> Vec<QueueRow> {
     relay.store().queue(100).await.expect("queue")
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
 }
 
 async fn temporary_failure_is_retried_and_delivered_once() {
@@ -113,8 +106,8 @@ async fn a_failed_bounce_is_not_bounced() {
 both_stores!(a_failed_bounce_is_not_bounced);
 
 async fn upstream_down_at_start_then_up_is_delivered() {
-    let port = free_port();
-    let relay = TestRelay::start(port, "", "").await;
+    let port = ReservedPort::new();
+    let relay = TestRelay::start(port.addr(), "", "").await;
     relay
         .send(
             &["a@example.net", "b@example.net"],
@@ -126,7 +119,7 @@ async fn upstream_down_at_start_then_up_is_delivered() {
         q.len() == 2 && q.iter().all(|r| r.status == "deferred" && r.attempts >= 1)
     })
     .await;
-    let sink = Sink::start_on(port).await;
+    let sink = Sink::start_reserved(port).await;
     let got = sink.wait_for(2, Duration::from_secs(15)).await;
     assert_eq!(got.len(), 2);
     eventually("queue empty", || async { queue(&relay).await.is_empty() }).await;
@@ -134,8 +127,8 @@ async fn upstream_down_at_start_then_up_is_delivered() {
 both_stores!(upstream_down_at_start_then_up_is_delivered);
 
 async fn max_age_fails_the_delivery_with_a_bounce() {
-    let port = free_port();
-    let relay = TestRelay::start(port, "", "max_age = \"1s\"").await;
+    let port = ReservedPort::new();
+    let relay = TestRelay::start(port.addr(), "", "max_age = \"1s\"").await;
     relay
         .send(&["a@example.net"], &message("prospecting", "x"))
         .await;
@@ -147,7 +140,7 @@ async fn max_age_fails_the_delivery_with_a_bounce() {
     })
     .await;
     // The bounce waits in the queue for the upstream like any copy.
-    let sink = Sink::start_on(port).await;
+    let sink = Sink::start_reserved(port).await;
     let got = sink.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(got[0].rcpt_to, ["crm@example.com"]);
     assert!(String::from_utf8_lossy(&got[0].data).contains("Status: 4.4.7"));
@@ -155,8 +148,8 @@ async fn max_age_fails_the_delivery_with_a_bounce() {
 both_stores!(max_age_fails_the_delivery_with_a_bounce);
 
 async fn withdrawal_between_accept_and_send_is_suppressed_late() {
-    let port = free_port();
-    let relay = TestRelay::start(port, "", "").await;
+    let port = ReservedPort::new();
+    let relay = TestRelay::start(port.addr(), "", "").await;
     relay
         .consent("ann@example.net", "newsletter", Action::Grant, None)
         .await;
@@ -179,7 +172,7 @@ async fn withdrawal_between_accept_and_send_is_suppressed_late() {
     relay
         .consent("ann@example.net", "prospecting", Action::Withdraw, None)
         .await;
-    let sink = Sink::start_on(port).await;
+    let sink = Sink::start_reserved(port).await;
     let got = sink.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(got[0].rcpt_to, ["bob@example.net"]);
     eventually("queue empty", || async { queue(&relay).await.is_empty() }).await;
@@ -269,8 +262,8 @@ async fn outbox_writes_one_file_per_copy() {
 both_stores!(outbox_writes_one_file_per_copy);
 
 async fn shutdown_hands_leases_back_and_restart_delivers() {
-    let port = free_port();
-    let mut relay = TestRelay::start(port, "", "").await;
+    let port = ReservedPort::new();
+    let mut relay = TestRelay::start(port.addr(), "", "").await;
     relay
         .send(&["a@example.net"], &message("prospecting", "x"))
         .await;
@@ -280,7 +273,7 @@ async fn shutdown_hands_leases_back_and_restart_delivers() {
     .await;
     let dir_path = relay.dir.path().to_owned();
     relay.stop().await;
-    let sink = Sink::start_on(port).await;
+    let sink = Sink::start_reserved(port).await;
     let text = std::fs::read_to_string(dir_path.join("consent-relay.toml")).unwrap();
     let dir = std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap());
     let relay2 = TestRelay::start_with(dir, &text).await;

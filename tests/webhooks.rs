@@ -72,11 +72,9 @@ impl Drop for Crm {
 
 impl Crm {
     async fn start() -> Crm {
-        Crm::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
-    }
-
-    async fn start_on(addr: SocketAddr) -> Crm {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind CRM");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind CRM");
         Crm::serve(listener, "http")
     }
 
@@ -671,10 +669,8 @@ both_stores!(an_event_sent_after_an_erasure_carries_no_address_or_proof);
 async fn the_outbox_survives_a_restart() {
     let sink = Sink::start().await;
     // A port with nothing listening yet: every attempt fails to connect.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a port");
-        l.local_addr().expect("address")
-    };
+    let port = common::sink::ReservedPort::new();
+    let addr = port.addr();
     let dir = tempfile::tempdir().expect("temp dir");
     let text = config(dir.path(), &sink, &format!("http://{addr}/hooks/consent"));
     let mut relay = TestRelay::start_with(dir, &text).await;
@@ -702,7 +698,7 @@ async fn the_outbox_survives_a_restart() {
     assert!(listed[0]["last_error"].as_str().is_some(), "{listed}");
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 
-    let crm = Crm::start_on(addr).await;
+    let crm = Crm::serve(port.listen(), "http");
     let relay = TestRelay::start_with(relay.dir, &text).await;
     crm.wait_accepted(1).await;
     assert_eq!(crm.accepted_ids(), [recorded["id"].as_i64().expect("id")]);

@@ -174,6 +174,31 @@ pub struct Sink {
     accept: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// A loopback port bound but not listening: connections to it are refused
+/// (an upstream that is down), and no other socket, not even an outgoing
+/// connection's, can take it before [`Sink::start_reserved`] listens on it.
+/// (A port bound then released can be taken in between.)
+pub struct ReservedPort(tokio::net::TcpSocket);
+
+impl ReservedPort {
+    pub fn new() -> ReservedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind a loopback port");
+        ReservedPort(socket)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.0.local_addr().expect("bound socket has an address")
+    }
+
+    /// Starts listening (for a server other than the sink).
+    pub fn listen(self) -> TcpListener {
+        self.0.listen(1024).expect("listen on the reserved port")
+    }
+}
+
 impl Sink {
     /// Starts a sink on `127.0.0.1` with a port chosen by the system.
     pub async fn start() -> Sink {
@@ -188,11 +213,22 @@ impl Sink {
         Sink::start_with(addr, SinkOptions::default()).await
     }
 
+    /// Starts a sink on a port reserved earlier with [`ReservedPort::new`]
+    /// ("upstream down at start, up later"): no other socket can have
+    /// taken the port meanwhile.
+    pub async fn start_reserved(port: ReservedPort) -> Sink {
+        Sink::from_listener(port.listen(), SinkOptions::default())
+    }
+
     /// Starts a sink on `addr` offering what `options` says (TLS, AUTH).
     pub async fn start_with(addr: SocketAddr, options: SinkOptions) -> Sink {
         let listener = TcpListener::bind(addr)
             .await
             .unwrap_or_else(|e| panic!("sink: cannot bind {addr}: {e}"));
+        Sink::from_listener(listener, options)
+    }
+
+    fn from_listener(listener: TcpListener, options: SinkOptions) -> Sink {
         let addr = listener
             .local_addr()
             .expect("sink: bound listener has a local address");
