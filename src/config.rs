@@ -173,6 +173,35 @@ pub enum StoreUrl {
     Postgres(String),
 }
 
+impl StoreUrl {
+    /// `sqlite://PATH` (or `sqlite:PATH`) or `postgres://…`; the error says
+    /// what is wrong and how to write it, for the caller to prefix with the
+    /// key or flag that gave it (the value itself is shown only when it
+    /// cannot hold a password).
+    pub fn parse(text: &str) -> Result<StoreUrl, String> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return match text.parse::<sqlx::postgres::PgConnectOptions>() {
+                Ok(_) => Ok(StoreUrl::Postgres(text.to_owned())),
+                Err(e) => Err(format!(
+                    "is not a valid postgres:// url ({e}; use postgres://user@host/db)"
+                )),
+            };
+        }
+        match text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+        {
+            Some("") => Err("names no file (use e.g. sqlite://consent-relay.db)".into()),
+            Some(":memory:") => Err("an in-memory database would lose the queue on restart (use a file, e.g. sqlite://consent-relay.db)".into()),
+            Some(path) => Ok(StoreUrl::Sqlite(PathBuf::from(path))),
+            None => Err(format!(
+                "{} is not a store url (use sqlite://PATH or postgres://user@host/db)",
+                shown(text)
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub url: StoreUrl,
@@ -1157,46 +1186,9 @@ impl Check<'_> {
 
     fn store(&mut self, raw: &RawStore) -> Option<StoreConfig> {
         let text = raw.url.as_deref().unwrap_or("sqlite://consent-relay.db");
-        let url = if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            if Url::parse(text).is_ok() {
-                Some(StoreUrl::Postgres(text.to_owned()))
-            } else {
-                self.error(
-                    "store.url",
-                    "is not a valid postgres:// url (use postgres://user@host/db)",
-                );
-                None
-            }
-        } else {
-            match text
-                .strip_prefix("sqlite://")
-                .or_else(|| text.strip_prefix("sqlite:"))
-            {
-                Some("") => {
-                    self.error(
-                        "store.url",
-                        "names no file (use e.g. sqlite://consent-relay.db)",
-                    );
-                    None
-                }
-                Some(":memory:") => {
-                    self.error(
-                        "store.url",
-                        "an in-memory database would lose the queue on restart (use a file, e.g. sqlite://consent-relay.db)",
-                    );
-                    None
-                }
-                Some(path) => Some(StoreUrl::Sqlite(PathBuf::from(path))),
-                None => {
-                    let what = format!(
-                        "{} is not a store url (use sqlite://PATH or postgres://user@host/db)",
-                        shown(text)
-                    );
-                    self.error("store.url", what);
-                    None
-                }
-            }
-        };
+        let url = StoreUrl::parse(text)
+            .map_err(|what| self.error("store.url", what))
+            .ok();
         let pool_size = self.number("store.pool_size", raw.pool_size, 8, 1..=256);
         Some(StoreConfig {
             url: url?,

@@ -7,13 +7,8 @@
 //! the store's own open first. The tables and columns are listed here, one
 //! entry per table of `migrations/sqlite/*.sql` (a unit test compares them
 //! with the schema the migrations make).
-
-use std::path::PathBuf;
-use std::str::FromStr as _;
-
 use anyhow::{Context as _, bail};
 use futures_util::stream::{BoxStream, StreamExt as _, TryStreamExt as _};
-use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Connection as _, Database, Decode, Encode, QueryBuilder, Row, Type,
@@ -256,28 +251,7 @@ fn shown(url: &str) -> String {
 }
 
 fn parse_url(flag: &str, text: &str) -> anyhow::Result<StoreUrl> {
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        PgConnectOptions::from_str(text).map_err(|e| {
-            usage(format!(
-                "{flag}: {} is not a valid postgres:// url ({e}; use postgres://user@host/db)",
-                shown(text)
-            ))
-        })?;
-        return Ok(StoreUrl::Postgres(text.to_owned()));
-    }
-    match text
-        .strip_prefix("sqlite://")
-        .or_else(|| text.strip_prefix("sqlite:"))
-    {
-        Some("") | Some(":memory:") => Err(usage(format!(
-            "{flag}: {text} names no file (use e.g. sqlite:///var/lib/consent-relay/consent-relay.db)"
-        ))),
-        Some(path) => Ok(StoreUrl::Sqlite(PathBuf::from(path))),
-        None => Err(usage(format!(
-            "{flag}: {} is not a store url (use sqlite://PATH or postgres://user@host/db)",
-            shown(text)
-        ))),
-    }
+    StoreUrl::parse(text).map_err(|what| usage(format!("{flag}: {what}")))
 }
 
 /// Copies every table of `from` into the empty store `to`, in one

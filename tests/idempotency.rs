@@ -298,8 +298,9 @@ both_stores!(a_request_whose_mail_cannot_be_queued_is_not_recorded);
 /// store's write) fails that write alone: no event is stored, and the
 /// store goes on taking writes.
 async fn a_follow_up_that_fails_or_panics_stores_nothing_and_the_store_goes_on() {
+    use common::relay::{admin_event, test_subject};
     use consent_relay::consent::{Action, Source};
-    use consent_relay::store::{FollowUp, NewConsentEvent, NewSubject, Store, StoreError};
+    use consent_relay::store::{FollowUp, NewConsentEvent, Store, StoreError};
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -307,19 +308,14 @@ async fn a_follow_up_that_fails_or_panics_stores_nothing_and_the_store_goes_on()
         .await
         .expect("store");
     let event = |n: u32| NewConsentEvent {
-        address: format!("p{n}@example.com"),
-        new_subject: NewSubject {
-            id: format!("subject-{n}"),
-            address_hash: format!("hash-{n}"),
-            key_id: "k1".into(),
-        },
-        campaign: "newsletter".into(),
-        action: Action::Request,
-        at: consent_relay::now_ms(),
         source: Source::Api,
-        ip: None,
-        user_agent: None,
-        evidence: None,
+        ..admin_event(
+            &format!("p{n}@example.com"),
+            test_subject(n),
+            "newsletter",
+            Action::Request,
+            consent_relay::now_ms(),
+        )
     };
     let failing: FollowUp = Arc::new(|_| Err("no template".into()));
     let panicking: FollowUp = Arc::new(|_| panic!("a bug while building the mail"));

@@ -20,16 +20,7 @@ use sqlx::Connection as _;
 
 const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
 
-const TABLES: &[&str] = &[
-    "subjects",
-    "consent_events",
-    "consent_state",
-    "messages",
-    "decisions",
-    "deliveries",
-    "webhook_outbox",
-    "idempotency_keys",
-];
+use backend::STORE_TABLES as TABLES;
 
 fn bin(args: &[&str]) -> Output {
     Command::new(BIN)

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::relay::{TestRelay, config_text, eventually, message};
+use common::relay::{TestRelay, admin_event, config_text, eventually, message, write_config};
 use common::sink::{Fault, Sink};
 use consent_relay::consent::{Action, Source};
 use consent_relay::store::{
@@ -315,10 +315,10 @@ both_stores!(purge_command_and_serve_purge_remove_delivered_bodies);
 /// address) are not recorded. The store alone, no delivery worker.
 async fn a_copy_failing_after_erasure_bounces_without_the_address() {
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(dir.path(), "smtp://127.0.0.1:9", "", "");
-    let path = dir.path().join("consent-relay.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = consent_relay::config::Config::load(&path).unwrap();
+    let config = write_config(
+        dir.path(),
+        &config_text(dir.path(), "smtp://127.0.0.1:9", "", ""),
+    );
     let store = Store::open(&config.store, false).await.unwrap();
     let erin = "erin@example.com";
     let now = consent_relay::now_ms();
@@ -543,24 +543,20 @@ both_stores!(register_lists_every_campaign_with_its_legal_basis);
 /// purgeable is left, and the consent events stay.
 async fn two_nodes_purging_at_once_remove_each_row_once() {
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(dir.path(), "smtp://127.0.0.1:9", "", "");
-    let path = dir.path().join("consent-relay.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = consent_relay::config::Config::load(&path).unwrap();
+    let config = write_config(
+        dir.path(),
+        &config_text(dir.path(), "smtp://127.0.0.1:9", "", ""),
+    );
     let a = Store::open(&config.store, false).await.unwrap();
     let b = Store::open(&config.store, false).await.unwrap();
     let kept = "kept@example.com";
-    a.append_consent_event(consent_relay::store::NewConsentEvent {
-        address: kept.into(),
-        new_subject: subject::new_subject(&config.signing, kept),
-        campaign: "newsletter".into(),
-        action: Action::Grant,
-        at: 1_000,
-        source: Source::Admin,
-        ip: None,
-        user_agent: None,
-        evidence: None,
-    })
+    a.append_consent_event(admin_event(
+        kept,
+        subject::new_subject(&config.signing, kept),
+        "newsletter",
+        Action::Grant,
+        1_000,
+    ))
     .await
     .unwrap();
 

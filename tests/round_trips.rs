@@ -10,10 +10,10 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::relay::{config_text, message};
-use consent_relay::consent::{Action, Source};
+use common::relay::{admin_event, config_text, message, write_config};
+use consent_relay::consent::Action;
 use consent_relay::intake::{Envelope, Intake};
-use consent_relay::store::{NewConsentEvent, Store};
+use consent_relay::store::Store;
 use consent_relay::subject;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -102,28 +102,23 @@ async fn a_thousand_recipients_cost_the_round_trips_of_ten() {
     let _turn = TURN.lock().await;
     statements();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("consent-relay.toml");
-    std::fs::write(&path, config_text(dir.path(), "smtp://127.0.0.1:9", "", "")).unwrap();
-    let config = Arc::new(consent_relay::config::Config::load(&path).unwrap());
+    let text = config_text(dir.path(), "smtp://127.0.0.1:9", "", "");
+    let config = Arc::new(write_config(dir.path(), &text));
     let store = Store::open(&config.store, false).await.unwrap();
     for i in 0..750 {
         let address = person(i);
         store
-            .append_consent_event(NewConsentEvent {
-                new_subject: subject::new_subject(&config.signing, &address),
-                address,
-                campaign: "newsletter".into(),
-                action: if i < 500 {
+            .append_consent_event(admin_event(
+                &address,
+                subject::new_subject(&config.signing, &address),
+                "newsletter",
+                if i < 500 {
                     Action::Grant
                 } else {
                     Action::Withdraw
                 },
-                at: consent_relay::now_ms(),
-                source: Source::Admin,
-                ip: None,
-                user_agent: None,
-                evidence: None,
-            })
+                consent_relay::now_ms(),
+            ))
             .await
             .unwrap();
     }

@@ -239,7 +239,7 @@ async fn no_secret_appears_in_the_logs() {
     );
     assert!(
         logs.contains("does not align with dkim.domain"),
-        "the misaligned From is logged at signing time: {logs}"
+        "the misaligned From is logged when delivery reads the message: {logs}"
     );
     let dkim_body: String = dkim_pem
         .lines()

@@ -317,9 +317,7 @@ async fn a_bad_certificate_stops_the_start_naming_the_key() {
         "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"",
         "",
     );
-    let path = dir.path().join("consent-relay.toml");
-    std::fs::write(&path, text).expect("write config");
-    let config = consent_relay::config::Config::load(&path).expect("config parses");
+    let config = common::relay::write_config(dir.path(), &text);
     let Err(e) = consent_relay::server::start(Arc::new(config)).await else {
         panic!("the relay started with a bad certificate");
     };

@@ -722,8 +722,8 @@ both_stores!(without_a_webhook_section_nothing_is_queued);
 /// a lease keeps a row from the other node until it expires; an outcome
 /// counts only from the node holding the lease.
 async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
-    use consent_relay::consent::Source;
-    use consent_relay::store::{NewConsentEvent, NewSubject, Store, WebhookOutcome};
+    use common::relay::{admin_event, test_subject};
+    use consent_relay::store::{Store, WebhookOutcome};
 
     let dir = tempfile::tempdir().expect("temp dir");
     let config = common::backend::store_config(dir.path(), true);
@@ -738,21 +738,13 @@ async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
     .enumerate()
     {
         let event = store
-            .append_consent_event(NewConsentEvent {
-                address: email.into(),
-                new_subject: NewSubject {
-                    id: format!("subject-{n}"),
-                    address_hash: format!("hash-{n}"),
-                    key_id: "k1".into(),
-                },
-                campaign: "newsletter".into(),
+            .append_consent_event(admin_event(
+                email,
+                test_subject(n),
+                "newsletter",
                 action,
-                at: 1_000,
-                source: Source::Admin,
-                ip: None,
-                user_agent: None,
-                evidence: None,
-            })
+                1_000,
+            ))
             .await
             .expect("event");
         ids.push(event.id);
@@ -830,8 +822,8 @@ both_stores!(a_lease_keeps_a_row_to_one_node_until_it_expires);
 async fn two_nodes_send_each_subjects_events_once_and_in_order() {
     use std::collections::{HashMap, HashSet};
 
-    use consent_relay::consent::Source;
-    use consent_relay::store::{NewConsentEvent, NewSubject, Store, WebhookOutcome};
+    use common::relay::{admin_event, test_subject};
+    use consent_relay::store::{Store, WebhookOutcome};
 
     let dir = tempfile::tempdir().expect("temp dir");
     let config = common::backend::store_config(dir.path(), true);
@@ -847,21 +839,13 @@ async fn two_nodes_send_each_subjects_events_once_and_in_order() {
                 Action::Withdraw
             };
             let event = [&a, &b][person % 2]
-                .append_consent_event(NewConsentEvent {
-                    address: email.clone(),
-                    new_subject: NewSubject {
-                        id: format!("subject-{person}"),
-                        address_hash: format!("hash-{person}"),
-                        key_id: "k1".into(),
-                    },
-                    campaign: "newsletter".into(),
+                .append_consent_event(admin_event(
+                    &email,
+                    test_subject(person),
+                    "newsletter",
                     action,
-                    at: 1_000 + round,
-                    source: Source::Admin,
-                    ip: None,
-                    user_agent: None,
-                    evidence: None,
-                })
+                    1_000 + round,
+                ))
                 .await
                 .expect("event");
             appended.entry(event.subject_id).or_default().push(event.id);

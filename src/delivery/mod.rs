@@ -254,6 +254,12 @@ impl Delivery {
                     }
                     t
                 });
+                // Rewriting keeps From: one check per message, not per copy.
+                if let Some(dkim) = &cfg.dkim
+                    && let Some(from) = dkim::misaligned_from(&body, &dkim.domain)
+                {
+                    tracing::warn!(queue_id = %id, from_domain = %from, dkim_domain = %dkim.domain, "the message's From domain does not align with dkim.domain (DMARC relaxed); its copies are signed anyway");
+                }
                 cache.insert(
                     id,
                     Arc::new(Prepared {
@@ -386,12 +392,7 @@ async fn send_loop(
         // copies, and the relay's own mail (bounces, confirmations, notices).
         let rendered = match (rendered, &signer) {
             (Ok(copy), Some(signer)) => match signer.sign(&copy) {
-                Ok(signed) => {
-                    if let Some(from) = signer.misaligned_from(&copy) {
-                        tracing::warn!(queue_id = %d.message_id, delivery = d.id, from_domain = %from, dkim_domain = %signer.domain(), "the copy's From domain does not align with dkim.domain (DMARC relaxed); signed anyway");
-                    }
-                    Ok(std::borrow::Cow::Owned(signed))
-                }
+                Ok(signed) => Ok(std::borrow::Cow::Owned(signed)),
                 Err(e) => {
                     tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot DKIM-sign the copy");
                     Err(AttemptOutcome::TemporaryFailure(format!(

@@ -151,7 +151,8 @@ impl SmtpServer {
             // The session keeps the configuration of its start to its end.
             let cfg = self.live.get();
             let _ = stream.set_nodelay(true);
-            let ip = canonical(peer.ip());
+            // IPv4-mapped IPv6 as IPv4, so it matches IPv4 allowed networks.
+            let ip = peer.ip().to_canonical();
             let authorized = cfg.smtp.allowed_networks.iter().any(|n| n.contains(&ip));
             if !authorized
                 && cfg.smtp.users.is_empty()
@@ -265,14 +266,6 @@ async fn serve_connection(
         }
         Ok(Err(e)) => tracing::info!(peer = %peer, cause = %e, "tls handshake failed"),
         Err(_) => tracing::info!(peer = %peer, "tls handshake timed out"),
-    }
-}
-
-/// IPv4-mapped IPv6 addresses compare as IPv4 against the allowed networks.
-pub(super) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -555,7 +555,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         !cfg.users.is_empty()
             && (self.tls
                 || (cfg.allow_plain_auth_on_loopback
-                    && super::server::canonical(self.peer.ip()).is_loopback()))
+                    && self.peer.ip().to_canonical().is_loopback()))
     }
 
     fn starttls(&mut self) -> Next {

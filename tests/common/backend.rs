@@ -54,21 +54,24 @@ pub async fn connect(dir: &Path) -> sqlx::AnyConnection {
         .expect("connect to the test store")
 }
 
+/// Every table of the store's schema (both backends), as the tests know it.
+pub const STORE_TABLES: &[&str] = &[
+    "subjects",
+    "consent_events",
+    "consent_state",
+    "messages",
+    "decisions",
+    "deliveries",
+    "webhook_outbox",
+    "idempotency_keys",
+];
+
 /// The PostgreSQL tables of this test's store with a live row holding
 /// `needle` (the row as text), and `messages.body` when a body does.
 pub async fn rows_holding(dir: &Path, needle: &str) -> Vec<String> {
     let mut c = connect(dir).await;
     let mut found = Vec::new();
-    for table in [
-        "subjects",
-        "consent_events",
-        "consent_state",
-        "messages",
-        "decisions",
-        "deliveries",
-        "webhook_outbox",
-        "idempotency_keys",
-    ] {
+    for table in STORE_TABLES {
         let sql = format!("SELECT COUNT(*) FROM {table} t WHERE strpos(t::text, $1) > 0");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(needle)
@@ -76,7 +79,7 @@ pub async fn rows_holding(dir: &Path, needle: &str) -> Vec<String> {
             .await
             .expect("scan a table");
         if n > 0 {
-            found.push(table.to_owned());
+            found.push((*table).to_owned());
         }
     }
     let bodies: i64 = sqlx::query_scalar(

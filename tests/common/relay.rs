@@ -11,7 +11,7 @@ use std::time::Duration;
 use consent_relay::config::Config;
 use consent_relay::consent::{Action, Source};
 use consent_relay::server::{self, Running};
-use consent_relay::store::{NewConsentEvent, Store};
+use consent_relay::store::{NewConsentEvent, NewSubject, Store};
 use consent_relay::subject;
 use consent_relay::token::{self, Claims, Purpose};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -87,6 +87,47 @@ retry_after = ["1s"]
     )
 }
 
+/// Writes `text` as `dir/consent-relay.toml` and loads it (for tests that
+/// open the store or start the server themselves).
+pub fn write_config(dir: &Path, text: &str) -> Config {
+    let path = dir.join("consent-relay.toml");
+    std::fs::write(&path, text).expect("write config");
+    Config::load(&path).unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+/// A consent event an admin records for `email` (subject `new_subject`
+/// when the address is new), with no IP, user agent or evidence; change
+/// the rest with `NewConsentEvent { source: …, ..admin_event(…) }`.
+pub fn admin_event(
+    email: &str,
+    new_subject: NewSubject,
+    campaign: &str,
+    action: Action,
+    at: i64,
+) -> NewConsentEvent {
+    NewConsentEvent {
+        address: email.into(),
+        new_subject,
+        campaign: campaign.into(),
+        action,
+        at,
+        source: Source::Admin,
+        ip: None,
+        user_agent: None,
+        evidence: None,
+    }
+}
+
+/// A subject with made-up id and hash, `subject-{n}` and `hash-{n}` (for
+/// store-level tests that name subjects without a signing key).
+pub fn test_subject(n: impl std::fmt::Display) -> NewSubject {
+    NewSubject {
+        id: format!("subject-{n}"),
+        address_hash: format!("hash-{n}"),
+        key_id: "k1".into(),
+    }
+}
+
 pub struct TestRelay {
     pub dir: tempfile::TempDir,
     pub config: Arc<Config>,
@@ -111,9 +152,7 @@ impl TestRelay {
     }
 
     pub async fn start_with(dir: tempfile::TempDir, text: &str) -> TestRelay {
-        let path = dir.path().join("consent-relay.toml");
-        std::fs::write(&path, text).expect("write config");
-        let config = Arc::new(Config::load(&path).unwrap_or_else(|e| panic!("test config: {e}")));
+        let config = Arc::new(write_config(dir.path(), text));
         let running = server::start(config.clone()).await.expect("relay starts");
         let addr = running.smtp_addr;
         let http_addr = running.http_addr;
@@ -167,17 +206,12 @@ impl TestRelay {
     /// Records a consent event for `email`, `at` milliseconds (default now).
     pub async fn consent(&self, email: &str, campaign: &str, action: Action, at: Option<i64>) {
         let address = subject::normalise(email);
+        let new_subject = subject::new_subject(&self.config.signing, &address);
+        let at = at.unwrap_or_else(consent_relay::now_ms);
         self.store()
             .append_consent_event(NewConsentEvent {
-                new_subject: subject::new_subject(&self.config.signing, &address),
-                address,
-                campaign: campaign.into(),
-                action,
-                at: at.unwrap_or_else(consent_relay::now_ms),
-                source: Source::Admin,
-                ip: None,
-                user_agent: None,
                 evidence: Some("test".into()),
+                ..admin_event(&address, new_subject, campaign, action, at)
             })
             .await
             .expect("consent event");

@@ -38,7 +38,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             Phase::Greeted => {}
         }
-        let ip = crate::smtp::server::canonical(self.peer.ip());
+        let ip = self.peer.ip().to_canonical();
         if self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
             tracing::info!(peer = %self.peer, "auth refused: too many failures from this address");
             self.reply(reply::auth_blocked(&self.ctx.config.smtp.hostname));

@@ -206,7 +206,6 @@ async fn record_consent(
             .map_err(|e| e.to_string())
         })
     });
-    let queues_mail = follow_up.is_some();
     let (event, answer) = match key {
         None => {
             let event = web
@@ -237,7 +236,7 @@ async fn record_consent(
         }
     };
     tracing::info!(subject = %event.subject_id, campaign = %event.campaign, action = %action, event = event.id, "api: consent recorded");
-    if queues_mail {
+    if confirm.is_some() {
         web.wake.notify_one();
     }
     Ok(idempotency::json(status, answer))
