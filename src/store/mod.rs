@@ -119,12 +119,8 @@ pub struct RecipientDecision {
     pub event_id: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
-pub struct NewSubject {
-    pub id: String,
-    pub address_hash: String,
-    pub key_id: String,
-}
+/// A subject to create: its identity is the subject module's.
+pub use crate::consent::subject::NewSubject;
 
 /// A message to accept: stored with its decisions and deliveries in one transaction.
 #[derive(Debug, Clone)]

@@ -36,6 +36,7 @@ use crate::store::{
     ConsentEvent, DecisionFilter, FollowUp, KeyedConsent, KeyedOutcome, NewConsentEvent,
 };
 use crate::subject;
+use crate::time::parse_rfc3339;
 
 /// Largest API request body: a consent record with generous evidence.
 pub const API_BODY_LIMIT: usize = 64 * 1024;
@@ -361,44 +362,9 @@ pub(crate) fn is_address(a: &str) -> bool {
             .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
 }
 
-/// RFC 3339 with `Z` or a numeric offset, fractional seconds allowed; or a
-/// date (midnight UTC). Unix milliseconds.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if s.len() == 10 {
-        return parse_rfc3339(&format!("{s}T00:00:00Z"));
-    }
-    // humantime reads UTC only: take a `+HH:MM` / `-HH:MM` offset off first.
-    let (base, offset_ms) = match s.len().checked_sub(6).map(|i| s.split_at(i)) {
-        Some((base, off))
-            if base.len() >= 19
-                && (off.starts_with('+') || off.starts_with('-'))
-                && off.as_bytes()[3] == b':' =>
-        {
-            let h: i64 = off[1..3].parse().ok()?;
-            let m: i64 = off[4..6].parse().ok()?;
-            let sign = if off.starts_with('-') { -1 } else { 1 };
-            (base.to_owned() + "Z", sign * (h * 60 + m) * 60_000)
-        }
-        _ => (s.to_owned(), 0),
-    };
-    let t = humantime::parse_rfc3339_weak(&base).ok()?;
-    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
-    Some(ms - offset_ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_with_offsets() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z"), Some(1000));
-        assert_eq!(parse_rfc3339("1970-01-01T01:00:01+01:00"), Some(1000));
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.250Z"), Some(1250));
-        assert_eq!(parse_rfc3339("1970-01-02"), Some(86_400_000));
-        assert_eq!(parse_rfc3339("yesterday"), None);
-    }
 
     #[test]
     fn addresses() {

@@ -4,6 +4,10 @@
 //! `consent-relay erase`). What is erased, and how, is the store's
 //! (`store::Erasure`); this module only shapes requests and documents.
 
+pub mod confirmation;
+pub mod register;
+pub mod retention;
+
 use serde_json::{Value, json};
 
 use crate::config::Config;

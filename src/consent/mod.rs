@@ -3,6 +3,9 @@
 //! the same transaction using [`apply`], so a decision is one indexed lookup
 //! and the history stays whole.
 
+pub mod policy;
+pub mod subject;
+
 /// What a consent event does (SPEC "Consent records").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

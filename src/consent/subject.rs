@@ -9,7 +9,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 use sha2::Sha256;
 
 use crate::config::SigningConfig;
-use crate::store::NewSubject;
 
 /// The form addresses are stored and compared in: trimmed, without angle
 /// brackets, lowercased. Mail systems treat the local part as
@@ -21,6 +20,15 @@ pub fn normalise(address: &str) -> String {
         .trim_start_matches('<')
         .trim_end_matches('>')
         .to_lowercase()
+}
+
+/// A subject not stored yet: its opaque id, the keyed hash of its address
+/// and the signing key id the hash was made with.
+#[derive(Debug, Clone)]
+pub struct NewSubject {
+    pub id: String,
+    pub address_hash: String,
+    pub key_id: String,
 }
 
 /// A new opaque subject id: 128 random bits, base64url (22 characters).

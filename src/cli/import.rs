@@ -283,7 +283,7 @@ pub fn parse(
         let at_ms = if at.is_empty() {
             Some(now)
         } else {
-            match crate::web::parse_rfc3339(&at) {
+            match crate::time::parse_rfc3339(&at) {
                 None => {
                     bad(
                         "at",

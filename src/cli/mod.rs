@@ -2,6 +2,10 @@
 //! the store and policy. `--config` is accepted before or after the
 //! subcommand.
 
+pub mod expiring;
+pub mod import;
+pub mod migrate;
+
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Duration;
