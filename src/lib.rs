@@ -52,4 +52,3 @@ pub use net::client_key;
 pub use rights::{confirmation, register, retention};
 pub use shutdown::until_shutdown;
 pub use time::{format_time, now_ms};
-

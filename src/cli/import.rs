@@ -91,104 +91,62 @@ pub fn parse(
     default_source: Source,
     now: i64,
 ) -> Result<Vec<Row>, Vec<RowError>> {
-    let mut errors = Vec::new();
-    let err = |line: u64, column: Option<&str>, message: String| RowError {
-        file: file.to_owned(),
-        line,
-        column: column.map(str::to_owned),
-        message,
-    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .from_reader(data);
     let header = match reader.byte_headers() {
         Ok(h) => h.clone(),
-        Err(e) => return Err(vec![err(1, None, format!("{e} (save the file as CSV)"))]),
-    };
-    // Column name -> index.
-    let mut at_index: HashMap<&'static str, usize> = HashMap::new();
-    for (i, name) in header.iter().enumerate() {
-        let name = String::from_utf8_lossy(name);
-        let name = name.trim().trim_start_matches('\u{feff}').to_lowercase();
-        match COLUMNS.iter().find(|c| **c == name) {
-            Some(c) if at_index.contains_key(c) => errors.push(err(
+        Err(e) => {
+            return Err(vec![row_error(
+                file,
                 1,
-                Some(c),
-                "appears twice in the header (keep one)".into(),
-            )),
-            Some(c) => {
-                at_index.insert(c, i);
-            }
-            None => errors.push(err(
-                1,
-                Some(&name),
-                format!("is not a column (use {})", COLUMNS.join(", ")),
-            )),
+                None,
+                format!("{e} (save the file as CSV)"),
+            )]);
         }
-    }
-    for c in REQUIRED {
-        if !at_index.contains_key(c) {
-            errors.push(err(
-                1,
-                Some(c),
-                format!(
-                    "missing from the header (the first line names the columns: {} are required)",
-                    REQUIRED.join(", ")
-                ),
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let campaign_ids: Vec<&str> = config
-        .campaigns
-        .iter()
-        .filter(|c| c.state != CampaignState::Deleted)
-        .map(|c| c.id.as_str())
-        .collect();
-    let file_name = Path::new(file)
-        .file_name()
-        .map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned());
-    // Line numbers from byte offsets: the reader skips blank lines without
-    // counting them.
-    let newlines: Vec<usize> = data
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .map(|(i, _)| i)
-        .collect();
-    let line_at = |p: Option<&csv::Position>| {
-        p.map_or(0, |p| {
-            // A record's position is where the reader started, before the
-            // blank lines it skipped.
-            let start = data
-                .iter()
-                .skip(p.byte() as usize)
-                .position(|b| !matches!(b, b'\r' | b'\n'))
-                .map_or(data.len(), |n| p.byte() as usize + n);
-            newlines.partition_point(|&n| n < start) as u64 + 1
-        })
     };
-    let mut rows = Vec::new();
+    let columns = Columns::from_header(file, &header)?;
+    let checks = RowChecks {
+        file,
+        file_name: Path::new(file)
+            .file_name()
+            .map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned()),
+        config,
+        campaign_ids: config
+            .campaigns
+            .iter()
+            .filter(|c| c.state != CampaignState::Deleted)
+            .map(|c| c.id.as_str())
+            .collect(),
+        default_source,
+        now,
+    };
+    let lines = LineIndex::new(data);
+    let (mut rows, mut errors) = (Vec::new(), Vec::new());
     let mut record = csv::ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = line_at(e.position());
-                errors.push(err(line, None, format!("{e} (check the quotes)")));
+                let line = lines.line_at(e.position());
+                errors.push(row_error(
+                    file,
+                    line,
+                    None,
+                    format!("{e} (check the quotes)"),
+                ));
                 break;
             }
         }
-        let line = line_at(record.position());
+        let line = lines.line_at(record.position());
         if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
             continue; // a blank line
         }
         if record.len() != header.len() {
-            errors.push(err(
+            errors.push(row_error(
+                file,
                 line,
                 None,
                 format!(
@@ -199,15 +157,210 @@ pub fn parse(
             ));
             continue;
         }
-        let mut row_errors = Vec::new();
+        match checks.row(&columns, &record, line) {
+            Ok(row) => rows.push(row),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
+}
+
+fn row_error(file: &str, line: u64, column: Option<&str>, message: String) -> RowError {
+    RowError {
+        file: file.to_owned(),
+        line,
+        column: column.map(str::to_owned),
+        message,
+    }
+}
+
+/// Where each known column stands in the file.
+struct Columns(HashMap<&'static str, usize>);
+
+impl Columns {
+    /// Reads the header row: every column known, none twice, the required
+    /// ones present. Every problem is returned.
+    fn from_header(file: &str, header: &csv::ByteRecord) -> Result<Columns, Vec<RowError>> {
+        let mut errors = Vec::new();
+        let mut at_index: HashMap<&'static str, usize> = HashMap::new();
+        for (i, name) in header.iter().enumerate() {
+            let name = String::from_utf8_lossy(name);
+            let name = name.trim().trim_start_matches('\u{feff}').to_lowercase();
+            match COLUMNS.iter().find(|c| **c == name) {
+                Some(c) if at_index.contains_key(c) => errors.push(row_error(
+                    file,
+                    1,
+                    Some(c),
+                    "appears twice in the header (keep one)".into(),
+                )),
+                Some(c) => {
+                    at_index.insert(c, i);
+                }
+                None => errors.push(row_error(
+                    file,
+                    1,
+                    Some(&name),
+                    format!("is not a column (use {})", COLUMNS.join(", ")),
+                )),
+            }
+        }
+        for c in REQUIRED {
+            if !at_index.contains_key(c) {
+                errors.push(row_error(
+                    file,
+                    1,
+                    Some(c),
+                    format!(
+                        "missing from the header (the first line names the columns: {} are required)",
+                        REQUIRED.join(", ")
+                    ),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(Columns(at_index))
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Line numbers from byte offsets: the reader skips blank lines without
+/// counting them.
+struct LineIndex<'a> {
+    data: &'a [u8],
+    newlines: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        let newlines = data
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        LineIndex { data, newlines }
+    }
+
+    fn line_at(&self, p: Option<&csv::Position>) -> u64 {
+        p.map_or(0, |p| {
+            // A record's position is where the reader started, before the
+            // blank lines it skipped.
+            let start = self
+                .data
+                .iter()
+                .skip(p.byte() as usize)
+                .position(|b| !matches!(b, b'\r' | b'\n'))
+                .map_or(self.data.len(), |n| p.byte() as usize + n);
+            self.newlines.partition_point(|&n| n < start) as u64 + 1
+        })
+    }
+}
+
+/// What a row is checked against.
+struct RowChecks<'a> {
+    file: &'a str,
+    /// The file's name without its folder, for the provenance.
+    file_name: String,
+    config: &'a Config,
+    /// Campaigns a row may name (not deleted).
+    campaign_ids: Vec<&'a str>,
+    default_source: Source,
+    now: i64,
+}
+
+/// A row's cells, trimmed; an empty string for a column the file lacks.
+struct Cells {
+    email: String,
+    campaign: String,
+    action: String,
+    at: String,
+    source: String,
+    evidence: String,
+}
+
+impl RowChecks<'_> {
+    /// One record to a row, or every problem it has.
+    fn row(
+        &self,
+        columns: &Columns,
+        record: &csv::ByteRecord,
+        line: u64,
+    ) -> Result<Row, Vec<RowError>> {
+        let mut errors = Vec::new();
+        let cells = self.cells(columns, record, line, &mut errors);
+        let mut bad = |column: &str, message: String| {
+            errors.push(row_error(self.file, line, Some(column), message));
+        };
+        let address = subject::normalise(&cells.email);
+        check_email(&cells.email, &address, &mut bad);
+        let action = check_action(&cells.action, &mut bad);
+        self.check_campaign(&cells.campaign, action, &mut bad);
+        let at_ms = self.check_at(&cells.at, &mut bad);
+        let source = self.check_source(&cells.source, &mut bad);
+        check_evidence(&cells.evidence, &mut bad);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let (Some(action), Some(at_ms), Some(source)) = (action, at_ms, source) else {
+            return Err(errors);
+        };
+        // The key covers what the row says, not how it was imported: an
+        // empty `at` or `source` stays empty in it (no clock, no --source).
+        let key = import_key(&[
+            &address,
+            &cells.campaign,
+            action.as_str(),
+            &if cells.at.is_empty() {
+                String::new()
+            } else {
+                at_ms.to_string()
+            },
+            if cells.source.is_empty() {
+                ""
+            } else {
+                source.as_str()
+            },
+            &cells.evidence,
+        ]);
+        let provenance = format!("imported from {} line {line}", self.file_name);
+        Ok(Row {
+            line,
+            address,
+            campaign: cells.campaign,
+            action,
+            at: at_ms,
+            source,
+            evidence: if cells.evidence.is_empty() {
+                provenance
+            } else {
+                format!("{}; {provenance}", cells.evidence)
+            },
+            key,
+        })
+    }
+
+    fn cells(
+        &self,
+        columns: &Columns,
+        record: &csv::ByteRecord,
+        line: u64,
+        errors: &mut Vec<RowError>,
+    ) -> Cells {
         let mut cell = |name: &'static str| -> String {
-            let Some(&i) = at_index.get(name) else {
+            let Some(&i) = columns.0.get(name) else {
                 return String::new();
             };
             match std::str::from_utf8(&record[i]) {
                 Ok(s) => s.trim().to_owned(),
                 Err(_) => {
-                    row_errors.push(err(
+                    errors.push(row_error(
+                        self.file,
                         line,
                         Some(name),
                         "is not UTF-8 (save the file as UTF-8)".into(),
@@ -216,50 +369,28 @@ pub fn parse(
                 }
             }
         };
-        let (email, campaign, action, at, source, evidence) = (
-            cell("email"),
-            cell("campaign"),
-            cell("action"),
-            cell("at"),
-            cell("source"),
-            cell("evidence"),
-        );
-        let mut bad = |column: &str, message: String| {
-            row_errors.push(err(line, Some(column), message));
-        };
-        let address = subject::normalise(&email);
-        if email.is_empty() {
-            bad(
-                "email",
-                "is empty (every row needs the person's address)".into(),
-            );
-        } else if !crate::web::is_address(&address) {
-            bad(
-                "email",
-                format!("{email:?} is not an email address (write it as name@domain)"),
-            );
+        Cells {
+            email: cell("email"),
+            campaign: cell("campaign"),
+            action: cell("action"),
+            at: cell("at"),
+            source: cell("source"),
+            evidence: cell("evidence"),
         }
-        let action = match action.to_lowercase().as_str() {
-            "grant" => Some(Action::Grant),
-            "withdraw" => Some(Action::Withdraw),
-            "" => {
-                bad("action", "is empty (use grant or withdraw)".into());
-                None
-            }
-            _ => {
-                bad(
-                    "action",
-                    format!("{action:?} is not an action (use grant or withdraw)"),
-                );
-                None
-            }
-        };
+    }
+
+    fn check_campaign(
+        &self,
+        campaign: &str,
+        action: Option<Action>,
+        bad: &mut impl FnMut(&str, String),
+    ) {
         if campaign.is_empty() {
             bad(
                 "campaign",
                 format!(
                     "is empty (name a campaign: {}, or '*' to withdraw from all)",
-                    campaign_ids.join(", ")
+                    self.campaign_ids.join(", ")
                 ),
             );
         } else if campaign == ALL_CAMPAIGNS {
@@ -270,107 +401,102 @@ pub fn parse(
                         .into(),
                 );
             }
-        } else if !campaign_ids.contains(&campaign.as_str()) {
+        } else if !self.campaign_ids.contains(&campaign) {
             bad(
                 "campaign",
                 format!(
                     "{campaign:?} is not a campaign in {} (use one of: {}, or '*' to withdraw from all)",
-                    config.path.display(),
-                    campaign_ids.join(", ")
+                    self.config.path.display(),
+                    self.campaign_ids.join(", ")
                 ),
             );
         }
-        let at_ms = if at.is_empty() {
-            Some(now)
-        } else {
-            match crate::time::parse_rfc3339(&at) {
-                None => {
-                    bad(
-                        "at",
-                        format!(
-                            "{at:?} is not an RFC 3339 time (write 2026-11-01T08:00:00Z, 2026-11-01T09:00:00+01:00 or 2026-11-01)"
-                        ),
-                    );
-                    None
-                }
-                Some(t) if t > now + crate::web::FUTURE_SKEW_MS => {
-                    bad(
-                        "at",
-                        format!(
-                            "{at:?} is in the future (the time consent was given or withdrawn; leave it empty for now)"
-                        ),
-                    );
-                    None
-                }
-                Some(t) => Some(t),
-            }
-        };
-        let source_cell = source;
-        let source = if source_cell.is_empty() {
-            Some(default_source)
-        } else {
-            match source_cell.parse::<Source>() {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    bad("source", format!("{e} (or leave it empty for --source)"));
-                    None
-                }
-            }
-        };
-        if evidence.len() > EVIDENCE_MAX {
-            bad(
-                "evidence",
-                format!(
-                    "is {} bytes, more than {EVIDENCE_MAX} (keep the proof short: a form id, a text version, a ticket)",
-                    evidence.len()
-                ),
-            );
-        }
-        if !row_errors.is_empty() {
-            errors.append(&mut row_errors);
-            continue;
-        }
-        let (Some(action), Some(at_ms), Some(source)) = (action, at_ms, source) else {
-            continue;
-        };
-        // The key covers what the row says, not how it was imported: an
-        // empty `at` or `source` stays empty in it (no clock, no --source).
-        let key = import_key(&[
-            &address,
-            &campaign,
-            action.as_str(),
-            &if at.is_empty() {
-                String::new()
-            } else {
-                at_ms.to_string()
-            },
-            if source_cell.is_empty() {
-                ""
-            } else {
-                source.as_str()
-            },
-            &evidence,
-        ]);
-        let provenance = format!("imported from {file_name} line {line}");
-        rows.push(Row {
-            line,
-            address,
-            campaign,
-            action,
-            at: at_ms,
-            source,
-            evidence: if evidence.is_empty() {
-                provenance
-            } else {
-                format!("{evidence}; {provenance}")
-            },
-            key,
-        });
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
+
+    /// The row's time: `now` when empty; never in the future.
+    fn check_at(&self, at: &str, bad: &mut impl FnMut(&str, String)) -> Option<i64> {
+        if at.is_empty() {
+            return Some(self.now);
+        }
+        match crate::time::parse_rfc3339(at) {
+            None => {
+                bad(
+                    "at",
+                    format!(
+                        "{at:?} is not an RFC 3339 time (write 2026-11-01T08:00:00Z, 2026-11-01T09:00:00+01:00 or 2026-11-01)"
+                    ),
+                );
+                None
+            }
+            Some(t) if t > self.now + crate::web::FUTURE_SKEW_MS => {
+                bad(
+                    "at",
+                    format!(
+                        "{at:?} is in the future (the time consent was given or withdrawn; leave it empty for now)"
+                    ),
+                );
+                None
+            }
+            Some(t) => Some(t),
+        }
+    }
+
+    /// The row's source: `--source` when empty.
+    fn check_source(&self, source: &str, bad: &mut impl FnMut(&str, String)) -> Option<Source> {
+        if source.is_empty() {
+            return Some(self.default_source);
+        }
+        match source.parse::<Source>() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                bad("source", format!("{e} (or leave it empty for --source)"));
+                None
+            }
+        }
+    }
+}
+
+fn check_email(email: &str, address: &str, bad: &mut impl FnMut(&str, String)) {
+    if email.is_empty() {
+        bad(
+            "email",
+            "is empty (every row needs the person's address)".into(),
+        );
+    } else if !crate::web::is_address(address) {
+        bad(
+            "email",
+            format!("{email:?} is not an email address (write it as name@domain)"),
+        );
+    }
+}
+
+fn check_action(action: &str, bad: &mut impl FnMut(&str, String)) -> Option<Action> {
+    match action.to_lowercase().as_str() {
+        "grant" => Some(Action::Grant),
+        "withdraw" => Some(Action::Withdraw),
+        "" => {
+            bad("action", "is empty (use grant or withdraw)".into());
+            None
+        }
+        _ => {
+            bad(
+                "action",
+                format!("{action:?} is not an action (use grant or withdraw)"),
+            );
+            None
+        }
+    }
+}
+
+fn check_evidence(evidence: &str, bad: &mut impl FnMut(&str, String)) {
+    if evidence.len() > EVIDENCE_MAX {
+        bad(
+            "evidence",
+            format!(
+                "is {} bytes, more than {EVIDENCE_MAX} (keep the proof short: a form id, a text version, a ticket)",
+                evidence.len()
+            ),
+        );
     }
 }
 
