@@ -42,6 +42,16 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(ms - offset_ms)
 }
 
+/// What `--since` takes: an age before `now` (`2h`, `7d`), or what
+/// [`parse_rfc3339`] reads.
+pub fn parse_time_or_age(s: &str, now: i64) -> Option<i64> {
+    let s = s.trim();
+    match humantime::parse_duration(s) {
+        Ok(age) => Some(now - age.as_millis() as i64),
+        Err(_) => parse_rfc3339(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +63,20 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:01.250Z"), Some(1250));
         assert_eq!(parse_rfc3339("1970-01-02"), Some(86_400_000));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn since_is_an_age_or_a_time() {
+        assert_eq!(
+            parse_time_or_age("2h", 10_000_000),
+            Some(10_000_000 - 7_200_000)
+        );
+        assert_eq!(parse_time_or_age(" 1970-01-02 ", 0), Some(86_400_000));
+        assert_eq!(
+            parse_time_or_age("1970-01-01T00:00:01-00:30", 0),
+            Some(1_801_000)
+        );
+        assert_eq!(parse_time_or_age("soon", 0), None);
     }
 
     #[test]

@@ -8,7 +8,6 @@ pub mod migrate;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
@@ -541,26 +540,15 @@ async fn webhooks(config: &Config, a: QueueArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// RFC 3339 (`2026-11-01T08:00:00Z`), a date (`2026-11-01`, midnight UTC),
-/// or an age before now (`2h`, `7d`).
+/// RFC 3339 (`2026-11-01T08:00:00Z`, `2026-11-01T09:00:00+01:00`), a date
+/// (`2026-11-01`, midnight UTC), or an age before now (`2h`, `7d`).
 pub fn parse_time(s: &str) -> anyhow::Result<i64> {
-    let s = s.trim();
-    if let Ok(age) = humantime::parse_duration(s) {
-        return Ok(now_ms() - age.as_millis() as i64);
-    }
-    let full = if s.len() == 10 {
-        format!("{s}T00:00:00Z")
-    } else {
-        s.to_owned()
-    };
-    let t = humantime::parse_rfc3339_weak(&full)
-        .or_else(|_| humantime::parse_rfc3339(&full))
-        .map_err(|_| {
-            anyhow::anyhow!("{s:?} is not a time (use 2026-11-01, 2026-11-01T08:00:00Z, or an age like 2h or 7d)")
-        })?;
-    Ok(t.duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as i64)
+    crate::time::parse_time_or_age(s, now_ms()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{:?} is not a time (use 2026-11-01, 2026-11-01T08:00:00Z, or an age like 2h or 7d)",
+            s.trim()
+        )
+    })
 }
 
 /// Whether logs should be JSON (stdout is not a terminal).
@@ -579,6 +567,8 @@ mod tests {
         let ago = parse_time("1h").unwrap();
         assert!((now_ms() - ago - 3_600_000).abs() < 5_000);
         assert!(parse_time("yesterday").is_err());
+        // The same times as the API takes, offsets included.
+        assert_eq!(parse_time("1970-01-01T01:00:01+01:00").unwrap(), 1000);
     }
 
     #[test]
