@@ -15,7 +15,6 @@ pub mod consent;
 pub mod delivery;
 pub mod expiring;
 pub mod import;
-pub mod intake;
 pub mod message;
 pub mod metrics;
 pub mod migrate;
