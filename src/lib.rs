@@ -40,7 +40,6 @@ pub mod webhook;
 
 // Duties towards the people, and the command line.
 pub mod cli;
-pub mod intake;
 pub mod rights;
 
 // Old paths, kept while the layout moves (removed once every caller uses

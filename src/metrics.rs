@@ -4,16 +4,17 @@
 //! things happen (SMTP sessions, intake, the store's writer, delivery, the
 //! consent paths); [`install`] sets the process-wide Prometheus recorder
 //! once and [`render`] writes the text exposition format, adding the queue
-//! depth read from the store at scrape time (so it is right on every node
-//! that shares a database). Names follow Prometheus conventions:
-//! `consent_relay_…_total` for counters, `_seconds` for durations.
+//! depth it is given (the caller reads it from the store at scrape time, so
+//! it is right on every node that shares a database). Names follow
+//! Prometheus conventions: `consent_relay_…_total` for counters, `_seconds`
+//! for durations.
+//!
+//! Knows no other part of the relay: callers pass the labels and numbers
+//! (a delivery attempt's class is `AttemptOutcome::class`).
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::delivery::retry::AttemptOutcome;
-use crate::store::Store;
 
 pub const MESSAGES_ACCEPTED: &str = "consent_relay_messages_accepted_total";
 pub const MESSAGES_REFUSED: &str = "consent_relay_messages_refused_total";
@@ -104,23 +105,21 @@ fn describe() {
 }
 
 /// The text exposition: the process's counters and histograms, then the
-/// queue depth read from the store now.
-pub async fn render(store: &Store) -> String {
+/// queue depth, `(status, copies)` as the store counts them now; `None`
+/// when it could not be read (the gauge is then left out).
+pub fn render(queue_depth: Option<&[(String, i64)]>) -> String {
     let mut out = install().render();
-    match store.queue_depth().await {
-        Ok(depth) => {
-            out.push_str(&format!(
-                "# HELP {QUEUE_DEPTH} Recipient copies in the queue, by status (read at scrape time).\n# TYPE {QUEUE_DEPTH} gauge\n"
-            ));
-            for status in ["queued", "deferred", "sending"] {
-                let n = depth
-                    .iter()
-                    .find(|(s, _)| s == status)
-                    .map_or(0, |(_, n)| *n);
-                out.push_str(&format!("{QUEUE_DEPTH}{{status=\"{status}\"}} {n}\n"));
-            }
+    if let Some(depth) = queue_depth {
+        out.push_str(&format!(
+            "# HELP {QUEUE_DEPTH} Recipient copies in the queue, by status (read at scrape time).\n# TYPE {QUEUE_DEPTH} gauge\n"
+        ));
+        for status in ["queued", "deferred", "sending"] {
+            let n = depth
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n);
+            out.push_str(&format!("{QUEUE_DEPTH}{{status=\"{status}\"}} {n}\n"));
         }
-        Err(e) => tracing::warn!(cause = %e, "metrics: cannot read the queue depth"),
     }
     out
 }
@@ -143,45 +142,5 @@ impl OpenSession {
 impl Drop for OpenSession {
     fn drop(&mut self) {
         metrics::gauge!(SMTP_CONNECTIONS_OPEN).decrement(1.0);
-    }
-}
-
-/// The class of an attempt's outcome for [`DELIVERY_ATTEMPTS`]: `2xx`,
-/// `4xx`, `5xx`, or `error` when a temporary failure had no SMTP reply
-/// (connection, TLS, signing, the outbox directory).
-pub fn reply_class(outcome: &AttemptOutcome) -> &'static str {
-    match outcome {
-        AttemptOutcome::Delivered(_) => "2xx",
-        AttemptOutcome::PermanentFailure(_) => "5xx",
-        AttemptOutcome::TemporaryFailure(r) if r.starts_with('4') => "4xx",
-        AttemptOutcome::TemporaryFailure(_) => "error",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reply_classes() {
-        let class = |o| reply_class(&o);
-        assert_eq!(
-            class(AttemptOutcome::Delivered("250 2.0.0 ok".into())),
-            "2xx"
-        );
-        assert_eq!(
-            class(AttemptOutcome::TemporaryFailure("451 4.3.0 later".into())),
-            "4xx"
-        );
-        assert_eq!(
-            class(AttemptOutcome::TemporaryFailure(
-                "connection refused".into()
-            )),
-            "error"
-        );
-        assert_eq!(
-            class(AttemptOutcome::PermanentFailure("550 5.1.1 no".into())),
-            "5xx"
-        );
     }
 }

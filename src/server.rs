@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::delivery::Delivery;
-use crate::intake::Intake;
 use crate::reload::{Changes, LiveConfig};
 use crate::smtp;
+use crate::smtp::intake::Intake;
 use crate::store::Store;
 use crate::web;
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use common::relay::{admin_event, config_text, message, write_config};
 use consent_relay::consent::Action;
-use consent_relay::intake::{Envelope, Intake};
+use consent_relay::smtp::intake::{Envelope, Intake};
 use consent_relay::store::Store;
 use consent_relay::subject;
 use tracing::field::{Field, Visit};

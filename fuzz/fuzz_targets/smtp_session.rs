@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use consent_relay::config::Config;
-use consent_relay::intake::Intake;
+use consent_relay::smtp::intake::Intake;
 use consent_relay::smtp::limiter::AuthLimiter;
 use consent_relay::smtp::session::{self, SessionContext, Start};
 use consent_relay::store::Store;

@@ -23,6 +23,18 @@ impl AttemptOutcome {
             | AttemptOutcome::PermanentFailure(r) => r,
         }
     }
+
+    /// The class of the outcome for `consent_relay_delivery_attempts_total`:
+    /// `2xx`, `4xx`, `5xx`, or `error` when a temporary failure had no SMTP
+    /// reply (connection, TLS, signing, the outbox directory).
+    pub fn class(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered(_) => "2xx",
+            AttemptOutcome::PermanentFailure(_) => "5xx",
+            AttemptOutcome::TemporaryFailure(r) if r.starts_with('4') => "4xx",
+            AttemptOutcome::TemporaryFailure(_) => "error",
+        }
+    }
 }
 
 /// The status after an attempt, and when the next one is due.
@@ -96,6 +108,29 @@ mod tests {
         assert_eq!(
             next_step(&T, 7, 0, 1000, &q),
             (DeliveryStatus::Deferred, 121_000)
+        );
+    }
+
+    #[test]
+    fn reply_classes() {
+        let class = |o: AttemptOutcome| o.class();
+        assert_eq!(
+            class(AttemptOutcome::Delivered("250 2.0.0 ok".into())),
+            "2xx"
+        );
+        assert_eq!(
+            class(AttemptOutcome::TemporaryFailure("451 4.3.0 later".into())),
+            "4xx"
+        );
+        assert_eq!(
+            class(AttemptOutcome::TemporaryFailure(
+                "connection refused".into()
+            )),
+            "error"
+        );
+        assert_eq!(
+            class(AttemptOutcome::PermanentFailure("550 5.1.1 no".into())),
+            "5xx"
         );
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -18,8 +18,9 @@ use super::limiter::AuthLimiter;
 use super::reply::{self, Reply};
 use super::session::{self, Ended, SessionContext, Start};
 use super::tls::ListenerTls;
-use crate::intake::Intake;
+use crate::config::Config;
 use crate::reload::LiveConfig;
+use crate::smtp::intake::Intake;
 
 /// A bound listener, ready to run.
 pub struct SmtpServer {
@@ -120,8 +121,10 @@ impl SmtpServer {
     /// Accepts sessions until shutdown, then waits up to `grace` for the
     /// sessions in progress to finish their transaction.
     pub async fn run(self, grace: Duration) {
-        let slots = Arc::new(Semaphore::new(self.ctx.config.smtp.max_connections));
-        let per_ip = Arc::new(PerIp::default());
+        let limits = Limits {
+            slots: Arc::new(Semaphore::new(self.ctx.config.smtp.max_connections)),
+            per_ip: Arc::new(PerIp::default()),
+        };
         let mut sessions = JoinSet::new();
         let mut shutdown = self.ctx.shutdown.clone();
         tracing::info!(listen = %self.ctx.config.smtp.listen, listen_tls = ?self.local_addr_tls(), starttls = self.ctx.tls.is_some(), "smtp listening");
@@ -130,108 +133,134 @@ impl SmtpServer {
                 r = self.listener.accept() => match r {
                     Ok((s, p)) => (s, p, false),
                     Err(e) => {
-                        // EMFILE and the like: back off instead of spinning.
-                        tracing::warn!(cause = %e, "smtp accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        accept_failed(e).await;
                         continue;
                     }
                 },
                 r = accept_tls(self.listener_tls.as_ref()) => match r {
                     Ok((s, p)) => (s, p, true),
                     Err(e) => {
-                        // EMFILE and the like: back off instead of spinning.
-                        tracing::warn!(cause = %e, "smtp accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        accept_failed(e).await;
                         continue;
                     }
                 },
                 _ = crate::until_shutdown(&mut shutdown) => break,
             };
             while sessions.try_join_next().is_some() {}
-            // The session keeps the configuration of its start to its end.
-            let cfg = self.live.get();
-            let _ = stream.set_nodelay(true);
-            // IPv4-mapped IPv6 as IPv4, so it matches IPv4 allowed networks.
-            let ip = peer.ip().to_canonical();
-            let authorized = cfg.smtp.allowed_networks.iter().any(|n| n.contains(&ip));
-            if !authorized
-                && cfg.smtp.users.is_empty()
-                && cfg.http.unsubscribe_mailto_domain.is_none()
-            {
-                // Nobody outside the allowed networks can ever send here
-                // (with a mailto unsubscribe domain, anyone may write to it).
-                tracing::info!(peer = %peer, "connection refused: not in allowed_networks");
-                crate::metrics::refused("network");
-                sessions.spawn(refuse(
-                    stream,
-                    implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
-                    Reply::new(
-                        554,
-                        "5.7.1",
-                        format!("{} does not relay for {}", cfg.smtp.hostname, ip),
-                    ),
-                ));
-                continue;
-            }
-            if !authorized && self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
-                // Password guessing from outside: nothing else to do here
-                // for the window (clients in allowed_networks still connect,
-                // and are refused at AUTH only).
-                tracing::info!(peer = %peer, "connection refused: too many authentication failures");
-                sessions.spawn(refuse(
-                    stream,
-                    implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
-                    reply::auth_blocked(&cfg.smtp.hostname),
-                ));
-                continue;
-            }
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                crate::metrics::refused("too_many_connections");
-                sessions.spawn(refuse(
-                    stream,
-                    implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
-                    reply::too_many_connections(&cfg.smtp.hostname),
-                ));
-                continue;
-            };
-            let Some(ip_guard) = per_ip.enter(ip, cfg.smtp.max_connections_per_ip) else {
-                crate::metrics::refused("too_many_connections_from_ip");
-                sessions.spawn(refuse(
-                    stream,
-                    implicit_tls.then(|| self.ctx.tls.clone()).flatten(),
-                    reply::too_many_connections(&cfg.smtp.hostname),
-                ));
-                continue;
-            };
-            let ctx = Arc::new(self.ctx.with_config(cfg));
-            let listener = if implicit_tls { "smtps" } else { "smtp" };
-            metrics::counter!(crate::metrics::SMTP_CONNECTIONS, "listener" => listener)
-                .increment(1);
-            sessions.spawn(async move {
-                let _permit = permit;
-                let _ip_guard = ip_guard;
-                let _open = crate::metrics::OpenSession::open();
-                let span = tracing::info_span!("smtp", peer = %peer, tls = implicit_tls);
-                tracing::Instrument::instrument(
-                    serve_connection(ctx, stream, peer, authorized, implicit_tls),
-                    span,
-                )
-                .await;
-            });
+            self.take(stream, peer, implicit_tls, &limits, &mut sessions);
         }
         drop(self.listener);
         drop(self.listener_tls);
-        let drained = tokio::time::timeout(grace, async {
-            while sessions.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                left = sessions.len(),
-                "smtp sessions still open after the grace period; closing them"
-            );
-            sessions.abort_all();
+        drain(sessions, grace).await;
+    }
+
+    /// Spawns the session of a connection just accepted, or the refusal
+    /// that answers it.
+    fn take(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        implicit_tls: bool,
+        limits: &Limits,
+        sessions: &mut JoinSet<()>,
+    ) {
+        // The session keeps the configuration of its start to its end.
+        let cfg = self.live.get();
+        let _ = stream.set_nodelay(true);
+        // IPv4-mapped IPv6 as IPv4, so it matches IPv4 allowed networks.
+        let ip = peer.ip().to_canonical();
+        let authorized = cfg.smtp.allowed_networks.iter().any(|n| n.contains(&ip));
+        let (permit, ip_guard) = match self.admit(&cfg, peer, authorized, limits) {
+            Ok(admitted) => admitted,
+            Err(r) => {
+                let tls = implicit_tls.then(|| self.ctx.tls.clone()).flatten();
+                sessions.spawn(refuse(stream, tls, r));
+                return;
+            }
+        };
+        let ctx = Arc::new(self.ctx.with_config(cfg));
+        let listener = if implicit_tls { "smtps" } else { "smtp" };
+        metrics::counter!(crate::metrics::SMTP_CONNECTIONS, "listener" => listener).increment(1);
+        sessions.spawn(async move {
+            let _permit = permit;
+            let _ip_guard = ip_guard;
+            let _open = crate::metrics::OpenSession::open();
+            let span = tracing::info_span!("smtp", peer = %peer, tls = implicit_tls);
+            tracing::Instrument::instrument(
+                serve_connection(ctx, stream, peer, authorized, implicit_tls),
+                span,
+            )
+            .await;
+        });
+    }
+
+    /// A connection slot and a place in its address's count, or the reply
+    /// that refuses the connection (outside the allowed networks with no
+    /// way to send, blocked for AUTH failures, or over a limit).
+    fn admit(
+        &self,
+        cfg: &Config,
+        peer: SocketAddr,
+        authorized: bool,
+        limits: &Limits,
+    ) -> Result<(OwnedSemaphorePermit, PerIpGuard), Reply> {
+        let ip = peer.ip().to_canonical();
+        if !authorized && cfg.smtp.users.is_empty() && cfg.http.unsubscribe_mailto_domain.is_none()
+        {
+            // Nobody outside the allowed networks can ever send here
+            // (with a mailto unsubscribe domain, anyone may write to it).
+            tracing::info!(peer = %peer, "connection refused: not in allowed_networks");
+            crate::metrics::refused("network");
+            return Err(Reply::new(
+                554,
+                "5.7.1",
+                format!("{} does not relay for {}", cfg.smtp.hostname, ip),
+            ));
         }
+        if !authorized && self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
+            // Password guessing from outside: nothing else to do here
+            // for the window (clients in allowed_networks still connect,
+            // and are refused at AUTH only).
+            tracing::info!(peer = %peer, "connection refused: too many authentication failures");
+            return Err(reply::auth_blocked(&cfg.smtp.hostname));
+        }
+        let Ok(permit) = limits.slots.clone().try_acquire_owned() else {
+            crate::metrics::refused("too_many_connections");
+            return Err(reply::too_many_connections(&cfg.smtp.hostname));
+        };
+        let Some(ip_guard) = limits.per_ip.enter(ip, cfg.smtp.max_connections_per_ip) else {
+            crate::metrics::refused("too_many_connections_from_ip");
+            return Err(reply::too_many_connections(&cfg.smtp.hostname));
+        };
+        Ok((permit, ip_guard))
+    }
+}
+
+/// The listener's connection limits: `max_connections` in all, and
+/// `max_connections_per_ip` per client address.
+struct Limits {
+    slots: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+}
+
+/// EMFILE and the like: back off instead of spinning.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!(cause = %e, "smtp accept failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Waits up to `grace` for the sessions to end; then closes the rest.
+async fn drain(mut sessions: JoinSet<()>, grace: Duration) {
+    let drained = tokio::time::timeout(grace, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = sessions.len(),
+            "smtp sessions still open after the grace period; closing them"
+        );
+        sessions.abort_all();
     }
 }
 

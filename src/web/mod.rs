@@ -118,9 +118,22 @@ async fn metrics(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        crate::metrics::render(&web.store).await,
+        metrics_text(&web.store).await,
     )
         .into_response()
+}
+
+/// The exposition with the queue depth read from the store now (left out,
+/// with a warning, when the store cannot be read).
+async fn metrics_text(store: &crate::store::Store) -> String {
+    let depth = match store.queue_depth().await {
+        Ok(depth) => Some(depth),
+        Err(e) => {
+            tracing::warn!(cause = %e, "metrics: cannot read the queue depth");
+            None
+        }
+    };
+    crate::metrics::render(depth.as_deref())
 }
 
 /// Who is asking, as far as a page needs to know: their language, and the

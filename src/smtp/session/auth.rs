@@ -15,28 +15,13 @@ use super::{
 use crate::smtp::reply::{self, Reply};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
-    pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> std::io::Result<Next> {
-        if self.ctx.config.smtp.users.is_empty() {
-            return Ok(self.refuse(not_offered("AUTH")));
-        }
-        if !self.auth_allowed() {
-            return Ok(self.refuse(Reply::new(
-                538,
-                "5.7.11",
-                "encryption required for requested authentication mechanism",
-            )));
-        }
-        match self.phase {
-            Phase::Connected => return Ok(self.refuse(reply::bad_sequence("send EHLO first"))),
-            Phase::Mail | Phase::Rcpt => {
-                return Ok(self.refuse(reply::bad_sequence(
-                    "AUTH is not allowed during a mail transaction",
-                )));
-            }
-            Phase::Greeted if self.auth_user.is_some() => {
-                return Ok(self.refuse(reply::bad_sequence("already authenticated")));
-            }
-            Phase::Greeted => {}
+    pub(super) async fn handle_auth(
+        &mut self,
+        mechanism: u64,
+        initial: String,
+    ) -> std::io::Result<Next> {
+        if let Some(r) = self.auth_refusal() {
+            return Ok(self.refuse(r));
         }
         let ip = self.peer.ip().to_canonical();
         if self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
@@ -44,77 +29,126 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.reply(reply::auth_blocked(&self.ctx.config.smtp.hostname));
             return Ok(Next::Close);
         }
-        // `Err(next)`: the exchange ended (client gone or answer refused).
-        let credentials = match mechanism {
-            smtp_proto::AUTH_PLAIN => match self.auth_input(&initial, "").await? {
-                Ok(response) => parse_plain(&response),
-                Err(next) => return Ok(next),
+        let credentials = match self.credentials(mechanism, &initial).await? {
+            Ok(c) => c,
+            Err(next) => return Ok(next),
+        };
+        let (verified, known_user) = self.check(credentials).await;
+        match verified {
+            Some(user) => Ok(self.authenticated(user)),
+            None => Ok(self.failed(ip, known_user.as_deref()).await),
+        }
+    }
+
+    /// Why AUTH is refused here, if it is: no users, no TLS, out of phase,
+    /// or already done.
+    fn auth_refusal(&self) -> Option<Reply> {
+        if self.ctx.config.smtp.users.is_empty() {
+            return Some(not_offered("AUTH"));
+        }
+        if !self.auth_allowed() {
+            return Some(Reply::new(
+                538,
+                "5.7.11",
+                "encryption required for requested authentication mechanism",
+            ));
+        }
+        match self.phase {
+            Phase::Connected => Some(reply::bad_sequence("send EHLO first")),
+            Phase::Mail | Phase::Rcpt => Some(reply::bad_sequence(
+                "AUTH is not allowed during a mail transaction",
+            )),
+            Phase::Greeted if self.auth_user.is_some() => {
+                Some(reply::bad_sequence("already authenticated"))
+            }
+            Phase::Greeted => None,
+        }
+    }
+
+    /// The exchange of `mechanism`: the user name and password given,
+    /// `None` if they do not parse; `Err(next)` when the exchange ended
+    /// (client gone or answer refused).
+    async fn credentials(
+        &mut self,
+        mechanism: u64,
+        initial: &str,
+    ) -> std::io::Result<Result<Option<(String, Vec<u8>)>, Next>> {
+        Ok(match mechanism {
+            smtp_proto::AUTH_PLAIN => match self.auth_input(initial, "").await? {
+                Ok(response) => Ok(parse_plain(&response)),
+                Err(next) => Err(next),
             },
             smtp_proto::AUTH_LOGIN => {
                 // "Username:" and "Password:" in base64, as LOGIN clients expect.
-                let user = match self.auth_input(&initial, "VXNlcm5hbWU6").await? {
+                let user = match self.auth_input(initial, "VXNlcm5hbWU6").await? {
                     Ok(u) => u,
-                    Err(next) => return Ok(next),
+                    Err(next) => return Ok(Err(next)),
                 };
                 let password = match self.auth_input("", "UGFzc3dvcmQ6").await? {
                     Ok(p) => p,
-                    Err(next) => return Ok(next),
+                    Err(next) => return Ok(Err(next)),
                 };
-                String::from_utf8(user).ok().map(|u| (u, password))
+                Ok(String::from_utf8(user).ok().map(|u| (u, password)))
             }
-            _ => {
-                return Ok(self.refuse(Reply::new(
-                    504,
-                    "5.5.4",
-                    "unrecognized authentication type (use PLAIN or LOGIN)",
-                )));
-            }
+            _ => Err(self.refuse(Reply::new(
+                504,
+                "5.5.4",
+                "unrecognized authentication type (use PLAIN or LOGIN)",
+            ))),
+        })
+    }
+
+    /// The user, if the credentials are right and the user not locked; and
+    /// the configured user they name, if any (for the failure counters).
+    async fn check(
+        &self,
+        credentials: Option<(String, Vec<u8>)>,
+    ) -> (Option<String>, Option<String>) {
+        let Some((user, password)) = credentials else {
+            return (None, None);
         };
-        let (verified, known_user) = match credentials {
-            Some((user, password)) => {
-                let known = self.known_user(&user);
-                // A locked user is checked all the same (same time, same
-                // reply): only the outcome is forced to a failure.
-                let locked =
-                    known.is_some_and(|u| self.ctx.auth_limiter.user_locked(u, Instant::now()));
-                let ok = self.verify(user, password).await;
-                (ok.filter(|_| !locked), known.map(str::to_owned))
-            }
-            None => (None, None),
-        };
-        match verified {
-            Some(user) => {
-                tracing::info!(peer = %self.peer, user = %user, "authenticated");
-                self.ctx.auth_limiter.record_success(&user);
-                self.auth_user = Some(user);
-                self.reply(Reply::new(235, "2.7.0", "authentication succeeded"));
-                Ok(Next::Continue)
-            }
-            None => {
-                self.auth_failures += 1;
-                let limiter = &self.ctx.auth_limiter;
-                limiter.record_failure(ip, known_user.as_deref(), Instant::now());
-                tracing::info!(peer = %self.peer, failures = self.auth_failures, "authentication failed");
-                tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                self.reply(reply::auth_failed());
-                if self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
-                    self.reply(reply::auth_blocked(&self.ctx.config.smtp.hostname));
-                    return Ok(Next::Close);
-                }
-                if self.auth_failures >= MAX_AUTH_FAILURES {
-                    self.reply(Reply::new(
-                        421,
-                        "4.7.0",
-                        format!(
-                            "{} too many authentication failures; closing connection",
-                            self.ctx.config.smtp.hostname
-                        ),
-                    ));
-                    return Ok(Next::Close);
-                }
-                Ok(Next::Continue)
-            }
+        let known = self.known_user(&user);
+        // A locked user is checked all the same (same time, same
+        // reply): only the outcome is forced to a failure.
+        let locked = known.is_some_and(|u| self.ctx.auth_limiter.user_locked(u, Instant::now()));
+        let ok = self.verify(user, password).await;
+        (ok.filter(|_| !locked), known.map(str::to_owned))
+    }
+
+    fn authenticated(&mut self, user: String) -> Next {
+        tracing::info!(peer = %self.peer, user = %user, "authenticated");
+        self.ctx.auth_limiter.record_success(&user);
+        self.auth_user = Some(user);
+        self.reply(Reply::new(235, "2.7.0", "authentication succeeded"));
+        Next::Continue
+    }
+
+    /// A failed AUTH: counted here and across sessions, answered after a
+    /// delay; the session closes when the address is blocked or after
+    /// [`MAX_AUTH_FAILURES`].
+    async fn failed(&mut self, ip: std::net::IpAddr, known_user: Option<&str>) -> Next {
+        self.auth_failures += 1;
+        let limiter = &self.ctx.auth_limiter;
+        limiter.record_failure(ip, known_user, Instant::now());
+        tracing::info!(peer = %self.peer, failures = self.auth_failures, "authentication failed");
+        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+        self.reply(reply::auth_failed());
+        if self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
+            self.reply(reply::auth_blocked(&self.ctx.config.smtp.hostname));
+            return Next::Close;
         }
+        if self.auth_failures >= MAX_AUTH_FAILURES {
+            self.reply(Reply::new(
+                421,
+                "4.7.0",
+                format!(
+                    "{} too many authentication failures; closing connection",
+                    self.ctx.config.smtp.hostname
+                ),
+            ));
+            return Next::Close;
+        }
+        Next::Continue
     }
 
     /// Reads the client's answer to a 334 challenge, base64-decoded.

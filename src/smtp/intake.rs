@@ -2,6 +2,10 @@
 //! recipient, and commit message, decisions and deliveries in one
 //! transaction. Whatever receives mail (the SMTP session today) calls
 //! [`Intake::accept`] and answers from its result; `250` only after the commit.
+//! Also records withdrawals asked for by mail ([`Intake::unsubscribe_by_mail`]).
+//!
+//! Does not own the consent rule (`policy::decide`) nor the SQL (`store`),
+//! nor anything of the SMTP dialogue: its callers turn a [`Refusal`] into a reply.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -9,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::config::{CampaignState, Config, MissingCampaign};
+use crate::config::{Campaign, CampaignState, Config, MissingCampaign};
 use crate::message;
 use crate::policy::{self, Outcome};
 use crate::store::{MessageKind, NewMessage, RecipientDecision, Store, StoreError};
@@ -96,6 +100,48 @@ impl Intake {
     /// Decides and stores one message. `raw` is the message as received
     /// (dot-stuffing undone).
     pub async fn accept(&self, envelope: &Envelope, raw: &[u8]) -> Result<Accepted, Refusal> {
+        let campaign = self.campaign(raw)?;
+        let recipients = distinct_recipients(&envelope.rcpt_to);
+        let decided = self.decide(campaign, recipients).await?;
+        let queue_id = ulid::Ulid::generate().to_string();
+        let (delivered, suppressed) = (decided.delivered, decided.suppressed_by.len());
+        let message = self.stored_message(
+            envelope,
+            raw,
+            campaign,
+            &queue_id,
+            decided.rows,
+            decided.now,
+        );
+        self.store.accept_message(message).await?;
+        if delivered > 0 {
+            self.wake.notify_one();
+        }
+        metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
+        for reason in decided.suppressed_by {
+            metrics::counter!(crate::metrics::RECIPIENTS_SUPPRESSED, "reason" => reason, "stage" => "accept")
+                .increment(1);
+        }
+        tracing::info!(
+            queue_id = %queue_id,
+            client = %envelope.client_ip,
+            auth_user = envelope.auth_user.as_deref().unwrap_or(""),
+            campaign = %campaign.id,
+            delivered,
+            suppressed,
+            size = raw.len(),
+            "message accepted"
+        );
+        Ok(Accepted {
+            queue_id,
+            delivered,
+            suppressed,
+        })
+    }
+
+    /// The active campaign the message's campaign header names (or
+    /// `missing_campaign`'s, when it names none).
+    fn campaign(&self, raw: &[u8]) -> Result<&Campaign, Refusal> {
         let cfg = &self.config;
         let header = &cfg.smtp.campaign_header;
         let values: Vec<String> = message::header_values(raw, header);
@@ -118,35 +164,35 @@ impl Intake {
             .campaign(&campaign_id)
             .ok_or_else(|| Refusal::UnknownCampaign(campaign_id.clone()))?;
         match campaign.state {
-            CampaignState::Active => {}
-            CampaignState::Inactive => {
-                return Err(Refusal::ClosedCampaign(campaign_id, "inactive"));
-            }
-            CampaignState::Deleted => {
-                return Err(Refusal::ClosedCampaign(campaign_id, "deleted"));
-            }
+            CampaignState::Active => Ok(campaign),
+            CampaignState::Inactive => Err(Refusal::ClosedCampaign(campaign_id, "inactive")),
+            CampaignState::Deleted => Err(Refusal::ClosedCampaign(campaign_id, "deleted")),
         }
+    }
 
-        // One decision per distinct recipient, in envelope order.
-        let mut recipients: Vec<String> = Vec::with_capacity(envelope.rcpt_to.len());
-        for r in &envelope.rcpt_to {
-            let n = subject::normalise(r);
-            if !recipients.contains(&n) {
-                recipients.push(n);
-            }
-        }
+    /// Reads the recipients' consent to `campaign` and decides for each, as
+    /// of just after the read.
+    async fn decide(
+        &self,
+        campaign: &Campaign,
+        recipients: Vec<String>,
+    ) -> Result<Decided, StoreError> {
+        let signing = &self.config.signing;
         let hashes: Vec<Vec<String>> = recipients
             .iter()
-            .map(|a| subject::address_hashes(&cfg.signing, a))
+            .map(|a| subject::address_hashes(signing, a))
             .collect();
         let known = self
             .store
             .recipients_consent(&campaign.id, &recipients, &hashes)
             .await?;
         let now = crate::now_ms();
-        let mut decisions = Vec::with_capacity(recipients.len());
-        let (mut delivered, mut suppressed) = (0, 0);
-        let mut suppressed_by = Vec::new();
+        let mut decided = Decided {
+            now,
+            rows: Vec::with_capacity(recipients.len()),
+            delivered: 0,
+            suppressed_by: Vec::new(),
+        };
         for address in recipients {
             let k = known.get(&address).cloned().unwrap_or_default();
             let d = policy::decide(campaign, &k.consent, now);
@@ -154,24 +200,21 @@ impl Intake {
             // copy to them creates no new subject.
             let new_subject = match (&k.subject_id, d.outcome) {
                 (None, Outcome::Deliver) if !k.consent.erased => {
-                    Some(subject::new_subject(&cfg.signing, &address))
+                    Some(subject::new_subject(signing, &address))
                 }
                 _ => None,
             };
             match d.outcome {
-                Outcome::Deliver => delivered += 1,
-                Outcome::Suppress => {
-                    suppressed += 1;
-                    suppressed_by.push(d.reason.as_str());
-                }
+                Outcome::Deliver => decided.delivered += 1,
+                Outcome::Suppress => decided.suppressed_by.push(d.reason.as_str()),
             }
             // Someone who was erased is not written down again by address.
             let recipient = if k.consent.erased && d.outcome == Outcome::Suppress {
-                subject::erased_tag(&subject::new_subject(&cfg.signing, &address).address_hash)
+                subject::erased_tag(&subject::new_subject(signing, &address).address_hash)
             } else {
                 address
             };
-            decisions.push(RecipientDecision {
+            decided.rows.push(RecipientDecision {
                 recipient,
                 subject_id: k.subject_id,
                 new_subject,
@@ -180,51 +223,60 @@ impl Intake {
                 event_id: d.event_id,
             });
         }
+        Ok(decided)
+    }
 
-        let queue_id = ulid::Ulid::generate().to_string();
-        let mut body = received_header(cfg, envelope, &queue_id, now).into_bytes();
+    /// The message as stored: a `Received:` header added, with its decisions.
+    fn stored_message(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        campaign: &Campaign,
+        queue_id: &str,
+        decisions: Vec<RecipientDecision>,
+        now: i64,
+    ) -> NewMessage {
+        let mut body = received_header(&self.config, envelope, queue_id, now).into_bytes();
         body.extend_from_slice(raw);
         let header_message_id = message::header_values(raw, "Message-ID").into_iter().next();
-        self.store
-            .accept_message(NewMessage {
-                id: queue_id.clone(),
-                kind: MessageKind::Relay,
-                mail_from: envelope.mail_from.clone(),
-                client_ip: envelope.client_ip.to_string(),
-                helo: envelope.helo.clone(),
-                auth_user: envelope.auth_user.clone(),
-                campaign: campaign.id.clone(),
-                header_message_id,
-                body,
-                received_at: now,
-                recipients: decisions,
-                smtputf8: envelope.smtputf8,
-            })
-            .await?;
-        if delivered > 0 {
-            self.wake.notify_one();
+        NewMessage {
+            id: queue_id.to_owned(),
+            kind: MessageKind::Relay,
+            mail_from: envelope.mail_from.clone(),
+            client_ip: envelope.client_ip.to_string(),
+            helo: envelope.helo.clone(),
+            auth_user: envelope.auth_user.clone(),
+            campaign: campaign.id.clone(),
+            header_message_id,
+            body,
+            received_at: now,
+            recipients: decisions,
+            smtputf8: envelope.smtputf8,
         }
-        metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
-        for reason in suppressed_by {
-            metrics::counter!(crate::metrics::RECIPIENTS_SUPPRESSED, "reason" => reason, "stage" => "accept")
-                .increment(1);
-        }
-        tracing::info!(
-            queue_id = %queue_id,
-            client = %envelope.client_ip,
-            auth_user = envelope.auth_user.as_deref().unwrap_or(""),
-            campaign = %campaign.id,
-            delivered,
-            suppressed,
-            size = raw.len(),
-            "message accepted"
-        );
-        Ok(Accepted {
-            queue_id,
-            delivered,
-            suppressed,
-        })
     }
+}
+
+/// The decisions for one message, in envelope order.
+struct Decided {
+    /// When they were made (the message's `received_at`).
+    now: i64,
+    rows: Vec<RecipientDecision>,
+    delivered: usize,
+    /// The reason of each suppressed recipient.
+    suppressed_by: Vec<&'static str>,
+}
+
+/// The envelope's recipients, normalised, each once, in envelope order
+/// (one decision per distinct recipient).
+fn distinct_recipients(rcpt_to: &[String]) -> Vec<String> {
+    let mut recipients: Vec<String> = Vec::with_capacity(rcpt_to.len());
+    for r in rcpt_to {
+        let n = subject::normalise(r);
+        if !recipients.contains(&n) {
+            recipients.push(n);
+        }
+    }
+    recipients
 }
 
 impl Intake {

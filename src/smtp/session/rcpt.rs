@@ -1,0 +1,116 @@
+//! RCPT TO (RFC 5321 4.1.1.3): one recipient of the transaction. A
+//! `unsubscribe+TOKEN@<unsubscribe_mailto_domain>` address is taken from
+//! anyone with a valid token (RFC 2369); any other only from a client that
+//! may send, as a plain mailbox without `%`/`!` routing, up to
+//! `max_recipients`.
+
+use std::borrow::Cow;
+
+use smtp_proto::RcptTo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{CONTROLS, Next, Phase, Session};
+use crate::smtp::reply::{self, Reply};
+use crate::token::Purpose;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    pub(super) fn handle_rcpt_to(&mut self, to: RcptTo<Cow<'_, str>>) -> Next {
+        if let Phase::Connected | Phase::Greeted = self.phase {
+            return self.refuse(reply::bad_sequence("send MAIL first"));
+        }
+        if to.orcpt.as_deref().is_some_and(|p| p.contains(CONTROLS)) {
+            return self.refuse(reply::control_in_command());
+        }
+        let address = to.address.into_owned();
+        if !self.smtputf8 && !address.is_ascii() {
+            return self.refuse(reply::non_ascii_address());
+        }
+        if is_routed(&address) {
+            tracing::info!(peer = %self.peer, "recipient with % or ! routing refused");
+            return self.refuse(reply::routed_address());
+        }
+        if let Some(token) = self.unsubscribe_token(&address) {
+            return self.unsubscribe_rcpt(token);
+        }
+        if !self.may_send() {
+            // Outsiders may only write to the unsubscribe addresses.
+            return self.refuse(Reply::new(
+                554,
+                "5.7.1",
+                "relay access denied: this relay only accepts mail from its allowed networks",
+            ));
+        }
+        if self.rcpt_to.len() + self.unsubscribes.len() >= self.ctx.config.smtp.max_recipients {
+            return self.refuse(reply::too_many_recipients());
+        }
+        if !is_mailbox(&address) {
+            return self.refuse(Reply::new(
+                501,
+                "5.1.3",
+                "recipient must be a mailbox local@domain",
+            ));
+        }
+        self.rcpt_to.push(address);
+        self.phase = Phase::Rcpt;
+        self.reply(Reply::new(250, "2.1.5", "recipient OK"));
+        Next::Continue
+    }
+
+    /// The token of an `unsubscribe+TOKEN@<unsubscribe_mailto_domain>` address.
+    fn unsubscribe_token<'a>(&self, address: &'a str) -> Option<&'a str> {
+        let domain = self.ctx.config.http.unsubscribe_mailto_domain.as_deref()?;
+        let (local, at) = address.rsplit_once('@')?;
+        if !at.eq_ignore_ascii_case(domain) {
+            return None;
+        }
+        local.strip_prefix("unsubscribe+")
+    }
+
+    fn unsubscribe_rcpt(&mut self, token: &str) -> Next {
+        match crate::token::verify_for(&self.ctx.config.signing, token, Purpose::Unsubscribe) {
+            Ok(claims) => {
+                self.unsubscribes.push(claims);
+                self.phase = Phase::Rcpt;
+                self.reply(Reply::new(250, "2.1.5", "recipient OK"));
+                Next::Continue
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.peer, cause = %e, "unsubscribe address refused");
+                self.refuse(Reply::new(550, "5.1.1", "no such unsubscribe address"))
+            }
+        }
+    }
+}
+
+/// `%`, `!` or a quoted `@` in the local part: the old routing hacks
+/// (`user%other.example@relay`, `host!user@relay`) by which a relay that
+/// passes them on becomes an open relay. Refused, never interpreted.
+fn is_routed(address: &str) -> bool {
+    address
+        .rsplit_once('@')
+        .is_some_and(|(local, _)| local.contains(['%', '!', '@']))
+}
+
+/// A forward-path this relay accepts: `local@domain`, no source route.
+fn is_mailbox(address: &str) -> bool {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && !domain.is_empty() && !domain.contains(['@', ' '])
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_bang_and_at_routing_is_recognised_in_the_local_part_only() {
+        assert!(is_routed("user%other.example@relay.example"));
+        assert!(is_routed("host!user@relay.example"));
+        assert!(is_routed("user@other.example@relay.example"));
+        assert!(!is_routed("user@relay.example"));
+        assert!(!is_routed("first.last+tag@relay.example"));
+    }
+}
