@@ -21,7 +21,6 @@ pub mod metrics;
 pub mod migrate;
 pub mod policy;
 pub mod register;
-pub mod reload;
 pub mod retention;
 pub mod rewrite;
 pub mod rights;

@@ -4,7 +4,7 @@
 //! progress and requests their answer, finish sends and webhook posts in
 //! flight, hand leases back, exit 0. SIGHUP reloads what can be reloaded
 //! while running ([`Running::reload`]: the SMTP certificate and the
-//! configuration file, see [`crate::reload`]).
+//! configuration file, see [`crate::config::reload`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::config::reload::{Changes, LiveConfig};
 use crate::delivery::Delivery;
 use crate::intake::Intake;
-use crate::reload::{Changes, LiveConfig};
 use crate::smtp;
 use crate::store::Store;
 use crate::web;

@@ -26,6 +26,7 @@ mod erasure;
 mod http;
 mod locate;
 mod queue;
+pub mod reload;
 mod retention;
 mod signing;
 mod smtp;

@@ -20,8 +20,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
 
 use crate::config::Config;
+use crate::config::reload::{LiveConfig, PerConfig};
 use crate::policy::{self, Outcome};
-use crate::reload::{LiveConfig, PerConfig};
 use crate::rewrite::Template;
 use crate::store::{
     AttemptRecord, ClaimedDelivery, DeliveryStatus, LateDecision, MessageKind, NewMessage,

@@ -18,8 +18,8 @@ use super::limiter::AuthLimiter;
 use super::reply::{self, Reply};
 use super::session::{self, Ended, SessionContext, Start};
 use super::tls::ListenerTls;
+use crate::config::reload::LiveConfig;
 use crate::intake::Intake;
-use crate::reload::LiveConfig;
 
 /// A bound listener, ready to run.
 pub struct SmtpServer {
