@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod expiring;
 pub mod import;
 pub mod intake;
+pub mod mail;
 pub mod message;
 pub mod metrics;
 pub mod migrate;

@@ -94,7 +94,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawDkim) -> Option<DkimConfig> {
 /// `dkim.domain` (DMARC relaxed): the relay's own mail (confirmations,
 /// bounces) is From `no-reply@` / `MAILER-DAEMON@` `smtp.hostname`.
 pub(super) fn alignment(c: &mut Check<'_>, smtp: &SmtpConfig, dkim: &DkimConfig) {
-    use crate::delivery::dkim::{aligned, organizational_domain};
+    use crate::mail::align::{aligned, organizational_domain};
     if !aligned(&smtp.hostname, &dkim.domain) {
         c.warnings.push(format!(
             "{}: smtp.hostname: {} does not align with dkim.domain {} (DMARC relaxed alignment: \

@@ -256,7 +256,7 @@ impl Delivery {
                 });
                 // Rewriting keeps From: one check per message, not per copy.
                 if let Some(dkim) = &cfg.dkim
-                    && let Some(from) = dkim::misaligned_from(&body, &dkim.domain)
+                    && let Some(from) = crate::mail::align::misaligned_from(&body, &dkim.domain)
                 {
                     tracing::warn!(queue_id = %id, from_domain = %from, dkim_domain = %dkim.domain, "the message's From domain does not align with dkim.domain (DMARC relaxed); its copies are signed anyway");
                 }
