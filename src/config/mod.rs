@@ -24,6 +24,7 @@ mod check;
 mod dkim;
 mod erasure;
 mod http;
+pub mod load;
 mod locate;
 mod queue;
 pub mod reload;

@@ -15,11 +15,9 @@
 //! and delivery logs each copy signed for a From that does not (the copy
 //! is still signed: a non-aligned signature does no harm).
 
-use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::DkimKey;
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
-use rustls::pki_types::PrivateKeyDer;
-use rustls::pki_types::pem::PemObject as _;
 
 use crate::config::DkimConfig;
 
@@ -52,31 +50,16 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// Reads and checks the key. Errors name `dkim.private_key` and say
-    /// what is wrong; they never contain key material.
+    /// Reads the key ([`crate::config::load::dkim_key`], which checks it
+    /// signs). Errors name `dkim.private_key` and say what is wrong; they
+    /// never contain key material.
     pub fn load(cfg: &DkimConfig) -> Result<Signer, String> {
-        let path = cfg.private_key.display();
-        let pem = std::fs::read(&cfg.private_key)
-            .map_err(|e| format!("dkim.private_key: cannot read {path}: {e}"))?;
-        let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-            format!("dkim.private_key: {path} holds no PEM private key ({e}); use an RSA (2048 bits or more) or Ed25519 key")
-        })?;
-        let key: DkimKey = match der {
-            PrivateKeyDer::Pkcs1(_) => rsa(der, &path)?,
-            PrivateKeyDer::Pkcs8(ref p) => {
-                // openssl genpkey writes Ed25519 as PKCS#8 v1, which only the
-                // "maybe unchecked" loader accepts.
-                match Ed25519Key::from_pkcs8_maybe_unchecked_der(p.secret_pkcs8_der()) {
-                    Ok(k) => DkimKey::Ed25519(k),
-                    Err(_) => rsa(der, &path)?,
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "dkim.private_key: {path} is neither an RSA nor an Ed25519 key (EC keys cannot sign DKIM)"
-                ));
-            }
-        };
+        Ok(Signer::new(cfg, crate::config::load::dkim_key(cfg)?))
+    }
+
+    /// The signer of `[dkim]` with `key`, as [`crate::config::load::dkim_key`]
+    /// read it.
+    pub fn new(cfg: &DkimConfig, key: DkimKey) -> Signer {
         let mut headers = Vec::with_capacity(SIGNED_HEADERS.len() * 2);
         for h in SIGNED_HEADERS {
             headers.push(h);
@@ -91,16 +74,10 @@ impl Signer {
         if let Some(expire) = cfg.expire {
             inner = inner.expiration(expire.as_secs());
         }
-        let signer = Signer {
+        Signer {
             inner,
             domain: cfg.domain.clone(),
-        };
-        // A key that loads but cannot sign (e.g. too short for ring) is
-        // found now, not at the first delivery.
-        signer
-            .sign(b"From: a@example.com\r\n\r\ncheck\r\n")
-            .map_err(|e| format!("dkim.private_key: {path} cannot sign: {e}"))?;
-        Ok(signer)
+        }
     }
 
     /// The copy with its `DKIM-Signature` header prepended.
@@ -118,16 +95,6 @@ impl Signer {
     pub fn domain(&self) -> &str {
         &self.domain
     }
-}
-
-fn rsa(der: PrivateKeyDer<'_>, path: &std::path::Display<'_>) -> Result<DkimKey, String> {
-    RsaKey::<Sha256>::from_key_der(der)
-        .map(DkimKey::Rsa)
-        .map_err(|e| {
-            format!(
-                "dkim.private_key: {path} is not a usable RSA or Ed25519 key ({e}); RSA keys need 2048 bits or more"
-            )
-        })
 }
 
 #[cfg(test)]
