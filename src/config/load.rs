@@ -230,3 +230,94 @@ pub fn webhook_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
     }
     Ok(certs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{TempDir, minimal};
+
+    /// `minimal()` with `smtp_extra` under `[smtp]` and `extra` at the end,
+    /// in `dir`.
+    fn config(dir: &TempDir, smtp_extra: &str, extra: &str) -> Config {
+        let text = minimal().replacen("[smtp]\n", &format!("[smtp]\n{smtp_extra}"), 1) + extra;
+        Config::parse(&dir.0.join("relay.toml"), &text).expect("the file itself is valid")
+    }
+
+    fn lines(config: &Config) -> Vec<String> {
+        match Loaded::load(config) {
+            Err(ConfigError::Invalid(lines)) => lines,
+            Err(other) => panic!("expected Invalid, got {other}"),
+            Ok(loaded) => panic!("expected errors, got {loaded:?}"),
+        }
+    }
+
+    #[test]
+    fn nothing_to_load_loads() {
+        let dir = TempDir::new("load-nothing");
+        let loaded = Loaded::load(&config(&dir, "", "")).expect("loads");
+        assert!(loaded.smtp_tls.is_none() && loaded.dkim_key.is_none());
+        assert!(loaded.upstream_roots.is_none() && loaded.webhook_roots.is_none());
+    }
+
+    #[test]
+    fn every_file_that_does_not_load_is_named_with_the_file_and_key() {
+        let dir = TempDir::new("load-bad");
+        std::fs::write(dir.0.join("cert.pem"), "not a certificate\n").expect("write");
+        std::fs::write(dir.0.join("key.pem"), "not a key\n").expect("write");
+        std::fs::write(
+            dir.0.join("dkim.pem"),
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        std::fs::write(dir.0.join("ca.pem"), "no certificate here\n").expect("write");
+        std::fs::write(dir.0.join("hook.secret"), "0123456789abcdef\n").expect("write");
+        let config = config(
+            &dir,
+            "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+            "\n[dkim]\ndomain = \"example.com\"\nselector = \"relay\"\nprivate_key = \"dkim.pem\"\n\
+             [webhook]\nurl = \"https://crm.test/hook\"\nsecret_file = \"hook.secret\"\nca_file = \"ca.pem\"\n",
+        );
+        let (file, d) = (config.path.display(), dir.0.display());
+        let lines = lines(&config);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            format!(
+                "{file}: smtp.tls_cert: {d}/cert.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+            )
+        );
+        assert!(
+            lines[1].starts_with(&format!("{file}: dkim.private_key: {d}/dkim.pem ")),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[2],
+            format!(
+                "{file}: webhook.ca_file: {d}/ca.pem holds no certificate (use a PEM file with -----BEGIN CERTIFICATE-----)"
+            )
+        );
+    }
+
+    #[test]
+    fn the_upstream_ca_is_read_only_when_the_upstream_uses_tls() {
+        let dir = TempDir::new("load-upstream-ca");
+        std::fs::write(
+            dir.0.join("ca.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let with = |url: &str, tls: &str| {
+            let text = minimal().replacen(
+                "url = \"smtp://mail.test\"",
+                &format!("url = \"{url}\"\n{tls}ca_file = \"ca.pem\""),
+                1,
+            );
+            Config::parse(&dir.0.join("relay.toml"), &text).expect("valid")
+        };
+        let lines = lines(&with("smtp://mail.test", ""));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains(": upstream.ca_file: "), "{lines:?}");
+        assert!(Loaded::load(&with("smtp://mail.test", "tls = \"none\"\n")).is_ok());
+        assert!(Loaded::load(&with("outbox:./out", "")).is_ok());
+    }
+}
