@@ -31,7 +31,6 @@ pub mod store;
 // The runtime edges.
 pub mod delivery;
 pub mod metrics;
-pub mod reload;
 pub mod server;
 pub mod shutdown;
 pub mod smtp;

@@ -4,7 +4,7 @@
 //! progress and requests their answer, finish sends and webhook posts in
 //! flight, hand leases back, exit 0. SIGHUP reloads what can be reloaded
 //! while running ([`Running::reload`]: the SMTP certificate and the
-//! configuration file, see [`crate::reload`]).
+//! configuration file, see [`crate::config::reload`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +15,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::config::load::Loaded;
+use crate::config::reload::{Changes, LiveConfig};
 use crate::delivery::Delivery;
-use crate::reload::{Changes, LiveConfig};
 use crate::smtp;
 use crate::smtp::intake::Intake;
 use crate::store::Store;
@@ -52,8 +53,17 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    // Certificates are read once, here: a bad one stops the start.
-    let tls = smtp::tls::acceptor(&config.smtp)
+    // What `serve` reads beyond the file, the list `check-config` and a
+    // reload read too: a file that does not load stops the start.
+    let Loaded {
+        smtp_tls,
+        webhook_roots,
+        // Delivery reads these again through the same functions (and
+        // again on each reload, for the signer).
+        dkim_key: _,
+        upstream_roots: _,
+    } = Loaded::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tls = smtp::tls::acceptor(&config.smtp, smtp_tls)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     crate::metrics::install();
     let store = Store::open(&config.store, true).await.with_context(|| {
@@ -99,7 +109,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let webhook = config
         .webhook
         .as_ref()
-        .map(|w| crate::webhook::Dispatcher::new(w, store.clone()))
+        .map(|w| crate::webhook::Dispatcher::new(w, webhook_roots, store.clone()))
         .transpose()
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let smtp = tokio::spawn(listener.run(GRACE));
@@ -147,27 +157,17 @@ impl Running {
     }
 
     /// Reads the configuration file again and, if it passes what
-    /// `check-config` checks, puts it in use for every new session,
+    /// `check-config` checks (the file, then [`Loaded::load`]), puts it in use for every new session,
     /// request, delivery batch and purge. A file that does not pass is
     /// refused whole: each problem is logged (`FILE: key: what (fix)`) and
     /// the configuration in use stays. Keys only read at start are named
     /// in a warning. Returns whether the new file is in use.
     pub fn reload_config(&self) -> bool {
         let old = self.live.get();
-        let new = match Config::load(&old.path)
-            .map_err(|e| e.to_string())
-            .and_then(|new| {
-                // What `serve` loads from files named in it (the DKIM key).
-                match &new.dkim {
-                    Some(d) => crate::delivery::dkim::Signer::load(d)
-                        .map(|_| new)
-                        .map_err(|e| format!("{}: {e}", old.path.display())),
-                    None => Ok(new),
-                }
-            }) {
+        let new = match Config::load(&old.path).and_then(|new| Loaded::load(&new).map(|_| new)) {
             Ok(new) => new,
             Err(e) => {
-                for line in e.lines() {
+                for line in e.to_string().lines() {
                     tracing::error!("{line}");
                 }
                 tracing::error!("configuration not reloaded; the previous one stays in use");

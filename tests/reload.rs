@@ -283,3 +283,86 @@ async fn http_requests_after_a_reload_see_the_new_configuration() {
     relay.stop().await;
 }
 both_stores!(http_requests_after_a_reload_see_the_new_configuration);
+
+/// The messages of `serve`'s log from `mark` on, each line decoded (the log
+/// is JSON when stdout is a file).
+fn logged_messages(s: &Serve, mark: usize) -> Vec<String> {
+    s.log_text()[mark..]
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Files that `serve` reads beyond the TOML and cannot load (a DKIM key
+/// that is PEM but not a key, a TLS certificate that is not one) fail
+/// `check-config`, `serve`'s start and a reload alike, with the same lines.
+async fn a_file_that_does_not_load_fails_check_config_start_and_reload_alike() {
+    let s = Serve::start("", "").await;
+    let dir = s.config.parent().expect("dir").to_owned();
+    std::fs::write(
+        dir.join("dkim.pem"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write key");
+    std::fs::write(dir.join("cert.pem"), "not a certificate\n").expect("write cert");
+    std::fs::write(dir.join("key.pem"), "not a key\n").expect("write key");
+    let mark = s.log_text().len();
+    s.reload(
+        |t| {
+            t.replacen(
+                "[smtp]\n",
+                "[smtp]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+                1,
+            ) + "\n[dkim]\ndomain = \"example.com\"\nselector = \"relay\"\nprivate_key = \"dkim.pem\"\n"
+        },
+        "configuration not reloaded",
+    )
+    .await;
+    let reload = logged_messages(&s, mark);
+
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+        .args(["check-config", "--config"])
+        .arg(&s.config)
+        .output()
+        .expect("run check-config");
+    assert_eq!(check.status.code(), Some(78));
+    let check = String::from_utf8_lossy(&check.stderr).into_owned();
+    let config = s.config.display().to_string();
+    let expected: Vec<&str> = check
+        .lines()
+        .map(|l| l.trim_start_matches("consent-relay: "))
+        .filter(|l| l.starts_with(&config))
+        .collect();
+    assert_eq!(expected.len(), 2, "{check}");
+    assert!(
+        expected[0].starts_with(&format!("{config}: smtp.tls_cert: ")),
+        "{check}"
+    );
+    assert!(
+        expected[1].starts_with(&format!("{config}: dkim.private_key: ")),
+        "{check}"
+    );
+
+    let start = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+        .args(["serve", "--config"])
+        .arg(&s.config)
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .output()
+        .expect("run serve");
+    assert!(!start.status.success());
+    let start = String::from_utf8_lossy(&start.stderr).into_owned();
+    for line in &expected {
+        assert!(
+            start.contains(line),
+            "serve's start: {start}\nexpected: {line}"
+        );
+        assert!(
+            reload.iter().any(|m| m == line),
+            "the reload: {reload:?}\nexpected: {line}"
+        );
+    }
+    s.stop().await;
+}
+both_stores!(a_file_that_does_not_load_fails_check_config_start_and_reload_alike);

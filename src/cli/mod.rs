@@ -169,28 +169,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for w in &config.warnings {
                 eprintln!("warning: {w}");
             }
-            // What `serve` loads at start: the TLS certificate, the DKIM key
-            // and the webhook's CA.
-            let loaded = crate::smtp::tls::acceptor(&config.smtp)
-                .map(|_| ())
-                .and_then(|()| {
-                    config.dkim.as_ref().map_or(Ok(()), |d| {
-                        crate::delivery::dkim::Signer::load(d).map(|_| ())
-                    })
-                })
-                .and_then(|()| {
-                    config
-                        .webhook
-                        .as_ref()
-                        .map_or(Ok(()), |w| crate::webhook::client(w).map(|_| ()))
-                });
-            if let Err(e) = loaded {
-                return Err(Exit {
-                    code: EXIT_CONFIG,
-                    message: format!("{}: {e}", config.path.display()),
-                }
-                .into());
-            }
+            // What `serve` reads beyond the file: the list its start and a
+            // reload read too.
+            crate::config::load::Loaded::load(&config).map_err(config_exit)?;
             println!(
                 "{}: OK ({} campaigns)",
                 config.path.display(),

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::reload::{LiveConfig, PerConfig};
+use crate::config::reload::{LiveConfig, PerConfig};
 use crate::rewrite::Template;
 use crate::store::{ClaimedDelivery, Store};
 use upstream::Upstream;

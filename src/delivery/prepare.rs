@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{BodyCache, Delivery, Job, Prepared, dkim};
+use super::{BodyCache, Delivery, Job, Prepared};
 use crate::config::Config;
 use crate::policy::{self, Outcome};
 use crate::rewrite::Template;
@@ -138,7 +138,7 @@ fn prepare_body(cfg: &Config, id: &str, body: Arc<Vec<u8>>, relay: bool) -> Prep
     });
     // Rewriting keeps From: one check per message, not per copy.
     if let Some(dkim) = &cfg.dkim
-        && let Some(from) = dkim::misaligned_from(&body, &dkim.domain)
+        && let Some(from) = crate::mail::align::misaligned_from(&body, &dkim.domain)
     {
         tracing::warn!(queue_id = %id, from_domain = %from, dkim_domain = %dkim.domain, "the message's From domain does not align with dkim.domain (DMARC relaxed); its copies are signed anyway");
     }

@@ -65,7 +65,7 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig, hello: &str) -> Result<Upstream, String> {
         let tls = match (&config.target, config.tls) {
             (UpstreamTarget::Outbox(_), _) | (_, UpstreamTls::None) => None,
-            _ => Some(tls_connector(config.ca_file.as_deref())?),
+            _ => Some(tls_connector(crate::config::load::upstream_ca(config))?),
         };
         Ok(Upstream {
             config: config.clone(),
@@ -310,28 +310,18 @@ fn classify(e: mail_send::Error, when: &str) -> AttemptOutcome {
     }
 }
 
+/// The system roots, or those of `upstream.ca_file` read by
+/// [`crate::config::load::upstream_roots`].
 fn tls_connector(ca_file: Option<&Path>) -> Result<TlsConnector, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
     let Some(path) = ca_file else {
         return mail_send::smtp::tls::build_tls_connector(false);
     };
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let roots = crate::config::load::upstream_roots(path)?;
+    let config = rustls::ClientConfig::builder_with_provider(crate::config::load::tls_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
 }
 

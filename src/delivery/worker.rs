@@ -21,7 +21,7 @@ use super::upstream::{self, Connection, Copy, Upstream};
 use super::{BodyCache, Delivery, Job, Signers, copy, dkim, dsn};
 use crate::config::Config;
 use crate::policy::{self, Outcome};
-use crate::reload::LiveConfig;
+use crate::config::reload::LiveConfig;
 use crate::store::{
     AttemptRecord, ClaimedDelivery, DeliveryStatus, MessageKind, NewMessage, RecipientDecision,
     Store, StoreError,

@@ -56,7 +56,7 @@ pub async fn dry_run(
 /// `serve`'s purge: once at start, then every `purge_interval`, until
 /// `shutdown` turns true (a run in progress stops after its batch).
 pub async fn run(
-    config: impl Into<crate::reload::LiveConfig>,
+    config: impl Into<crate::config::reload::LiveConfig>,
     store: Store,
     mut shutdown: watch::Receiver<bool>,
 ) {

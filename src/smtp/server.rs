@@ -19,7 +19,7 @@ use super::reply::{self, Reply};
 use super::session::{self, Ended, SessionContext, Start};
 use super::tls::ListenerTls;
 use crate::config::Config;
-use crate::reload::LiveConfig;
+use crate::config::reload::LiveConfig;
 use crate::smtp::intake::Intake;
 
 /// A bound listener, ready to run.

@@ -24,7 +24,7 @@ use tower::Service as _;
 
 use super::limit::Limiter;
 use super::{WebState, router_limited};
-use crate::reload::{LiveConfig, PerConfig};
+use crate::config::reload::{LiveConfig, PerConfig};
 use crate::store::Store;
 
 /// Connections served at once; more are closed on accept.

@@ -39,12 +39,17 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// The HTTP client ([`client`]) is built here, TLS roots loaded once.
-    pub fn new(config: &WebhookConfig, store: Store) -> Result<Dispatcher, String> {
+    /// The HTTP client ([`client`]) is built here, with the roots of
+    /// `ca_file` as [`crate::config::load::Loaded`] read them.
+    pub fn new(
+        config: &WebhookConfig,
+        roots: Option<Vec<reqwest::Certificate>>,
+        store: Store,
+    ) -> Result<Dispatcher, String> {
         Ok(Dispatcher {
             config: Arc::new(config.clone()),
             store,
-            client: client(config)?,
+            client: client(config, roots)?,
             node: ulid::Ulid::generate().to_string(),
         })
     }
@@ -146,20 +151,15 @@ impl Dispatcher {
 }
 
 /// The HTTP client for `[webhook]`: the timeout, no redirects, the system
-/// roots or `ca_file`. What `serve` and `check-config` load; an error names
-/// the configuration key.
-pub fn client(config: &WebhookConfig) -> Result<reqwest::Client, String> {
+/// roots or those of `ca_file` (`roots`, read by
+/// [`crate::config::load::webhook_roots`]); an error names the
+/// configuration key.
+pub fn client(
+    config: &WebhookConfig,
+    roots: Option<Vec<reqwest::Certificate>>,
+) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder();
-    if let Some(path) = &config.ca_file {
-        let shown = path.display();
-        let pem = std::fs::read(path).map_err(|e| format!("webhook.ca_file: {shown}: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("webhook.ca_file: {shown}: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "webhook.ca_file: {shown} holds no certificate (use a PEM file with -----BEGIN CERTIFICATE-----)"
-            ));
-        }
+    if let Some(certs) = roots {
         builder = builder.tls_built_in_root_certs(false);
         for cert in certs {
             builder = builder.add_root_certificate(cert);

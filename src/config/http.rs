@@ -1,0 +1,156 @@
+//! `[http]`: the listener of the pages and the API, the public URL links
+//! in mail point at, the API's tokens and the request limits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use url::Url;
+
+use super::{Check, NONZERO, is_dns_name};
+
+/// `http.listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `http.rate_limit`, requests a minute per client address.
+pub const DEFAULT_RATE_LIMIT: u32 = 600;
+/// `http.rate_limit_burst`.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 60;
+/// `http.header_timeout`.
+pub const DEFAULT_HEADER_TIMEOUT: &str = "20s";
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Base of every link in mail, no trailing slash in use.
+    pub public_url: Url,
+    /// SHA-256 digests of the API bearer tokens.
+    pub admin_token_sha256: Vec<[u8; 32]>,
+    pub unsubscribe_mailto_domain: Option<String>,
+    /// Clients that may read `/metrics` (default: loopback only).
+    pub metrics_allowed_networks: Vec<IpNet>,
+    /// Requests a minute per client address on `/u`, `/p`, `/o` and
+    /// `/api` (default 600; 0 turns the limit off).
+    pub rate_limit: u32,
+    /// Requests a client address may make at once (default 60).
+    pub rate_limit_burst: u32,
+    /// Time to send a request's line and headers (default 20s).
+    pub header_timeout: Duration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawHttp {
+    listen: Option<String>,
+    public_url: Option<String>,
+    admin_token_sha256: Vec<String>,
+    unsubscribe_mailto_domain: Option<String>,
+    metrics_allowed_networks: Option<Vec<String>>,
+    rate_limit: Option<i64>,
+    rate_limit_burst: Option<i64>,
+    header_timeout: Option<String>,
+}
+
+pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
+    let listen = c.socket(
+        "http.listen",
+        raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN),
+    );
+    let public_url = c
+        .required("http.public_url", &raw.public_url,
+            r#"add the address links in mail point at, e.g. public_url = "https://relay.example.com""#,
+        )
+        .and_then(|u| c.web_url("http.public_url", u, true));
+    let mut admin_token_sha256 = Vec::new();
+    for (i, hex) in raw.admin_token_sha256.iter().enumerate() {
+        match sha256_hex(hex) {
+            Some(digest) => admin_token_sha256.push(digest),
+            None => c.error(
+                &format!("http.admin_token_sha256[{i}]"),
+                "is not a SHA-256 digest (use 64 hex digits, e.g. from: printf %s TOKEN | sha256sum)",
+            ),
+        }
+    }
+    if let Some(domain) = raw.unsubscribe_mailto_domain.as_deref()
+        && !is_dns_name(domain, 2)
+    {
+        c.error(
+            "http.unsubscribe_mailto_domain",
+            format_args!("{domain:?} is not a domain name (use e.g. unsubscribe.example.com)"),
+        );
+    }
+    let metrics_allowed_networks = c.networks(
+        "http.metrics_allowed_networks",
+        raw.metrics_allowed_networks.as_deref(),
+    );
+    let rate_limit = c.number(
+        "http.rate_limit",
+        raw.rate_limit,
+        DEFAULT_RATE_LIMIT,
+        0..=1_000_000,
+    );
+    let rate_limit_burst = c.number(
+        "http.rate_limit_burst",
+        raw.rate_limit_burst,
+        DEFAULT_RATE_LIMIT_BURST,
+        1..=1_000_000,
+    );
+    let header_timeout = c.duration(
+        "http.header_timeout",
+        &raw.header_timeout,
+        DEFAULT_HEADER_TIMEOUT,
+        NONZERO,
+    );
+    Some(HttpConfig {
+        metrics_allowed_networks: metrics_allowed_networks?,
+        rate_limit: rate_limit?,
+        rate_limit_burst: rate_limit_burst?,
+        header_timeout: header_timeout?,
+        listen: listen?,
+        public_url: public_url?,
+        admin_token_sha256: (admin_token_sha256.len() == raw.admin_token_sha256.len())
+            .then_some(admin_token_sha256)?,
+        unsubscribe_mailto_domain: raw.unsubscribe_mailto_domain.clone(),
+    })
+}
+
+/// 64 hex digits → 32 bytes.
+fn sha256_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::*;
+
+    #[test]
+    fn admin_tokens_are_decoded() {
+        let digest = "00ff".repeat(16);
+        let text = edit(&[(
+            "public_url = \"https://relay.test\"",
+            &format!(
+                "public_url = \"https://relay.test\"\nadmin_token_sha256 = [\"{digest}\", \"abc\"]"
+            ),
+        )]);
+        single_error(
+            &text,
+            "consent-relay.toml: http.admin_token_sha256[1]: is not a SHA-256 digest (use 64 hex digits, e.g. from: printf %s TOKEN | sha256sum)",
+        );
+        let text = edit(&[(
+            "public_url = \"https://relay.test\"",
+            &format!("public_url = \"https://relay.test\"\nadmin_token_sha256 = [\"{digest}\"]"),
+        )]);
+        let expected: [u8; 32] = std::array::from_fn(|i| if i % 2 == 0 { 0 } else { 0xff });
+        assert_eq!(
+            parse(&text).expect("valid").http.admin_token_sha256,
+            [expected]
+        );
+    }
+}
