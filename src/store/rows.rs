@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::*;
-use crate::consent;
+use crate::consent::{self, State};
 
 /// The column reads the mappers need, by position.
 pub(super) trait Cols {
@@ -14,10 +14,13 @@ pub(super) trait Cols {
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
     fn text(&self, i: usize) -> Result<String, StoreError>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A boolean expression (`EXISTS`): SQLite answers an integer.
+    fn flag(&self, i: usize) -> Result<bool, StoreError>;
 }
 
 macro_rules! cols {
-    ($row:ty) => {
+    ($row:ty, |$r:ident, $i:ident| $flag:expr) => {
         impl Cols for $row {
             fn int(&self, i: usize) -> Result<i64, StoreError> {
                 Ok(self.try_get(i)?)
@@ -31,11 +34,29 @@ macro_rules! cols {
             fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
                 Ok(self.try_get(i)?)
             }
+            fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+                Ok(self.try_get(i)?)
+            }
+            fn flag(&self, $i: usize) -> Result<bool, StoreError> {
+                let $r = self;
+                Ok($flag)
+            }
         }
     };
 }
-cols!(sqlx::sqlite::SqliteRow);
-cols!(sqlx::postgres::PgRow);
+cols!(sqlx::sqlite::SqliteRow, |r, i| r.try_get::<i64, _>(i)? != 0);
+cols!(sqlx::postgres::PgRow, |r, i| r.try_get::<bool, _>(i)?);
+
+/// Builds a [`State`] from stored columns.
+pub(super) fn state_from(status: &str, since: i64, event_id: i64) -> Result<State, StoreError> {
+    Ok(State {
+        status: status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("consent_state.status: {e}")))?,
+        since,
+        event_id,
+    })
+}
 
 /// `id, at, message_id, recipient, campaign, outcome, reason, event_id, stage`
 pub(super) fn decision_from_row(r: &impl Cols) -> Result<DecisionRow, StoreError> {
@@ -70,7 +91,7 @@ pub(super) fn event_from_row(r: &impl Cols) -> Result<ConsentEvent, StoreError> 
 
 /// `campaign, status, since, event_id`
 pub(super) fn state_from_row(r: &impl Cols) -> Result<StateRow, StoreError> {
-    let s = super::state_from(&r.text(1)?, r.int(2)?, r.int(3)?)?;
+    let s = state_from(&r.text(1)?, r.int(2)?, r.int(3)?)?;
     Ok(StateRow {
         campaign: r.text(0)?,
         status: s.status,
@@ -152,7 +173,7 @@ pub(super) fn known_recipients(
         let entry = known.entry(address).or_default();
         entry.subject_id = Some(row.text(1)?);
         if let Some(c) = row.opt_text(3)? {
-            let state = super::state_from(&row.text(4)?, row.int(5)?, row.int(6)?)?;
+            let state = state_from(&row.text(4)?, row.int(5)?, row.int(6)?)?;
             if c == consent::ALL_CAMPAIGNS {
                 entry.consent.all = Some(state);
             } else {
