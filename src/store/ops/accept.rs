@@ -78,7 +78,8 @@ impl Op for Accept {
     }
 }
 
-/// Leases due deliveries to `owner` (see [`Conn::claim_due`]).
+/// Leases up to `limit` due deliveries to `owner`, then ones whose lease
+/// expired (see [`Conn::LEASE_DUE_DELIVERIES`]).
 pub(in crate::store) struct ClaimDue {
     pub owner: String,
     pub now: i64,
@@ -91,8 +92,23 @@ impl Op for ClaimDue {
     const ATOMIC: bool = false;
 
     async fn run<C: Conn>(&self, c: &mut C, _: i64) -> Result<Self::Out, StoreError> {
-        c.claim_due(&self.owner, self.now, self.lease_until, self.limit)
-            .await
+        let lease = |sql| {
+            Sql::new(sql)
+                .arg(&self.owner)
+                .arg(self.lease_until)
+                .arg(self.now)
+        };
+        let mut rows = c
+            .fetch_all(lease(C::LEASE_DUE_DELIVERIES).arg(self.limit))
+            .await?;
+        let room = self.limit - rows.len() as i64;
+        if room > 0 {
+            rows.extend(
+                c.fetch_all(lease(C::LEASE_EXPIRED_DELIVERIES).arg(room))
+                    .await?,
+            );
+        }
+        c.claimed(rows).await
     }
 }
 

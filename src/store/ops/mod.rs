@@ -186,6 +186,12 @@ pub(super) trait Conn: Send + Sized {
     /// orders concurrent writers about one person (PostgreSQL, several
     /// nodes; SQLite's one writer needs nothing).
     const FOR_UPDATE: &'static str;
+    /// Leases due deliveries: `$1` owner, `$2` lease until, `$3` now, `$4`
+    /// limit; returns `id, message_id, recipient, attempts` and whatever
+    /// [`Conn::claimed`] reads.
+    const LEASE_DUE_DELIVERIES: &'static str;
+    /// Takes deliveries whose lease expired, same binds and columns.
+    const LEASE_EXPIRED_DELIVERIES: &'static str;
     /// Leases due webhook rows: `$1` owner, `$2` lease until, `$3` now,
     /// `$4` limit; returns `event_id, attempts`.
     const LEASE_DUE_WEBHOOKS: &'static str;
@@ -221,13 +227,10 @@ pub(super) trait Conn: Send + Sized {
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Leases up to `limit` due deliveries (then ones whose lease expired).
-    fn claim_due(
+    /// The deliveries these leased rows name, with their messages' columns.
+    fn claimed(
         &mut self,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
+        rows: Vec<Self::Row>,
     ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send;
 
     /// Sets these outcomes on rows still `sending`, in one statement;

@@ -37,6 +37,22 @@ impl Conn for PgConnection {
     // longer `pending` when PostgreSQL rechecks it, so it is not taken.
     // Events of one subject commit in id order (the subject's row lock),
     // so an older row cannot appear after a younger one was leased.
+    // Due rows, then rows whose lease expired (a node that died or
+    // stopped without handing back), each with its message. `SKIP
+    // LOCKED`: rows another node is taking right now are left to it.
+    const LEASE_DUE_DELIVERIES: &'static str = "WITH due AS (SELECT id FROM deliveries \
+            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $3 \
+            ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+         claimed AS (UPDATE deliveries d SET status = 'sending', lease_owner = $1, lease_until = $2, updated_at = $3 \
+            FROM due WHERE d.id = due.id RETURNING d.id, d.message_id, d.recipient, d.attempts) \
+         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8 \
+         FROM claimed c JOIN messages m ON m.id = c.message_id";
+    const LEASE_EXPIRED_DELIVERIES: &'static str = "WITH expired AS (SELECT id FROM deliveries \
+            WHERE status = 'sending' AND lease_until < $3 LIMIT $4 FOR UPDATE SKIP LOCKED), \
+         claimed AS (UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3 \
+            FROM expired WHERE d.id = expired.id RETURNING d.id, d.message_id, d.recipient, d.attempts) \
+         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8 \
+         FROM claimed c JOIN messages m ON m.id = c.message_id";
     const LEASE_DUE_WEBHOOKS: &'static str = "WITH due AS (SELECT w.event_id FROM webhook_outbox w \
             WHERE w.status = 'pending' AND w.next_attempt_at <= $3 \
             AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.subject_id = w.subject_id AND o.event_id < w.event_id) \
@@ -52,22 +68,123 @@ impl Conn for PgConnection {
 
     conn_queries!(Postgres);
 
+    /// Inserts messages with their subjects, decisions and deliveries: four
+    /// statements, each binding its columns as arrays, however many rows.
     async fn insert_messages(
         &mut self,
         messages: &[&NewMessage],
         now: i64,
     ) -> Result<(), StoreError> {
-        insert_messages(self, messages, now).await
+        accept::insert_message_rows(self, messages).await?;
+
+        // Sorted by address: two transactions creating some of the same
+        // subjects take the unique index's locks in one order (no deadlock).
+        let mut new_subjects: Vec<(&NewSubject, &String)> = messages
+            .iter()
+            .flat_map(|m| &m.recipients)
+            .filter_map(|r| r.new_subject.as_ref().map(|s| (s, &r.recipient)))
+            .collect();
+        new_subjects.sort_by(|a, b| a.1.cmp(b.1));
+        new_subjects.dedup_by(|a, b| a.1 == b.1);
+        if !new_subjects.is_empty() {
+            let (ids, addresses, hashes, key_ids) = new_subjects.iter().fold(
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                |mut v, (s, address)| {
+                    v.0.push(s.id.as_str());
+                    v.1.push(address.as_str());
+                    v.2.push(s.address_hash.as_str());
+                    v.3.push(s.key_id.as_str());
+                    v
+                },
+            );
+            sqlx::query(
+                "INSERT INTO subjects (id, address, address_hash, key_id, created_at) \
+                 SELECT id, address, address_hash, key_id, $5 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS v (id, address, address_hash, key_id) \
+                 ORDER BY address ON CONFLICT (address) DO NOTHING",
+            )
+            .bind(&ids)
+            .bind(&addresses)
+            .bind(&hashes)
+            .bind(&key_ids)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        }
+
+        let rows: Vec<(&NewMessage, &RecipientDecision)> = messages
+            .iter()
+            .flat_map(|m| m.recipients.iter().map(move |r| (*m, r)))
+            .collect();
+        if !rows.is_empty() {
+            // A new subject is named by its address: two messages may have
+            // made one for the same address at once, and the one that exists
+            // is the one to name.
+            sqlx::query(
+                "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
+                 SELECT v.message_id, v.recipient, \
+                   CASE WHEN v.new THEN (SELECT id FROM subjects WHERE address = v.recipient) ELSE v.subject_id END, \
+                   v.campaign, v.outcome, v.reason, v.event_id, 'accept', v.at \
+                 FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                   $8::bigint[], $9::bigint[]) WITH ORDINALITY \
+                   AS v (message_id, recipient, new, subject_id, campaign, outcome, reason, event_id, at, n) \
+                 ORDER BY v.n",
+            )
+            .bind(rows.iter().map(|(m, _)| m.id.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.recipient.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.new_subject.is_some()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.subject_id.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(m, _)| m.campaign.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.outcome.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.reason.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.event_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(m, _)| m.received_at).collect::<Vec<_>>())
+            .execute(&mut *self)
+            .await?;
+        }
+
+        let delivered: Vec<&(&NewMessage, &RecipientDecision)> = rows
+            .iter()
+            .filter(|(_, r)| r.outcome == Outcome::Deliver)
+            .collect();
+        if !delivered.is_empty() {
+            sqlx::query(
+                "INSERT INTO deliveries (message_id, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
+                 SELECT v.message_id, v.recipient, 'queued', 0, v.next_attempt_at, $4, $4 \
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY \
+                   AS v (message_id, recipient, next_attempt_at, n) \
+                 ORDER BY v.n",
+            )
+            .bind(delivered.iter().map(|(m, _)| m.id.as_str()).collect::<Vec<_>>())
+            .bind(delivered.iter().map(|(_, r)| r.recipient.as_str()).collect::<Vec<_>>())
+            .bind(delivered.iter().map(|(m, _)| m.received_at).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        }
+        Ok(())
     }
 
-    async fn claim_due(
-        &mut self,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        claim(self, owner, now, lease_until, limit).await
+    /// Each leased row holds its message's columns already.
+    async fn claimed(&mut self, rows: Vec<Self::Row>) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get(4)?;
+                Ok(ClaimedDelivery {
+                    id: r.try_get(0)?,
+                    message_id: r.try_get(1)?,
+                    kind: kind
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("messages.kind: {e}")))?,
+                    recipient: r.try_get(2)?,
+                    mail_from: r.try_get(5)?,
+                    campaign: r.try_get(6)?,
+                    received_at: r.try_get(7)?,
+                    attempts: r.try_get(3)?,
+                    smtputf8: r.try_get(8)?,
+                })
+            })
+            .collect()
     }
 
     async fn set_outcomes(
@@ -130,165 +247,4 @@ impl Conn for PgConnection {
     async fn secure_delete(&mut self, _: bool) -> Result<(), StoreError> {
         Ok(())
     }
-}
-
-/// Inserts messages with their subjects, decisions and deliveries: four
-/// statements, each binding its columns as arrays, however many rows.
-async fn insert_messages(
-    conn: &mut PgConnection,
-    messages: &[&NewMessage],
-    now: i64,
-) -> Result<(), StoreError> {
-    accept::insert_message_rows(conn, messages).await?;
-
-    // Sorted by address: two transactions creating some of the same
-    // subjects take the unique index's locks in one order (no deadlock).
-    let mut new_subjects: Vec<(&NewSubject, &String)> = messages
-        .iter()
-        .flat_map(|m| &m.recipients)
-        .filter_map(|r| r.new_subject.as_ref().map(|s| (s, &r.recipient)))
-        .collect();
-    new_subjects.sort_by(|a, b| a.1.cmp(b.1));
-    new_subjects.dedup_by(|a, b| a.1 == b.1);
-    if !new_subjects.is_empty() {
-        let (ids, addresses, hashes, key_ids) = new_subjects.iter().fold(
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
-            |mut v, (s, address)| {
-                v.0.push(s.id.as_str());
-                v.1.push(address.as_str());
-                v.2.push(s.address_hash.as_str());
-                v.3.push(s.key_id.as_str());
-                v
-            },
-        );
-        sqlx::query(
-            "INSERT INTO subjects (id, address, address_hash, key_id, created_at) \
-             SELECT id, address, address_hash, key_id, $5 \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS v (id, address, address_hash, key_id) \
-             ORDER BY address ON CONFLICT (address) DO NOTHING",
-        )
-        .bind(&ids)
-        .bind(&addresses)
-        .bind(&hashes)
-        .bind(&key_ids)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
-
-    let rows: Vec<(&NewMessage, &RecipientDecision)> = messages
-        .iter()
-        .flat_map(|m| m.recipients.iter().map(move |r| (*m, r)))
-        .collect();
-    if !rows.is_empty() {
-        // A new subject is named by its address: two messages may have
-        // made one for the same address at once, and the one that exists
-        // is the one to name.
-        sqlx::query(
-            "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
-             SELECT v.message_id, v.recipient, \
-               CASE WHEN v.new THEN (SELECT id FROM subjects WHERE address = v.recipient) ELSE v.subject_id END, \
-               v.campaign, v.outcome, v.reason, v.event_id, 'accept', v.at \
-             FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::text[], \
-               $8::bigint[], $9::bigint[]) WITH ORDINALITY \
-               AS v (message_id, recipient, new, subject_id, campaign, outcome, reason, event_id, at, n) \
-             ORDER BY v.n",
-        )
-        .bind(rows.iter().map(|(m, _)| m.id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, r)| r.recipient.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, r)| r.new_subject.is_some()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, r)| r.subject_id.as_deref()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(m, _)| m.campaign.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, r)| r.outcome.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, r)| r.reason.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, r)| r.event_id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(m, _)| m.received_at).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    }
-
-    let delivered: Vec<&(&NewMessage, &RecipientDecision)> = rows
-        .iter()
-        .filter(|(_, r)| r.outcome == Outcome::Deliver)
-        .collect();
-    if !delivered.is_empty() {
-        sqlx::query(
-            "INSERT INTO deliveries (message_id, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
-             SELECT v.message_id, v.recipient, 'queued', 0, v.next_attempt_at, $4, $4 \
-             FROM UNNEST($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY \
-               AS v (message_id, recipient, next_attempt_at, n) \
-             ORDER BY v.n",
-        )
-        .bind(delivered.iter().map(|(m, _)| m.id.as_str()).collect::<Vec<_>>())
-        .bind(delivered.iter().map(|(_, r)| r.recipient.as_str()).collect::<Vec<_>>())
-        .bind(delivered.iter().map(|(m, _)| m.received_at).collect::<Vec<_>>())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Leases due rows, then rows whose lease expired (a node that died or
-/// stopped without handing back), each with its message in the same
-/// statement.
-async fn claim(
-    conn: &mut PgConnection,
-    owner: &str,
-    now: i64,
-    lease_until: i64,
-    limit: i64,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let mut rows = sqlx::query(
-        "WITH due AS (SELECT id FROM deliveries \
-            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $3 \
-            ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
-         claimed AS (UPDATE deliveries d SET status = 'sending', lease_owner = $1, lease_until = $2, updated_at = $3 \
-            FROM due WHERE d.id = due.id RETURNING d.id, d.message_id, d.recipient, d.attempts) \
-         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8 \
-         FROM claimed c JOIN messages m ON m.id = c.message_id",
-    )
-    .bind(owner)
-    .bind(lease_until)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    let room = limit - rows.len() as i64;
-    if room > 0 {
-        rows.extend(
-            sqlx::query(
-                "WITH expired AS (SELECT id FROM deliveries \
-                    WHERE status = 'sending' AND lease_until < $3 LIMIT $4 FOR UPDATE SKIP LOCKED), \
-                 claimed AS (UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3 \
-                    FROM expired WHERE d.id = expired.id RETURNING d.id, d.message_id, d.recipient, d.attempts) \
-                 SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8 \
-                 FROM claimed c JOIN messages m ON m.id = c.message_id",
-            )
-            .bind(owner)
-            .bind(lease_until)
-            .bind(now)
-            .bind(room)
-            .fetch_all(&mut *conn)
-            .await?,
-        );
-    }
-    rows.iter()
-        .map(|r| {
-            let kind: String = r.try_get(4)?;
-            Ok(ClaimedDelivery {
-                id: r.try_get(0)?,
-                message_id: r.try_get(1)?,
-                kind: kind
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("messages.kind: {e}")))?,
-                recipient: r.try_get(2)?,
-                mail_from: r.try_get(5)?,
-                campaign: r.try_get(6)?,
-                received_at: r.try_get(7)?,
-                attempts: r.try_get(3)?,
-                smtputf8: r.try_get(8)?,
-            })
-        })
-        .collect()
 }
