@@ -47,12 +47,20 @@ macro_rules! cols {
 cols!(sqlx::sqlite::SqliteRow, |r, i| r.try_get::<i64, _>(i)? != 0);
 cols!(sqlx::postgres::PgRow, |r, i| r.try_get::<bool, _>(i)?);
 
+/// A stored wire name (`table.column`) as its enum.
+fn parsed<T: std::str::FromStr<Err = String>>(
+    value: String,
+    column: &str,
+) -> Result<T, StoreError> {
+    value
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
 /// Builds a [`State`] from stored columns.
 pub(super) fn state_from(status: &str, since: i64, event_id: i64) -> Result<State, StoreError> {
     Ok(State {
-        status: status
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("consent_state.status: {e}")))?,
+        status: parsed(status.to_owned(), "consent_state.status")?,
         since,
         event_id,
     })
@@ -66,8 +74,8 @@ pub(super) fn decision_from_row(r: &impl Cols) -> Result<DecisionRow, StoreError
         message_id: r.text(2)?,
         recipient: r.text(3)?,
         campaign: r.text(4)?,
-        outcome: r.text(5)?,
-        reason: r.text(6)?,
+        outcome: parsed(r.text(5)?, "decisions.outcome")?,
+        reason: parsed(r.text(6)?, "decisions.reason")?,
         event_id: r.opt_int(7)?,
         stage: r.text(8)?,
     })
@@ -79,9 +87,9 @@ pub(super) fn event_from_row(r: &impl Cols) -> Result<ConsentEvent, StoreError> 
         id: r.int(0)?,
         subject_id: r.text(1)?,
         campaign: r.text(2)?,
-        action: r.text(3)?,
+        action: parsed(r.text(3)?, "consent_events.action")?,
         at: r.int(4)?,
-        source: r.text(5)?,
+        source: parsed(r.text(5)?, "consent_events.source")?,
         ip: r.opt_text(6)?,
         user_agent: r.opt_text(7)?,
         evidence: r.opt_text(8)?,
@@ -106,7 +114,7 @@ pub(super) fn delivery_from_row(r: &impl Cols) -> Result<DeliveryRow, StoreError
         id: r.int(0)?,
         message_id: r.text(1)?,
         campaign: r.text(2)?,
-        status: r.text(3)?,
+        status: parsed(r.text(3)?, "deliveries.status")?,
         attempts: r.int(4)?,
         last_reply: r.opt_text(5)?,
         created_at: r.int(6)?,
@@ -120,11 +128,11 @@ pub(super) fn queue_from_row(r: &impl Cols) -> Result<QueueRow, StoreError> {
     Ok(QueueRow {
         id: r.int(0)?,
         message_id: r.text(1)?,
-        kind: r.text(2)?,
+        kind: parsed(r.text(2)?, "messages.kind")?,
         recipient: r.text(3)?,
         mail_from: r.text(4)?,
         campaign: r.text(5)?,
-        status: r.text(6)?,
+        status: parsed(r.text(6)?, "deliveries.status")?,
         attempts: r.int(7)?,
         next_attempt_at: r.int(8)?,
         last_reply: r.opt_text(9)?,
