@@ -3,6 +3,16 @@
 //! the application needs, not SQL; `sqlite` is the embedded backend,
 //! `postgres` the shared one (several nodes), behind the same methods.
 //!
+//! - this file: the interface (the types, and `Store`'s methods, which
+//!   hand each write to its backend and run each read on one of its
+//!   connections);
+//! - `ops/`: every domain operation, written once over `ops::Conn`, the
+//!   seam of what the backends do differently;
+//! - `sqlite/`, `postgres/`: opening the database, how a write's
+//!   transaction runs (SQLite's group-commit writer, PostgreSQL's pool),
+//!   and their side of `Conn` (binding, locks, leases, multi-row inserts);
+//! - `rows.rs`: stored rows to these types, the same for both.
+//!
 //! Knows nothing of SMTP or HTML.
 
 mod idempotency;
