@@ -23,7 +23,7 @@ async fn reasons(relay: &TestRelay, recipient: &str) -> Vec<(String, String)> {
         .await
         .expect("decisions")
         .into_iter()
-        .map(|d| (d.outcome, d.reason))
+        .map(|d| (d.outcome.to_string(), d.reason.to_string()))
         .collect()
 }
 

@@ -117,7 +117,7 @@ async fn last_reason(relay: &TestRelay, email: &str) -> (String, String) {
         .await
         .expect("decisions");
     let d = rows.last().expect("a decision");
-    (d.outcome.clone(), d.reason.clone())
+    (d.outcome.to_string(), d.reason.to_string())
 }
 
 fn texts_version(relay: &TestRelay) -> String {

@@ -361,7 +361,7 @@ async fn show(config: &Config, email: &str, json: bool) -> anyhow::Result<()> {
             "  {:>6}  {}  {:<9} {:<20} source={}{}{}{}",
             e.id,
             format_time(e.at),
-            e.action,
+            e.action.as_str(),
             e.campaign,
             e.source,
             proof(" evidence", e.evidence.as_deref()),
@@ -420,8 +420,8 @@ async fn log(config: &Config, a: LogArgs) -> anyhow::Result<()> {
             r.message_id,
             r.recipient,
             r.campaign,
-            r.outcome,
-            r.reason,
+            r.outcome.as_str(),
+            r.reason.as_str(),
             r.event_id
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| "-".into()),
@@ -465,7 +465,7 @@ async fn queue(config: &Config, a: QueueArgs) -> anyhow::Result<()> {
             r.id,
             r.message_id,
             r.recipient,
-            r.status,
+            r.status.as_str(),
             r.attempts,
             format_time(r.next_attempt_at),
             r.last_reply.unwrap_or_default()

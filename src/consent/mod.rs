@@ -96,6 +96,12 @@ macro_rules! wire_names {
                 f.write_str(self.as_str())
             }
         }
+        /// Compares with a wire name (`status == "sent"`).
+        impl ::std::cmp::PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
         impl ::std::str::FromStr for $ty {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {

@@ -3,9 +3,20 @@
 //! the application needs, not SQL; `sqlite` is the embedded backend,
 //! `postgres` the shared one (several nodes), behind the same methods.
 //!
+//! - this file: the interface (the types, and `Store`'s methods, which
+//!   hand each write to its backend and run each read on one of its
+//!   connections);
+//! - `ops/`: every domain operation, written once over `ops::Conn`, the
+//!   seam of what the backends do differently;
+//! - `sqlite/`, `postgres/`: opening the database, how a write's
+//!   transaction runs (SQLite's group-commit writer, PostgreSQL's pool),
+//!   and their side of `Conn` (binding, locks, leases, multi-row inserts);
+//! - `rows.rs`: stored rows to these types, the same for both.
+//!
 //! Knows nothing of SMTP or HTML.
 
 mod idempotency;
+mod ops;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -14,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{StoreConfig, StoreUrl};
-use crate::consent::{Action, Source, State, Status};
+use crate::consent::{Action, Source, Status};
 use crate::policy::{Outcome, Reason, RecipientConsent};
 
 pub use idempotency::{
@@ -204,9 +215,9 @@ pub struct ConsentEvent {
     pub id: i64,
     pub subject_id: String,
     pub campaign: String,
-    pub action: String,
+    pub action: Action,
     pub at: i64,
-    pub source: String,
+    pub source: Source,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub evidence: Option<String>,
@@ -255,8 +266,8 @@ pub struct DecisionRow {
     pub message_id: String,
     pub recipient: String,
     pub campaign: String,
-    pub outcome: String,
-    pub reason: String,
+    pub outcome: Outcome,
+    pub reason: Reason,
     pub event_id: Option<i64>,
     pub stage: String,
 }
@@ -276,11 +287,11 @@ pub struct DecisionFilter {
 pub struct QueueRow {
     pub id: i64,
     pub message_id: String,
-    pub kind: String,
+    pub kind: MessageKind,
     pub recipient: String,
     pub mail_from: String,
     pub campaign: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_reply: Option<String>,
@@ -304,7 +315,7 @@ pub struct DeliveryRow {
     pub id: i64,
     pub message_id: String,
     pub campaign: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub last_reply: Option<String>,
     pub created_at: i64,
@@ -469,11 +480,46 @@ pub enum Store {
     Postgres(Arc<PgStore>),
 }
 
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
+/// Runs `$e` with `$c` a connection of whichever backend this is.
+macro_rules! read {
+    ($self:ident, $c:ident => $e:expr) => {
         match $self {
-            Store::Sqlite($s) => $e,
-            Store::Postgres($s) => $e,
+            Store::Sqlite(s) => {
+                let mut conn = s.reader().await?;
+                let $c = &mut *conn;
+                $e.await
+            }
+            Store::Postgres(s) => {
+                let mut conn = s.reader().await?;
+                let $c = &mut *conn;
+                $e.await
+            }
+        }
+    };
+}
+
+/// [`read!`] in a read-only transaction: one snapshot of every table.
+macro_rules! snapshot {
+    ($self:ident, $c:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite(s) => {
+                let mut tx = s.snapshot().await?;
+                let out = {
+                    let $c = &mut *tx;
+                    $e.await?
+                };
+                tx.rollback().await?;
+                Ok(out)
+            }
+            Store::Postgres(s) => {
+                let mut tx = s.snapshot().await?;
+                let out = {
+                    let $c = &mut *tx;
+                    $e.await?
+                };
+                tx.rollback().await?;
+                Ok(out)
+            }
         }
     };
 }
@@ -497,6 +543,37 @@ impl Store {
         }
     }
 
+    /// Runs the write `op` on this backend, then wakes the webhook
+    /// dispatcher if it wrote consent events.
+    async fn write<W: ops::Op>(&self, op: W) -> Result<W::Out, StoreError>
+    where
+        sqlite::Job: From<sqlite::Pending<W>>,
+    {
+        let out = match self {
+            Store::Sqlite(s) => s.write(op).await?,
+            Store::Postgres(s) => s.write(op).await?,
+        };
+        if W::wrote_events(&out) {
+            self.events().notify_one();
+        }
+        Ok(out)
+    }
+
+    /// Consent events are queued in `webhook_outbox` (`[webhook]` is set).
+    fn webhook(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.webhook_outbox,
+            Store::Postgres(s) => s.webhook_outbox,
+        }
+    }
+
+    fn events(&self) -> &Arc<tokio::sync::Notify> {
+        match self {
+            Store::Sqlite(s) => &s.events,
+            Store::Postgres(s) => &s.events,
+        }
+    }
+
     /// Consent known for these normalised addresses, for one campaign.
     /// `hashes` holds, per address, its keyed hashes under every signing key
     /// (an erased address is only known by its hash).
@@ -506,13 +583,16 @@ impl Store {
         addresses: &[String],
         hashes: &[Vec<String>],
     ) -> Result<HashMap<String, KnownRecipient>, StoreError> {
-        dispatch!(self, s => s.recipients_consent(campaign, addresses, hashes).await)
+        if addresses.is_empty() {
+            return Ok(HashMap::new());
+        }
+        read!(self, c => ops::reads::recipients_consent(c, campaign, addresses, hashes))
     }
 
     /// Stores a message, its decisions and its deliveries in one transaction.
     /// Returns only after the commit.
     pub async fn accept_message(&self, message: NewMessage) -> Result<(), StoreError> {
-        dispatch!(self, s => s.accept_message(message).await)
+        self.write(ops::accept::Accept(Box::new(message))).await
     }
 
     /// Leases up to `limit` due deliveries to `owner` until `lease_until`.
@@ -523,12 +603,18 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        dispatch!(self, s => s.claim_due(owner, now, lease_until, limit).await)
+        self.write(ops::accept::ClaimDue {
+            owner: owner.to_owned(),
+            now,
+            lease_until,
+            limit,
+        })
+        .await
     }
 
     /// The earliest time a queued or deferred delivery becomes due.
     pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        dispatch!(self, s => s.next_due().await)
+        read!(self, c => ops::reads::next_due(c))
     }
 
     /// Message bodies by queue id.
@@ -536,17 +622,21 @@ impl Store {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, Arc<Vec<u8>>>, StoreError> {
-        dispatch!(self, s => s.message_bodies(ids).await)
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        read!(self, c => ops::reads::message_bodies(c, ids))
     }
 
     /// Records attempt outcomes (one transaction per batch, grouped).
     pub async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
-        dispatch!(self, s => s.record_attempts(records).await)
+        self.write(ops::outcomes::Record(records)).await.map(drop)
     }
 
     /// Hands leases held by `owner` back to the queue (shutdown).
     pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.release_leases(owner).await)
+        self.write(ops::accept::ReleaseLeases(owner.to_owned()))
+            .await
     }
 
     /// Appends a consent event and updates the derived state in the same transaction.
@@ -565,7 +655,12 @@ impl Store {
         follow_up: Option<FollowUp>,
     ) -> Result<ConsentEvent, StoreError> {
         let (source, action) = (event.source.as_str(), event.action.as_str());
-        let recorded = dispatch!(self, s => s.append_consent_event(event, follow_up).await)?;
+        let op = ops::consent::AppendEvent {
+            event: Box::new(event),
+            webhook: self.webhook(),
+            follow_up,
+        };
+        let recorded: ConsentEvent = self.write(op).await?;
         metrics::counter!(crate::metrics::CONSENT_EVENTS, "source" => source, "action" => action)
             .increment(1);
         Ok(recorded)
@@ -576,33 +671,37 @@ impl Store {
         &self,
         address: &str,
     ) -> Result<Option<SubjectConsent>, StoreError> {
-        dispatch!(self, s => s.subject_consent(address).await)
+        snapshot!(self, c => ops::reads::subject_consent(c, address))
     }
 
     /// The subject a link names, by its opaque id.
     pub async fn subject_by_id(&self, id: &str) -> Result<Option<SubjectRow>, StoreError> {
-        dispatch!(self, s => s.subject_by_id(id).await)
+        read!(self, c => ops::reads::subject_by_id(c, id))
     }
 
     /// Current consent state of a subject, every campaign (and `*`).
     pub async fn subject_states(&self, subject_id: &str) -> Result<Vec<StateRow>, StoreError> {
-        dispatch!(self, s => s.subject_states(subject_id).await)
+        read!(self, c => ops::reads::subject_states(c, subject_id))
     }
 
     pub async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<DecisionRow>, StoreError> {
-        dispatch!(self, s => s.decisions(filter).await)
+        read!(self, c => ops::reads::decisions(c, filter))
     }
 
     /// Everything held about one normalised address, read in one snapshot;
     /// `None` if nothing is.
     pub async fn subject_record(&self, address: &str) -> Result<Option<SubjectRecord>, StoreError> {
-        dispatch!(self, s => s.subject_record(address).await)
+        snapshot!(self, c => ops::reads::subject_record(c, address))
     }
 
     /// Erases an address in one transaction (see `ErasureReport`); `None`
     /// if the store holds nothing about it.
     pub async fn erase(&self, erasure: Erasure) -> Result<Option<ErasureReport>, StoreError> {
-        dispatch!(self, s => s.erase(erasure).await)
+        self.write(ops::erase::Erase {
+            erasure: Box::new(erasure),
+            webhook: self.webhook(),
+        })
+        .await
     }
 
     /// Runs one batch of a purge in its own transaction: what it removed,
@@ -611,22 +710,22 @@ impl Store {
         &self,
         step: PurgeStep,
     ) -> Result<(PurgeReport, Option<PurgeStep>), StoreError> {
-        dispatch!(self, s => s.purge_batch(step).await)
+        self.write(ops::purge::Purge(step)).await
     }
 
     /// What a purge with these cut-offs would remove, changing nothing.
     pub async fn purge_count(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
-        dispatch!(self, s => s.purge_count(cutoffs).await)
+        snapshot!(self, c => ops::purge::purge_count(c, cutoffs))
+    }
+
+    /// How many copies are queued, deferred and being sent, by status.
+    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        read!(self, c => ops::reads::queue_depth(c))
     }
 
     /// Deliveries not yet final (queued, sending, deferred) and failed ones.
-    /// How many copies are queued, deferred and being sent, by status.
-    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        dispatch!(self, s => s.queue_depth().await)
-    }
-
     pub async fn queue(&self, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
-        dispatch!(self, s => s.queue(limit).await)
+        read!(self, c => ops::reads::queue(c, limit))
     }
 
     /// Leases up to `limit` due webhook rows to `owner` until `lease_until`:
@@ -639,7 +738,13 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedWebhook>, StoreError> {
-        dispatch!(self, s => s.claim_webhooks(owner, now, lease_until, limit).await)
+        self.write(ops::webhooks::ClaimWebhooks {
+            owner: owner.to_owned(),
+            now,
+            lease_until,
+            limit,
+        })
+        .await
     }
 
     /// Records a webhook attempt on a row still leased to `owner`.
@@ -648,29 +753,38 @@ impl Store {
         owner: &str,
         outcome: WebhookOutcome,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.record_webhook(owner, outcome).await)
+        self.write(ops::webhooks::RecordWebhook {
+            owner: owner.to_owned(),
+            outcome,
+        })
+        .await
     }
 
     /// Hands webhook leases held by `owner` back (shutdown).
     pub async fn release_webhooks(&self, owner: &str) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.release_webhooks(owner).await)
+        self.write(ops::webhooks::ReleaseWebhooks(owner.to_owned()))
+            .await
     }
 
     /// The webhook outbox, oldest first.
     pub async fn webhook_outbox(&self, limit: i64) -> Result<Vec<WebhookRow>, StoreError> {
-        dispatch!(self, s => s.webhook_outbox(limit).await)
+        read!(self, c => ops::webhooks::outbox(c, limit))
     }
 
     /// Notified after this process committed a consent event (the webhook
     /// dispatcher wakes on it; events of other processes are polled).
     pub fn events_written(&self) -> Arc<tokio::sync::Notify> {
-        dispatch!(self, s => s.events_written())
+        self.events().clone()
     }
 
     /// Appends imported events, each unless its import key is stored; one
     /// transaction per call, so callers pass batches.
     pub async fn import_events(&self, rows: Vec<ImportEvent>) -> Result<ImportCounts, StoreError> {
-        dispatch!(self, s => s.import_events(rows).await)
+        self.write(ops::import::Import {
+            rows,
+            webhook: self.webhook(),
+        })
+        .await
     }
 
     /// Which of these import keys are stored.
@@ -678,7 +792,7 @@ impl Store {
         &self,
         keys: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        dispatch!(self, s => s.present_import_keys(keys).await)
+        read!(self, c => ops::reads::present_import_keys(c, keys))
     }
 
     /// Which of these address hashes are of erased subjects.
@@ -686,7 +800,7 @@ impl Store {
         &self,
         hashes: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        dispatch!(self, s => s.erased_hashes(hashes).await)
+        read!(self, c => ops::reads::erased_hashes(c, hashes))
     }
 
     /// Appends a consent event unless its `Idempotency-Key` is stored, and
@@ -696,7 +810,11 @@ impl Store {
         keyed: KeyedConsent,
     ) -> Result<KeyedOutcome, StoreError> {
         let (source, action) = (keyed.event.source.as_str(), keyed.event.action.as_str());
-        let outcome = dispatch!(self, s => s.append_consent_event_once(keyed).await)?;
+        let op = ops::import::AppendOnce {
+            keyed: Box::new(keyed),
+            webhook: self.webhook(),
+        };
+        let outcome: KeyedOutcome = self.write(op).await?;
         if matches!(outcome, KeyedOutcome::Recorded { .. }) {
             metrics::counter!(crate::metrics::CONSENT_EVENTS, "source" => source, "action" => action)
                 .increment(1);
@@ -711,22 +829,14 @@ impl Store {
         campaign: &str,
         cutoff: i64,
     ) -> Result<Vec<GrantRow>, StoreError> {
-        dispatch!(self, s => s.grants_since_before(campaign, cutoff).await)
+        read!(self, c => ops::reads::grants_since_before(c, campaign, cutoff))
     }
 
     /// Closes the store: the writer finishes what it holds, connections close.
     pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
     }
-}
-
-/// Builds a [`State`] from stored columns.
-pub(crate) fn state_from(status: &str, since: i64, event_id: i64) -> Result<State, StoreError> {
-    Ok(State {
-        status: status
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("consent_state.status: {e}")))?,
-        since,
-        event_id,
-    })
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::*;
-use crate::consent;
+use crate::consent::{self, State};
 
 /// The column reads the mappers need, by position.
 pub(super) trait Cols {
@@ -14,10 +14,13 @@ pub(super) trait Cols {
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
     fn text(&self, i: usize) -> Result<String, StoreError>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A boolean expression (`EXISTS`): SQLite answers an integer.
+    fn flag(&self, i: usize) -> Result<bool, StoreError>;
 }
 
 macro_rules! cols {
-    ($row:ty) => {
+    ($row:ty, |$r:ident, $i:ident| $flag:expr) => {
         impl Cols for $row {
             fn int(&self, i: usize) -> Result<i64, StoreError> {
                 Ok(self.try_get(i)?)
@@ -31,11 +34,37 @@ macro_rules! cols {
             fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
                 Ok(self.try_get(i)?)
             }
+            fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+                Ok(self.try_get(i)?)
+            }
+            fn flag(&self, $i: usize) -> Result<bool, StoreError> {
+                let $r = self;
+                Ok($flag)
+            }
         }
     };
 }
-cols!(sqlx::sqlite::SqliteRow);
-cols!(sqlx::postgres::PgRow);
+cols!(sqlx::sqlite::SqliteRow, |r, i| r.try_get::<i64, _>(i)? != 0);
+cols!(sqlx::postgres::PgRow, |r, i| r.try_get::<bool, _>(i)?);
+
+/// A stored wire name (`table.column`) as its enum.
+fn parsed<T: std::str::FromStr<Err = String>>(
+    value: String,
+    column: &str,
+) -> Result<T, StoreError> {
+    value
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// Builds a [`State`] from stored columns.
+pub(super) fn state_from(status: &str, since: i64, event_id: i64) -> Result<State, StoreError> {
+    Ok(State {
+        status: parsed(status.to_owned(), "consent_state.status")?,
+        since,
+        event_id,
+    })
+}
 
 /// `id, at, message_id, recipient, campaign, outcome, reason, event_id, stage`
 pub(super) fn decision_from_row(r: &impl Cols) -> Result<DecisionRow, StoreError> {
@@ -45,8 +74,8 @@ pub(super) fn decision_from_row(r: &impl Cols) -> Result<DecisionRow, StoreError
         message_id: r.text(2)?,
         recipient: r.text(3)?,
         campaign: r.text(4)?,
-        outcome: r.text(5)?,
-        reason: r.text(6)?,
+        outcome: parsed(r.text(5)?, "decisions.outcome")?,
+        reason: parsed(r.text(6)?, "decisions.reason")?,
         event_id: r.opt_int(7)?,
         stage: r.text(8)?,
     })
@@ -58,9 +87,9 @@ pub(super) fn event_from_row(r: &impl Cols) -> Result<ConsentEvent, StoreError> 
         id: r.int(0)?,
         subject_id: r.text(1)?,
         campaign: r.text(2)?,
-        action: r.text(3)?,
+        action: parsed(r.text(3)?, "consent_events.action")?,
         at: r.int(4)?,
-        source: r.text(5)?,
+        source: parsed(r.text(5)?, "consent_events.source")?,
         ip: r.opt_text(6)?,
         user_agent: r.opt_text(7)?,
         evidence: r.opt_text(8)?,
@@ -70,7 +99,7 @@ pub(super) fn event_from_row(r: &impl Cols) -> Result<ConsentEvent, StoreError> 
 
 /// `campaign, status, since, event_id`
 pub(super) fn state_from_row(r: &impl Cols) -> Result<StateRow, StoreError> {
-    let s = super::state_from(&r.text(1)?, r.int(2)?, r.int(3)?)?;
+    let s = state_from(&r.text(1)?, r.int(2)?, r.int(3)?)?;
     Ok(StateRow {
         campaign: r.text(0)?,
         status: s.status,
@@ -85,7 +114,7 @@ pub(super) fn delivery_from_row(r: &impl Cols) -> Result<DeliveryRow, StoreError
         id: r.int(0)?,
         message_id: r.text(1)?,
         campaign: r.text(2)?,
-        status: r.text(3)?,
+        status: parsed(r.text(3)?, "deliveries.status")?,
         attempts: r.int(4)?,
         last_reply: r.opt_text(5)?,
         created_at: r.int(6)?,
@@ -99,11 +128,11 @@ pub(super) fn queue_from_row(r: &impl Cols) -> Result<QueueRow, StoreError> {
     Ok(QueueRow {
         id: r.int(0)?,
         message_id: r.text(1)?,
-        kind: r.text(2)?,
+        kind: parsed(r.text(2)?, "messages.kind")?,
         recipient: r.text(3)?,
         mail_from: r.text(4)?,
         campaign: r.text(5)?,
-        status: r.text(6)?,
+        status: parsed(r.text(6)?, "deliveries.status")?,
         attempts: r.int(7)?,
         next_attempt_at: r.int(8)?,
         last_reply: r.opt_text(9)?,
@@ -152,7 +181,7 @@ pub(super) fn known_recipients(
         let entry = known.entry(address).or_default();
         entry.subject_id = Some(row.text(1)?);
         if let Some(c) = row.opt_text(3)? {
-            let state = super::state_from(&row.text(4)?, row.int(5)?, row.int(6)?)?;
+            let state = state_from(&row.text(4)?, row.int(5)?, row.int(6)?)?;
             if c == consent::ALL_CAMPAIGNS {
                 entry.consent.all = Some(state);
             } else {

@@ -1,0 +1,235 @@
+//! Erasure (right to be forgotten), in one transaction, by its steps: the
+//! subject loses its address but keeps its id and keyed hash (the
+//! suppression); its consent events stay as the record that consent
+//! existed, without their proof (IP, user agent, evidence, import keys,
+//! stored API answers); an `erase` event is appended and the derived state
+//! dropped. Decision and delivery rows name `erased:<address_hash>`
+//! instead of the address; copies not yet sent become `suppressed-late`
+//! (reply `erased`) with a decision row saying so; bodies of messages
+//! whose only recipient was the address are removed; the notice, if any,
+//! is queued.
+
+use super::consent::{EventRow, insert_event};
+use super::import::forget;
+use super::{Conn, Op, Sql};
+use crate::consent::{self, Action};
+use crate::store::rows::Cols;
+use crate::store::{Erasure, ErasureReport, StoreError};
+
+/// Erases an address (`webhook`: the `erase` event goes to the outbox).
+pub(in crate::store) struct Erase {
+    pub erasure: Box<Erasure>,
+    pub webhook: bool,
+}
+
+impl Op for Erase {
+    type Out = Option<ErasureReport>;
+
+    async fn run<C: Conn>(&self, c: &mut C, now: i64) -> Result<Self::Out, StoreError> {
+        c.secure_delete(true).await?;
+        let erased = erase(c, &self.erasure, self.webhook, now).await;
+        c.secure_delete(false).await?;
+        erased
+    }
+
+    fn wrote_events(report: &Self::Out) -> bool {
+        report.is_some()
+    }
+
+    fn removed_personal_data(report: &Self::Out) -> bool {
+        report.is_some()
+    }
+}
+
+async fn erase<C: Conn>(
+    c: &mut C,
+    e: &Erasure,
+    webhook: bool,
+    now: i64,
+) -> Result<Option<ErasureReport>, StoreError> {
+    let Some((subject_id, address_hash)) = take_subject(c, e, now).await? else {
+        return Ok(None);
+    };
+    let events_kept = c
+        .execute(
+            Sql::new(
+                "UPDATE consent_events SET ip = NULL, user_agent = NULL, evidence = NULL WHERE subject_id = $1",
+            )
+            .arg(&subject_id),
+        )
+        .await?;
+    forget(c, &subject_id).await?;
+    let event_id = insert_event(
+        c,
+        EventRow {
+            subject_id: &subject_id,
+            campaign: consent::ALL_CAMPAIGNS,
+            action: Action::Erase,
+            at: e.at,
+            source: e.source,
+            ip: None,
+            user_agent: None,
+            evidence: None,
+        },
+        webhook,
+        now,
+    )
+    .await?
+    .id;
+    c.execute(Sql::new("DELETE FROM consent_state WHERE subject_id = $1").arg(&subject_id))
+        .await?;
+    let tag = crate::subject::erased_tag(&address_hash);
+    let cancelled = cancel_unsent(c, &e.address, &tag, &subject_id, event_id, now).await?;
+    let deliveries = c
+        .execute(
+            Sql::new("UPDATE deliveries SET recipient = $2 WHERE recipient = $1")
+                .arg(&e.address)
+                .arg(&tag),
+        )
+        .await?
+        + cancelled;
+    let decisions = c
+        .execute(
+            Sql::new("UPDATE decisions SET recipient = $2 WHERE recipient = $1")
+                .arg(&e.address)
+                .arg(&tag),
+        )
+        .await?;
+    let bodies_removed = remove_bodies(c, &tag).await?;
+    if let Some(notice) = &e.notice {
+        // Its one row names the address until its delivery ends; the
+        // subject lets the scrub put the erased tag in its place.
+        let mut notice = notice.clone();
+        for r in &mut notice.recipients {
+            r.subject_id = Some(subject_id.clone());
+            r.new_subject = None;
+            r.event_id = Some(event_id);
+        }
+        c.insert_messages(&[&notice], now).await?;
+    }
+    Ok(Some(ErasureReport {
+        subject_id,
+        address_hash,
+        event_id,
+        events_kept,
+        decisions,
+        deliveries,
+        cancelled,
+        bodies_removed,
+    }))
+}
+
+/// The subject of the address, its address removed: the live one, or a
+/// new suppression when only decisions or deliveries name the address;
+/// `None` when nothing does.
+async fn take_subject<C: Conn>(
+    c: &mut C,
+    e: &Erasure,
+    now: i64,
+) -> Result<Option<(String, String)>, StoreError> {
+    let live = c
+        .fetch_optional(
+            Sql::new("SELECT id, address_hash FROM subjects WHERE address = $1")
+                .push(C::FOR_UPDATE)
+                .arg(&e.address),
+        )
+        .await?;
+    if let Some(r) = live {
+        let id = r.text(0)?;
+        c.execute(
+            Sql::new("UPDATE subjects SET address = NULL, erased_at = $2 WHERE id = $1")
+                .arg(&id)
+                .arg(now),
+        )
+        .await?;
+        return Ok(Some((id, r.text(1)?)));
+    }
+    let known = c
+        .fetch_one(
+            Sql::new(
+                "SELECT EXISTS (SELECT 1 FROM decisions WHERE recipient = $1) \
+                 OR EXISTS (SELECT 1 FROM deliveries WHERE recipient = $1)",
+            )
+            .arg(&e.address),
+        )
+        .await?
+        .flag(0)?;
+    if !known {
+        return Ok(None);
+    }
+    let s = &e.new_subject;
+    c.execute(
+        Sql::new(
+            "INSERT INTO subjects (id, address, address_hash, key_id, created_at, erased_at) \
+             VALUES ($1, NULL, $2, $3, $4, $4)",
+        )
+        .arg(&s.id)
+        .arg(&s.address_hash)
+        .arg(&s.key_id)
+        .arg(now),
+    )
+    .await?;
+    Ok(Some((s.id.clone(), s.address_hash.clone())))
+}
+
+/// Closes the copies to `address` not sent yet, each with a decision row
+/// saying so; returns how many.
+async fn cancel_unsent<C: Conn>(
+    c: &mut C,
+    address: &str,
+    tag: &str,
+    subject_id: &str,
+    event_id: i64,
+    now: i64,
+) -> Result<u64, StoreError> {
+    // Copies not sent yet are never sent. A copy being sent right now (on
+    // any node) cannot be called back, but its row is closed too: the
+    // worker records outcomes only on rows still `sending`, so it can
+    // never be retried to the tag that replaces the address.
+    let cancelled = c
+        .fetch_all(
+            Sql::new(
+                "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', recipient = $2, \
+                 lease_owner = NULL, lease_until = NULL, next_attempt_at = $3, updated_at = $3 \
+                 WHERE recipient = $1 AND status IN ('queued', 'deferred', 'sending') RETURNING message_id",
+            )
+            .arg(address)
+            .arg(tag)
+            .arg(now),
+        )
+        .await?;
+    for r in &cancelled {
+        let message_id = r.text(0)?;
+        c.execute(
+            Sql::new(
+                "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
+                 SELECT id, $2, $3, campaign, 'suppress', 'erased', $4, 'send', $5 FROM messages WHERE id = $1",
+            )
+            .arg(&message_id)
+            .arg(tag)
+            .arg(subject_id)
+            .arg(event_id)
+            .arg(now),
+        )
+        .await?;
+    }
+    Ok(cancelled.len() as u64)
+}
+
+/// Removes the bodies of messages whose only recipient was the address
+/// (now `tag`) and that have nothing left to send. A body may name its
+/// recipient (To:, a greeting); one shared with other recipients stays
+/// until `[retention]` purges it.
+async fn remove_bodies<C: Conn>(c: &mut C, tag: &str) -> Result<u64, StoreError> {
+    c.execute(
+        Sql::new(
+            "UPDATE messages SET body = NULL WHERE body IS NOT NULL \
+             AND id IN (SELECT message_id FROM decisions WHERE recipient = $1) \
+             AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.message_id = messages.id AND o.recipient <> $1) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
+                 AND d.status IN ('queued', 'sending', 'deferred'))",
+        )
+        .arg(tag),
+    )
+    .await
+}

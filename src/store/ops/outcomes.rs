@@ -1,0 +1,132 @@
+//! Recording attempt outcomes, and what follows from them in the same
+//! transaction: the late decision, the bounce, and the scrub of an
+//! erasure notice whose delivery ended.
+
+use super::{Conn, Op, Sql, first_texts};
+use crate::store::{AttemptRecord, DeliveryStatus, StoreError};
+
+/// Whether an outcome is final (never tried again).
+pub(in crate::store) fn is_final(status: DeliveryStatus) -> bool {
+    matches!(
+        status,
+        DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::SuppressedLate
+    )
+}
+
+/// Records a batch of outcomes; `Out` is the number of erasure notices scrubbed.
+pub(in crate::store) struct Record(pub Vec<AttemptRecord>);
+
+impl Op for Record {
+    type Out = u64;
+
+    async fn run<C: Conn>(&self, c: &mut C, now: i64) -> Result<u64, StoreError> {
+        record(c, &self.0, now).await
+    }
+
+    fn removed_personal_data(scrubbed: &u64) -> bool {
+        *scrubbed > 0
+    }
+}
+
+async fn record<C: Conn>(
+    c: &mut C,
+    records: &[AttemptRecord],
+    now: i64,
+) -> Result<u64, StoreError> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    // Only rows still leased are updated, so an outcome never overwrites a
+    // later one.
+    let recorded = c.set_outcomes(records, now).await?;
+    // A row no longer `sending` was closed meanwhile (erased, or its lease
+    // expired and another attempt owns it): its outcome is not ours to
+    // record, nor a late decision or a bounce, whose text would quote an
+    // address that erasure has just removed.
+    for r in records.iter().filter(|r| recorded.contains(&r.delivery_id)) {
+        if let Some(l) = &r.late_decision {
+            c.execute(
+                Sql::new(
+                    "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
+                     VALUES ($1, $2, $3, $4, 'suppress', $5, $6, 'send', $7)",
+                )
+                .arg(&l.message_id)
+                .arg(&l.recipient)
+                .arg(&l.subject_id)
+                .arg(&l.campaign)
+                .arg(l.reason.as_str())
+                .arg(l.event_id)
+                .arg(now),
+            )
+            .await?;
+        }
+        if let Some(dsn) = &r.dsn {
+            c.insert_messages(&[dsn], now).await?;
+        }
+    }
+    let ended: Vec<i64> = records
+        .iter()
+        .filter(|r| recorded.contains(&r.delivery_id) && is_final(r.status))
+        .map(|r| r.delivery_id)
+        .collect();
+    scrub_erasure_notices(c, &ended).await
+}
+
+/// Scrubs the erasure notices among these deliveries, whose outcome was
+/// just recorded as final: the copy was handed over (or never will be),
+/// so the address goes from the notice's rows as it went from every other
+/// row at erasure. Their decision and delivery rows name
+/// `erased:<address_hash>` of the erased subject, the upstream's reply
+/// (which may quote the address) keeps only its code, and the body goes.
+/// Returns the number of notices scrubbed.
+async fn scrub_erasure_notices<C: Conn>(c: &mut C, final_ids: &[i64]) -> Result<u64, StoreError> {
+    if final_ids.is_empty() {
+        return Ok(0);
+    }
+    let messages = first_texts(
+        &c.fetch_all(
+            Sql::new(
+                "SELECT DISTINCT d.message_id FROM deliveries d JOIN messages m ON m.id = d.message_id \
+                 WHERE m.kind = 'erasure-notice' AND d.id",
+            )
+            .ints::<C>(final_ids),
+        )
+        .await?,
+    )?;
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    c.secure_delete(true).await?;
+    let result = scrub(c, &messages).await;
+    c.secure_delete(false).await?;
+    result?;
+    Ok(messages.len() as u64)
+}
+
+async fn scrub<C: Conn>(c: &mut C, messages: &[String]) -> Result<(), StoreError> {
+    for id in messages {
+        // The notice's decision row names the erased subject (erase() set it).
+        c.execute(
+            Sql::new(
+                "UPDATE decisions SET recipient = 'erased:' || \
+                 (SELECT address_hash FROM subjects s WHERE s.id = decisions.subject_id) \
+                 WHERE message_id = $1 AND subject_id IS NOT NULL",
+            )
+            .arg(id),
+        )
+        .await?;
+        c.execute(
+            Sql::new(
+                "UPDATE deliveries SET recipient = \
+                 (SELECT recipient FROM decisions WHERE decisions.message_id = deliveries.message_id LIMIT 1), \
+                 last_reply = substr(last_reply, 1, 3) || ' (reply removed with the erased address)' \
+                 WHERE message_id = $1",
+            )
+            .arg(id),
+        )
+        .await?;
+        c.execute(Sql::new("UPDATE messages SET body = NULL WHERE id = $1").arg(id))
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! The read queries: consent of a message's recipients, the queue, the
+//! decision log, everything held about one address, and the lookups of
+//! imports and `consent expiring`. Each runs on one connection the caller
+//! gives (a reader, or a snapshot transaction where several tables must
+//! agree).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::{Conn, Sql, lookup};
+use crate::consent;
+use crate::store::rows::{
+    self, Cols, decision_from_row, delivery_from_row, event_from_row, grant_from_row,
+    queue_from_row, state_from_row,
+};
+use crate::store::{
+    ConsentEvent, DecisionFilter, DecisionRow, GrantRow, KnownRecipient, QueueRow, StateRow,
+    StoreError, SubjectConsent, SubjectInfo, SubjectRecord, SubjectRow,
+};
+
+/// Consent of these addresses for `campaign`, in one round trip: live
+/// subjects by address, and erased ones (whose address is gone) by the
+/// keyed hash of the address.
+pub(in crate::store) async fn recipients_consent<C: Conn>(
+    c: &mut C,
+    campaign: &str,
+    addresses: &[String],
+    hashes: &[Vec<String>],
+) -> Result<HashMap<String, KnownRecipient>, StoreError> {
+    if addresses.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let all_hashes: Vec<String> = hashes.iter().flatten().cloned().collect();
+    let rows = c
+        .fetch_all(
+            Sql::new(
+                "SELECT s.address, s.id, s.address_hash, cs.campaign, cs.status, cs.since, cs.event_id \
+                 FROM subjects s LEFT JOIN consent_state cs ON cs.subject_id = s.id AND cs.campaign IN ($1, '*') \
+                 WHERE s.address",
+            )
+            .arg(campaign)
+            .texts::<C>(addresses)
+            .push(" OR (s.address IS NULL AND s.address_hash")
+            .texts::<C>(&all_hashes)
+            .push(")"),
+        )
+        .await?;
+    rows::known_recipients(&rows, addresses, hashes)
+}
+
+/// The earliest time a queued or deferred delivery becomes due.
+pub(in crate::store) async fn next_due<C: Conn>(c: &mut C) -> Result<Option<i64>, StoreError> {
+    c.fetch_one(Sql::new(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('queued', 'deferred')",
+    ))
+    .await?
+    .opt_int(0)
+}
+
+/// Message bodies by queue id (messages without one are left out).
+pub(in crate::store) async fn message_bodies<C: Conn>(
+    c: &mut C,
+    ids: &[String],
+) -> Result<HashMap<String, Arc<Vec<u8>>>, StoreError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let q = Sql::new("SELECT id, body FROM messages WHERE id").texts::<C>(ids);
+    for row in c.fetch_all(q).await? {
+        if let Some(body) = row.opt_bytes(1)? {
+            out.insert(row.text(0)?, Arc::new(body));
+        }
+    }
+    Ok(out)
+}
+
+/// A live subject by address: `id, address, created_at`.
+async fn live_subject<C: Conn>(
+    c: &mut C,
+    address: &str,
+) -> Result<Option<SubjectInfo>, StoreError> {
+    c.fetch_optional(
+        Sql::new("SELECT id, address, created_at FROM subjects WHERE address = $1").arg(address),
+    )
+    .await?
+    .map(|r| {
+        Ok(SubjectInfo {
+            id: r.text(0)?,
+            address: r.text(1)?,
+            created_at: r.int(2)?,
+        })
+    })
+    .transpose()
+}
+
+/// Everything about one address's consent; `None` if unknown.
+pub(in crate::store) async fn subject_consent<C: Conn>(
+    c: &mut C,
+    address: &str,
+) -> Result<Option<SubjectConsent>, StoreError> {
+    let Some(s) = live_subject(c, address).await? else {
+        return Ok(None);
+    };
+    let states = subject_states(c, &s.id).await?;
+    let events = events_of(c, &s.id).await?;
+    Ok(Some(SubjectConsent {
+        subject_id: s.id,
+        address: s.address,
+        created_at: s.created_at,
+        states,
+        events,
+    }))
+}
+
+/// Everything held about one address; `None` if nothing is.
+pub(in crate::store) async fn subject_record<C: Conn>(
+    c: &mut C,
+    address: &str,
+) -> Result<Option<SubjectRecord>, StoreError> {
+    let subject = live_subject(c, address).await?;
+    let (mut states, mut events) = (Vec::new(), Vec::new());
+    if let Some(s) = &subject {
+        states = subject_states(c, &s.id).await?;
+        events = events_of(c, &s.id).await?;
+    }
+    let decisions = c
+        .fetch_all(
+            Sql::new(
+                "SELECT id, at, message_id, recipient, campaign, outcome, reason, event_id, stage \
+                 FROM decisions WHERE recipient = $1 ORDER BY id",
+            )
+            .arg(address),
+        )
+        .await?
+        .iter()
+        .map(decision_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let deliveries = c
+        .fetch_all(
+            Sql::new(
+                "SELECT d.id, d.message_id, m.campaign, d.status, d.attempts, d.last_reply, d.created_at, d.updated_at \
+                 FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = $1 ORDER BY d.id",
+            )
+            .arg(address),
+        )
+        .await?
+        .iter()
+        .map(delivery_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let record = SubjectRecord {
+        subject,
+        states,
+        events,
+        decisions,
+        deliveries,
+    };
+    Ok((!record.is_empty()).then_some(record))
+}
+
+/// The subject a link names, by its opaque id.
+pub(in crate::store) async fn subject_by_id<C: Conn>(
+    c: &mut C,
+    id: &str,
+) -> Result<Option<SubjectRow>, StoreError> {
+    c.fetch_optional(Sql::new("SELECT id, address FROM subjects WHERE id = $1").arg(id))
+        .await?
+        .map(|r| {
+            Ok(SubjectRow {
+                id: r.text(0)?,
+                address: r.opt_text(1)?,
+            })
+        })
+        .transpose()
+}
+
+/// Current consent state of a subject, every campaign (and `*`).
+pub(in crate::store) async fn subject_states<C: Conn>(
+    c: &mut C,
+    subject_id: &str,
+) -> Result<Vec<StateRow>, StoreError> {
+    c.fetch_all(
+        Sql::new(
+            "SELECT campaign, status, since, event_id FROM consent_state WHERE subject_id = $1 ORDER BY campaign",
+        )
+        .arg(subject_id),
+    )
+    .await?
+    .iter()
+    .map(state_from_row)
+    .collect()
+}
+
+async fn events_of<C: Conn>(c: &mut C, subject_id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+    c.fetch_all(
+        Sql::new(
+            "SELECT id, subject_id, campaign, action, at, source, ip, user_agent, evidence, recorded_at \
+             FROM consent_events WHERE subject_id = $1 ORDER BY id",
+        )
+        .arg(subject_id),
+    )
+    .await?
+    .iter()
+    .map(event_from_row)
+    .collect()
+}
+
+/// The decision log, filtered, oldest first.
+pub(in crate::store) async fn decisions<C: Conn>(
+    c: &mut C,
+    f: &DecisionFilter,
+) -> Result<Vec<DecisionRow>, StoreError> {
+    let mut q = Sql::new(
+        "SELECT id, at, message_id, recipient, campaign, outcome, reason, event_id, stage \
+         FROM decisions WHERE 1 = 1",
+    );
+    if let Some(r) = &f.recipient {
+        q = q.push(" AND recipient = ").bind(r);
+    }
+    if let Some(campaign) = &f.campaign {
+        q = q.push(" AND campaign = ").bind(campaign);
+    }
+    if let Some(s) = f.since {
+        q = q.push(" AND at >= ").bind(s);
+    }
+    if let Some(a) = f.after_id {
+        q = q.push(" AND id > ").bind(a);
+    }
+    q = q.push(" ORDER BY id LIMIT ").bind(f.limit);
+    c.fetch_all(q)
+        .await?
+        .iter()
+        .map(decision_from_row)
+        .collect()
+}
+
+/// How many copies are queued, deferred and being sent, by status.
+pub(in crate::store) async fn queue_depth<C: Conn>(
+    c: &mut C,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    // Two index range counts: the partial index of due rows and the
+    // status index for leased ones.
+    c.fetch_all(Sql::new(
+        "SELECT status, COUNT(*) FROM deliveries WHERE status IN ('queued', 'deferred') GROUP BY status \
+         UNION ALL SELECT 'sending', COUNT(*) FROM deliveries WHERE status = 'sending'",
+    ))
+    .await?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.int(1)?)))
+    .collect()
+}
+
+/// Deliveries not yet final (queued, sending, deferred) and failed ones.
+pub(in crate::store) async fn queue<C: Conn>(
+    c: &mut C,
+    limit: i64,
+) -> Result<Vec<QueueRow>, StoreError> {
+    c.fetch_all(
+        Sql::new(
+            "SELECT d.id, d.message_id, m.kind, d.recipient, m.mail_from, m.campaign, d.status, \
+             d.attempts, d.next_attempt_at, d.last_reply, m.received_at \
+             FROM deliveries d JOIN messages m ON m.id = d.message_id \
+             WHERE d.status IN ('queued', 'sending', 'deferred', 'failed') \
+             ORDER BY d.id LIMIT $1",
+        )
+        .arg(limit),
+    )
+    .await?
+    .iter()
+    .map(queue_from_row)
+    .collect()
+}
+
+/// Which of these import keys are stored.
+pub(in crate::store) async fn present_import_keys<C: Conn>(
+    c: &mut C,
+    keys: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    lookup(
+        c,
+        "SELECT import_key FROM consent_events WHERE import_key",
+        keys,
+    )
+    .await
+}
+
+/// Which of these address hashes are of erased subjects.
+pub(in crate::store) async fn erased_hashes<C: Conn>(
+    c: &mut C,
+    hashes: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    lookup(
+        c,
+        "SELECT address_hash FROM subjects WHERE address IS NULL AND address_hash",
+        hashes,
+    )
+    .await
+}
+
+/// Current grants for `campaign` given at or before `cutoff`.
+pub(in crate::store) async fn grants_since_before<C: Conn>(
+    c: &mut C,
+    campaign: &str,
+    cutoff: i64,
+) -> Result<Vec<GrantRow>, StoreError> {
+    // A grant an "unsubscribe from all" came after does not count (as
+    // `policy::decide` reads it), nor one of an erased subject.
+    c.fetch_all(
+        Sql::new(
+            "SELECT s.id, s.address, cs.since, cs.event_id FROM consent_state cs \
+             JOIN subjects s ON s.id = cs.subject_id \
+             LEFT JOIN consent_state a ON a.subject_id = cs.subject_id AND a.campaign = $3 \
+             WHERE cs.campaign = $1 AND cs.status = 'granted' AND cs.since <= $2 \
+             AND s.address IS NOT NULL \
+             AND NOT (a.status IS NOT NULL AND a.status = 'withdrawn' \
+                 AND (a.since > cs.since OR (a.since = cs.since AND a.event_id > cs.event_id))) \
+             ORDER BY cs.since, s.address",
+        )
+        .arg(campaign)
+        .arg(cutoff)
+        .arg(consent::ALL_CAMPAIGNS),
+    )
+    .await?
+    .iter()
+    .map(grant_from_row)
+    .collect()
+}

@@ -1,0 +1,168 @@
+//! The webhook outbox: only the oldest row of each subject is leased, so
+//! a subject's events go out in order and never two at once (on any node:
+//! PostgreSQL leases with `SKIP LOCKED`, [`Conn::LEASE_DUE_WEBHOOKS`]);
+//! outcomes are recorded by the lease holder only.
+
+use std::collections::HashMap;
+
+use super::{Conn, Op, Sql};
+use crate::store::rows::{Cols, event_from_row, webhook_from_row};
+use crate::store::{ClaimedWebhook, StoreError, WebhookOutcome, WebhookRow};
+
+/// Leases the head row of each subject's outbox queue that is due (or
+/// whose lease expired), with the event as it stands now.
+pub(in crate::store) struct ClaimWebhooks {
+    pub owner: String,
+    pub now: i64,
+    pub lease_until: i64,
+    pub limit: i64,
+}
+
+impl Op for ClaimWebhooks {
+    type Out = Vec<ClaimedWebhook>;
+    const ATOMIC: bool = false;
+
+    async fn run<C: Conn>(&self, c: &mut C, _: i64) -> Result<Self::Out, StoreError> {
+        let lease = |sql| {
+            Sql::new(sql)
+                .arg(&self.owner)
+                .arg(self.lease_until)
+                .arg(self.now)
+        };
+        let mut leased = c
+            .fetch_all(lease(C::LEASE_DUE_WEBHOOKS).arg(self.limit))
+            .await?;
+        let room = self.limit - leased.len() as i64;
+        if room > 0 {
+            // Rows of a node that stopped without handing them back.
+            leased.extend(
+                c.fetch_all(lease(C::LEASE_EXPIRED_WEBHOOKS).arg(room))
+                    .await?,
+            );
+        }
+        if leased.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut attempts: HashMap<i64, i64> = HashMap::with_capacity(leased.len());
+        for r in &leased {
+            attempts.insert(r.int(0)?, r.int(1)?);
+        }
+        let ids: Vec<i64> = attempts.keys().copied().collect();
+        c.fetch_all(
+            Sql::new(
+                "SELECT e.id, e.subject_id, e.campaign, e.action, e.at, e.source, e.ip, e.user_agent, e.evidence, \
+                 e.recorded_at, s.address FROM consent_events e JOIN subjects s ON s.id = e.subject_id WHERE e.id",
+            )
+            .ints::<C>(&ids)
+            .push(" ORDER BY e.id"),
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            let event = event_from_row(r)?;
+            Ok(ClaimedWebhook {
+                attempts: attempts.get(&event.id).copied().unwrap_or(0),
+                email: r.opt_text(10)?,
+                event,
+            })
+        })
+        .collect()
+    }
+}
+
+/// Records one attempt, only on a row still leased to `owner`: a lease that
+/// expired and went to another node is that node's to record.
+pub(in crate::store) struct RecordWebhook {
+    pub owner: String,
+    pub outcome: WebhookOutcome,
+}
+
+impl Op for RecordWebhook {
+    type Out = ();
+
+    async fn run<C: Conn>(&self, c: &mut C, now: i64) -> Result<(), StoreError> {
+        let owner = &self.owner;
+        match &self.outcome {
+            WebhookOutcome::Delivered { event_id } => {
+                c.execute(
+                    Sql::new("DELETE FROM webhook_outbox WHERE event_id = $1 AND lease_owner = $2")
+                        .arg(*event_id)
+                        .arg(owner),
+                )
+                .await?;
+            }
+            WebhookOutcome::Failed {
+                event_id,
+                error,
+                next_attempt_at,
+            } => {
+                let next = (*next_attempt_at).max(now);
+                let failed = c
+                    .fetch_optional(
+                        Sql::new(
+                            "UPDATE webhook_outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = $3, \
+                             last_error = $4, lease_owner = NULL, lease_until = NULL WHERE event_id = $1 AND lease_owner = $2 \
+                             RETURNING subject_id",
+                        )
+                        .arg(*event_id)
+                        .arg(owner)
+                        .arg(next)
+                        .arg(error),
+                    )
+                    .await?;
+                // The subject's later events wait as long (they cannot go
+                // first), so they do not count as due in the meantime.
+                if let Some(r) = failed {
+                    let subject_id = r.text(0)?;
+                    c.execute(
+                        Sql::new(
+                            "UPDATE webhook_outbox SET next_attempt_at = $2 \
+                             WHERE subject_id = $1 AND status = 'pending' AND next_attempt_at < $2",
+                        )
+                        .arg(&subject_id)
+                        .arg(next),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hands the webhook leases of `owner` back.
+pub(in crate::store) struct ReleaseWebhooks(pub String);
+
+impl Op for ReleaseWebhooks {
+    type Out = u64;
+    const ATOMIC: bool = false;
+
+    async fn run<C: Conn>(&self, c: &mut C, _: i64) -> Result<u64, StoreError> {
+        c.execute(
+            Sql::new(
+                "UPDATE webhook_outbox SET status = 'pending', lease_owner = NULL, lease_until = NULL \
+                 WHERE status = 'sending' AND lease_owner = $1",
+            )
+            .arg(&self.0),
+        )
+        .await
+    }
+}
+
+/// The outbox, oldest first.
+pub(in crate::store) async fn outbox<C: Conn>(
+    c: &mut C,
+    limit: i64,
+) -> Result<Vec<WebhookRow>, StoreError> {
+    c.fetch_all(
+        Sql::new(
+            "SELECT event_id, subject_id, status, attempts, next_attempt_at, last_error, created_at \
+             FROM webhook_outbox ORDER BY event_id LIMIT $1",
+        )
+        .arg(limit),
+    )
+    .await?
+    .iter()
+    .map(webhook_from_row)
+    .collect()
+}
