@@ -1,8 +1,9 @@
-//! Helpers shared by the end-to-end tests in `tests/`: each test binary
-//! includes them with `mod common;`. They own test fixtures only (a fake
-//! upstream SMTP server, ...), never product code.
+//! Helpers shared by the end-to-end tests: `tests/e2e` and
+//! `tests/process_wide` include them with
+//! `#[path = "../common/mod.rs"] mod common;`. They own test fixtures only
+//! (a fake upstream SMTP server, ...), never product code.
 
-// Each test binary uses a different subset of these helpers.
+// Some of these helpers are used by no test.
 #![allow(dead_code)]
 
 pub mod admin;
