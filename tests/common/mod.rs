@@ -1,10 +1,8 @@
-//! Helpers shared by the end-to-end tests: `tests/e2e` and
-//! `tests/process_wide` include them with
-//! `#[path = "../common/mod.rs"] mod common;`. They own test fixtures only
-//! (a fake upstream SMTP server, ...), never product code.
-
-// Some of these helpers are used by no test.
-#![allow(dead_code)]
+//! Helpers shared by the end-to-end tests: `tests/e2e` includes them with
+//! `#[path = "../common/mod.rs"] mod common;` and uses them all;
+//! `tests/process_wide` (and `tests/store`, for `backend.rs`) include them
+//! the same way. They own test fixtures only (a fake upstream SMTP server,
+//! ...), never product code.
 
 pub mod admin;
 pub mod backend;
