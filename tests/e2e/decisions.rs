@@ -190,7 +190,7 @@ async fn unknown_inactive_deleted_and_missing_campaigns_are_refused() {
 }
 both_stores!(unknown_inactive_deleted_and_missing_campaigns_are_refused);
 
-async fn folded_and_case_insensitive_campaign_header() {
+async fn a_folded_lowercase_campaign_header_is_read_and_left_out_of_the_copy() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
     let r = relay
@@ -204,9 +204,9 @@ async fn folded_and_case_insensitive_campaign_header() {
     let data = String::from_utf8_lossy(&got[0].data);
     assert!(!data.to_ascii_lowercase().contains("x-campaign"), "{data}");
 }
-both_stores!(folded_and_case_insensitive_campaign_header);
+both_stores!(a_folded_lowercase_campaign_header_is_read_and_left_out_of_the_copy);
 
-async fn missing_header_can_name_a_default_campaign() {
+async fn a_message_without_the_header_goes_to_the_missing_campaign() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "missing_campaign = \"prospecting\"", "").await;
     let r = relay
@@ -215,7 +215,7 @@ async fn missing_header_can_name_a_default_campaign() {
     assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
     sink.wait_for(1, Duration::from_secs(10)).await;
 }
-both_stores!(missing_header_can_name_a_default_campaign);
+both_stores!(a_message_without_the_header_goes_to_the_missing_campaign);
 
 async fn all_suppressed_answers_250_and_sends_nothing() {
     let sink = Sink::start().await;

@@ -57,7 +57,7 @@ fn addresses(rows: &[Value]) -> Vec<&str> {
         .collect()
 }
 
-async fn expiring_grants_and_one_click_re_permission() {
+async fn expiring_lists_old_grants_and_a_confirmed_re_opt_in_takes_them_off() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
     let dir = relay.dir.path();
@@ -209,7 +209,7 @@ async fn expiring_grants_and_one_click_re_permission() {
         ["old@example.net"]
     );
 }
-both_stores!(expiring_grants_and_one_click_re_permission);
+both_stores!(expiring_lists_old_grants_and_a_confirmed_re_opt_in_takes_them_off);
 
 async fn a_campaign_without_max_age_is_an_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

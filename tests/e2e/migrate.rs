@@ -153,7 +153,7 @@ fn views(config: &Path) -> (String, String) {
 }
 
 #[tokio::test]
-async fn sqlite_to_postgres_and_back() {
+async fn migrate_store_copies_sqlite_to_postgres_and_back_and_refuses_a_full_target() {
     backend::on_pg(|| async {
         let sink = Sink::start().await;
         let dir = tempfile::tempdir().expect("temp dir");

@@ -194,7 +194,7 @@ async fn two_nodes_share_queue_leases_and_consent() {
 }
 
 #[tokio::test]
-async fn two_nodes_on_postgres() {
+async fn two_nodes_on_one_postgres_schema_deliver_once_and_share_consent() {
     common::backend::on_pg(two_nodes_share_queue_leases_and_consent).await;
 }
 
@@ -253,6 +253,6 @@ async fn tls_to_postgres_follows_sslmode() {
 }
 
 #[tokio::test]
-async fn tls_to_postgres() {
+async fn tls_to_postgres_follows_the_urls_sslmode() {
     common::backend::on_pg(tls_to_postgres_follows_sslmode).await;
 }

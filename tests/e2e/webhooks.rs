@@ -915,7 +915,7 @@ async fn two_nodes_send_each_subjects_events_once_and_in_order() {
 }
 both_stores!(two_nodes_send_each_subjects_events_once_and_in_order);
 
-async fn https_to_a_crm_whose_ca_is_in_ca_file() {
+async fn https_to_a_crm_with_a_private_ca_is_refused_until_ca_file_names_it() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let crm = Crm::start_tls(&dir.path().join("crm-ca.pem")).await;
@@ -944,7 +944,7 @@ async fn https_to_a_crm_whose_ca_is_in_ca_file() {
     assert_eq!(crm.accepted()[0]["email"], "fay@example.com");
     eventually("the outbox emptied", || outbox_is_empty(&relay)).await;
 }
-both_stores!(https_to_a_crm_whose_ca_is_in_ca_file);
+both_stores!(https_to_a_crm_with_a_private_ca_is_refused_until_ca_file_names_it);
 
 async fn check_config_refuses_a_ca_file_without_certificates() {
     let sink = Sink::start().await;

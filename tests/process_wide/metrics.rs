@@ -119,7 +119,7 @@ async fn metrics_count_what_happened_and_stay_private() {
     assert!(!res.text().await.unwrap().contains("consent_relay_"));
 }
 #[tokio::test]
-async fn metrics_on_both_stores() {
+async fn metrics_count_the_traffic_and_are_closed_outside_allowed_networks() {
     let _alone = crate::ALONE.lock().await;
     metrics_count_what_happened_and_stay_private().await;
     common::backend::on_pg(metrics_count_what_happened_and_stay_private).await;

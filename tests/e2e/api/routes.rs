@@ -322,7 +322,7 @@ async fn consent_posted_decides_the_next_message() {
 }
 both_stores!(consent_posted_decides_the_next_message);
 
-async fn decisions_page_with_a_cursor() {
+async fn decisions_are_listed_page_by_page_with_a_cursor_and_bad_queries_get_400() {
     let (_sink, relay) = start().await;
     let rcpts: Vec<String> = (0..5).map(|i| format!("p{i}@example.com")).collect();
     let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
@@ -379,7 +379,7 @@ async fn decisions_page_with_a_cursor() {
         assert_eq!(a.body["field"], field, "{query}");
     }
 }
-both_stores!(decisions_page_with_a_cursor);
+both_stores!(decisions_are_listed_page_by_page_with_a_cursor_and_bad_queries_get_400);
 
 async fn campaigns_are_listed_with_their_policies() {
     let (_sink, relay) = start().await;

@@ -71,7 +71,7 @@ async fn required_tls_with_the_ca_file_delivers_over_starttls() {
 }
 
 #[tokio::test]
-async fn implicit_tls_upstream_delivers() {
+async fn implicit_tls_upstream_with_the_ca_file_delivers_over_tls() {
     let ca = TestCa::new("upstream CA");
     let options = SinkOptions {
         implicit_tls: Some(ca.server_config(&["127.0.0.1"])),

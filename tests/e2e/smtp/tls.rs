@@ -275,7 +275,7 @@ async fn a_client_outside_allowed_networks_sends_after_auth() {
 }
 both_stores!(a_client_outside_allowed_networks_sends_after_auth);
 
-async fn auth_login_works() {
+async fn auth_login_lets_a_client_send_and_a_star_cancels_with_501() {
     let t = start("allowed_networks = [\"10.0.0.0/8\"]").await;
     let mut c = starttls(&t).await;
     c.cmd("EHLO client.test", "250").await;
@@ -290,9 +290,9 @@ async fn auth_login_works() {
     c.cmd("*", "501 5.0.0").await;
     c.cmd("AUTH CRAM-MD5", "504 5.5.4").await;
 }
-both_stores!(auth_login_works);
+both_stores!(auth_login_lets_a_client_send_and_a_star_cancels_with_501);
 
-async fn implicit_tls_listener_serves_smtp() {
+async fn implicit_tls_listener_offers_auth_without_starttls_and_delivers() {
     let t = start("").await;
     let tcp = TcpStream::connect(tls_addr(&t)).await.expect("connect");
     let mut c = handshake(&t.connector, tcp).await;
@@ -305,7 +305,7 @@ async fn implicit_tls_listener_serves_smtp() {
     let got = t.sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].rcpt_to, ["dan@example.net"]);
 }
-both_stores!(implicit_tls_listener_serves_smtp);
+both_stores!(implicit_tls_listener_offers_auth_without_starttls_and_delivers);
 
 async fn a_bad_certificate_stops_the_start_naming_the_key() {
     let dir = tempfile::tempdir().expect("temp dir");

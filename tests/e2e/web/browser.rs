@@ -299,7 +299,7 @@ impl Session<'_> {
     }
 }
 
-async fn preference_page_in_a_real_browser() {
+async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium() {
     let Some(driver) = Driver::start().await else {
         return;
     };
@@ -462,4 +462,4 @@ async fn preference_page_in_a_real_browser() {
 
     drop(driver);
 }
-both_stores!(preference_page_in_a_real_browser);
+both_stores!(preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium);
