@@ -1,9 +1,8 @@
-//! Helpers shared by the end-to-end tests in `tests/`: each test binary
-//! includes them with `mod common;`. They own test fixtures only (a fake
-//! upstream SMTP server, ...), never product code.
-
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
+//! Helpers shared by the end-to-end tests: `tests/e2e` includes them with
+//! `#[path = "../common/mod.rs"] mod common;` and uses them all;
+//! `tests/process_wide` (and `tests/store`, for `backend.rs`) include them
+//! the same way. They own test fixtures only (a fake upstream SMTP server,
+//! ...), never product code.
 
 pub mod admin;
 pub mod backend;

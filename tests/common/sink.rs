@@ -77,9 +77,9 @@ pub struct SinkOptions {
 /// A one-shot misbehaviour, consumed by the next event it matches.
 ///
 /// Faults form one FIFO: only the fault at its head is compared with each
-/// event, so `[Fault::DropAtConnect, Fault::Data(..)]` drops the next
-/// connection and then fails the first message after that. Events that do not
-/// match the head are served normally and consume nothing.
+/// event, so `[Fault::Mail(..), Fault::DropAtData]` refuses the next
+/// transaction and then cuts the first message after that. Events that do
+/// not match the head are served normally and consume nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Answer the next `MAIL FROM` with this code and text, e.g.
@@ -88,20 +88,14 @@ pub enum Fault {
     /// Answer the next `RCPT TO` with this code and text; that recipient is
     /// not added to the transaction.
     Rcpt(u16, &'static str),
-    /// Answer the next final dot with this code and text instead of `250`;
-    /// the message is not recorded.
-    Data(u16, &'static str),
     /// Close the next connection that completes a message (after its final
     /// dot), without replying; the message is not recorded.
     DropAtData,
-    /// Close the next accepted connection at once, before the greeting.
-    DropAtConnect,
 }
 
 /// The protocol events a [`Fault`] can be matched against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Event {
-    Connect,
     Mail,
     Rcpt,
     DataEnd,
@@ -113,8 +107,7 @@ impl Fault {
             (self, event),
             (Fault::Mail(..), Event::Mail)
                 | (Fault::Rcpt(..), Event::Rcpt)
-                | (Fault::Data(..) | Fault::DropAtData, Event::DataEnd)
-                | (Fault::DropAtConnect, Event::Connect)
+                | (Fault::DropAtData, Event::DataEnd)
         )
     }
 }
@@ -124,11 +117,9 @@ struct Shared {
     recorded: Mutex<Recorded>,
     /// Number of recorded messages; `wait_for` waits on it.
     count: watch::Sender<usize>,
-    /// Connections accepted so far, including those cut by `DropAtConnect`.
+    /// Connections accepted so far.
     connections: AtomicUsize,
     options: SinkOptions,
-    /// Failed AUTH attempts.
-    auth_failures: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -237,7 +228,6 @@ impl Sink {
             count: watch::Sender::new(0),
             connections: AtomicUsize::new(0),
             options,
-            auth_failures: AtomicUsize::new(0),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
@@ -296,15 +286,10 @@ impl Sink {
         *self.shared.count.borrow()
     }
 
-    /// TCP connections accepted so far (including those cut by
-    /// [`Fault::DropAtConnect`]): tells whether the relay reuses connections.
+    /// TCP connections accepted so far: tells whether the relay reuses
+    /// connections.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
-    }
-
-    /// Failed AUTH attempts so far.
-    pub fn auth_failures(&self) -> usize {
-        self.shared.auth_failures.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `n` messages were recorded and returns all of
@@ -365,10 +350,6 @@ async fn accept_loop(
                     continue;
                 };
                 shared.connections.fetch_add(1, Ordering::SeqCst);
-                if shared.take_fault(Event::Connect).is_some() {
-                    drop(stream);
-                    continue;
-                }
                 sessions.spawn(serve(stream, Arc::clone(&shared)));
             }
         }
@@ -696,10 +677,6 @@ impl Session {
         };
         match self.shared.take_fault(Event::DataEnd) {
             Some(Fault::DropAtData) => Next::Cut,
-            Some(Fault::Data(code, text)) => {
-                self.reply(code, text);
-                Next::Continue
-            }
             _ => {
                 let n = self.shared.record(Received {
                     mail_from,
@@ -781,7 +758,6 @@ impl Session {
             self.auth_user = Some(user);
             self.reply(235, "2.7.0 authentication succeeded");
         } else {
-            self.shared.auth_failures.fetch_add(1, Ordering::SeqCst);
             self.reply(535, "5.7.8 authentication credentials invalid");
         }
     }

@@ -1,0 +1,5 @@
+//! The admin API under `/api/v1` over real HTTP: its routes, and
+//! `Idempotency-Key` on consent posts.
+
+mod idempotency;
+mod routes;

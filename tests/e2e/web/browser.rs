@@ -1,0 +1,465 @@
+//! End to end in a real browser: headless Chromium, driven over the W3C
+//! WebDriver protocol (chromedriver, spoken to with plain HTTP), opens the
+//! pages the relay serves, works them with the keyboard and the mouse, and
+//! takes screenshots into `target/screenshots/` for people to look at.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
+//! `chromium` and `chromium-driver`; `.ci/run` installs them). Without them
+//! the test says so loudly and passes, unless CONSENT_RELAY_REQUIRE_BROWSER
+//! is set (CI), where it fails.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::both_stores;
+use crate::common::relay::TestRelay;
+use crate::common::sink::Sink;
+use base64::Engine as _;
+use consent_relay::consent::Action;
+use consent_relay::token::Purpose;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The W3C name of an element reference in WebDriver answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+const TAB: &str = "\u{E004}";
+
+/// chromedriver, killed with its browsers when the test ends, panics included.
+struct Driver {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+    /// Chromium profiles, removed on drop.
+    profiles: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // chromedriver leads its own process group (see `start`), and the
+        // browsers it launched are in it: end that group, which this test made.
+        let pgid = self.child.id() as i32;
+        // SAFETY: kill(2) with a process group id we created; no memory involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    /// `None` (after saying why) when the browser is not installed here.
+    async fn start() -> Option<Driver> {
+        let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+            .into_iter()
+            .filter(|p| !Path::new(p).exists())
+            .collect();
+        if !missing.is_empty() {
+            if std::env::var_os("CONSENT_RELAY_REQUIRE_BROWSER").is_some() {
+                panic!(
+                    "CONSENT_RELAY_REQUIRE_BROWSER is set but {} is missing: \
+                     install the Debian packages chromium and chromium-driver",
+                    missing.join(" and ")
+                );
+            }
+            eprintln!(
+                "\n*** web::browser skipped: chromium not installed (CI installs it): \
+                 missing {} ***\n",
+                missing.join(", ")
+            );
+            return None;
+        }
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let child = {
+            use std::os::unix::process::CommandExt as _;
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("start chromedriver")
+        };
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            profiles: tempfile::tempdir().expect("temp dir"),
+        };
+        for _ in 0..100 {
+            if let Ok(res) = driver
+                .http
+                .get(format!("{}/status", driver.base))
+                .send()
+                .await
+                && let Ok(v) = res.json::<Value>().await
+                && v["value"]["ready"] == json!(true)
+            {
+                return Some(driver);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not become ready on port {port}");
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = res.status();
+        let v: Value = res.json().await.expect("json answer");
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    /// A new browser session. `lang` sets the UI language and Accept-Language;
+    /// `mobile` emulates a 390 px wide phone screen.
+    async fn session(&self, name: &str, lang: &str, mobile: bool) -> Session<'_> {
+        let profile = self.profiles.path().join(name);
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-breakpad",
+                "--disable-crash-reporter",
+                "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+                "--window-size=1024,900",
+                format!("--lang={lang}"),
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": { "intl.accept_languages": lang },
+        });
+        if mobile {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0 },
+                "userAgent": "Mozilla/5.0 (Linux; Android 14) Mobile consent-relay-test"
+            });
+        }
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/session",
+                Some(json!({
+                    "capabilities": { "alwaysMatch": {
+                        "browserName": "chrome",
+                        "goog:chromeOptions": options,
+                    }}
+                })),
+            )
+            .await;
+        let id = v["sessionId"].as_str().expect("session id").to_owned();
+        Session { driver: self, id }
+    }
+}
+
+struct Session<'d> {
+    driver: &'d Driver,
+    id: String,
+}
+
+impl Session<'_> {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}{path}", self.id),
+                Some(body),
+            )
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.driver
+            .call(
+                reqwest::Method::GET,
+                &format!("/session/{}{path}", self.id),
+                None,
+            )
+            .await
+    }
+
+    async fn open(&self, url: &str) {
+        self.post("/url", json!({ "url": url })).await;
+    }
+
+    /// The element matching `css`, waiting up to 5 s for it to appear.
+    async fn find(&self, css: &str) -> String {
+        for _ in 0..50 {
+            let res = self
+                .driver
+                .http
+                .post(format!("{}/session/{}/element", self.driver.base, self.id))
+                .json(&json!({ "using": "css selector", "value": css }))
+                .send()
+                .await
+                .expect("find element");
+            if res.status().is_success() {
+                let v: Value = res.json().await.expect("json");
+                return v["value"][ELEMENT]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("element id in {v}"))
+                    .to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no element matches {css:?}");
+    }
+
+    async fn click(&self, element: &str) {
+        self.post(&format!("/element/{element}/click"), json!({}))
+            .await;
+    }
+
+    async fn selected(&self, element: &str) -> bool {
+        self.get(&format!("/element/{element}/selected"))
+            .await
+            .as_bool()
+            .expect("bool")
+    }
+
+    async fn source(&self) -> String {
+        self.get("/source")
+            .await
+            .as_str()
+            .expect("source")
+            .to_owned()
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] }))
+            .await
+    }
+
+    async fn press(&self, key: &str) {
+        self.post(
+            "/actions",
+            json!({ "actions": [{
+                "type": "key", "id": "keyboard",
+                "actions": [{ "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }],
+            }]}),
+        )
+        .await;
+        self.driver
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/session/{}/actions", self.id),
+                None,
+            )
+            .await;
+    }
+
+    /// Writes a PNG of the viewport to `target/screenshots/NAME.png`.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let b64 = self.get("/screenshot").await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("base64"))
+            .expect("png");
+        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        eprintln!("screenshot: {}", path.display());
+        path
+    }
+
+    async fn quit(self) {
+        self.driver
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/session/{}", self.id),
+                None,
+            )
+            .await;
+    }
+}
+
+async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let email = "pat@example.net";
+    relay
+        .consent(email, "newsletter", Action::Grant, None)
+        .await;
+    let subject = relay.subject_id(email).await;
+    let preferences = relay.url(&format!(
+        "/p/{}",
+        relay.token(Purpose::Preferences, &subject, None)
+    ));
+    let unsubscribe = relay.url(&format!(
+        "/u/{}",
+        relay.token(Purpose::Unsubscribe, &subject, Some("newsletter"))
+    ));
+
+    // English, desktop.
+    let en = driver.session("en", "en-US", false).await;
+    en.open(&preferences).await;
+    assert!(en.source().await.contains("<html lang=\"en\">"));
+    en.screenshot("preferences-en").await;
+
+    // The keyboard reaches every control in reading order; the locked
+    // (mandatory) checkbox is skipped.
+    let mut order = Vec::new();
+    for i in 0..4 {
+        en.press(TAB).await;
+        let v = en
+            .script("const e = document.activeElement; return e.id || e.tagName.toLowerCase();")
+            .await;
+        order.push(v.as_str().unwrap_or_default().to_owned());
+        if i == 1 {
+            // The focus ring on a checkbox, for people to look at.
+            en.screenshot("preferences-en-focus").await;
+        }
+    }
+    assert_eq!(order, ["c-newsletter", "c-prospecting", "all", "button"]);
+
+    // Untick the opt-out campaign and save.
+    let prospecting = en.find("#c-prospecting").await;
+    assert!(en.selected(&prospecting).await, "opt-out shown ticked");
+    let newsletter = en.find("#c-newsletter").await;
+    assert!(
+        en.selected(&newsletter).await,
+        "granted opt-in shown ticked"
+    );
+    let invoices = en.find("#c-invoices").await;
+    assert!(en.selected(&invoices).await, "mandatory shown ticked");
+    en.click(&prospecting).await;
+    assert!(!en.selected(&prospecting).await);
+    let save = en.find("button[type=submit]").await;
+    en.click(&save).await;
+    let notice = en.find(".notice").await;
+    let text = en.get(&format!("/element/{notice}/text")).await;
+    assert_eq!(
+        text.as_str(),
+        Some("Saved. Your choices apply to every message from now on.")
+    );
+    let prospecting = en.find("#c-prospecting").await;
+    assert!(!en.selected(&prospecting).await, "saved state shown");
+    en.screenshot("preferences-en-saved").await;
+
+    let events = relay
+        .store()
+        .subject_consent(email)
+        .await
+        .expect("store")
+        .expect("subject")
+        .events;
+    let e = events.last().expect("event");
+    assert_eq!(
+        (e.campaign.as_str(), e.action.as_str(), e.source.as_str()),
+        ("prospecting", "withdraw", "preference-page")
+    );
+    assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+    assert!(
+        e.user_agent
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Chrome"),
+        "{:?}",
+        e.user_agent
+    );
+    assert_eq!(events.len(), 2, "{events:?}");
+
+    // The unsubscribe page, then its button.
+    en.open(&unsubscribe).await;
+    en.screenshot("unsubscribe-en").await;
+    let button = en.find("button[type=submit]").await;
+    en.click(&button).await;
+    en.find("h1").await;
+    assert!(
+        en.source()
+            .await
+            .contains("You are unsubscribed from Newsletter.")
+    );
+    en.screenshot("unsubscribe-en-done").await;
+    let e = relay
+        .store()
+        .subject_consent(email)
+        .await
+        .expect("store")
+        .expect("subject")
+        .events
+        .pop()
+        .expect("event");
+    assert_eq!(
+        (e.campaign.as_str(), e.action.as_str(), e.source.as_str()),
+        ("newsletter", "withdraw", "link")
+    );
+    // Its preferences link leads back to the page.
+    let link = en.find("a").await;
+    en.click(&link).await;
+    en.find("#c-newsletter").await;
+    en.quit().await;
+
+    // The other screenshots show a subject as the first one was at the
+    // start: newsletter granted, nothing else said.
+    relay
+        .consent("sam@example.net", "newsletter", Action::Grant, None)
+        .await;
+    let sam = relay.subject_id("sam@example.net").await;
+    let preferences = relay.url(&format!(
+        "/p/{}",
+        relay.token(Purpose::Preferences, &sam, None)
+    ));
+    let unsubscribe = relay.url(&format!(
+        "/u/{}",
+        relay.token(Purpose::Unsubscribe, &sam, Some("newsletter"))
+    ));
+
+    // A phone.
+    let mobile = driver.session("mobile", "en-US", true).await;
+    mobile.open(&preferences).await;
+    let width = mobile
+        .script("return document.documentElement.scrollWidth;")
+        .await;
+    assert!(
+        width.as_i64().is_some_and(|w| w <= 390),
+        "no horizontal scrolling on a phone: {width}"
+    );
+    mobile.screenshot("preferences-en-mobile").await;
+    mobile.quit().await;
+
+    // French, chosen by the browser's Accept-Language.
+    let fr = driver.session("fr", "fr", false).await;
+    fr.open(&preferences).await;
+    let source = fr.source().await;
+    assert!(source.contains("<html lang=\"fr\">"), "{source}");
+    assert!(source.contains("Vos préférences de messages"));
+    fr.screenshot("preferences-fr").await;
+    fr.open(&unsubscribe).await;
+    fr.screenshot("unsubscribe-fr").await;
+    fr.open(&relay.url("/u/not-a-token")).await;
+    fr.screenshot("error-fr").await;
+    fr.quit().await;
+
+    drop(driver);
+}
+both_stores!(preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium);
