@@ -115,7 +115,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let smtp = tokio::spawn(listener.run(GRACE));
     let http = tokio::spawn(http_listener.run(GRACE));
     let webhook = webhook.map(|w| tokio::spawn(w.run(shutdown_rx.clone())));
-    let retention = tokio::spawn(crate::retention::run(
+    let retention = tokio::spawn(crate::rights::retention::run(
         live.clone(),
         store.clone(),
         shutdown_rx.clone(),

@@ -12,8 +12,9 @@ use serde_json::json;
 
 use crate::cli::{EXIT_CONFIG, Exit};
 use crate::config::Config;
+use crate::rights;
 use crate::store::{Store, StoreError};
-use crate::{format_time, rights};
+use crate::time::format_time;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -106,7 +107,7 @@ pub async fn run(config: &Config, a: ExpiringArgs) -> anyhow::Result<()> {
             )
         })?
         .min(Duration::from_secs(100 * 365 * 86_400));
-    let now = crate::now_ms();
+    let now = crate::time::now_ms();
     let store = crate::cli::open(config).await?;
     let rows = list(&store, &campaign.id, days, within.as_millis() as i64, now).await;
     store.close().await;

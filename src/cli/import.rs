@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::Exit;
 use crate::config::{CampaignState, Config};
+use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::store::{ImportEvent, NewConsentEvent, Store};
-use crate::subject;
 
 /// sysexits EX_DATAERR: the input file is wrong.
 pub const EXIT_DATA: i32 = 65;
@@ -561,7 +561,7 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
         .source
         .parse()
         .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
-    let now = crate::now_ms();
+    let now = crate::time::now_ms();
     let parsed = parse(&file, &data, config, default_source, now);
     let store = crate::cli::open(config).await?;
     let result = import(&store, config, &file, parsed, args.dry_run).await;

@@ -13,9 +13,11 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigError};
+use crate::consent::subject;
 use crate::consent::{self, Action, Source};
+use crate::server;
 use crate::store::{DecisionFilter, NewConsentEvent, Store};
-use crate::{format_time, now_ms, server, subject};
+use crate::time::{format_time, now_ms};
 
 /// Exit code for configuration errors (sysexits EX_CONFIG, as mail software uses).
 pub const EXIT_CONFIG: i32 = 78;
@@ -44,7 +46,7 @@ pub enum Command {
     #[command(subcommand)]
     Consent(ConsentCommand),
     /// Import consent records from a CSV file (checked whole first; a re-run adds nothing)
-    Import(crate::import::ImportArgs),
+    Import(crate::cli::import::ImportArgs),
     /// Read the decision log: every recipient of every accepted message
     Log(LogArgs),
     /// List queued, deferred and failed deliveries with their last upstream reply
@@ -64,7 +66,7 @@ pub enum Command {
         dry_run: bool,
     },
     /// Copy every table of one store into another, empty one (e.g. SQLite to PostgreSQL), ids kept
-    MigrateStore(crate::migrate::MigrateArgs),
+    MigrateStore(crate::cli::migrate::MigrateArgs),
     /// Print the processing register (GDPR Art. 30) the configuration implies
     Register {
         /// JSON instead of a table
@@ -86,7 +88,7 @@ pub enum ConsentCommand {
         json: bool,
     },
     /// List grants that expire within a window under the campaign's consent_max_age_days
-    Expiring(crate::expiring::ExpiringArgs),
+    Expiring(crate::cli::expiring::ExpiringArgs),
 }
 
 #[derive(Args, Debug)]
@@ -160,7 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::MigrateStore(a) = cli.command {
         // Names both stores itself; needs no configuration.
-        return crate::migrate::run(a).await;
+        return crate::cli::migrate::run(a).await;
     }
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
@@ -180,21 +182,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Consent(c) => consent_command(&config, c).await,
-        Command::Import(a) => crate::import::run(&config, a).await,
+        Command::Import(a) => crate::cli::import::run(&config, a).await,
         Command::Log(a) => log(&config, a).await,
         Command::Queue(a) => queue(&config, a).await,
         Command::Webhooks(a) => webhooks(&config, a).await,
         Command::Export { email } => export(&config, &email).await,
         Command::Erase { email } => erase(&config, &email).await,
         Command::HashPassword => hash_password(),
-        Command::MigrateStore(a) => crate::migrate::run(a).await,
+        Command::MigrateStore(a) => crate::cli::migrate::run(a).await,
         Command::Purge { dry_run } => purge(&config, dry_run).await,
         Command::Register { json } => {
-            let register = crate::register::register(&config);
+            let register = crate::rights::register::register(&config);
             if json {
                 println!("{}", serde_json::to_string_pretty(&register)?);
             } else {
-                print!("{}", crate::register::table(&register));
+                print!("{}", crate::rights::register::table(&register));
             }
             Ok(())
         }
@@ -207,12 +209,12 @@ async fn purge(config: &Config, dry_run: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
     let r = &config.retention;
     let report = if dry_run {
-        crate::retention::dry_run(&store, r, now_ms()).await
+        crate::rights::retention::dry_run(&store, r, now_ms()).await
     } else {
-        crate::retention::purge(&store, r, now_ms(), None).await
+        crate::rights::retention::purge(&store, r, now_ms(), None).await
     };
     store.close().await;
-    print!("{}", crate::retention::summary(&report?, dry_run));
+    print!("{}", crate::rights::retention::summary(&report?, dry_run));
     Ok(())
 }
 
@@ -284,7 +286,7 @@ async fn consent_command(config: &Config, c: ConsentCommand) -> anyhow::Result<(
         ConsentCommand::Grant(a) => (Action::Grant, a),
         ConsentCommand::Withdraw(a) => (Action::Withdraw, a),
         ConsentCommand::Show { email, json } => return show(config, &email, json).await,
-        ConsentCommand::Expiring(a) => return crate::expiring::run(config, a).await,
+        ConsentCommand::Expiring(a) => return crate::cli::expiring::run(config, a).await,
     };
     let address = subject::normalise(&a.email);
     if !address.contains('@') {

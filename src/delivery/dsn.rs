@@ -34,7 +34,7 @@ pub fn build(b: &Bounce<'_>) -> Vec<u8> {
     let boundary = format!("dsn={}", b.queue_id);
     let diagnostic = one_line(b.diagnostic, 900);
     let recipient = one_line(b.recipient, 500);
-    let headers = &b.original[..crate::message::header_end(b.original)];
+    let headers = &b.original[..crate::mail::header::header_end(b.original)];
     // RFC 6533 3, 6: UTF-8 only in the "global" report types.
     let global = !(b.original_sender.is_ascii()
         && recipient.is_ascii()

@@ -13,12 +13,12 @@ use tokio::sync::mpsc;
 
 use super::{BodyCache, Delivery, Job, Prepared};
 use crate::config::Config;
-use crate::policy::{self, Outcome};
+use crate::consent::policy::{self, Outcome};
+use crate::consent::subject;
 use crate::rewrite::Template;
 use crate::store::{
     AttemptRecord, ClaimedDelivery, DeliveryStatus, LateDecision, MessageKind, StoreError,
 };
-use crate::subject;
 
 /// What the consent re-check found, by delivery id.
 #[derive(Default)]
@@ -41,7 +41,7 @@ impl Delivery {
         records: &mpsc::UnboundedSender<AttemptRecord>,
     ) -> Result<Vec<Job>, StoreError> {
         self.load_bodies(cfg, &claimed, cache).await?;
-        let now = crate::now_ms();
+        let now = crate::time::now_ms();
         let rechecked = self.recheck_consent(cfg, &claimed, now).await?;
         Ok(into_jobs(claimed, rechecked, cache, records, now))
     }

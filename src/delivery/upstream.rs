@@ -254,7 +254,7 @@ async fn transaction(c: &mut Connection, copy: &Copy<'_>) -> AttemptOutcome {
 pub fn needs_smtputf8(mail_from: &str, recipient: &str, body: &[u8]) -> Option<&'static str> {
     if !mail_from.is_ascii() || !recipient.is_ascii() {
         Some("553 5.6.7 upstream does not support SMTPUTF8, needed for a UTF-8 address")
-    } else if !body[..crate::message::header_end(body)].is_ascii() {
+    } else if !body[..crate::mail::header::header_end(body)].is_ascii() {
         Some("550 5.6.9 upstream does not support SMTPUTF8, needed for the UTF-8 header")
     } else {
         None

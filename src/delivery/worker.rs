@@ -20,8 +20,8 @@ use super::retry::{self, AttemptOutcome};
 use super::upstream::{self, Connection, Copy, Upstream};
 use super::{BodyCache, Delivery, Job, Signers, copy, dkim, dsn};
 use crate::config::Config;
-use crate::policy::{self, Outcome};
 use crate::config::reload::LiveConfig;
+use crate::consent::policy::{self, Outcome};
 use crate::store::{
     AttemptRecord, ClaimedDelivery, DeliveryStatus, MessageKind, NewMessage, RecipientDecision,
     Store, StoreError,
@@ -101,7 +101,7 @@ impl Delivery {
                 }
                 continue;
             }
-            let now = crate::now_ms();
+            let now = crate::time::now_ms();
             let claimed = match self.claim(&cfg, now, room).await {
                 Ok(c) => {
                     failures = 0;
@@ -183,7 +183,7 @@ async fn pause(
     tokio::select! {
         _ = woken => true,
         _ = tokio::time::sleep(wait) => true,
-        _ = crate::until_shutdown(shutdown) => false,
+        _ = crate::shutdown::until_shutdown(shutdown) => false,
     }
 }
 
@@ -243,7 +243,7 @@ async fn next_job(
     let mut sd = shutdown.clone();
     tokio::select! {
         j = rx.recv() => j,
-        _ = crate::until_shutdown(&mut sd) => None,
+        _ = crate::shutdown::until_shutdown(&mut sd) => None,
     }
 }
 
@@ -281,7 +281,7 @@ fn signed_copy<'a>(
 /// failed for good), counted and logged.
 fn attempt_record(cfg: &Config, job: &Job, outcome: &AttemptOutcome) -> AttemptRecord {
     let d = &job.delivery;
-    let now = crate::now_ms();
+    let now = crate::time::now_ms();
     let (status, next) = retry::next_step(outcome, d.attempts, d.received_at, now, &cfg.queue);
     let dsn = (status == DeliveryStatus::Failed
         && d.kind == MessageKind::Relay

@@ -13,7 +13,7 @@
 use mail_builder::MessageBuilder;
 
 use crate::config::{Campaign, Config};
-use crate::policy::{Outcome, Reason};
+use crate::consent::policy::{Outcome, Reason};
 use crate::store::{MessageKind, NewMessage, RecipientDecision};
 use crate::texts::Language;
 use crate::token::{self, Claims, Purpose, TokenError};

@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::consent::Source;
-use crate::policy::{Outcome, Reason};
+use crate::consent::policy::{Outcome, Reason};
+use crate::consent::subject;
 use crate::store::{
     ConsentEvent, DecisionRow, DeliveryRow, Erasure, ErasureReport, MessageKind, NewMessage,
     RecipientDecision, Store, StoreError, SubjectRecord,
 };
-use crate::subject;
 use crate::texts::Language;
 
 /// RFC 3339, UTC, with milliseconds: the store's clock readings, unrounded.
@@ -45,7 +45,7 @@ pub async fn erase(
     source: Source,
 ) -> Result<Option<ErasureReport>, StoreError> {
     let address = subject::normalise(email);
-    let now = crate::now_ms();
+    let now = crate::time::now_ms();
     let notice = if config.erasure.notify {
         let lang = match store.subject_record(&address).await? {
             Some(record) => notice_language(config, &record),
@@ -89,7 +89,7 @@ fn erasure_notice(config: &Config, address: &str, lang: Language, now: i64) -> O
         config.texts.get(lang, "erasure_mail_subject"),
         config.texts.get(lang, "erasure_mail_text"),
     );
-    let built = crate::confirmation::mail(
+    let built = crate::rights::confirmation::mail(
         config,
         None,
         address,

@@ -65,7 +65,7 @@ pub async fn run(
         // Each run with the configuration in use (a reload swaps it).
         let config = live.get();
         let r = &config.retention;
-        match purge(&store, r, crate::now_ms(), Some(&shutdown)).await {
+        match purge(&store, r, crate::time::now_ms(), Some(&shutdown)).await {
             Ok(p) => tracing::info!(
                 message_bodies = p.message_bodies,
                 decisions = p.decisions,
@@ -79,7 +79,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(r.purge_interval) => {}
-            _ = crate::until_shutdown(&mut shutdown) => break,
+            _ = crate::shutdown::until_shutdown(&mut shutdown) => break,
         }
     }
 }

@@ -14,10 +14,9 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::{Campaign, CampaignState, Config, MissingCampaign};
-use crate::message;
-use crate::policy::{self, Outcome};
+use crate::consent::policy::{self, Outcome};
+use crate::consent::subject;
 use crate::store::{MessageKind, NewMessage, RecipientDecision, Store, StoreError};
-use crate::subject;
 
 /// The SMTP envelope and where it came from.
 #[derive(Debug, Clone)]
@@ -144,7 +143,7 @@ impl Intake {
     fn campaign(&self, raw: &[u8]) -> Result<&Campaign, Refusal> {
         let cfg = &self.config;
         let header = &cfg.smtp.campaign_header;
-        let values: Vec<String> = message::header_values(raw, header);
+        let values: Vec<String> = crate::mail::header::header_values(raw, header);
         let distinct: HashSet<&str> = values.iter().map(String::as_str).collect();
         let campaign_id = match (distinct.len(), &cfg.smtp.missing_campaign) {
             (0, MissingCampaign::Reject) => {
@@ -186,7 +185,7 @@ impl Intake {
             .store
             .recipients_consent(&campaign.id, &recipients, &hashes)
             .await?;
-        let now = crate::now_ms();
+        let now = crate::time::now_ms();
         let mut decided = Decided {
             now,
             rows: Vec::with_capacity(recipients.len()),
@@ -238,7 +237,9 @@ impl Intake {
     ) -> NewMessage {
         let mut body = received_header(&self.config, envelope, queue_id, now).into_bytes();
         body.extend_from_slice(raw);
-        let header_message_id = message::header_values(raw, "Message-ID").into_iter().next();
+        let header_message_id = crate::mail::header::header_values(raw, "Message-ID")
+            .into_iter()
+            .next();
         NewMessage {
             id: queue_id.to_owned(),
             kind: MessageKind::Relay,
@@ -314,7 +315,7 @@ impl Intake {
                 address,
                 campaign: campaign.clone(),
                 action: crate::consent::Action::Withdraw,
-                at: crate::now_ms(),
+                at: crate::time::now_ms(),
                 source: crate::consent::Source::OneClick,
                 ip: Some(client.to_string()),
                 user_agent: None,

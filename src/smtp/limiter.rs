@@ -92,7 +92,7 @@ impl AuthLimiter {
     pub fn ip_blocked(&self, ip: IpAddr, now: Instant) -> bool {
         self.state()
             .ips
-            .count(&crate::client_key(ip), now, self.window)
+            .count(&crate::net::client_key(ip), now, self.window)
             >= self.max_per_ip
     }
 
@@ -105,8 +105,12 @@ impl AuthLimiter {
     /// is a configured one (unknown names are not kept: nothing to lock).
     pub fn record_failure(&self, ip: IpAddr, user: Option<&str>, now: Instant) {
         let mut s = self.state();
-        s.ips
-            .record(crate::client_key(ip), now, self.window, self.max_per_ip);
+        s.ips.record(
+            crate::net::client_key(ip),
+            now,
+            self.window,
+            self.max_per_ip,
+        );
         if let Some(user) = user {
             s.users
                 .record(user.to_owned(), now, self.window, self.max_per_user);

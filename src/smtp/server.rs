@@ -94,7 +94,7 @@ impl Drop for PerIpGuard {
 
 impl PerIp {
     fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PerIpGuard> {
-        let ip = crate::client_key(ip);
+        let ip = crate::net::client_key(ip);
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry(ip).or_insert(0);
         if *n >= max {
@@ -144,7 +144,7 @@ impl SmtpServer {
                         continue;
                     }
                 },
-                _ = crate::until_shutdown(&mut shutdown) => break,
+                _ = crate::shutdown::until_shutdown(&mut shutdown) => break,
             };
             while sessions.try_join_next().is_some() {}
             self.take(stream, peer, implicit_tls, &limits, &mut sessions);

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{StoreConfig, StoreUrl};
+use crate::consent::policy::{Outcome, Reason, RecipientConsent};
 use crate::consent::{Action, Source, Status};
-use crate::policy::{Outcome, Reason, RecipientConsent};
 
 pub use idempotency::{
     FollowUp, GrantRow, IDEMPOTENCY_KEEP_MS, ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome,

@@ -8,8 +8,8 @@
 use std::collections::HashSet;
 
 use crate::config::{Campaign, CampaignState, Policy};
+use crate::consent::policy::{self, Outcome, RecipientConsent};
 use crate::consent::{self, ALL_CAMPAIGNS, Action, State as ConsentState, Status};
-use crate::policy::{self, Outcome, RecipientConsent};
 use crate::store::StateRow;
 
 /// The campaigns the preference page lists: the active ones, by `order`

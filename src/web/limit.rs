@@ -7,7 +7,7 @@
 //! `rate_limit_burst`; beyond that the answer is `429` with `Retry-After`
 //! (seconds), before any handler runs, so enumerating tokens or API
 //! tokens costs the client time and the relay nothing. The key is the TCP
-//! peer (IPv4-mapped IPv6 as IPv4, IPv6 by its /64: [`crate::client_key`]);
+//! peer (IPv4-mapped IPv6 as IPv4, IPv6 by its /64: [`crate::net::client_key`]);
 //! `X-Forwarded-For` is not trusted.
 
 use std::net::{IpAddr, SocketAddr};
@@ -74,7 +74,7 @@ pub async fn check(State(limiter): State<Limiter>, req: Request, next: Next) -> 
         inner.limiter.retain_recent();
         inner.limiter.shrink_to_fit();
     }
-    match inner.limiter.check_key(&crate::client_key(ip)) {
+    match inner.limiter.check_key(&crate::net::client_key(ip)) {
         Ok(()) => next.run(req).await,
         Err(not_until) => {
             let wait = not_until.wait_time_from(DefaultClock::default().now());

@@ -136,7 +136,10 @@ impl WebState {
             .store
             .append_consent_event(NewConsentEvent {
                 address: link.address.clone(),
-                new_subject: crate::subject::new_subject(&self.config.signing, &link.address),
+                new_subject: crate::consent::subject::new_subject(
+                    &self.config.signing,
+                    &link.address,
+                ),
                 campaign: campaign.to_owned(),
                 action,
                 at,
@@ -237,8 +240,14 @@ async fn do_unsubscribe(
     };
     let states = web.store.subject_states(&link.subject_id).await?;
     if !already_withdrawn(&states, target_id) {
-        web.record(&link, target_id, Action::Withdraw, crate::now_ms(), &proof)
-            .await?;
+        web.record(
+            &link,
+            target_id,
+            Action::Withdraw,
+            crate::time::now_ms(),
+            &proof,
+        )
+        .await?;
     }
     Ok(html::unsubscribe_done(w, &target, &preferences))
 }
@@ -289,7 +298,7 @@ async fn do_save_preferences(
     }
     let ticked: HashSet<&str> = fields.values("c").collect();
     let states = web.store.subject_states(&link.subject_id).await?;
-    let now = crate::now_ms();
+    let now = crate::time::now_ms();
     let changes = plan(
         &shown_campaigns(&web.config.campaigns),
         &states,
@@ -306,7 +315,7 @@ async fn do_save_preferences(
 }
 
 fn preference_page(web: &WebState, visitor: &Visitor, states: &[StateRow], saved: bool) -> String {
-    let now = crate::now_ms();
+    let now = crate::time::now_ms();
     let all = state_of(states, ALL_CAMPAIGNS);
     let choices: Vec<Choice<'_>> = shown_campaigns(&web.config.campaigns)
         .into_iter()
@@ -384,7 +393,7 @@ async fn do_optin(
         _ => Action::Grant,
     };
     let proof = web.shown("optin-page", visitor, Source::Link);
-    web.record(&link, &campaign.id, action, crate::now_ms(), &proof)
+    web.record(&link, &campaign.id, action, crate::time::now_ms(), &proof)
         .await?;
     Ok(html::optin_done(w, &campaign.label, &preferences))
 }

@@ -123,7 +123,7 @@ impl HttpServer {
                         continue;
                     }
                 },
-                _ = crate::until_shutdown(&mut shutdown) => break,
+                _ = crate::shutdown::until_shutdown(&mut shutdown) => break,
             };
             while connections.try_join_next().is_some() {}
             let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -149,7 +149,7 @@ impl HttpServer {
                 let mut connection = std::pin::pin!(connection);
                 let result = tokio::select! {
                     r = connection.as_mut() => r,
-                    _ = crate::until_shutdown(&mut shutdown) => {
+                    _ = crate::shutdown::until_shutdown(&mut shutdown) => {
                         // Finishes the request in progress, then closes.
                         connection.as_mut().graceful_shutdown();
                         connection.await

@@ -72,7 +72,7 @@ impl Dispatcher {
         let mut probe_at: Option<i64> = None;
         let concurrency = self.config.concurrency;
         while !*shutdown.borrow() {
-            let now = crate::now_ms();
+            let now = crate::time::now_ms();
             let room = if refused < concurrency as i64 {
                 concurrency.saturating_sub(attempts.len())
             } else {
@@ -117,7 +117,7 @@ impl Dispatcher {
                                     tracing::warn!(refused, "webhook: the CRM refused every recent attempt; trying one event at a time until it accepts one");
                                 }
                                 let wait = signed::backoff(refused - concurrency as i64 + 1, self.config.retry_min, self.config.retry_max);
-                                let probe = crate::now_ms() + wait.as_millis() as i64;
+                                let probe = crate::time::now_ms() + wait.as_millis() as i64;
                                 probe_at = Some(probe);
                                 at = probe;
                             }
@@ -132,11 +132,11 @@ impl Dispatcher {
                 }
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {
-                    if next_retry.is_some_and(|at| at <= crate::now_ms()) {
+                    if next_retry.is_some_and(|at| at <= crate::time::now_ms()) {
                         next_retry = None;
                     }
                 }
-                _ = crate::until_shutdown(&mut shutdown) => break,
+                _ = crate::shutdown::until_shutdown(&mut shutdown) => break,
             }
         }
         while attempts.join_next().await.is_some() {}
@@ -187,7 +187,7 @@ async fn attempt(
 ) -> Option<i64> {
     let event_id = claimed.event.id;
     let number = claimed.attempts + 1;
-    let body = signed::body(&claimed, crate::now_ms() / 1000);
+    let body = signed::body(&claimed, crate::time::now_ms() / 1000);
     let signature = signed::signature(&config.secret.0, &body);
     let started = Instant::now();
     let sent = client
@@ -211,7 +211,7 @@ async fn attempt(
         }
         Err(error) => {
             let wait = signed::backoff(number, config.retry_min, config.retry_max);
-            let at = crate::now_ms() + wait.as_millis() as i64;
+            let at = crate::time::now_ms() + wait.as_millis() as i64;
             tracing::warn!(event = event_id, subject = %claimed.event.subject_id, attempt = number, error = %error, elapsed_ms, retry_in_ms = wait.as_millis() as u64, "webhook: not accepted; will retry");
             let outcome = WebhookOutcome::Failed {
                 event_id,

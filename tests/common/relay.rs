@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consent_relay::config::Config;
+use consent_relay::consent::subject;
 use consent_relay::consent::{Action, Source};
 use consent_relay::server::{self, Running};
 use consent_relay::store::{NewConsentEvent, NewSubject, Store};
-use consent_relay::subject;
 use consent_relay::token::{self, Claims, Purpose};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -207,7 +207,7 @@ impl TestRelay {
     pub async fn consent(&self, email: &str, campaign: &str, action: Action, at: Option<i64>) {
         let address = subject::normalise(email);
         let new_subject = subject::new_subject(&self.config.signing, &address);
-        let at = at.unwrap_or_else(consent_relay::now_ms);
+        let at = at.unwrap_or_else(consent_relay::time::now_ms);
         self.store()
             .append_consent_event(NewConsentEvent {
                 evidence: Some("test".into()),

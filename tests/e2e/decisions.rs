@@ -65,7 +65,7 @@ both_stores!(opt_in_without_grant_is_suppressed_and_with_grant_delivered);
 async fn grant_older_than_max_age_is_consent_expired() {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
-    let long_ago = consent_relay::now_ms() - 400 * DAY;
+    let long_ago = consent_relay::time::now_ms() - 400 * DAY;
     relay
         .consent(
             "old@example.net",
@@ -356,7 +356,7 @@ async fn erased_address_is_suppressed_by_its_hash() {
     let key = base64::engine::general_purpose::STANDARD
         .decode(common::relay::KEY)
         .unwrap();
-    let hash = consent_relay::subject::address_hash(&key, "gone@example.net");
+    let hash = consent_relay::consent::subject::address_hash(&key, "gone@example.net");
     let mut db = common::backend::connect(relay.dir.path()).await;
     sqlx::query(
         "INSERT INTO subjects (id, address, address_hash, key_id, created_at, erased_at) \

@@ -62,7 +62,7 @@ async fn expiring_lists_old_grants_and_a_confirmed_re_opt_in_takes_them_off() {
     let relay = TestRelay::start(sink.addr(), "", "").await;
     let dir = relay.dir.path();
     // newsletter: consent_max_age_days = 395.
-    let now = consent_relay::now_ms();
+    let now = consent_relay::time::now_ms();
     let grant = |who: &'static str, days_ago: i64| {
         let relay = &relay;
         async move {

@@ -93,7 +93,10 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
         (e.campaign.as_str(), e.action.as_str(), e.source.as_str()),
         ("newsletter", "grant", "form")
     );
-    assert_eq!(consent_relay::format_time(e.at), "2026-11-01T08:00:00Z");
+    assert_eq!(
+        consent_relay::time::format_time(e.at),
+        "2026-11-01T08:00:00Z"
+    );
     assert_eq!(
         e.evidence.as_deref(),
         Some("signup form v3, footer; imported from crm.csv line 2")
@@ -107,7 +110,10 @@ async fn a_file_is_imported_once_and_decides_the_next_message() {
         Some("imported from crm.csv line 4")
     );
     let cy = events(&relay, "cy@example.net").await;
-    assert_eq!(consent_relay::format_time(cy[0].at), "2026-10-01T10:00:00Z");
+    assert_eq!(
+        consent_relay::time::format_time(cy[0].at),
+        "2026-10-01T10:00:00Z"
+    );
 
     // Again, and with the rows in another order and other spellings: nothing new.
     let again = import(dir, "crm.csv", &[]).await;

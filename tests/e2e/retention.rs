@@ -17,10 +17,11 @@ use crate::common::relay::{
 };
 use crate::common::sink::{Fault, Sink};
 use consent_relay::consent::{Action, Source};
+use consent_relay::consent::{policy, subject};
+use consent_relay::rights::retention;
 use consent_relay::store::{
     AttemptRecord, DeliveryStatus, MessageKind, NewMessage, PurgeReport, RecipientDecision, Store,
 };
-use consent_relay::{policy, retention, subject};
 use sqlx::{AnyConnection, Connection, Row};
 
 const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
@@ -149,7 +150,7 @@ async fn bodies_go_after_delivery_and_undelivered_ones_stay() {
     let before = counts(&db).await;
     let store = relay.store().clone();
     let r = &relay.config.retention;
-    let now = consent_relay::now_ms();
+    let now = consent_relay::time::now_ms();
     // Within 30 days of the delivery, nothing goes.
     let p = retention::purge(&store, r, now + 29 * DAY, None)
         .await
@@ -211,7 +212,7 @@ async fn old_decisions_and_deliveries_go_and_consent_events_stay() {
 
     let store = relay.store().clone();
     let r = &relay.config.retention;
-    let now = consent_relay::now_ms();
+    let now = consent_relay::time::now_ms();
     let p = retention::purge(&store, r, now + 2 * 365 * DAY, None)
         .await
         .unwrap();
@@ -323,7 +324,7 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
     );
     let store = Store::open(&config.store, false).await.unwrap();
     let erin = "erin@example.com";
-    let now = consent_relay::now_ms();
+    let now = consent_relay::time::now_ms();
     let new_message = |id: &str, kind, from: &str, to: &str, body: &str| NewMessage {
         id: id.into(),
         kind,
@@ -565,7 +566,7 @@ async fn two_nodes_purging_at_once_remove_each_row_once() {
     // More than two purge batches (2000 rows) of each kind: per message,
     // one recipient delivered (its copy then sent) and one suppressed.
     const MESSAGES: usize = 2_600;
-    let now = consent_relay::now_ms();
+    let now = consent_relay::time::now_ms();
     let decision = |to: String, outcome, reason| RecipientDecision {
         new_subject: Some(subject::new_subject(&config.signing, &to)),
         recipient: to,

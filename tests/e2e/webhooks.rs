@@ -217,7 +217,7 @@ async fn receive(
         return StatusCode::UNAUTHORIZED;
     }
     let event: Value = serde_json::from_slice(&body).expect("JSON body");
-    let now = consent_relay::now_ms() / 1000;
+    let now = consent_relay::time::now_ms() / 1000;
     let timestamp = event["timestamp"].as_i64().unwrap_or(0);
     if (now - timestamp).abs() > 300 {
         s.forged.push(format!("stale timestamp {timestamp}"));
@@ -749,7 +749,7 @@ async fn a_lease_keeps_a_row_to_one_node_until_it_expires() {
             .expect("event");
         ids.push(event.id);
     }
-    let now = consent_relay::now_ms();
+    let now = consent_relay::time::now_ms();
     let claimed = |c: Vec<consent_relay::store::ClaimedWebhook>| -> Vec<i64> {
         c.iter().map(|w| w.event.id).collect()
     };
@@ -859,7 +859,7 @@ async fn two_nodes_send_each_subjects_events_once_and_in_order() {
         async move {
             let mut attempts = 0u32;
             for _ in 0..1_000 {
-                let now = consent_relay::now_ms();
+                let now = consent_relay::time::now_ms();
                 let claimed = store
                     .claim_webhooks(owner, now, now + 60_000, 5)
                     .await

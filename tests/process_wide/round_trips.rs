@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::both_stores;
 use crate::common::relay::{admin_event, config_text, message, write_config};
 use consent_relay::consent::Action;
+use consent_relay::consent::subject;
 use consent_relay::smtp::intake::{Envelope, Intake};
 use consent_relay::store::Store;
-use consent_relay::subject;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -121,7 +121,7 @@ async fn a_thousand_recipients_cost_the_round_trips_of_ten() {
                 } else {
                     Action::Withdraw
                 },
-                consent_relay::now_ms(),
+                consent_relay::time::now_ms(),
             ))
             .await
             .unwrap();

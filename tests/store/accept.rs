@@ -2,7 +2,7 @@
 //! copies, handing leases back, and what the queue shows meanwhile.
 
 use crate::both_stores;
-use consent_relay::policy::{Outcome, Reason};
+use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::store::MessageKind;
 use serde_json::json;
 

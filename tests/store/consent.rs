@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use consent_relay::policy::{Outcome, Reason};
+use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::store::{
     ImportCounts, ImportEvent, KeyedConsent, KeyedOutcome, MessageKind, StoreError,
 };

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use consent_relay::policy::{Outcome, Reason};
+use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::store::{
     AttemptRecord, DeliveryStatus, Erasure, ImportEvent, KeyedConsent, MessageKind,
 };

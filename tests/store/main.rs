@@ -21,8 +21,8 @@ mod webhooks;
 
 use std::path::Path;
 
+use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::consent::{Action, Source};
-use consent_relay::policy::{Outcome, Reason};
 use consent_relay::store::{
     DecisionFilter, MessageKind, NewConsentEvent, NewMessage, NewSubject, RecipientDecision, Store,
 };
@@ -135,5 +135,5 @@ pub async fn count(dir: &Path, sql: &str) -> i64 {
 }
 
 pub fn now() -> i64 {
-    consent_relay::now_ms()
+    consent_relay::time::now_ms()
 }

@@ -1,7 +1,7 @@
 //! Recording attempt outcomes: sent, deferred, failed with its bounce,
 //! suppressed-late with its decision, outcomes on rows no longer leased.
 
-use consent_relay::policy::{Outcome, Reason};
+use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::store::{AttemptRecord, DeliveryStatus, LateDecision, MessageKind};
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! The `[retention]` purge: its dry-run counts and its batches, step by step.
 
-use consent_relay::policy::{Outcome, Reason};
+use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::store::{AttemptRecord, DeliveryStatus, PurgeCutoffs, PurgeReport, PurgeStep};
 
 use super::*;

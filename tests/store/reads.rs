@@ -1,7 +1,7 @@
 //! The read queries: everything about one address, the decision log and its
 //! filter.
 
-use consent_relay::policy::{Outcome, Reason};
+use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::store::DecisionFilter;
 use serde_json::json;
 

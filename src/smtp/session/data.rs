@@ -86,7 +86,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// Why a whole message is refused before the intake sees it, if it is
     /// (counted in the refusal metric).
     fn message_refusal(&self, message: &DataReader) -> Option<Reply> {
-        let header_end = crate::message::header_end(&message.body);
+        let header_end = crate::mail::header::header_end(&message.body);
         let (reason, r) = if message.oversize {
             ("too_large", reply::too_large())
         } else if message.long_line {

@@ -44,7 +44,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             },
             // A message in transfer is finished first; between commands the
             // client is told to come back later.
-            _ = crate::until_shutdown(&mut shutdown), if !in_data => Read::Shutdown,
+            _ = crate::shutdown::until_shutdown(&mut shutdown), if !in_data => Read::Shutdown,
         };
         match outcome {
             Read::Data(Ok(0)) => Ok(false),

@@ -4,7 +4,7 @@
 //! and the queue's leases.
 
 use super::{Conn, Op, Sql, Val};
-use crate::policy::Outcome;
+use crate::consent::policy::Outcome;
 use crate::store::{ClaimedDelivery, ConsentEvent, FollowUp, NewMessage, StoreError};
 
 /// Messages per multi-row INSERT (12 values each, well under SQLite's

@@ -78,7 +78,7 @@ async fn erase<C: Conn>(
     .id;
     c.execute(Sql::new("DELETE FROM consent_state WHERE subject_id = $1").arg(&subject_id))
         .await?;
-    let tag = crate::subject::erased_tag(&address_hash);
+    let tag = crate::consent::subject::erased_tag(&address_hash);
     let cancelled = cancel_unsent(c, &e.address, &tag, &subject_id, event_id, now).await?;
     let deliveries = c
         .execute(

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use sqlx::{PgConnection, Postgres, Row};
 
-use crate::policy::Outcome;
+use crate::consent::policy::Outcome;
 use crate::store::ops::outcomes::is_final;
 use crate::store::ops::{Conn, KeySpace, accept, binds, conn_queries};
 use crate::store::{

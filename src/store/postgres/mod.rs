@@ -57,7 +57,7 @@ impl PgStore {
     /// timed like SQLite's group commits
     /// (`consent_relay_store_commit_duration_seconds`).
     pub(super) async fn write<W: Op>(&self, op: W) -> Result<W::Out, StoreError> {
-        let now = crate::now_ms();
+        let now = crate::time::now_ms();
         if !W::ATOMIC {
             let mut conn = self.pool.acquire().await?;
             return op.run(&mut *conn, now).await;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use crate::policy::Outcome;
+use crate::consent::policy::Outcome;
 use crate::store::ops::outcomes::is_final;
 use crate::store::ops::{Conn, KeySpace, Sql, accept, binds, conn_queries};
 use crate::store::{

@@ -172,7 +172,7 @@ pub(super) async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiv
 /// any job fails, the group rolls back and each job runs again alone, so a
 /// bad job fails by itself and the others still commit.
 async fn run_group(conn: &mut SqliteConnection, mut group: Vec<Job>) {
-    let now = crate::now_ms();
+    let now = crate::time::now_ms();
     let started = std::time::Instant::now();
     if group.len() > 1 {
         let together = run_together(conn, &mut group, now).await;

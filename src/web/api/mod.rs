@@ -30,12 +30,12 @@ pub(crate) use error::error_response;
 
 use super::{USER_AGENT_MAX, WebState};
 use crate::config::{CampaignState, Policy};
+use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::rights;
 use crate::store::{
     ConsentEvent, DecisionFilter, FollowUp, KeyedConsent, KeyedOutcome, NewConsentEvent,
 };
-use crate::subject;
 use crate::time::parse_rfc3339;
 
 /// Largest API request body: a consent record with generous evidence.
@@ -146,7 +146,7 @@ async fn record_consent(
             .map_err(|e| ApiError::bad("source", e))?,
         None => Source::Api,
     };
-    let now = crate::now_ms();
+    let now = crate::time::now_ms();
     let at = match &b.at {
         Some(t) => {
             let at = parse_rfc3339(t).ok_or_else(|| {
@@ -196,13 +196,13 @@ async fn record_consent(
     let follow_up = confirm.map(|c| -> FollowUp {
         let (config, campaign, address) = (web.config.clone(), c.clone(), address.clone());
         Arc::new(move |e: &ConsentEvent| {
-            crate::confirmation::message(
+            crate::rights::confirmation::message(
                 &config,
                 &campaign,
                 &e.subject_id,
                 &address,
                 e.id,
-                crate::now_ms(),
+                crate::time::now_ms(),
             )
             .map_err(|e| e.to_string())
         })

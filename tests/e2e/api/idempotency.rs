@@ -314,7 +314,7 @@ async fn a_follow_up_that_fails_or_panics_stores_nothing_and_the_store_goes_on()
             test_subject(n),
             "newsletter",
             Action::Request,
-            consent_relay::now_ms(),
+            consent_relay::time::now_ms(),
         )
     };
     let failing: FollowUp = Arc::new(|_| Err("no template".into()));

@@ -6,7 +6,7 @@
 
 use crate::both_stores;
 use crate::common;
-use consent_relay::policy::{Outcome, Reason};
+use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::store::{
     AttemptRecord, DeliveryStatus, MessageKind, NewMessage, RecipientDecision, Store,
 };

@@ -400,7 +400,7 @@ async fn bad_tokens_get_an_error_page_and_change_nothing() {
     let mid = flipped.len() / 2;
     flipped[mid] = if flipped[mid] == 'A' { 'B' } else { 'A' };
     let flipped: String = flipped.into_iter().collect();
-    let other_subject = consent_relay::subject::new_id();
+    let other_subject = consent_relay::consent::subject::new_id();
 
     let cases: Vec<(String, String, StatusCode)> = vec![
         (
