@@ -1,0 +1,270 @@
+//! The house rules, checked: which top-level module may use which. Reads
+//! the crate's own sources (every `crate::NAME` path, grouped imports
+//! included) and fails when a module reaches a layer it must not know, or
+//! when the modules' imports form a cycle. Test only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The pure core: values in, values out. Besides each other they may use
+/// `config`'s types, nothing with IO.
+const PURE: &[&str] = &[
+    "consent", "mail", "net", "rewrite", "texts", "time", "token",
+];
+
+/// What each module must never use (ARCHITECTURE.md, "knows nothing of").
+/// A module not listed may use anything below it; the cycle check keeps it
+/// honest.
+fn forbidden(module: &str) -> &'static [&'static str] {
+    const RUNTIME: &[&str] = &[
+        "cli", "delivery", "metrics", "rights", "server", "smtp", "store", "web", "webhook",
+    ];
+    match module {
+        m if PURE.contains(&m) => RUNTIME,
+        "config" => RUNTIME,
+        "metrics" => &[
+            "cli", "config", "delivery", "rights", "server", "smtp", "store", "web", "webhook",
+        ],
+        "store" => &[
+            "cli", "delivery", "rewrite", "rights", "server", "smtp", "web", "webhook",
+        ],
+        "smtp" => &["cli", "delivery", "rights", "server", "web", "webhook"],
+        "delivery" => &["cli", "rights", "server", "smtp", "web", "webhook"],
+        "web" => &["cli", "delivery", "server", "smtp"],
+        "webhook" => &["cli", "delivery", "server", "smtp", "web"],
+        "rights" => &["cli", "delivery", "server", "smtp", "web", "webhook"],
+        "server" => &["cli"],
+        _ => &[],
+    }
+}
+
+/// Crates whose use means IO, forbidden in the pure core.
+const IO_CRATES: &[&str] = &[
+    "sqlx::",
+    "tokio::",
+    "axum::",
+    "mail_send::",
+    "reqwest::",
+    "std::net::Tcp",
+    "std::fs::",
+];
+
+/// The top-level modules a source text names through `crate::`.
+fn crate_paths(source: &str) -> BTreeSet<String> {
+    let code = strip_comments(source);
+    let mut found = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        let before = rest[..at].chars().next_back();
+        rest = &rest[at + "crate::".len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+            continue; // `$crate::`, `my_crate::`
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = matching_brace(group);
+            for item in split_top_level(&group[..end]) {
+                if let Some(name) = leading_ident(item.trim()) {
+                    found.insert(name);
+                }
+            }
+        } else if let Some(name) = leading_ident(rest) {
+            found.insert(name);
+        }
+    }
+    found
+}
+
+fn leading_ident(s: &str) -> Option<String> {
+    let name: String = s
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty() && name != "self").then_some(name)
+}
+
+fn matching_brace(s: &str) -> usize {
+    let mut depth = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return i,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+fn split_top_level(s: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// The source without `//` comments (doc comments name other layers on
+/// purpose) and without the `#[cfg(test)]` module at the end of a file,
+/// where tests may use anything.
+fn strip_comments(source: &str) -> String {
+    let code = match source.find("#[cfg(test)]\nmod tests") {
+        Some(at) => &source[..at],
+        None => source,
+    };
+    code.lines()
+        .map(|l| match l.find("//") {
+            Some(at) if !l[..at].contains('"') => &l[..at],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Each top-level module of `src/` and the sources that make it up.
+fn modules() -> BTreeMap<String, Vec<(PathBuf, String)>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut modules: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
+    for path in files {
+        let rel = path.strip_prefix(&src).expect("under src");
+        let first = rel.components().next().expect("a component");
+        let name = first
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if matches!(name.as_str(), "lib" | "main" | "layers") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read a source file");
+        modules.entry(name).or_default().push((path, text));
+    }
+    modules
+}
+
+/// The import graph of the top-level modules.
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let modules = modules();
+    let names: BTreeSet<&String> = modules.keys().collect();
+    modules
+        .iter()
+        .map(|(name, files)| {
+            let uses = files
+                .iter()
+                .flat_map(|(_, text)| crate_paths(text))
+                .filter(|used| used != name && names.contains(used))
+                .collect();
+            (name.clone(), uses)
+        })
+        .collect()
+}
+
+/// A cycle in `graph`, as the path that closes it, if there is one.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_module_uses_a_layer_it_must_not_know() {
+    let mut wrong = Vec::new();
+    for (module, uses) in graph() {
+        for used in uses.intersection(&forbidden(&module).iter().map(|s| s.to_string()).collect()) {
+            wrong.push(format!("{module} uses {used}"));
+        }
+    }
+    assert!(wrong.is_empty(), "layer rules broken: {wrong:?}");
+}
+
+#[test]
+fn the_module_imports_have_no_cycle() {
+    let graph = graph();
+    assert_eq!(find_cycle(&graph), None, "import graph: {graph:#?}");
+}
+
+#[test]
+fn the_pure_core_does_no_io() {
+    let mut wrong = Vec::new();
+    for (module, files) in modules() {
+        if !PURE.contains(&module.as_str()) {
+            continue;
+        }
+        for (path, text) in files {
+            let code = strip_comments(&text);
+            for krate in IO_CRATES {
+                if code.contains(krate) {
+                    wrong.push(format!("{}: {krate}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "IO in the pure core: {wrong:?}");
+}
+
+#[test]
+fn the_checker_sees_plain_grouped_and_nested_paths() {
+    let src = "use crate::store::Store;\nuse crate::{config::{self, Config}, token};\n\
+               // use crate::web;\nfn f() { crate::smtp::x(); $crate::ignored; }\n\
+               #[cfg(test)]\nmod tests { use crate::cli; }";
+    let found: Vec<String> = crate_paths(src).into_iter().collect();
+    assert_eq!(found, ["config", "smtp", "store", "token"]);
+    let mut g = BTreeMap::new();
+    g.insert("a".to_owned(), BTreeSet::from(["b".to_owned()]));
+    g.insert("b".to_owned(), BTreeSet::from(["a".to_owned()]));
+    assert_eq!(
+        find_cycle(&g),
+        Some(vec!["a".into(), "b".into(), "a".into()])
+    );
+    g.insert("b".to_owned(), BTreeSet::new());
+    assert_eq!(find_cycle(&g), None);
+}
