@@ -543,20 +543,16 @@ impl Store {
         }
     }
 
-    /// Runs the write `op` on this backend, then wakes the webhook
-    /// dispatcher if it wrote consent events.
+    /// Runs the write `op` on this backend, which wakes the webhook
+    /// dispatcher once it committed consent events.
     async fn write<W: ops::Op>(&self, op: W) -> Result<W::Out, StoreError>
     where
         sqlite::Job: From<sqlite::Pending<W>>,
     {
-        let out = match self {
-            Store::Sqlite(s) => s.write(op).await?,
-            Store::Postgres(s) => s.write(op).await?,
-        };
-        if W::wrote_events(&out) {
-            self.events().notify_one();
+        match self {
+            Store::Sqlite(s) => s.write(op).await,
+            Store::Postgres(s) => s.write(op).await,
         }
-        Ok(out)
     }
 
     /// Consent events are queued in `webhook_outbox` (`[webhook]` is set).

@@ -58,14 +58,22 @@ impl PgStore {
     /// (`consent_relay_store_commit_duration_seconds`).
     pub(super) async fn write<W: Op>(&self, op: W) -> Result<W::Out, StoreError> {
         let now = crate::time::now_ms();
-        if !W::ATOMIC {
+        let out = if W::ATOMIC {
+            let (mut tx, started) = (self.pool.begin().await?, Instant::now());
+            let out = op.run(&mut *tx, now).await?;
+            tx.commit().await?;
+            metrics::histogram!(crate::metrics::COMMIT_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            out
+        } else {
             let mut conn = self.pool.acquire().await?;
-            return op.run(&mut *conn, now).await;
+            op.run(&mut *conn, now).await?
+        };
+        // Committed: wake this process's webhook dispatcher (other nodes
+        // find the rows by polling).
+        if W::wrote_events(&out) {
+            self.events.notify_one();
         }
-        let (mut tx, started) = (self.pool.begin().await?, Instant::now());
-        let out = op.run(&mut *tx, now).await?;
-        tx.commit().await?;
-        metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(out)
     }
 

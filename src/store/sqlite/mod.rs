@@ -113,6 +113,11 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         let out = answer.await.map_err(|_| StoreError::Closed)??;
+        // Committed: wake the webhook dispatcher before the checkpoint,
+        // which may wait for readers up to the busy timeout.
+        if W::wrote_events(&out) {
+            self.events.notify_one();
+        }
         if W::removed_personal_data(&out) {
             self.checkpoint_truncate().await;
         }
