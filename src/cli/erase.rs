@@ -1,0 +1,30 @@
+//! `consent-relay erase EMAIL`: the right to be forgotten; a keyed hash stays
+//! as a suppression.
+
+use anyhow::bail;
+
+use super::open;
+use crate::config::Config;
+use crate::consent::{Source, subject};
+
+/// `erase EMAIL`: as `DELETE /api/v1/subjects/{email}`, source `admin`.
+pub(super) async fn run(config: &Config, email: &str) -> anyhow::Result<()> {
+    let address = subject::normalise(email);
+    let store = open(config).await?;
+    let report = crate::rights::erase(&store, config, &address, Source::Admin).await;
+    store.close().await;
+    let Some(r) = report? else {
+        bail!("nothing is held about {address}; nothing erased");
+    };
+    println!(
+        "erased {address} (subject {}): {} consent events kept without proof, {} decisions and {} deliveries now name erased:{}, {} queued copies cancelled, {} message bodies removed",
+        r.subject_id,
+        r.events_kept,
+        r.decisions,
+        r.deliveries,
+        r.address_hash,
+        r.cancelled,
+        r.bodies_removed
+    );
+    Ok(())
+}
