@@ -29,7 +29,7 @@ pub use error::ApiError;
 pub(crate) use error::error_response;
 
 use super::{USER_AGENT_MAX, WebState};
-use crate::config::{CampaignState, Policy};
+use crate::config::{Campaign, CampaignState, Policy};
 use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::rights;
@@ -115,98 +115,15 @@ async fn record_consent(
     let key = idempotency::key(&headers)?;
     let raw = body.as_ref().ok().cloned();
     let b: ConsentBody = parse_json(body)?;
-    let address = subject::normalise(&b.email);
-    if !is_address(&address) {
-        return Err(ApiError::bad("email", "is not an email address"));
-    }
-    let mut action = match b.action {
-        Change::Grant => Action::Grant,
-        Change::Withdraw => Action::Withdraw,
-    };
-    if b.campaign == ALL_CAMPAIGNS && action == Action::Grant {
-        return Err(ApiError::bad(
-            "campaign",
-            "a grant names one campaign ('*' is for withdraw only)",
-        ));
-    }
-    let campaign = web
-        .config
-        .campaign(&b.campaign)
-        .filter(|c| c.state != CampaignState::Deleted);
-    if b.campaign != ALL_CAMPAIGNS && campaign.is_none() {
-        return Err(ApiError::bad("campaign", "is not a configured campaign"));
-    }
-    // Double opt-in: a grant is a request until the person confirms.
-    if action == Action::Grant && campaign.is_some_and(|c| c.double_opt_in) {
-        action = Action::Request;
-    }
-    let source = match &b.source {
-        Some(s) => s
-            .parse::<Source>()
-            .map_err(|e| ApiError::bad("source", e))?,
-        None => Source::Api,
-    };
-    let now = crate::time::now_ms();
-    let at = match &b.at {
-        Some(t) => {
-            let at = parse_rfc3339(t).ok_or_else(|| {
-                ApiError::bad("at", "is not an RFC 3339 time (e.g. 2026-11-01T08:00:00Z)")
-            })?;
-            if at > now + FUTURE_SKEW_MS {
-                return Err(ApiError::bad("at", "is in the future"));
-            }
-            at
-        }
-        None => now,
-    };
-    let ip = match &b.ip {
-        Some(ip) => Some(
-            ip.trim()
-                .parse::<IpAddr>()
-                .map_err(|_| ApiError::bad("ip", "is not an IP address"))?
-                .to_canonical()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let user_agent = b
-        .user_agent
-        .map(|ua| ua.chars().take(USER_AGENT_MAX).collect());
-    let new_event = NewConsentEvent {
-        new_subject: subject::new_subject(&web.config.signing, &address),
-        address: address.clone(),
-        campaign: b.campaign,
-        action,
-        at,
-        source,
-        ip,
-        user_agent,
-        evidence: b.evidence,
-    };
+    let (new_event, campaign) = checked_event(&web, b)?;
+    let action = new_event.action;
     let confirm = campaign.filter(|_| action == Action::Request);
     let status = if confirm.is_some() {
         StatusCode::ACCEPTED
     } else {
         StatusCode::CREATED
     };
-    // The relay mails the confirmation link itself, through its queue: the
-    // mail is built from the recorded event (its id, its subject) and
-    // queued in the event's transaction, so there is never a request
-    // without its mail, even when the answer is replayed to a retry.
-    let follow_up = confirm.map(|c| -> FollowUp {
-        let (config, campaign, address) = (web.config.clone(), c.clone(), address.clone());
-        Arc::new(move |e: &ConsentEvent| {
-            crate::rights::confirmation::message(
-                &config,
-                &campaign,
-                &e.subject_id,
-                &address,
-                e.id,
-                crate::time::now_ms(),
-            )
-            .map_err(|e| e.to_string())
-        })
-    });
+    let follow_up = confirm.map(|c| confirmation_mail(&web, c, &new_event.address));
     let (event, answer) = match key {
         None => {
             let event = web
@@ -241,6 +158,105 @@ async fn record_consent(
         web.wake.notify_one();
     }
     Ok(idempotency::json(status, answer))
+}
+
+/// The event a request body asks for, every field checked, and its
+/// campaign (`None` for `*`). A grant for a double opt-in campaign is a
+/// `request` until the person confirms.
+fn checked_event(
+    web: &WebState,
+    b: ConsentBody,
+) -> Result<(NewConsentEvent, Option<&Campaign>), ApiError> {
+    let address = subject::normalise(&b.email);
+    if !is_address(&address) {
+        return Err(ApiError::bad("email", "is not an email address"));
+    }
+    let mut action = match b.action {
+        Change::Grant => Action::Grant,
+        Change::Withdraw => Action::Withdraw,
+    };
+    if b.campaign == ALL_CAMPAIGNS && action == Action::Grant {
+        return Err(ApiError::bad(
+            "campaign",
+            "a grant names one campaign ('*' is for withdraw only)",
+        ));
+    }
+    let campaign = web
+        .config
+        .campaign(&b.campaign)
+        .filter(|c| c.state != CampaignState::Deleted);
+    if b.campaign != ALL_CAMPAIGNS && campaign.is_none() {
+        return Err(ApiError::bad("campaign", "is not a configured campaign"));
+    }
+    if action == Action::Grant && campaign.is_some_and(|c| c.double_opt_in) {
+        action = Action::Request;
+    }
+    let source = match &b.source {
+        Some(s) => s
+            .parse::<Source>()
+            .map_err(|e| ApiError::bad("source", e))?,
+        None => Source::Api,
+    };
+    let at = checked_at(b.at.as_deref(), crate::time::now_ms())?;
+    let ip = b.ip.as_deref().map(checked_ip).transpose()?;
+    let user_agent = b
+        .user_agent
+        .map(|ua| ua.chars().take(USER_AGENT_MAX).collect());
+    let event = NewConsentEvent {
+        new_subject: subject::new_subject(&web.config.signing, &address),
+        address,
+        campaign: b.campaign,
+        action,
+        at,
+        source,
+        ip,
+        user_agent,
+        evidence: b.evidence,
+    };
+    Ok((event, campaign))
+}
+
+/// When the change happened: `now` by default, never in the future.
+fn checked_at(at: Option<&str>, now: i64) -> Result<i64, ApiError> {
+    let Some(t) = at else {
+        return Ok(now);
+    };
+    let at = parse_rfc3339(t).ok_or_else(|| {
+        ApiError::bad("at", "is not an RFC 3339 time (e.g. 2026-11-01T08:00:00Z)")
+    })?;
+    if at > now + FUTURE_SKEW_MS {
+        return Err(ApiError::bad("at", "is in the future"));
+    }
+    Ok(at)
+}
+
+/// The person's IP address as proof, in its canonical form.
+fn checked_ip(ip: &str) -> Result<String, ApiError> {
+    Ok(ip
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| ApiError::bad("ip", "is not an IP address"))?
+        .to_canonical()
+        .to_string())
+}
+
+/// The double opt-in mail. The relay mails the confirmation link itself,
+/// through its queue: the mail is built from the recorded event (its id,
+/// its subject) and queued in the event's transaction, so there is never a
+/// request without its mail, even when the answer is replayed to a retry.
+fn confirmation_mail(web: &WebState, campaign: &Campaign, address: &str) -> FollowUp {
+    let (config, campaign, address) = (web.config.clone(), campaign.clone(), address.to_owned());
+    Arc::new(move |e: &ConsentEvent| {
+        crate::rights::confirmation::message(
+            &config,
+            &campaign,
+            &e.subject_id,
+            &address,
+            e.id,
+            crate::time::now_ms(),
+        )
+        .map_err(|e| e.to_string())
+    })
 }
 
 /// `GET /api/v1/subjects/{email}`: access and portability.
