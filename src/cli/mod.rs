@@ -11,6 +11,7 @@ mod export;
 mod hash_password;
 pub mod import;
 mod log;
+mod log_hash;
 pub mod migrate;
 mod purge;
 mod queue;
@@ -58,6 +59,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Read the decision log: every recipient of every accepted message
     Log(log::LogArgs),
+    /// Print how the relay's log lines name an address ([log] recipients = "hash"), to grep for it
+    LogHash(log_hash::LogHashArgs),
     /// List queued, deferred and failed deliveries with their last upstream reply
     Queue(queue::QueueArgs),
     /// List consent events not yet accepted by the CRM's webhook, with the last error
@@ -138,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consent(c) => consent::run(&config, c).await,
         Command::Import(a) => import::run(&config, a).await,
         Command::Log(a) => log::run(&config, a).await,
+        Command::LogHash(a) => log_hash::run(&config, a),
         Command::Queue(a) => queue::run(&config, a).await,
         Command::Webhooks(a) => webhooks::run(&config, a).await,
         Command::Export { email } => export::run(&config, &email).await,

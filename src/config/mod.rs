@@ -26,6 +26,7 @@ mod erasure;
 mod http;
 pub mod load;
 mod locate;
+mod log;
 mod queue;
 pub mod reload;
 mod retention;
@@ -44,6 +45,7 @@ pub use dkim::DkimConfig;
 pub use erasure::ErasureConfig;
 pub use http::HttpConfig;
 pub use locate::{DEFAULT_LOCATIONS, locate};
+pub use log::{LogConfig, LogRecipients};
 pub use queue::QueueConfig;
 pub use retention::RetentionConfig;
 pub use signing::{EXAMPLE_SIGNING_KEY, SigningConfig};
@@ -69,6 +71,7 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     pub retention: RetentionConfig,
     pub erasure: ErasureConfig,
+    pub log: LogConfig,
     /// In file order; ids are unique.
     pub campaigns: Vec<Campaign>,
     /// Footer and page texts, FR and EN, with the file's overrides.
@@ -163,6 +166,7 @@ struct RawConfig {
     webhook: Option<webhook::RawWebhook>,
     retention: retention::RawRetention,
     erasure: erasure::RawErasure,
+    log: log::RawLog,
     texts: texts::RawTexts,
     campaign: Vec<campaign::RawCampaign>,
 }
@@ -205,6 +209,7 @@ impl Check<'_> {
         let webhook = raw.webhook.as_ref().map(|w| webhook::check(self, w));
         let retention = retention::check(self, &raw.retention);
         let texts = texts::check(self, &raw.texts);
+        let log = log::check(self, &raw.log);
         if let (Some(smtp), Some(Some(dkim))) = (&smtp, &dkim) {
             dkim::alignment(self, smtp, dkim);
         }
@@ -220,6 +225,7 @@ impl Check<'_> {
             webhook: webhook.map_or(Some(None), |w| w.map(Some))?,
             retention: retention?,
             erasure: erasure::check(&raw.erasure),
+            log: log?,
             campaigns: campaigns?,
             texts: texts?,
             warnings: std::mem::take(&mut self.warnings),

@@ -99,6 +99,7 @@ impl Changes {
         section("dkim", differs(&old.dkim, &new.dkim));
         section("retention", differs(&old.retention, &new.retention));
         section("erasure", differs(&old.erasure, &new.erasure));
+        section("log", differs(&old.log, &new.log));
         c.restart = restart_only(old, new);
         c
     }

@@ -3,6 +3,7 @@
 //! the same transaction using [`apply`], so a decision is one indexed lookup
 //! and the history stays whole.
 
+pub mod logged;
 pub mod policy;
 pub mod subject;
 

@@ -21,6 +21,7 @@ use super::upstream::{self, Connection, Copy, Upstream};
 use super::{BodyCache, Delivery, Job, Signers, copy, dkim, dsn};
 use crate::config::Config;
 use crate::config::reload::LiveConfig;
+use crate::consent::logged;
 use crate::consent::policy::{self, Outcome};
 use crate::store::{
     AttemptRecord, ClaimedDelivery, DeliveryStatus, MessageKind, NewMessage, RecipientDecision,
@@ -293,12 +294,15 @@ fn attempt_record(cfg: &Config, job: &Job, outcome: &AttemptOutcome) -> AttemptR
         let waited = (now - d.received_at).max(0) as f64 / 1000.0;
         metrics::histogram!(crate::metrics::DELIVERY_SECONDS).record(waited);
     }
+    // `[log] recipients`: the recipient by its keyed hash and the reply
+    // without the address, unless the operator asked for them in clear.
     tracing::info!(
         queue_id = %d.message_id,
         delivery = d.id,
+        recipient = %logged::logged_recipient(cfg, &d.recipient),
         status = %status,
         attempt = d.attempts + 1,
-        reply = %outcome.reply(),
+        reply = %logged::logged_reply(cfg, outcome.reply(), &d.recipient),
         "delivery attempt"
     );
     AttemptRecord {

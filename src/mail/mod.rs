@@ -1,6 +1,7 @@
 //! Pure mail-level helpers that several layers share: reading a message's
-//! raw header block, and DMARC alignment of the From domain with a signing
-//! domain. No IO; knows nothing of SMTP sessions, the store or delivery.
+//! raw header block, DMARC alignment of the From domain with a signing
+//! domain, and masking a recipient's address in a reply. No IO; knows nothing of SMTP sessions, the store or delivery.
 
 pub mod align;
 pub mod header;
+pub mod mask;
