@@ -17,14 +17,17 @@ pub(super) async fn run(config: &Config, email: &str) -> anyhow::Result<()> {
         bail!("nothing is held about {address}; nothing erased");
     };
     println!(
-        "erased {address} (subject {}): {} consent events kept without proof, {} decisions and {} deliveries now name erased:{}, {} queued copies cancelled, {} message bodies removed",
+        "erased {address} (subject {}): {} consent events kept without proof, {} decisions and {} deliveries now name erased:{}, {} queued copies cancelled, {} message bodies removed, {} upstream replies masked, {} bounces about it removed ({} not sent yet, dropped)",
         r.subject_id,
         r.events_kept,
         r.decisions,
         r.deliveries,
         r.address_hash,
         r.cancelled,
-        r.bodies_removed
+        r.bodies_removed,
+        r.replies_scrubbed,
+        r.bounces,
+        r.bounces_dropped
     );
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::consent::subject;
 /// `export EMAIL`: the same JSON document as `GET /api/v1/subjects/{email}`.
 pub(super) async fn run(config: &Config, email: &str) -> anyhow::Result<()> {
     let store = open(config).await?;
-    let doc = crate::rights::export(&store, email).await;
+    let doc = crate::rights::export(&store, config, email).await;
     store.close().await;
     let Some(doc) = doc? else {
         bail!("nothing is held about {}", subject::normalise(email));

@@ -111,6 +111,7 @@ const TABLES: &[Table] = &[
             ("body", Blob),
             ("received_at", Int),
             ("smtputf8", Bool),
+            ("about_delivery", Int),
         ],
     },
     Table {

@@ -3,6 +3,9 @@
 //! `consent-relay export`) and erasure (`DELETE /api/v1/subjects/{email}`,
 //! `consent-relay erase`). What is erased, and how, is the store's
 //! (`store::Erasure`); this module only shapes requests and documents.
+//! The access document says what it leaves out and why (`withheld`): a
+//! message body shared with other recipients, a bounce that returns such a
+//! message's header, the relay's log lines.
 
 pub mod confirmation;
 pub mod register;
@@ -27,12 +30,16 @@ pub fn time(ms: i64) -> String {
 }
 
 /// Everything held about `email` as one JSON document; `None` if nothing is.
-pub async fn export(store: &Store, email: &str) -> Result<Option<Value>, StoreError> {
+pub async fn export(
+    store: &Store,
+    config: &Config,
+    email: &str,
+) -> Result<Option<Value>, StoreError> {
     let address = subject::normalise(email);
     Ok(store
         .subject_record(&address)
         .await?
-        .map(|r| document(&address, &r)))
+        .map(|r| document(config, &address, &r)))
 }
 
 /// Erases `email` (see `store::Erasure`); `None` if nothing was held.
@@ -132,8 +139,64 @@ fn erasure_notice(config: &Config, address: &str, lang: Language, now: i64) -> O
 }
 
 /// The access document: the subject, consent state per campaign, every
-/// consent event with its proof, the decision log and the deliveries.
-pub fn document(address: &str, r: &SubjectRecord) -> Value {
+/// consent event with its proof, the decision log, the deliveries, the
+/// messages to the address alone and the bounces about it, and what is
+/// withheld, with why.
+pub fn document(config: &Config, address: &str, r: &SubjectRecord) -> Value {
+    let mut withheld = Vec::new();
+    let messages: Vec<Value> = r
+        .messages
+        .iter()
+        .filter(|m| {
+            let shared = m.other_recipients > 0;
+            if shared {
+                withheld.push(json!({
+                    "item": "message", "queue_id": m.id,
+                    "reason": format!(
+                        "the message as received was sent to {} other recipient(s) too: its body may name them or hold their data, \
+                         so it is not given out to one of them (the decision and delivery rows above are this address's part of it)",
+                        m.other_recipients
+                    ),
+                }));
+            }
+            !shared
+        })
+        .map(|m| {
+            json!({
+                "queue_id": m.id, "kind": m.kind, "campaign": m.campaign,
+                "received_at": time(m.received_at), "raw": raw(&m.body),
+            })
+        })
+        .collect();
+    let bounces: Vec<Value> = r
+        .bounces
+        .iter()
+        .map(|b| {
+            let reason = match b.other_recipients {
+                _ if b.body.is_none() => None,
+                Some(0) => None,
+                Some(n) => Some(format!(
+                    "the bounce returns the header block of a message sent to {n} other recipient(s) too, which may name them"
+                )),
+                None => Some(
+                    "written before the relay linked a bounce to the delivery it reports on: whether the header block it returns \
+                     names other recipients is not known"
+                        .to_owned(),
+                ),
+            };
+            if let Some(reason) = &reason {
+                withheld.push(json!({"item": "bounce", "queue_id": b.id, "reason": reason}));
+            }
+            let body = b.body.as_deref().filter(|_| reason.is_none());
+            json!({
+                "queue_id": b.id,
+                "about": b.about.as_ref().map(|(queue_id, delivery)| json!({"queue_id": queue_id, "delivery": delivery})),
+                "to": b.to, "status": b.status, "created_at": time(b.created_at),
+                "raw": body.map(raw),
+            })
+        })
+        .collect();
+    withheld.push(log_lines(config, address));
     json!({
         "address": address,
         "subject": r.subject.as_ref().map(|s| json!({
@@ -145,7 +208,40 @@ pub fn document(address: &str, r: &SubjectRecord) -> Value {
         "events": r.events.iter().map(event).collect::<Vec<_>>(),
         "decisions": r.decisions.iter().map(decision).collect::<Vec<_>>(),
         "deliveries": r.deliveries.iter().map(delivery).collect::<Vec<_>>(),
+        "messages": messages,
+        "bounces": bounces,
+        "withheld": withheld,
     })
+}
+
+/// A stored message: its text, or base64 when it is not UTF-8.
+fn raw(body: &[u8]) -> Value {
+    match std::str::from_utf8(body) {
+        Ok(text) => json!({"encoding": "utf-8", "text": text}),
+        Err(_) => {
+            use base64::Engine as _;
+            let text = base64::engine::general_purpose::STANDARD.encode(body);
+            json!({"encoding": "base64", "text": text})
+        }
+    }
+}
+
+/// The relay's log lines: not in the store, so not in the document; how
+/// they name the address, to find them.
+fn log_lines(config: &Config, address: &str) -> Value {
+    let reason = match config.log.recipients {
+        crate::config::LogRecipients::Hash => format!(
+            "the relay's log is kept by the operator's log system, not in the store; its lines name this address by the hash {} \
+             (consent-relay log-hash), and upstream replies in them have the address masked",
+            crate::consent::logged::logged_recipient(config, address)
+        ),
+        crate::config::LogRecipients::Clear => {
+            "the relay's log is kept by the operator's log system, not in the store; its lines name this address in clear \
+             ([log] recipients = \"clear\")"
+                .to_owned()
+        }
+    };
+    json!({"item": "log lines", "reason": reason})
 }
 
 /// A consent event with its proof.

@@ -331,6 +331,42 @@ pub struct SubjectRecord {
     pub events: Vec<ConsentEvent>,
     pub decisions: Vec<DecisionRow>,
     pub deliveries: Vec<DeliveryRow>,
+    /// The messages to the address whose body is still held.
+    pub messages: Vec<HeldMessage>,
+    /// The bounces (DSNs to the sender) about the copies to the address.
+    pub bounces: Vec<HeldBounce>,
+}
+
+/// A message to the address, its body still held (access requests).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HeldMessage {
+    pub id: String,
+    pub kind: MessageKind,
+    pub campaign: String,
+    pub received_at: i64,
+    /// The message as received (its `Received:` header added).
+    pub body: Vec<u8>,
+    /// How many other recipients the message had (its body may name them).
+    pub other_recipients: i64,
+}
+
+/// A bounce the relay wrote to a sender about a copy to the address.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HeldBounce {
+    /// The bounce's own queue id.
+    pub id: String,
+    /// The message and the delivery it reports on; `None` for bounces
+    /// written before that link was stored (found by the address in them).
+    pub about: Option<(String, i64)>,
+    /// The sender it is (or was) sent to, and how that delivery stands.
+    pub to: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub created_at: i64,
+    /// `None` once removed (by `[retention]`).
+    pub body: Option<Vec<u8>>,
+    /// How many other recipients the reported message had (the bounce
+    /// returns its header block); `None` when not known.
+    pub other_recipients: Option<i64>,
 }
 
 impl SubjectRecord {
@@ -375,6 +411,12 @@ pub struct ErasureReport {
     pub cancelled: u64,
     /// Messages to the address alone whose body was removed.
     pub bodies_removed: u64,
+    /// Stored upstream replies that quoted the address, now masked.
+    pub replies_scrubbed: u64,
+    /// Bounces (DSNs to the sender) about the address, their bodies removed.
+    pub bounces: u64,
+    /// Of those, the ones not sent yet, now never sent (`suppressed-late`).
+    pub bounces_dropped: u64,
 }
 
 /// A consent event leased to this node for one webhook attempt.

@@ -122,6 +122,39 @@ pub(super) fn delivery_from_row(r: &impl Cols) -> Result<DeliveryRow, StoreError
     })
 }
 
+/// `id, kind, campaign, received_at, body, other_recipients`
+pub(super) fn held_message_from_row(r: &impl Cols) -> Result<HeldMessage, StoreError> {
+    Ok(HeldMessage {
+        id: r.text(0)?,
+        kind: parsed(r.text(1)?, "messages.kind")?,
+        campaign: r.text(2)?,
+        received_at: r.int(3)?,
+        body: r.opt_bytes(4)?.unwrap_or_default(),
+        other_recipients: r.int(5)?,
+    })
+}
+
+/// `id, about message_id, about delivery, to, status, received_at, body,
+/// other_recipients`
+pub(super) fn held_bounce_from_row(r: &impl Cols) -> Result<HeldBounce, StoreError> {
+    let about = match (r.opt_text(1)?, r.opt_int(2)?) {
+        (Some(message), Some(delivery)) => Some((message, delivery)),
+        _ => None,
+    };
+    Ok(HeldBounce {
+        id: r.text(0)?,
+        other_recipients: about.as_ref().map(|_| r.int(7)).transpose()?,
+        about,
+        to: r.opt_text(3)?,
+        status: r
+            .opt_text(4)?
+            .map(|s| parsed(s, "deliveries.status"))
+            .transpose()?,
+        created_at: r.int(5)?,
+        body: r.opt_bytes(6)?,
+    })
+}
+
 /// `id, message_id, kind, recipient, mail_from, campaign, status, attempts,
 /// next_attempt_at, last_reply, received_at`
 pub(super) fn queue_from_row(r: &impl Cols) -> Result<QueueRow, StoreError> {

@@ -18,6 +18,7 @@ mod binary;
 mod copies;
 mod decisions;
 mod delivery;
+mod erasure;
 mod expiring;
 mod import;
 mod migrate;

@@ -5,13 +5,17 @@
 //! stored API answers); an `erase` event is appended and the derived state
 //! dropped. Decision and delivery rows name `erased:<address_hash>`
 //! instead of the address; copies not yet sent become `suppressed-late`
-//! (reply `erased`) with a decision row saying so; bodies of messages
-//! whose only recipient was the address are removed; the notice, if any,
-//! is queued.
+//! (reply `erased`) with a decision row saying so; the upstream replies
+//! stored for the address's copies lose the address (rows recorded before
+//! replies were stored masked); the bounces about the address (DSNs to the
+//! sender, which name it) lose their body, and one not sent yet is
+//! dropped; bodies of messages whose only recipient was the address are
+//! removed; the notice, if any, is queued.
 
 use super::consent::{EventRow, insert_event};
 use super::import::forget;
-use super::{Conn, Op, Sql};
+use super::reads::dsns_about;
+use super::{Conn, Op, Sql, first_texts};
 use crate::consent::{self, Action};
 use crate::store::rows::Cols;
 use crate::store::{Erasure, ErasureReport, StoreError};
@@ -79,6 +83,9 @@ async fn erase<C: Conn>(
     c.execute(Sql::new("DELETE FROM consent_state WHERE subject_id = $1").arg(&subject_id))
         .await?;
     let tag = crate::consent::subject::erased_tag(&address_hash);
+    // Read while the rows still name the address.
+    let replies_scrubbed = scrub_replies(c, &e.address).await?;
+    let bounces = dsns_about(c, &e.address).await?;
     let cancelled = cancel_unsent(c, &e.address, &tag, &subject_id, event_id, now).await?;
     let deliveries = c
         .execute(
@@ -95,6 +102,7 @@ async fn erase<C: Conn>(
                 .arg(&tag),
         )
         .await?;
+    let bounces_dropped = erase_bounces(c, &bounces, &e.address, event_id, now).await?;
     let bodies_removed = remove_bodies(c, &tag).await?;
     if let Some(notice) = &e.notice {
         // Its one row names the address until its delivery ends; the
@@ -116,6 +124,9 @@ async fn erase<C: Conn>(
         deliveries,
         cancelled,
         bodies_removed,
+        replies_scrubbed,
+        bounces: bounces.len() as u64,
+        bounces_dropped,
     }))
 }
 
@@ -214,6 +225,109 @@ async fn cancel_unsent<C: Conn>(
         .await?;
     }
     Ok(cancelled.len() as u64)
+}
+
+/// Masks the address in the stored replies of its copies (what the
+/// upstream answered, which may quote it: Postfix's "550 5.1.1
+/// <erin@example.net>: Recipient address rejected"); replies are stored
+/// masked since `outcomes` does it, rows recorded before are scrubbed
+/// here. Returns how many replies changed.
+async fn scrub_replies<C: Conn>(c: &mut C, address: &str) -> Result<u64, StoreError> {
+    let rows = c
+        .fetch_all(
+            Sql::new(
+                "SELECT id, recipient, last_reply FROM deliveries \
+                 WHERE recipient = $1 AND last_reply LIKE '%@%'",
+            )
+            .arg(address),
+        )
+        .await?;
+    let mut scrubbed = 0;
+    for r in &rows {
+        let reply = r.text(2)?;
+        let masked = crate::mail::mask::mask_address(&reply, &r.text(1)?).into_owned();
+        let masked = crate::mail::mask::mask_address(&masked, address);
+        if masked != reply {
+            c.execute(
+                Sql::new("UPDATE deliveries SET last_reply = $2 WHERE id = $1")
+                    .arg(r.int(0)?)
+                    .arg(&*masked),
+            )
+            .await?;
+            scrubbed += 1;
+        }
+    }
+    Ok(scrubbed)
+}
+
+/// The bounces about the address (see `reads::dsns_about`): their bodies
+/// go; one not sent yet to the sender is dropped (`suppressed-late`, reply
+/// `erased`, with a decision row saying so), as the copies to the address
+/// are; the replies of their deliveries lose the address too. Returns how
+/// many were dropped.
+async fn erase_bounces<C: Conn>(
+    c: &mut C,
+    bounces: &[String],
+    address: &str,
+    event_id: i64,
+    now: i64,
+) -> Result<u64, StoreError> {
+    if bounces.is_empty() {
+        return Ok(0);
+    }
+    let dropped = first_texts(
+        &c.fetch_all(
+            Sql::new(
+                "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', \
+                 lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, updated_at = $1 \
+                 WHERE status IN ('queued', 'deferred', 'sending') AND message_id",
+            )
+            .arg(now)
+            .texts::<C>(bounces)
+            .push(" RETURNING message_id"),
+        )
+        .await?,
+    )?;
+    for message_id in &dropped {
+        // The decision row names the sender the bounce was for, and the
+        // erase event that ended it.
+        c.execute(
+            Sql::new(
+                "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, event_id, stage, at) \
+                 SELECT d.message_id, d.recipient, NULL, '', 'suppress', 'erased', $2, 'send', $3 \
+                 FROM deliveries d WHERE d.message_id = $1",
+            )
+            .arg(message_id)
+            .arg(event_id)
+            .arg(now),
+        )
+        .await?;
+    }
+    let replies = c
+        .fetch_all(
+            Sql::new(
+                "SELECT id, last_reply FROM deliveries WHERE last_reply LIKE '%@%' AND message_id",
+            )
+            .texts::<C>(bounces),
+        )
+        .await?;
+    for r in &replies {
+        let reply = r.text(1)?;
+        if let std::borrow::Cow::Owned(masked) = crate::mail::mask::mask_address(&reply, address) {
+            c.execute(
+                Sql::new("UPDATE deliveries SET last_reply = $2 WHERE id = $1")
+                    .arg(r.int(0)?)
+                    .arg(&masked),
+            )
+            .await?;
+        }
+    }
+    c.execute(
+        Sql::new("UPDATE messages SET body = NULL WHERE body IS NOT NULL AND id")
+            .texts::<C>(bounces),
+    )
+    .await?;
+    Ok(dropped.len() as u64)
 }
 
 /// Removes the bodies of messages whose only recipient was the address

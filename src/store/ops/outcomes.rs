@@ -1,8 +1,14 @@
 //! Recording attempt outcomes, and what follows from them in the same
 //! transaction: the late decision, the bounce, and the scrub of an
-//! erasure notice whose delivery ended.
+//! erasure notice whose delivery ended. The upstream's reply is stored
+//! with the recipient's address masked (`mail::mask`): the rest of it is
+//! the operator's diagnostic, the address is already the row's.
+
+use std::borrow::Cow;
 
 use super::{Conn, Op, Sql, first_texts};
+use crate::mail::mask::mask_address;
+use crate::store::rows::Cols;
 use crate::store::{AttemptRecord, DeliveryStatus, StoreError};
 
 /// Whether an outcome is final (never tried again).
@@ -36,6 +42,7 @@ async fn record<C: Conn>(
     if records.is_empty() {
         return Ok(0);
     }
+    let records = &*masked_replies(c, records).await?;
     // Only rows still leased are updated, so an outcome never overwrites a
     // later one.
     let recorded = c.set_outcomes(records, now).await?;
@@ -62,6 +69,14 @@ async fn record<C: Conn>(
         }
         if let Some(dsn) = &r.dsn {
             c.insert_messages(&[dsn], now).await?;
+            // The bounce names the recipient: erasure and access find it
+            // by the delivery it reports on.
+            c.execute(
+                Sql::new("UPDATE messages SET about_delivery = $2 WHERE id = $1")
+                    .arg(&dsn.id)
+                    .arg(r.delivery_id),
+            )
+            .await?;
         }
     }
     let ended: Vec<i64> = records
@@ -70,6 +85,39 @@ async fn record<C: Conn>(
         .map(|r| r.delivery_id)
         .collect();
     scrub_erasure_notices(c, &ended).await
+}
+
+/// The records with the recipient's address masked in their replies; the
+/// recipients are read only for replies that may hold one (an `@`).
+async fn masked_replies<'r, C: Conn>(
+    c: &mut C,
+    records: &'r [AttemptRecord],
+) -> Result<Cow<'r, [AttemptRecord]>, StoreError> {
+    let ids: Vec<i64> = records
+        .iter()
+        .filter(|r| r.reply.contains('@'))
+        .map(|r| r.delivery_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Cow::Borrowed(records));
+    }
+    let mut recipients = std::collections::HashMap::with_capacity(ids.len());
+    for row in c
+        .fetch_all(Sql::new("SELECT id, recipient FROM deliveries WHERE id").ints::<C>(&ids))
+        .await?
+    {
+        recipients.insert(row.int(0)?, row.text(1)?);
+    }
+    let mut out = Cow::Borrowed(records);
+    for (i, r) in records.iter().enumerate() {
+        let Some(recipient) = recipients.get(&r.delivery_id) else {
+            continue;
+        };
+        if let Cow::Owned(masked) = mask_address(&r.reply, recipient) {
+            out.to_mut()[i].reply = masked;
+        }
+    }
+    Ok(out)
 }
 
 /// Scrubs the erasure notices among these deliveries, whose outcome was

@@ -7,11 +7,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Conn, Sql, lookup};
+use super::{Conn, Sql, first_texts, lookup};
 use crate::consent;
 use crate::store::rows::{
     self, Cols, decision_from_row, delivery_from_row, event_from_row, grant_from_row,
-    queue_from_row, state_from_row,
+    held_bounce_from_row, held_message_from_row, queue_from_row, state_from_row,
 };
 use crate::store::{
     ConsentEvent, DecisionFilter, DecisionRow, GrantRow, KnownRecipient, QueueRow, StateRow,
@@ -148,14 +148,82 @@ pub(in crate::store) async fn subject_record<C: Conn>(
         .iter()
         .map(delivery_from_row)
         .collect::<Result<Vec<_>, _>>()?;
+    let messages = c
+        .fetch_all(
+            Sql::new(
+                "SELECT m.id, m.kind, m.campaign, m.received_at, m.body, \
+                 (SELECT COUNT(DISTINCT o.recipient) FROM decisions o WHERE o.message_id = m.id AND o.recipient <> $1) \
+                 FROM messages m WHERE m.body IS NOT NULL \
+                 AND m.id IN (SELECT message_id FROM decisions WHERE recipient = $1) ORDER BY m.received_at, m.id",
+            )
+            .arg(address),
+        )
+        .await?
+        .iter()
+        .map(held_message_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let bounce_ids = dsns_about(c, address).await?;
+    let bounces = c
+        .fetch_all(
+            Sql::new(
+                "SELECT m.id, d.message_id, d.id, b.recipient, b.status, m.received_at, m.body, \
+                 (SELECT COUNT(DISTINCT o.recipient) FROM decisions o WHERE o.message_id = d.message_id AND o.recipient <> $1) \
+                 FROM messages m LEFT JOIN deliveries d ON d.id = m.about_delivery \
+                 LEFT JOIN deliveries b ON b.message_id = m.id WHERE m.id",
+            )
+            .arg(address)
+            .texts::<C>(&bounce_ids)
+            .push(" ORDER BY m.id"),
+        )
+        .await?
+        .iter()
+        .map(held_bounce_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let record = SubjectRecord {
         subject,
         states,
         events,
         decisions,
         deliveries,
+        messages,
+        bounces,
     };
     Ok((!record.is_empty()).then_some(record))
+}
+
+/// The bounces (DSNs to the sender) about the copies to `address`: by the
+/// delivery each reports on, and, for bounces written before that link
+/// was stored, by the address in their body. Queue ids.
+pub(in crate::store) async fn dsns_about<C: Conn>(
+    c: &mut C,
+    address: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut ids = first_texts(
+        &c.fetch_all(
+            Sql::new(
+                "SELECT m.id FROM messages m JOIN deliveries d ON d.id = m.about_delivery \
+                 WHERE m.kind = 'dsn' AND d.recipient = $1 ORDER BY m.id",
+            )
+            .arg(address),
+        )
+        .await?,
+    )?;
+    let needle = address.to_lowercase().into_bytes();
+    if needle.is_empty() {
+        return Ok(ids);
+    }
+    for r in c
+        .fetch_all(Sql::new(
+            "SELECT id, body FROM messages WHERE kind = 'dsn' AND about_delivery IS NULL AND body IS NOT NULL",
+        ))
+        .await?
+    {
+        let body = r.opt_bytes(1)?.unwrap_or_default().to_ascii_lowercase();
+        if body.windows(needle.len()).any(|w| w == needle) {
+            ids.push(r.text(0)?);
+        }
+    }
+    Ok(ids)
 }
 
 /// The subject a link names, by its opaque id.

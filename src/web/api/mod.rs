@@ -264,7 +264,7 @@ async fn export_subject(
     State(web): State<WebState>,
     Path(email): Path<String>,
 ) -> Result<Response, ApiError> {
-    match rights::export(&web.store, &email).await? {
+    match rights::export(&web.store, &web.config, &email).await? {
         Some(doc) => Ok(axum::Json(doc).into_response()),
         None => Err(ApiError::NotFound("nothing is held about this address")),
     }
