@@ -52,6 +52,10 @@ async fn subject_record_holds_everything_about_one_address() {
             "deliveries": [{"id": delivery.id, "message_id": "m1", "campaign": "news", "status": "queued",
                             "attempts": 0, "last_reply": null, "created_at": delivery.created_at,
                             "updated_at": delivery.created_at}],
+            // The body is held; b@ was a recipient too (access withholds it).
+            "messages": [{"id": "m1", "kind": "relay", "campaign": "news", "received_at": 1000,
+                          "body": b"Subject: m1\r\n\r\nHello\r\n".to_vec(), "other_recipients": 1}],
+            "bounces": [],
         })
     );
     // Known only by a decision: no subject, no state.
