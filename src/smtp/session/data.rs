@@ -172,7 +172,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 reply::store_failed()
             }
             Err(refusal) => {
-                tracing::info!(peer = %self.peer, reason = %refusal, "message refused");
+                if let Refusal::UnknownCampaign(_) = refusal {
+                    // The known ids help the operator; the client is not told them.
+                    let known: Vec<&str> = (self.ctx.config.campaigns.iter())
+                        .map(|c| c.id.as_str())
+                        .collect();
+                    tracing::info!(peer = %self.peer, reason = %refusal, known_campaigns = %known.join(", "), "message refused");
+                } else {
+                    tracing::info!(peer = %self.peer, reason = %refusal, "message refused");
+                }
                 crate::metrics::refused(refusal.metric_reason());
                 Reply::new(550, "5.7.1", format!("message refused: {refusal}"))
             }
