@@ -3,5 +3,6 @@
 //! (`import`, `expiring` and `migrate` also run it, each for its command.)
 
 mod lifecycle;
+mod refusals;
 mod reload;
 mod secrets;

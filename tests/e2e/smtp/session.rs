@@ -229,7 +229,8 @@ async fn long_command_and_text_lines_are_refused() {
     c.write(message("prospecting", &"y".repeat(1200)).as_bytes())
         .await;
     c.write(b".\r\n").await;
-    c.expect("550 5.6.0").await;
+    c.expect("550 5.6.0 message refused: a line is longer than 1100 octets")
+        .await;
     // A command line ending in a bare LF is refused.
     c.write(b"NOOP\n").await;
     c.expect("500 5.5.2").await;
