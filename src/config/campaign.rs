@@ -72,12 +72,14 @@ pub(super) fn ids(raw: &[RawCampaign]) -> Vec<&str> {
     raw.iter().filter_map(|c| c.id.as_deref()).collect()
 }
 
-/// `campaign[i]`; `seen` holds the ids of the campaigns before it.
+/// `campaign[i]`; `seen` holds the ids of the campaigns before it, by
+/// their lowercase form (a message's campaign header is matched without
+/// regard to case, so two ids must differ in more than case).
 fn one<'r>(
     c: &mut Check<'_>,
     i: usize,
     raw: &'r RawCampaign,
-    seen: &mut HashMap<&'r str, usize>,
+    seen: &mut HashMap<String, (usize, &'r str)>,
 ) -> Option<Campaign> {
     let at = |key: &str| format!("campaign[{i}].{key}");
     let id = c.required(&at("id"), &raw.id, r#"add e.g. id = "newsletter""#);
@@ -94,11 +96,20 @@ fn one<'r>(
                     "{id:?} is not a campaign id (use 1 to 64 letters, digits, '.', '_' or '-')"
                 ),
             );
-        } else if let Some(first) = seen.insert(id, i) {
-            c.error(
-                &at("id"),
-                format_args!("{id:?} is already the id of campaign[{first}] (ids must be unique)"),
-            );
+        } else if let Some((first, other)) = seen.insert(id.to_ascii_lowercase(), (i, id)) {
+            if other == id {
+                c.error(
+                    &at("id"),
+                    format_args!(
+                        "{id:?} is already the id of campaign[{first}] (ids must be unique)"
+                    ),
+                );
+            } else {
+                c.error(
+                    &at("id"),
+                    format_args!("{id:?} differs only in case from {other:?}, the id of campaign[{first}] (campaign headers are matched case-insensitively: rename one)"),
+                );
+            }
         }
     }
     let label = c.required(
@@ -214,6 +225,18 @@ mod tests {
         single_error(
             &text,
             "consent-relay.toml: campaign[1].id: \"news\" is already the id of campaign[0] (ids must be unique)",
+        );
+    }
+
+    #[test]
+    fn campaign_ids_differing_only_in_case_are_refused() {
+        let text = format!(
+            "{}\n[[campaign]]\nid = \"News\"\nlabel = \"Again\"\npolicy = \"opt-out\"\n",
+            minimal()
+        );
+        single_error(
+            &text,
+            "consent-relay.toml: campaign[1].id: \"News\" differs only in case from \"news\", the id of campaign[0] (campaign headers are matched case-insensitively: rename one)",
         );
     }
 

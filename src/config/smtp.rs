@@ -22,6 +22,11 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 26_214_400;
 pub const DEFAULT_MAX_RECIPIENTS: usize = 1000;
 /// `smtp.max_header_size`: 100 KiB.
 pub const DEFAULT_MAX_HEADER_SIZE: usize = 102_400;
+/// `smtp.max_line_length`: 64 KiB, CRLF excluded.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 65_536;
+/// The smallest `smtp.max_line_length`: RFC 5321's text line (1000 octets
+/// with its CRLF), which every client may send.
+pub const MIN_MAX_LINE_LENGTH: usize = 998;
 /// `smtp.max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// `smtp.max_connections_per_ip`.
@@ -48,6 +53,9 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     /// Octets of the header block (default 100 KiB).
     pub max_header_size: usize,
+    /// Octets of one body line, CRLF excluded (default 64 KiB). Lines over
+    /// 998 are taken and their part re-encoded in the copies.
+    pub max_line_length: usize,
     /// Concurrent SMTP sessions (default 1000).
     pub max_connections: usize,
     /// Concurrent SMTP sessions from one IP address (default 100).
@@ -93,6 +101,7 @@ pub(super) struct RawSmtp {
     max_message_size: Option<i64>,
     max_recipients: Option<i64>,
     max_header_size: Option<i64>,
+    max_line_length: Option<i64>,
     max_connections: Option<i64>,
     max_connections_per_ip: Option<i64>,
     campaign_header: Option<String>,
@@ -162,6 +171,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawSmtp, campaign_ids: &[&str]) -> 
         DEFAULT_MAX_HEADER_SIZE,
         1024..,
     );
+    let max_line_length = max_line_length(c, raw.max_line_length, max_message_size);
     let max_connections = c.number(
         "smtp.max_connections",
         raw.max_connections,
@@ -249,6 +259,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawSmtp, campaign_ids: &[&str]) -> 
         max_message_size: max_message_size?,
         max_recipients: max_recipients?,
         max_header_size: max_header_size?,
+        max_line_length: max_line_length?,
         max_connections: max_connections?,
         max_connections_per_ip: max_connections_per_ip?,
         campaign_header: campaign_header.to_owned(),
@@ -262,6 +273,33 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawSmtp, campaign_ids: &[&str]) -> 
         error_limit: error_limit?,
         guard: guard?,
     })
+}
+
+/// `smtp.max_line_length`: at least RFC 5321's 998, at most the message.
+fn max_line_length(
+    c: &mut Check<'_>,
+    raw: Option<i64>,
+    max_message_size: Option<usize>,
+) -> Option<usize> {
+    let key = "smtp.max_line_length";
+    let n = c.number(
+        key,
+        raw,
+        DEFAULT_MAX_LINE_LENGTH,
+        MIN_MAX_LINE_LENGTH as i64..,
+    )?;
+    match max_message_size {
+        Some(max) if raw.is_some() && n > max => {
+            c.error(
+                key,
+                format_args!(
+                    "{n} is larger than smtp.max_message_size ({max}); use at most that, or raise max_message_size"
+                ),
+            );
+            None
+        }
+        _ => Some(n),
+    }
 }
 
 fn users(c: &mut Check<'_>, raw: &[RawUser]) -> Option<Vec<SmtpUser>> {
@@ -385,6 +423,28 @@ mod tests {
             .map(|n| n.to_string())
             .collect();
         assert_eq!(nets, ["192.0.2.7/32", "2001:db8::1/128"]);
+    }
+
+    #[test]
+    fn max_line_length_has_a_default_and_a_range() {
+        let config = parse(&minimal()).expect("valid");
+        assert_eq!(config.smtp.max_line_length, 65_536);
+        let set = |v: &str| {
+            edit(&[(
+                "hostname = \"relay.test\"",
+                &format!("hostname = \"relay.test\"\n{v}"),
+            )])
+        };
+        let config = parse(&set("max_line_length = 998")).expect("valid");
+        assert_eq!(config.smtp.max_line_length, 998);
+        single_error(
+            &set("max_line_length = 997"),
+            "consent-relay.toml: smtp.max_line_length: 997 is too small (use at least 998)",
+        );
+        single_error(
+            &set("max_message_size = 10000\nmax_line_length = 20000"),
+            "consent-relay.toml: smtp.max_line_length: 20000 is larger than smtp.max_message_size (10000); use at most that, or raise max_message_size",
+        );
     }
 
     #[test]

@@ -83,14 +83,8 @@ fn starts_with_wsp(line: &[u8]) -> bool {
     matches!(line.first(), Some(b' ' | b'\t'))
 }
 
-/// `field-name ":"` per RFC 5322 (printable ASCII except colon), allowing
-/// the obsolete whitespace before the colon.
 fn looks_like_field(line: &[u8]) -> bool {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return false;
-    };
-    let name = trim_end_wsp(&line[..colon]);
-    !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
+    crate::mail::header::is_field_start(line)
 }
 
 fn trim_end_wsp(s: &[u8]) -> &[u8] {
@@ -117,8 +111,9 @@ impl Field {
 }
 
 /// A header block: its fields, where the empty line that ends it starts
-/// (`blank`) and where the body starts. Without an empty line both are the
-/// end of the scanned range.
+/// (`blank`) and where the body starts. Without an empty line (the range
+/// ends, or a line that is neither a field nor a continuation ends the
+/// block, as in RFC 5322) both are where the fields end.
 #[derive(Debug)]
 pub(super) struct Block {
     pub fields: Vec<Field>,
@@ -146,6 +141,13 @@ pub(super) fn scan(raw: &[u8], start: usize, end: usize) -> Block {
         let line = &raw[pos..line_end];
         match fields.last_mut() {
             Some(last) if starts_with_wsp(line) => last.span.end = next,
+            _ if !looks_like_field(line) => {
+                return Block {
+                    fields,
+                    blank: pos,
+                    body: pos,
+                };
+            }
             _ => {
                 let name_end = line
                     .iter()

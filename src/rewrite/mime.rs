@@ -111,7 +111,7 @@ fn spans(part: &MessagePart<'_>) -> (Span, Span) {
 /// Checks that each child of multipart `id` ends exactly where the CRLF
 /// before its boundary delimiter starts, and that the last one is followed
 /// by the close delimiter, so that replacing a body in place is exact.
-fn check_children(
+pub(super) fn check_children(
     raw: &[u8],
     parts: &[MessagePart<'_>],
     id: usize,
@@ -198,7 +198,7 @@ fn text_kind(part: &MessagePart<'_>) -> Option<bool> {
     }
 }
 
-fn subtype(part: &MessagePart<'_>) -> String {
+pub(super) fn subtype(part: &MessagePart<'_>) -> String {
     part.content_type()
         .and_then(|c| c.subtype())
         .unwrap_or_default()

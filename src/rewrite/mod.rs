@@ -31,6 +31,16 @@
 //!   (or 8-bit data in 7bit) is re-encoded as quoted-printable, and its
 //!   `Content-Transfer-Encoding` (and `MIME-Version` at the top level) is
 //!   changed to match.
+//! - A part with a line over 998 octets (in the body: the SMTP side takes
+//!   them up to `[smtp] max_line_length`) is re-encoded before anything
+//!   else, text as quoted-printable, other content as base64 (see
+//!   `long_lines`), so that no copy carries one; where that cannot be done
+//!   (signed content, an attached message) the SMTP side refuses the
+//!   message ([`long_line_problem`]).
+//! - The header block ends where RFC 5322 ends it: at the empty line, or at
+//!   the first line that is neither a field nor a continuation, which is
+//!   then body text. A copy always has the empty line (added when missing),
+//!   so the body line is not read as a header field and gets its links.
 //! - Footer characters the part's charset cannot hold become `&#N;` in
 //!   HTML and an ASCII look-alike in plain text (é → e).
 //! - Input with bare CR or LF (which the SMTP side refuses) is repaired to
@@ -50,6 +60,7 @@ mod body;
 mod charset;
 mod footer;
 mod headers;
+mod long_lines;
 mod mime;
 mod placeholders;
 mod transfer;
@@ -167,19 +178,9 @@ impl Template {
     /// forwarded as it is, and [`Template::fallback_reason`] says why.
     pub fn parse(raw: &[u8], campaign_header: &str) -> Template {
         let mut notes = Vec::new();
-        let raw = match headers::repair_line_endings(raw) {
-            Some(repaired) => {
-                notes.push("bare CR or LF repaired to CRLF".to_owned());
-                repaired
-            }
-            None => raw.to_vec(),
-        };
-        // A last line without CRLF (SMTP never delivers one: DATA ends in
-        // CRLF) would have our headers or footer glued onto it.
-        let mut raw = raw;
-        if !raw.is_empty() && !raw.ends_with(b"\r\n") {
-            notes.push("missing final CRLF added".to_owned());
-            raw.extend_from_slice(b"\r\n");
+        let (raw, long_lines) = prepare(raw, &mut notes);
+        if let Some(reason) = long_lines {
+            notes.push(format!("lines over 998 octets left: {reason}"));
         }
         let block = headers::scan(&raw, 0, raw.len());
         let planned_header_edits = header_edits(&raw, &block, campaign_header);
@@ -302,6 +303,50 @@ impl Template {
     /// if it was: for the caller's log. Never holds message text.
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback.as_deref()
+    }
+}
+
+/// Why a line over 998 octets in `raw` (a message as received) would stay
+/// in its copies, if one would; `None` when it has none, or when each part
+/// that has one can be re-encoded. For the SMTP side, which refuses such a
+/// message instead of forwarding lines no receiver has to take.
+pub fn long_line_problem(raw: &[u8]) -> Option<String> {
+    prepare(raw, &mut Vec::new()).1
+}
+
+/// The stored message made sound before it is parsed: line endings
+/// repaired, a final CRLF, the empty line after the header block, and
+/// parts with lines over 998 octets re-encoded. Returns it and, when a
+/// long line stays, why.
+fn prepare(raw: &[u8], notes: &mut Vec<String>) -> (Vec<u8>, Option<String>) {
+    let mut raw = match headers::repair_line_endings(raw) {
+        Some(repaired) => {
+            notes.push("bare CR or LF repaired to CRLF".to_owned());
+            repaired
+        }
+        None => raw.to_vec(),
+    };
+    // A last line without CRLF (SMTP never delivers one: DATA ends in
+    // CRLF) would have our headers or footer glued onto it.
+    if !raw.is_empty() && !raw.ends_with(b"\r\n") {
+        notes.push("missing final CRLF added".to_owned());
+        raw.extend_from_slice(b"\r\n");
+    }
+    // RFC 5322: the header block ends at the first line that is not a
+    // field. Without its empty line a receiver would read that line, and
+    // our headers after it, as header fields; the copy gets one.
+    let block = headers::scan(&raw, 0, raw.len());
+    if block.blank == block.body {
+        notes.push("empty line after the header block added".to_owned());
+        raw.splice(block.blank..block.blank, *b"\r\n");
+    }
+    match long_lines::reencode(&raw) {
+        Ok(Some(reencoded)) => {
+            notes.push("parts with lines over 998 octets re-encoded".to_owned());
+            (reencoded, None)
+        }
+        Ok(None) => (raw, None),
+        Err(reason) => (raw, Some(reason)),
     }
 }
 

@@ -42,12 +42,15 @@ pub struct DataReader {
     pub oversize: bool,
     /// A line longer than `max_line` octets (CRLF excluded) arrived.
     pub long_line: bool,
+    /// The longest line, in octets (CRLF excluded; a stuffed dot not counted).
+    pub longest_line: usize,
     /// A NUL octet arrived (RFC 5322 2.1 and RFC 6152 forbid it in mail).
     pub nul: bool,
 }
 
 impl DataReader {
-    /// `max_line` excludes the CRLF (998 for RFC 5321's 1000-octet text line).
+    /// `max_line` excludes the CRLF (`[smtp] max_line_length`; RFC 5321's
+    /// 1000-octet text line is 998).
     pub fn new(max_size: usize, max_line: usize) -> DataReader {
         DataReader {
             at: At::LineStart,
@@ -57,6 +60,7 @@ impl DataReader {
             body: Vec::new(),
             oversize: false,
             long_line: false,
+            longest_line: 0,
             nul: false,
         }
     }
@@ -75,6 +79,7 @@ impl DataReader {
 
     fn count(&mut self, n: usize) {
         self.line_len += n;
+        self.longest_line = self.longest_line.max(self.line_len);
         if self.line_len > self.max_line {
             self.long_line = true;
         }
@@ -254,5 +259,6 @@ mod tests {
         let mut r = DataReader::new(1 << 20, 998);
         assert!(matches!(r.feed(&line), Progress::Done(_)));
         assert!(!r.long_line, "stuffed dot counted");
+        assert_eq!(r.longest_line, 998);
     }
 }

@@ -143,8 +143,10 @@ impl Intake {
     fn campaign(&self, raw: &[u8]) -> Result<&Campaign, Refusal> {
         let cfg = &self.config;
         let header = &cfg.smtp.campaign_header;
+        // Only the real header block counts (RFC 5322: up to the empty line
+        // or the first line that is not a field), ids without regard to case.
         let values: Vec<String> = crate::mail::header::header_values(raw, header);
-        let distinct: HashSet<&str> = values.iter().map(String::as_str).collect();
+        let distinct: HashSet<String> = values.iter().map(|v| v.to_ascii_lowercase()).collect();
         let campaign_id = match (distinct.len(), &cfg.smtp.missing_campaign) {
             (0, MissingCampaign::Reject) => {
                 return Err(Refusal::NoCampaign {
@@ -159,13 +161,18 @@ impl Intake {
                 });
             }
         };
+        // The configured id is the one recorded (`check-config` refuses two
+        // ids that differ only in case).
         let campaign = cfg
-            .campaign(&campaign_id)
+            .campaigns
+            .iter()
+            .find(|c| c.id.eq_ignore_ascii_case(&campaign_id))
             .ok_or_else(|| Refusal::UnknownCampaign(campaign_id.clone()))?;
+        let id = campaign.id.clone();
         match campaign.state {
             CampaignState::Active => Ok(campaign),
-            CampaignState::Inactive => Err(Refusal::ClosedCampaign(campaign_id, "inactive")),
-            CampaignState::Deleted => Err(Refusal::ClosedCampaign(campaign_id, "deleted")),
+            CampaignState::Inactive => Err(Refusal::ClosedCampaign(id, "inactive")),
+            CampaignState::Deleted => Err(Refusal::ClosedCampaign(id, "deleted")),
         }
     }
 

@@ -75,11 +75,21 @@ pub fn header_too_large() -> Reply {
         "message header block exceeds the maximum size",
     )
 }
-pub fn text_line_too_long() -> Reply {
+/// A line over `[smtp] max_line_length` (`limit`, CRLF excluded).
+pub fn text_line_too_long(limit: usize) -> Reply {
     Reply::new(
         550,
         "5.6.0",
-        "message refused: a line is longer than 1000 octets (RFC 5321 4.5.3.1.6)",
+        format!("message refused: a line is longer than {limit} octets"),
+    )
+}
+/// A line over 998 octets that the copy cannot be made without (see
+/// [`crate::rewrite::long_line_problem`]).
+pub fn long_line_kept(reason: &str) -> Reply {
+    Reply::new(
+        550,
+        "5.6.0",
+        format!("message refused: {reason} (RFC 5322 2.1.1)"),
     )
 }
 pub fn too_many_recipients() -> Reply {
@@ -161,6 +171,13 @@ pub fn eight_bit_header() -> Reply {
         550,
         "5.6.7",
         "message refused: 8-bit octets in the header need MAIL FROM ... SMTPUTF8 (RFC 6532)",
+    )
+}
+pub fn invalid_utf8_header() -> Reply {
+    Reply::new(
+        550,
+        "5.6.7",
+        "message refused: the header is not valid UTF-8 (RFC 6532 3.2)",
     )
 }
 pub fn non_ascii_address() -> Reply {

@@ -289,6 +289,9 @@ async fn serve_connection(
     let timeout = ctx.config.smtp.guard.tls_handshake_timeout;
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
+            // The session's span was opened before STARTTLS: every line
+            // from here on says TLS.
+            tracing::Span::current().record("tls", true);
             // A fresh session: nothing read before the handshake survives,
             // and EHLO is required again (RFC 3207 4.2).
             session::run(&ctx, tls, peer, authorized, start).await;

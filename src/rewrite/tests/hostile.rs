@@ -333,3 +333,130 @@ fn fuzz_unterminated_last_header_line_gets_no_glued_header() {
         .unwrap_or(0);
     assert!(longest <= 1000, "a line of {longest} octets");
 }
+
+/// Every line of `out` is at most 998 octets, CRLF excluded.
+fn assert_short_lines(out: &[u8]) {
+    for line in out.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        assert!(line.len() <= 998, "a line of {} octets", line.len());
+    }
+}
+
+#[test]
+fn a_header_block_without_its_empty_line_ends_at_the_first_body_line() {
+    // RFC 5322: "body line" is not a field, so the header block ends there.
+    let raw = b"X-Campaign: promo\r\nbody line [[UNSUBSCRIBE_URL]]\r\n";
+    let (template, out) = copy(raw);
+    assert!(template.fallback_reason().is_some());
+    let header = header_block(&out);
+    assert!(!header.contains("body line"), "{header}");
+    assert!(header_values(&out, "X-Campaign").is_empty());
+    assert_eq!(header_values(&out, "List-Unsubscribe").len(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(body_of(&out)),
+        format!("body line {UNSUB}\r\n")
+    );
+    check_texts(&out, |t| assert_eq!(t.text, format!("body line {UNSUB}\n")));
+}
+
+#[test]
+fn a_header_only_message_gets_the_footer() {
+    let raw = b"From: a@shop.example\r\nX-Campaign: promo\r\nSubject: s\r\n";
+    let (_, out) = copy(raw);
+    assert_eq!(header_values(&out, "Subject"), ["s"]);
+    check_texts(&out, |t| {
+        assert!(t.text.contains(PREFS), "{:?}", t.text);
+    });
+}
+
+#[test]
+fn a_line_without_a_colon_ends_the_header_block_so_a_field_after_it_is_body() {
+    // The field after the line is body text: not the campaign, not removed.
+    let raw = b"Subject: s\r\nno colon\r\nX-Campaign: invoices\r\n\r\nHi\r\n";
+    let (_, out) = copy(raw);
+    assert_eq!(header_values(&out, "Subject"), ["s"]);
+    assert!(header_values(&out, "X-Campaign").is_empty());
+    let body = String::from_utf8_lossy(body_of(&out)).into_owned();
+    assert!(
+        body.starts_with("no colon\r\nX-Campaign: invoices\r\n\r\nHi\r\n"),
+        "{body}"
+    );
+}
+
+/// swaks and minified CRM HTML: one 5,000-octet line.
+fn long_html(len: usize) -> String {
+    let mut html = String::from("<html><body><table>");
+    let mut i = 0;
+    while html.len() < len {
+        html.push_str(&format!(
+            "<tr><td class=\"c{i}\">cell {i} = caf\u{e9}</td></tr>"
+        ));
+        i += 1;
+    }
+    html.push_str("</table></body></html>");
+    html
+}
+
+#[test]
+fn a_long_html_line_is_re_encoded_as_quoted_printable_with_its_content_intact() {
+    let html = long_html(5000);
+    let raw = format!(
+        "From: a@shop.example\r\nX-Campaign: c\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n"
+    );
+    assert!(super::super::long_line_problem(raw.as_bytes()).is_none());
+    let (_, out) = copy(raw.as_bytes());
+    assert_short_lines(&out);
+    assert_eq!(
+        header_values(&out, "Content-Transfer-Encoding"),
+        ["quoted-printable"]
+    );
+    // The footer goes before </body>; the rest is the line as it was.
+    let footer = "<p class=\"footer\">Pour gérer vos <a href=\"https://relay.example/p/PREF-1\">abonnements</a></p>";
+    let expected = html.replace("</body>", &format!("\n{footer}\n</body>"));
+    check_texts(&out, |t| assert_eq!(t.text.trim_end(), expected));
+}
+
+#[test]
+fn long_lines_in_every_kind_of_part_are_re_encoded() {
+    let long_text = "word ".repeat(600);
+    let long_b64 = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 3000]);
+    let raw = format!(
+        "From: a@shop.example\r\nX-Campaign: c\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\n{long_text}\r\nshort\r\n\
+         --b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=a.csv\r\n\r\n{long_text}\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{long_b64}\r\n\
+         --b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{long_text}=3D\r\n\
+         --b--\r\n"
+    );
+    let (_, out) = copy(raw.as_bytes());
+    assert_short_lines(&out);
+    let message = mail_parser::MessageParser::default()
+        .parse(&out)
+        .expect("parses");
+    let bodies: Vec<Vec<u8>> = message.parts[1..]
+        .iter()
+        .map(|p| p.contents().to_vec())
+        .collect();
+    assert!(bodies[0].starts_with(format!("{long_text}\r\nshort").as_bytes()));
+    assert_eq!(bodies[1], long_text.as_bytes(), "the attachment, intact");
+    assert_eq!(bodies[2], vec![7u8; 3000]);
+    assert!(bodies[3].starts_with(format!("{long_text}=").as_bytes()));
+}
+
+#[test]
+fn long_lines_that_cannot_be_re_encoded_are_named() {
+    let long = "x".repeat(1200);
+    let signed = format!(
+        "From: a@shop.example\r\nX-Campaign: c\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/signed; boundary=s; protocol=\"application/pgp-signature\"\r\n\r\n\
+         --s\r\nContent-Type: text/plain\r\n\r\n{long}\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\nsig\r\n--s--\r\n"
+    );
+    let why = super::super::long_line_problem(signed.as_bytes()).expect("refused");
+    assert!(why.contains("multipart/signed"), "{why}");
+    let header = format!("From: a@shop.example\r\nX-Long: {long}\r\n\r\nHi\r\n");
+    let why = super::super::long_line_problem(header.as_bytes()).expect("refused");
+    assert!(why.contains("header line"), "{why}");
+    assert!(super::super::long_line_problem(b"Subject: s\r\n\r\nshort\r\n").is_none());
+}

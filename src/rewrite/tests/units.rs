@@ -208,7 +208,14 @@ fn double_cr_before_lf_is_one_line_break() {
 fn empty_campaign_header_name_removes_nothing() {
     let raw = crlf(b"From: a@shop.example\nno colon line\nSubject: s\n\nHi\n");
     let out = Template::parse(&raw, " ").render(&links(), &list(), None);
-    assert!(header_block(&out).contains("\r\nno colon line\r\n"));
+    // The line without a colon ends the header block (RFC 5322): it and
+    // what follows are body text, all kept.
+    assert!(header_block(&out).contains("From: a@shop.example\r\n"));
+    assert!(
+        body_of(&out).starts_with(b"no colon line\r\nSubject: s\r\n\r\nHi\r\n"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! DATA (RFC 5321 4.1.1.4): after at least one accepted RCPT, reads the
 //! message under the `data_timeout` / `min_data_rate` budget, refuses what
-//! cannot be relayed (too large, long lines, NUL, 8-bit headers without
-//! SMTPUTF8), records `unsubscribe+TOKEN` requests, and hands the rest to
+//! cannot be relayed (too large, lines over `max_line_length` or long lines
+//! that no copy could be made without, NUL, 8-bit headers without SMTPUTF8
+//! or headers that are not UTF-8 with it), records `unsubscribe+TOKEN` requests, and hands the rest to
 //! the intake; the reply says what the intake did. Does not decide consent
 //! nor store anything itself.
 
@@ -52,7 +53,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// answered here). Input after the end of data stays buffered.
     async fn read_message(&mut self) -> std::io::Result<Option<DataReader>> {
         let cfg = &self.ctx.config.smtp;
-        let mut reader = DataReader::new(cfg.max_message_size, MAX_TEXT_LINE);
+        let mut reader = DataReader::new(cfg.max_message_size, cfg.max_line_length);
         let mut budget = Budget::new(cfg.data_timeout, cfg.guard.min_data_rate);
         let mut pending = std::mem::take(&mut self.inbuf);
         loop {
@@ -84,24 +85,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     /// Why a whole message is refused before the intake sees it, if it is
-    /// (counted in the refusal metric).
+    /// (counted in the refusal metric, and logged: every refused message
+    /// gets its line).
     fn message_refusal(&self, message: &DataReader) -> Option<Reply> {
+        let cfg = &self.ctx.config.smtp;
         let header_end = crate::mail::header::header_end(&message.body);
+        let header = &message.body[..header_end];
         let (reason, r) = if message.oversize {
             ("too_large", reply::too_large())
         } else if message.long_line {
-            ("line_too_long", reply::text_line_too_long())
+            (
+                "line_too_long",
+                reply::text_line_too_long(cfg.max_line_length),
+            )
         } else if message.nul {
             ("nul", reply::nul_in_data())
-        } else if header_end > self.ctx.config.smtp.max_header_size {
+        } else if header_end > cfg.max_header_size {
             ("header_too_large", reply::header_too_large())
-        } else if !self.smtputf8 && !message.body[..header_end].is_ascii() {
+        } else if !self.smtputf8 && !header.is_ascii() {
             // RFC 6532 3: UTF-8 in header fields only with SMTPUTF8; 8BITMIME
             // covers the body alone.
             ("eight_bit_header", reply::eight_bit_header())
+        } else if std::str::from_utf8(header).is_err() {
+            // RFC 6532 3.2: with SMTPUTF8, header fields are UTF-8.
+            ("invalid_utf8_header", reply::invalid_utf8_header())
+        } else if let Some(why) = (message.longest_line > MAX_TEXT_LINE)
+            .then(|| crate::rewrite::long_line_problem(&message.body))
+            .flatten()
+        {
+            // Longer body lines are taken and their part re-encoded in the
+            // copies; what cannot be is refused, never forwarded broken.
+            ("line_too_long", reply::long_line_kept(&why))
         } else {
             return None;
         };
+        tracing::info!(peer = %self.peer, reason = %r.lines.join(" "), "message refused");
         crate::metrics::refused(reason);
         Some(r)
     }
@@ -172,7 +190,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 reply::store_failed()
             }
             Err(refusal) => {
-                tracing::info!(peer = %self.peer, reason = %refusal, "message refused");
+                if let Refusal::UnknownCampaign(_) = refusal {
+                    // The known ids help the operator; the client is not told them.
+                    let known: Vec<&str> = (self.ctx.config.campaigns.iter())
+                        .map(|c| c.id.as_str())
+                        .collect();
+                    tracing::info!(peer = %self.peer, reason = %refusal, known_campaigns = %known.join(", "), "message refused");
+                } else {
+                    tracing::info!(peer = %self.peer, reason = %refusal, "message refused");
+                }
                 crate::metrics::refused(refusal.metric_reason());
                 Reply::new(550, "5.7.1", format!("message refused: {refusal}"))
             }

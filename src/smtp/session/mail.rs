@@ -38,6 +38,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             return Some(Reply::new(530, "5.7.0", "authentication required"));
         }
         if from.size > self.ctx.config.smtp.max_message_size {
+            tracing::info!(peer = %self.peer, declared_size = from.size, reason = "SIZE= over max_message_size", "message refused");
+            crate::metrics::refused("too_large");
             return Some(reply::too_large());
         }
         if [&from.env_id, &from.trans_id, &from.auth]

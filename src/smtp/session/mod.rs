@@ -56,6 +56,12 @@ const MAX_AUTH_LINE: usize = 12288;
 const CONTROLS: [char; 3] = ['\r', '\n', '\0'];
 /// Failed AUTH attempts before the session is closed with 421.
 const MAX_AUTH_FAILURES: usize = 3;
+/// RCPTs over `max_recipients` in one transaction that are answered 452
+/// without counting as errors (RFC 5321 4.5.3.1.10: flow control, the
+/// client sends the rest in another transaction). Past this many each one
+/// counts, as Postfix's `smtpd_recipient_overshoot_limit` (also 1000), so a
+/// client cannot spin on 452s forever.
+const RECIPIENT_OVERSHOOT: usize = 1000;
 /// Wait before answering a failed AUTH (slows password guessing).
 const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
@@ -132,6 +138,8 @@ struct Session<'a, S> {
     rcpt_to: Vec<String>,
     /// `unsubscribe+TOKEN@domain` recipients of this transaction (RFC 2369).
     unsubscribes: Vec<Claims>,
+    /// RCPTs of this transaction refused with 452 for `max_recipients`.
+    overshoot: usize,
     errors: usize,
     /// The client's address is in `allowed_networks`.
     authorized: bool,
@@ -180,6 +188,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         smtputf8: false,
         rcpt_to: Vec::new(),
         unsubscribes: Vec::new(),
+        overshoot: 0,
         errors: 0,
         authorized,
         tls: start != Start::Plain,
@@ -268,6 +277,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.smtputf8 = false;
         self.rcpt_to.clear();
         self.unsubscribes.clear();
+        self.overshoot = 0;
         if !matches!(self.phase, Phase::Connected) {
             self.phase = Phase::Greeted;
         }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{CONTROLS, Next, Phase, Session};
+use super::{CONTROLS, Next, Phase, RECIPIENT_OVERSHOOT, Session};
 use crate::smtp::reply::{self, Reply};
 use crate::token::Purpose;
 
@@ -41,7 +41,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             ));
         }
         if self.rcpt_to.len() + self.unsubscribes.len() >= self.ctx.config.smtp.max_recipients {
-            return self.refuse(reply::too_many_recipients());
+            return self.over_recipient_limit();
         }
         if !is_mailbox(&address) {
             return self.refuse(Reply::new(
@@ -53,6 +53,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.rcpt_to.push(address);
         self.phase = Phase::Rcpt;
         self.reply(Reply::new(250, "2.1.5", "recipient OK"));
+        Next::Continue
+    }
+
+    /// `452 4.5.3` for a RCPT over `max_recipients`: flow control, not an
+    /// error (RFC 5321 4.5.3.1.10), until `RECIPIENT_OVERSHOOT` of them.
+    fn over_recipient_limit(&mut self) -> Next {
+        self.overshoot += 1;
+        if self.overshoot > RECIPIENT_OVERSHOOT {
+            return self.refuse(reply::too_many_recipients());
+        }
+        self.reply(reply::too_many_recipients());
         Next::Continue
     }
 

@@ -5,5 +5,6 @@
 
 mod lifecycle;
 mod log_privacy;
+mod refusals;
 mod reload;
 mod secrets;

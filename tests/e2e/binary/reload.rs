@@ -19,17 +19,17 @@ const CAMPAIGN_B: &str =
     "\n[[campaign]]\nid = \"reload-b\"\nlabel = \"B\"\npolicy = \"mandatory\"\n";
 
 /// `consent-relay serve` on a fixed loopback port, logging to a file.
-struct Serve {
+pub(super) struct Serve {
     _dir: tempfile::TempDir,
     config: PathBuf,
     log: PathBuf,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     child: Child,
 }
 
 impl Serve {
     /// Starts the binary with `config_text(…, smtp_extra, "")` (+ `extra`).
-    async fn start(smtp_extra: &str, extra: &str) -> Serve {
+    pub(super) async fn start(smtp_extra: &str, extra: &str) -> Serve {
         let dir = tempfile::tempdir().expect("temp dir");
         let addr = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
@@ -65,7 +65,7 @@ impl Serve {
         s
     }
 
-    fn log_text(&self) -> String {
+    pub(super) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -80,7 +80,7 @@ impl Serve {
         self.log_text()[mark..].to_owned()
     }
 
-    async fn log_has_after(&self, mark: usize, what: &str) {
+    pub(super) async fn log_has_after(&self, mark: usize, what: &str) {
         for _ in 0..400 {
             if self
                 .log_text()
@@ -105,13 +105,13 @@ impl Serve {
     }
 
     /// SIGTERM, and the exit is clean.
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         self.signal("-TERM").await;
         let status = self.child.wait().await.expect("wait");
         assert!(status.success(), "{status:?}");
     }
 
-    async fn greeted(&self) -> Client {
+    pub(super) async fn greeted(&self) -> Client {
         let mut c = Client::connect(self.addr).await;
         c.expect("220").await;
         c.cmd("EHLO client.test", "250").await;

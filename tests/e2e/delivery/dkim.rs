@@ -201,6 +201,45 @@ async fn ed25519_signed_copy_verifies_and_covers_the_list_headers() {
 }
 both_stores!(ed25519_signed_copy_verifies_and_covers_the_list_headers);
 
+/// A 5,000-octet HTML line is re-encoded before signing: the signed copy
+/// has no line over 998 octets and verifies.
+async fn a_copy_with_a_re_encoded_long_line_verifies() {
+    if !peers_present() {
+        return;
+    }
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let txt = key(dir.path(), "rsa");
+    let mut text = config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", "");
+    text.push_str(
+        "\n[dkim]\ndomain = \"example.com\"\nselector = \"relay\"\nprivate_key = \"dkim.pem\"\n",
+    );
+    let relay = TestRelay::start_with(dir, &text).await;
+    let cells: String = (0..200)
+        .map(|i| format!("<td style=\"padding:0\">{i}</td>"))
+        .collect();
+    let msg = format!(
+        "From: shop@example.com\r\nTo: ann@example.net\r\nSubject: News\r\n\
+         X-Campaign: prospecting\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n\
+         <html><body><table><tr>{cells}</tr></table></body></html>\r\n"
+    );
+    assert!(msg.lines().any(|l| l.len() > 5000));
+    let r = relay.send(&["ann@example.net"], &msg).await;
+    assert!(r.contains("(1 delivered, 0 suppressed)"), "{r}");
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    let copy = &got[0].data;
+    assert!(copy.split(|&b| b == b'\n').all(|l| l.len() <= 999));
+    let text = String::from_utf8_lossy(copy);
+    assert!(text.starts_with("DKIM-Signature:"), "{text}");
+    assert!(
+        text.contains("Content-Transfer-Encoding: quoted-printable"),
+        "{text}"
+    );
+    assert!(verify(copy, &txt), "dkimpy verifies the copy:\n{text}");
+}
+both_stores!(a_copy_with_a_re_encoded_long_line_verifies);
+
 #[test]
 fn check_config_refuses_an_unusable_dkim_key() {
     if !peers_present() {

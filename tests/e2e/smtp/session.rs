@@ -166,9 +166,60 @@ async fn too_many_recipients_get_452() {
 }
 both_stores!(too_many_recipients_get_452);
 
+/// RFC 5321 4.5.3.1.10: a 452 for `max_recipients` is flow control. Far
+/// more over-limit RCPTs than `error_limit` leave the session open, and
+/// DATA delivers to the recipients accepted; only past the overshoot bound
+/// (1000 extra, as Postfix) do they count as errors.
+async fn recipients_over_the_limit_are_flow_control_not_errors() {
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "max_recipients = 3\nerror_limit = 5", "").await;
+    let mut c = greeted(&relay).await;
+    c.cmd("MAIL FROM:<crm@example.com>", "250").await;
+    for i in 0..3 {
+        c.cmd(&format!("RCPT TO:<in{i}@example.net>"), "250").await;
+    }
+    for i in 0..15 {
+        c.cmd(&format!("RCPT TO:<over{i}@example.net>"), "452 4.5.3")
+            .await;
+    }
+    c.cmd("DATA", "354").await;
+    c.write(message("prospecting", "x").as_bytes()).await;
+    c.write(b".\r\n").await;
+    c.expect("250 2.0.0 queued as").await;
+    let got = sink.wait_for(3, Duration::from_secs(10)).await;
+    let mut rcpts: Vec<String> = got.into_iter().flat_map(|m| m.rcpt_to).collect();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        ["in0@example.net", "in1@example.net", "in2@example.net"]
+    );
+
+    // A client that never stops is still cut: 1000 extra RCPTs are flow
+    // control, the next `error_limit` count as errors, then 421.
+    c.cmd("MAIL FROM:<crm@example.com>", "250").await;
+    c.cmd("RCPT TO:<in0@example.net>", "250").await;
+    c.cmd("RCPT TO:<in1@example.net>", "250").await;
+    c.cmd("RCPT TO:<in2@example.net>", "250").await;
+    let mut burst = String::new();
+    for i in 0..1005 {
+        burst.push_str(&format!("RCPT TO:<spin{i}@example.net>\r\n"));
+    }
+    c.write(burst.as_bytes()).await;
+    for i in 0..1004 {
+        let r = c.read_reply().await;
+        assert!(r.starts_with("452 4.5.3"), "extra RCPT {i}: {r}");
+    }
+    c.expect("452 4.5.3").await;
+    c.expect("421 4.7.0").await;
+    assert!(c.closed().await);
+}
+both_stores!(recipients_over_the_limit_are_flow_control_not_errors);
+
+/// Command lines keep RFC 5321's 512 octets; text lines are taken up to
+/// `max_line_length` (here 1100, to keep the test small), not longer.
 async fn long_command_and_text_lines_are_refused() {
     let sink = Sink::start().await;
-    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let relay = TestRelay::start(sink.addr(), "max_line_length = 1100", "").await;
     let mut c = greeted(&relay).await;
     let long = format!("MAIL FROM:<{}@example.com>", "a".repeat(600));
     c.cmd(&long, "500 5.5.2").await;
@@ -178,7 +229,8 @@ async fn long_command_and_text_lines_are_refused() {
     c.write(message("prospecting", &"y".repeat(1200)).as_bytes())
         .await;
     c.write(b".\r\n").await;
-    c.expect("550 5.6.0").await;
+    c.expect("550 5.6.0 message refused: a line is longer than 1100 octets")
+        .await;
     // A command line ending in a bare LF is refused.
     c.write(b"NOOP\n").await;
     c.expect("500 5.5.2").await;

@@ -68,7 +68,7 @@ impl TestCa {
 
 /// A CA and a server certificate for relay.test signed by it; the files
 /// are written to `dir`. Returns the client's connector.
-fn certificates(dir: &std::path::Path) -> TlsConnector {
+pub(crate) fn certificates(dir: &std::path::Path) -> TlsConnector {
     let ca = TestCa::new();
     ca.issue(dir);
     ca.connector
@@ -113,7 +113,7 @@ async fn send_message<S: AsyncRead + AsyncWrite + Unpin>(c: &mut Conn<S>, rcpt: 
     c.cmd(".", "250 2.0.0 queued as").await;
 }
 
-type TlsConn = Conn<tokio_rustls::client::TlsStream<TcpStream>>;
+pub(crate) type TlsConn = Conn<tokio_rustls::client::TlsStream<TcpStream>>;
 
 async fn handshake(connector: &TlsConnector, tcp: TcpStream) -> TlsConn {
     let name = ServerName::try_from("relay.test").expect("name");
@@ -129,7 +129,7 @@ async fn starttls(t: &Tls) -> TlsConn {
     starttls_at(t.relay.addr, &t.connector).await
 }
 
-async fn starttls_at(addr: SocketAddr, connector: &TlsConnector) -> TlsConn {
+pub(crate) async fn starttls_at(addr: SocketAddr, connector: &TlsConnector) -> TlsConn {
     let mut c = Conn::new(TcpStream::connect(addr).await.expect("connect"));
     c.expect("220").await;
     let ehlo = c.cmd("EHLO client.test", "250").await;
