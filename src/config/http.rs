@@ -18,6 +18,10 @@ pub const DEFAULT_RATE_LIMIT: u32 = 600;
 pub const DEFAULT_RATE_LIMIT_BURST: u32 = 60;
 /// `http.header_timeout`.
 pub const DEFAULT_HEADER_TIMEOUT: &str = "20s";
+/// `http.max_connections_per_client`.
+pub const DEFAULT_MAX_HTTP_CONNECTIONS_PER_CLIENT: usize = 64;
+/// Connections the HTTP listener serves at once, from all clients.
+pub const MAX_HTTP_CONNECTIONS: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -34,8 +38,12 @@ pub struct HttpConfig {
     pub rate_limit: u32,
     /// Requests a client address may make at once (default 60).
     pub rate_limit_burst: u32,
-    /// Time to send a request's line and headers (default 20s).
+    /// Time to send a request's line and headers, and the longest a
+    /// connection may stay open without sending one (default 20s).
     pub header_timeout: Duration,
+    /// Connections one client address (IPv6: its /64) may hold open at
+    /// once (default 64).
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +57,7 @@ pub(super) struct RawHttp {
     rate_limit: Option<i64>,
     rate_limit_burst: Option<i64>,
     header_timeout: Option<String>,
+    max_connections_per_client: Option<i64>,
 }
 
 pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
@@ -101,7 +110,14 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
         DEFAULT_HEADER_TIMEOUT,
         NONZERO,
     );
+    let max_connections_per_client = c.number(
+        "http.max_connections_per_client",
+        raw.max_connections_per_client,
+        DEFAULT_MAX_HTTP_CONNECTIONS_PER_CLIENT,
+        1..=MAX_HTTP_CONNECTIONS as i64,
+    );
     Some(HttpConfig {
+        max_connections_per_client: max_connections_per_client?,
         metrics_allowed_networks: metrics_allowed_networks?,
         rate_limit: rate_limit?,
         rate_limit_burst: rate_limit_burst?,

@@ -42,7 +42,7 @@ mod webhook;
 pub use campaign::{Campaign, CampaignState, Policy};
 pub use dkim::DkimConfig;
 pub use erasure::ErasureConfig;
-pub use http::HttpConfig;
+pub use http::{HttpConfig, MAX_HTTP_CONNECTIONS};
 pub use locate::{DEFAULT_LOCATIONS, locate};
 pub use queue::QueueConfig;
 pub use retention::RetentionConfig;

@@ -190,6 +190,13 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
             "http.header_timeout",
             differs(&o.http.header_timeout, &n.http.header_timeout),
         ),
+        (
+            "http.max_connections_per_client",
+            differs(
+                &o.http.max_connections_per_client,
+                &n.http.max_connections_per_client,
+            ),
+        ),
         ("store.url", differs(&o.store.url, &n.store.url)),
         (
             "store.pool_size",
