@@ -193,6 +193,16 @@ impl TestRelay {
             .subject_id
     }
 
+    /// The consent events of a known address, oldest first.
+    pub async fn events(&self, email: &str) -> Vec<consent_relay::store::ConsentEvent> {
+        self.store()
+            .subject_consent(email)
+            .await
+            .expect("store")
+            .unwrap_or_else(|| panic!("{email} has no subject"))
+            .events
+    }
+
     pub fn store(&self) -> &Store {
         &self.running.as_ref().expect("running").store
     }
