@@ -121,7 +121,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         shutdown_rx.clone(),
     ));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
-    tracing::info!(smtp = %smtp_addr, http = %http_addr, store = ?config.store.url, "consent-relay started");
+    tracing::info!(smtp = %smtp_addr, http = %http_addr, store = %shown_store(&config.store.url), "consent-relay started");
     Ok(Running {
         smtp_addr,
         smtp_tls_addr,
@@ -136,6 +136,23 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         retention,
         live,
     })
+}
+
+/// The store's URL as the start log shows it: `sqlite://PATH`, or the
+/// PostgreSQL URL without its password.
+fn shown_store(url: &crate::config::StoreUrl) -> String {
+    match url {
+        crate::config::StoreUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        crate::config::StoreUrl::Postgres(text) => match url::Url::parse(text) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(None);
+                }
+                u.to_string()
+            }
+            Err(_) => "postgres://(unreadable)".to_owned(),
+        },
+    }
 }
 
 impl Running {
@@ -259,5 +276,29 @@ impl Signals {
             _ = self.int.recv() => Signal::Shutdown,
             _ = self.hup.recv() => Signal::Reload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_store;
+    use crate::config::StoreUrl;
+
+    #[test]
+    fn the_start_log_shows_the_store_url_without_its_password() {
+        assert_eq!(
+            shown_store(&StoreUrl::Sqlite("/var/lib/relay.db".into())),
+            "sqlite:///var/lib/relay.db"
+        );
+        assert_eq!(
+            shown_store(&StoreUrl::Postgres(
+                "postgres://relay:s3cret@db.example:5432/relay?sslmode=require".into()
+            )),
+            "postgres://relay@db.example:5432/relay?sslmode=require"
+        );
+        assert_eq!(
+            shown_store(&StoreUrl::Postgres("postgres://relay@db/relay".into())),
+            "postgres://relay@db/relay"
+        );
     }
 }

@@ -70,6 +70,16 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
             r#"add the address links in mail point at, e.g. public_url = "https://relay.example.com""#,
         )
         .and_then(|u| c.web_url("http.public_url", u, true));
+    if let Some(url) = &public_url
+        && url.scheme() != "https"
+    {
+        c.warnings.push(format!(
+            "{}: http.public_url: {url} is not https: Gmail and other mail providers only offer \
+             RFC 8058 one-click unsubscribe over https (put a reverse proxy with HTTPS in front \
+             and set public_url to its https:// address)",
+            c.file
+        ));
+    }
     let mut admin_token_sha256 = Vec::new();
     for (i, hex) in raw.admin_token_sha256.iter().enumerate() {
         match sha256_hex(hex) {
@@ -145,6 +155,52 @@ fn sha256_hex(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use crate::config::testing::*;
+
+    #[test]
+    fn a_public_url_without_https_is_a_warning_not_an_error() {
+        let text = edit(&[(
+            "public_url = \"https://relay.test\"",
+            "public_url = \"http://relay.test\"",
+        )]);
+        let config = parse(&text).expect("valid");
+        assert_eq!(
+            config.warnings,
+            [
+                "consent-relay.toml: http.public_url: http://relay.test/ is not https: Gmail and other \
+              mail providers only offer RFC 8058 one-click unsubscribe over https (put a reverse \
+              proxy with HTTPS in front and set public_url to its https:// address)"
+            ]
+        );
+        assert!(parse(&minimal()).expect("valid").warnings.is_empty());
+    }
+
+    #[test]
+    fn max_connections_per_client_is_checked() {
+        let with = |n: &str| {
+            edit(&[(
+                "public_url = \"https://relay.test\"",
+                &format!("public_url = \"https://relay.test\"\nmax_connections_per_client = {n}"),
+            )])
+        };
+        assert_eq!(
+            parse(&minimal())
+                .expect("valid")
+                .http
+                .max_connections_per_client,
+            64
+        );
+        assert_eq!(
+            parse(&with("8"))
+                .expect("valid")
+                .http
+                .max_connections_per_client,
+            8
+        );
+        single_error(
+            &with("0"),
+            "consent-relay.toml: http.max_connections_per_client: 0 is out of range (use 1 to 1024)",
+        );
+    }
 
     #[test]
     fn admin_tokens_are_decoded() {

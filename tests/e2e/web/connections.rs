@@ -3,7 +3,8 @@
 //! of them (the rest are closed on accept); another client's `/healthz` and
 //! RFC 8058 one-click still work; the idle connections are closed after
 //! `header_timeout`, which frees their slots; the refusals are counted
-//! (`/metrics`) and logged at most once a second, with a count.
+//! (`/metrics`) and logged at most once a second, with a count. The start
+//! line shows the store's URL as written (no password, no debug value).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -191,6 +192,17 @@ async fn idle_connections_of_one_client_leave_the_others_served() {
     // Logged with a count, a bounded number of lines.
     assert!(serve.term().await.success());
     let log = serve.log();
+    // (And the start line names the store by its URL, not a debug value.)
+    let started: serde_json::Value = log
+        .lines()
+        .find(|l| l.contains("consent-relay started"))
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .expect("a start line");
+    let store = started["fields"]["store"].as_str().expect("store");
+    assert!(
+        store.starts_with("sqlite://") || store.starts_with("postgres://"),
+        "{store}"
+    );
     let lines: Vec<serde_json::Value> = log
         .lines()
         .filter(|l| l.contains("http connections refused"))
