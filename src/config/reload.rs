@@ -197,6 +197,11 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
                 &n.http.max_connections_per_client,
             ),
         ),
+        ("queue.node", differs(&o.queue.node, &n.queue.node)),
+        (
+            "queue.node_heartbeat",
+            differs(&o.queue.node_heartbeat, &n.queue.node_heartbeat),
+        ),
         ("store.url", differs(&o.store.url, &n.store.url)),
         (
             "store.pool_size",

@@ -57,6 +57,8 @@ pub enum StoreError {
     FollowUp(String),
 }
 
+pub use ops::nodes::Joined;
+
 /// SQLite's `SQLITE_FULL` (its primary result code, 13) and PostgreSQL's
 /// `disk_full` SQLSTATE.
 const DISK_FULL_CODES: [&str; 2] = ["13", "53100"];
@@ -645,6 +647,58 @@ impl Store {
     /// Records attempt outcomes (one transaction per batch, grouped).
     pub async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
         self.write(ops::outcomes::Record(records)).await.map(drop)
+    }
+
+    /// Takes the node name `name` for this process (`instance`) unless
+    /// another process refreshed it at or after `live_since`; once taken,
+    /// the leases the name held go back to the queue at once.
+    pub async fn join_node(
+        &self,
+        name: &str,
+        instance: &str,
+        now: i64,
+        live_since: i64,
+    ) -> Result<Joined, StoreError> {
+        self.write(ops::nodes::Join {
+            name: name.to_owned(),
+            instance: instance.to_owned(),
+            now,
+            live_since,
+        })
+        .await
+    }
+
+    /// Refreshes the node name's last-seen time; `false` when `instance`
+    /// no longer holds it.
+    pub async fn node_heartbeat(
+        &self,
+        name: &str,
+        instance: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(ops::nodes::Heartbeat {
+            name: name.to_owned(),
+            instance: instance.to_owned(),
+            now,
+        })
+        .await
+        .map(|n| n > 0)
+    }
+
+    /// Frees the node name (a clean shutdown), if `instance` holds it.
+    pub async fn leave_node(&self, name: &str, instance: &str) -> Result<(), StoreError> {
+        self.write(ops::nodes::Leave {
+            name: name.to_owned(),
+            instance: instance.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Whether this store takes one node only (SQLite, under its lock):
+    /// then no other live process can hold a node name.
+    pub fn single_node(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
     }
 
     /// Hands leases held by `owner` back to the queue (shutdown).
