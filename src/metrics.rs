@@ -28,6 +28,7 @@ pub const SMTP_CONNECTIONS: &str = "consent_relay_smtp_connections_total";
 pub const SMTP_CONNECTIONS_OPEN: &str = "consent_relay_smtp_connections_open";
 pub const CONSENT_EVENTS: &str = "consent_relay_consent_events_total";
 pub const QUEUE_DEPTH: &str = "consent_relay_queue_depth";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "consent_relay_http_connections_refused_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -98,6 +99,10 @@ fn describe() {
         CONSENT_EVENTS,
         "Consent events recorded, by source and action."
     );
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "HTTP connections closed on accept, by limit (per-client or total)."
+    );
     describe_gauge!(
         QUEUE_DEPTH,
         "Recipient copies in the queue, by status (read at scrape time)."
@@ -127,6 +132,11 @@ pub fn render(queue_depth: Option<&[(String, i64)]>) -> String {
 /// A message refused; `reason` is one word from a closed set.
 pub fn refused(reason: &'static str) {
     metrics::counter!(MESSAGES_REFUSED, "reason" => reason).increment(1);
+}
+
+/// An HTTP connection closed on accept; `limit` is `per-client` or `total`.
+pub fn http_connection_refused(limit: &'static str) {
+    metrics::counter!(HTTP_CONNECTIONS_REFUSED, "limit" => limit).increment(1);
 }
 
 /// Counts an SMTP session in [`SMTP_CONNECTIONS_OPEN`] while it lives.

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::config::load::Loaded;
 use crate::config::reload::{Changes, LiveConfig};
 use crate::delivery::Delivery;
+use crate::delivery::node::Node;
 use crate::smtp;
 use crate::smtp::intake::Intake;
 use crate::store::Store;
@@ -44,6 +45,9 @@ pub struct Running {
     webhook: Option<JoinHandle<()>>,
     /// The `[retention]` purge, at start and every `purge_interval`.
     retention: JoinHandle<()>,
+    /// This process as a node of the queue (`[queue] node`), and its heartbeat.
+    node: Arc<Node>,
+    heartbeat: JoinHandle<()>,
     /// The configuration every part reads; a reload swaps it.
     live: LiveConfig,
 }
@@ -72,6 +76,12 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             config.path.display()
         )
     })?;
+    // Before anything takes a lease: the name's old leases come back now.
+    let node = Arc::new(
+        Node::join(&store, &config.queue)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?,
+    );
     let wake = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let live = LiveConfig::new(config.clone());
@@ -109,7 +119,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let webhook = config
         .webhook
         .as_ref()
-        .map(|w| crate::webhook::Dispatcher::new(w, webhook_roots, store.clone()))
+        .map(|w| crate::webhook::Dispatcher::new(w, webhook_roots, store.clone(), &node.name))
         .transpose()
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let smtp = tokio::spawn(listener.run(GRACE));
@@ -120,8 +130,9 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         store.clone(),
         shutdown_rx.clone(),
     ));
+    let heartbeat = tokio::spawn(node.clone().heartbeat(shutdown_rx.clone()));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
-    tracing::info!(smtp = %smtp_addr, http = %http_addr, store = ?config.store.url, "consent-relay started");
+    tracing::info!(smtp = %smtp_addr, http = %http_addr, store = %shown_store(&config.store.url), node = %node.name, "consent-relay started");
     Ok(Running {
         smtp_addr,
         smtp_tls_addr,
@@ -134,8 +145,27 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         delivery,
         webhook,
         retention,
+        node,
+        heartbeat,
         live,
     })
+}
+
+/// The store's URL as the start log shows it: `sqlite://PATH`, or the
+/// PostgreSQL URL without its password.
+fn shown_store(url: &crate::config::StoreUrl) -> String {
+    match url {
+        crate::config::StoreUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        crate::config::StoreUrl::Postgres(text) => match url::Url::parse(text) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(None);
+                }
+                u.to_string()
+            }
+            Err(_) => "postgres://(unreadable)".to_owned(),
+        },
+    }
 }
 
 impl Running {
@@ -209,6 +239,9 @@ impl Running {
         if tokio::time::timeout(GRACE, self.retention).await.is_err() {
             tracing::warn!("the retention purge did not stop within the grace period");
         }
+        let _ = self.heartbeat.await;
+        // Leases are handed back: the name is free for the next start.
+        self.node.leave().await;
         self.store.close().await;
         tracing::info!("consent-relay stopped");
     }
@@ -259,5 +292,29 @@ impl Signals {
             _ = self.int.recv() => Signal::Shutdown,
             _ = self.hup.recv() => Signal::Reload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_store;
+    use crate::config::StoreUrl;
+
+    #[test]
+    fn the_start_log_shows_the_store_url_without_its_password() {
+        assert_eq!(
+            shown_store(&StoreUrl::Sqlite("/var/lib/relay.db".into())),
+            "sqlite:///var/lib/relay.db"
+        );
+        assert_eq!(
+            shown_store(&StoreUrl::Postgres(
+                "postgres://relay:s3cret@db.example:5432/relay?sslmode=require".into()
+            )),
+            "postgres://relay@db.example:5432/relay?sslmode=require"
+        );
+        assert_eq!(
+            shown_store(&StoreUrl::Postgres("postgres://relay@db/relay".into())),
+            "postgres://relay@db/relay"
+        );
     }
 }

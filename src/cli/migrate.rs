@@ -178,6 +178,19 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
         ],
     },
+    // Copied as they are: a node starting on the new store under its name
+    // finds its row stale and takes it.
+    Table {
+        name: "nodes",
+        order_by: "name",
+        identity: None,
+        columns: &[
+            ("name", Text),
+            ("instance", Text),
+            ("started_at", Int),
+            ("last_seen", Int),
+        ],
+    },
 ];
 
 /// Rows per INSERT, and the most body bytes one INSERT carries.

@@ -18,6 +18,10 @@ pub const DEFAULT_RATE_LIMIT: u32 = 600;
 pub const DEFAULT_RATE_LIMIT_BURST: u32 = 60;
 /// `http.header_timeout`.
 pub const DEFAULT_HEADER_TIMEOUT: &str = "20s";
+/// `http.max_connections_per_client`.
+pub const DEFAULT_MAX_HTTP_CONNECTIONS_PER_CLIENT: usize = 64;
+/// Connections the HTTP listener serves at once, from all clients.
+pub const MAX_HTTP_CONNECTIONS: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -34,8 +38,12 @@ pub struct HttpConfig {
     pub rate_limit: u32,
     /// Requests a client address may make at once (default 60).
     pub rate_limit_burst: u32,
-    /// Time to send a request's line and headers (default 20s).
+    /// Time to send a request's line and headers, and the longest a
+    /// connection may stay open without sending one (default 20s).
     pub header_timeout: Duration,
+    /// Connections one client address (IPv6: its /64) may hold open at
+    /// once (default 64).
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +57,7 @@ pub(super) struct RawHttp {
     rate_limit: Option<i64>,
     rate_limit_burst: Option<i64>,
     header_timeout: Option<String>,
+    max_connections_per_client: Option<i64>,
 }
 
 pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
@@ -61,6 +70,16 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
             r#"add the address links in mail point at, e.g. public_url = "https://relay.example.com""#,
         )
         .and_then(|u| c.web_url("http.public_url", u, true));
+    if let Some(url) = &public_url
+        && url.scheme() != "https"
+    {
+        c.warnings.push(format!(
+            "{}: http.public_url: {url} is not https: Gmail and other mail providers only offer \
+             RFC 8058 one-click unsubscribe over https (put a reverse proxy with HTTPS in front \
+             and set public_url to its https:// address)",
+            c.file
+        ));
+    }
     let mut admin_token_sha256 = Vec::new();
     for (i, hex) in raw.admin_token_sha256.iter().enumerate() {
         match sha256_hex(hex) {
@@ -101,7 +120,14 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
         DEFAULT_HEADER_TIMEOUT,
         NONZERO,
     );
+    let max_connections_per_client = c.number(
+        "http.max_connections_per_client",
+        raw.max_connections_per_client,
+        DEFAULT_MAX_HTTP_CONNECTIONS_PER_CLIENT,
+        1..=MAX_HTTP_CONNECTIONS as i64,
+    );
     Some(HttpConfig {
+        max_connections_per_client: max_connections_per_client?,
         metrics_allowed_networks: metrics_allowed_networks?,
         rate_limit: rate_limit?,
         rate_limit_burst: rate_limit_burst?,
@@ -129,6 +155,52 @@ fn sha256_hex(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use crate::config::testing::*;
+
+    #[test]
+    fn a_public_url_without_https_is_a_warning_not_an_error() {
+        let text = edit(&[(
+            "public_url = \"https://relay.test\"",
+            "public_url = \"http://relay.test\"",
+        )]);
+        let config = parse(&text).expect("valid");
+        assert_eq!(
+            config.warnings,
+            [
+                "consent-relay.toml: http.public_url: http://relay.test/ is not https: Gmail and other \
+              mail providers only offer RFC 8058 one-click unsubscribe over https (put a reverse \
+              proxy with HTTPS in front and set public_url to its https:// address)"
+            ]
+        );
+        assert!(parse(&minimal()).expect("valid").warnings.is_empty());
+    }
+
+    #[test]
+    fn max_connections_per_client_is_checked() {
+        let with = |n: &str| {
+            edit(&[(
+                "public_url = \"https://relay.test\"",
+                &format!("public_url = \"https://relay.test\"\nmax_connections_per_client = {n}"),
+            )])
+        };
+        assert_eq!(
+            parse(&minimal())
+                .expect("valid")
+                .http
+                .max_connections_per_client,
+            64
+        );
+        assert_eq!(
+            parse(&with("8"))
+                .expect("valid")
+                .http
+                .max_connections_per_client,
+            8
+        );
+        single_error(
+            &with("0"),
+            "consent-relay.toml: http.max_connections_per_client: 0 is out of range (use 1 to 1024)",
+        );
+    }
 
     #[test]
     fn admin_tokens_are_decoded() {

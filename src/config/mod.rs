@@ -43,7 +43,7 @@ mod webhook;
 pub use campaign::{Campaign, CampaignState, Policy};
 pub use dkim::DkimConfig;
 pub use erasure::ErasureConfig;
-pub use http::HttpConfig;
+pub use http::{HttpConfig, MAX_HTTP_CONNECTIONS};
 pub use locate::{DEFAULT_LOCATIONS, locate};
 pub use log::{LogConfig, LogRecipients};
 pub use queue::QueueConfig;

@@ -191,6 +191,18 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
             "http.header_timeout",
             differs(&o.http.header_timeout, &n.http.header_timeout),
         ),
+        (
+            "http.max_connections_per_client",
+            differs(
+                &o.http.max_connections_per_client,
+                &n.http.max_connections_per_client,
+            ),
+        ),
+        ("queue.node", differs(&o.queue.node, &n.queue.node)),
+        (
+            "queue.node_heartbeat",
+            differs(&o.queue.node_heartbeat, &n.queue.node_heartbeat),
+        ),
         ("store.url", differs(&o.store.url, &n.store.url)),
         (
             "store.pool_size",

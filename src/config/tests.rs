@@ -48,6 +48,10 @@ fn the_example_parses() {
     assert_eq!(
         config.warnings,
         vec![
+            "config/consent-relay.toml: http.public_url: http://127.0.0.1:8080/ is not https: Gmail \
+             and other mail providers only offer RFC 8058 one-click unsubscribe over https (put a \
+             reverse proxy with HTTPS in front and set public_url to its https:// address)"
+                .to_owned(),
             "config/consent-relay.toml: signing.keys.k1 is the example key published in the repository: \
              generate your own with `openssl rand -base64 32`"
                 .to_owned()

@@ -15,6 +15,7 @@
 pub mod copy;
 pub mod dkim;
 pub mod dsn;
+pub mod node;
 mod prepare;
 pub mod retry;
 pub mod upstream;
@@ -83,13 +84,14 @@ impl Delivery {
             .map(dkim::Signer::load)
             .transpose()?
             .map(Arc::new);
+        let node = config.queue.node.clone();
         Ok(Delivery {
             signer: Arc::new(PerConfig::new(config, signer)),
             config: live,
             store,
             upstream: Arc::new(upstream),
             wake,
-            node: ulid::Ulid::generate().to_string(),
+            node,
         })
     }
 }

@@ -77,6 +77,8 @@ mod tests {
             max_age: Duration::from_secs(3600),
             lease: Duration::from_secs(300),
             batch: 100,
+            node: "test".into(),
+            node_heartbeat: Duration::from_secs(5),
         }
     }
     const T: AttemptOutcome = AttemptOutcome::TemporaryFailure(String::new());

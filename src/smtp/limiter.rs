@@ -1,9 +1,14 @@
 //! Failed AUTH attempts counted across sessions, per client IP address and
-//! per user name, over a sliding window (`[smtp] auth_max_failures_per_ip`,
-//! `auth_max_failures_per_user`, `auth_failure_window`). An address with too
-//! many failures is refused at AUTH (and at connect when it is outside
-//! `allowed_networks`); a user with too many is locked, even with the right
-//! password, until the oldest counted failure leaves the window.
+//! per user name from that address, over a sliding window (`[smtp]
+//! auth_max_failures_per_ip`, `auth_max_failures_per_user`,
+//! `auth_failure_window`). An address with too many failures is refused at
+//! AUTH (and at connect when it is outside `allowed_networks`); a user with
+//! too many failures from one address is locked *from that address* (even
+//! with the right password) until the oldest counted failure leaves the
+//! window. A user is never locked from everywhere: someone guessing from
+//! one address cannot lock the CRM out. Each failure waits longer before
+//! its answer than the one before from the same address ([`AuthLimiter::delay`]).
+//! Addresses are grouped as [`crate::net::client_key`] groups them (IPv6 by /64).
 //!
 //! Pure bookkeeping: the caller passes `now`; no IO, no replies.
 
@@ -31,8 +36,12 @@ pub struct AuthLimiter {
 #[derive(Debug, Default)]
 struct State {
     ips: Failures<IpAddr>,
-    users: Failures<String>,
+    /// By user name and client address.
+    users: Failures<(String, IpAddr)>,
 }
+
+/// The longest wait before answering a failed AUTH.
+pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(8);
 
 /// The most recent failures of each key (at most `max` kept per key).
 #[derive(Debug)]
@@ -96,30 +105,42 @@ impl AuthLimiter {
             >= self.max_per_ip
     }
 
-    /// The user has had too many failures within the window.
-    pub fn user_locked(&self, user: &str, now: Instant) -> bool {
-        self.state().users.count(user, now, self.window) >= self.max_per_user
+    /// The user has had too many failures from `ip` within the window.
+    pub fn user_locked(&self, user: &str, ip: IpAddr, now: Instant) -> bool {
+        let key = (user.to_owned(), crate::net::client_key(ip));
+        self.state().users.count(&key, now, self.window) >= self.max_per_user
     }
 
-    /// Counts a failed attempt from `ip`, and against `user` when the name
-    /// is a configured one (unknown names are not kept: nothing to lock).
+    /// Counts a failed attempt from `ip`, and against `user` from `ip`
+    /// when the name is a configured one (unknown names are not kept:
+    /// nothing to lock).
     pub fn record_failure(&self, ip: IpAddr, user: Option<&str>, now: Instant) {
+        let key = crate::net::client_key(ip);
         let mut s = self.state();
-        s.ips.record(
-            crate::net::client_key(ip),
-            now,
-            self.window,
-            self.max_per_ip,
-        );
+        s.ips.record(key, now, self.window, self.max_per_ip);
         if let Some(user) = user {
             s.users
-                .record(user.to_owned(), now, self.window, self.max_per_user);
+                .record((user.to_owned(), key), now, self.window, self.max_per_user);
         }
     }
 
-    /// A successful AUTH clears the user's earlier failures (not the address's).
-    pub fn record_success(&self, user: &str) {
-        self.state().users.0.remove(user);
+    /// How long to wait before answering the failure just recorded from
+    /// `ip`: `base` times the address's failures within the window (1 s,
+    /// 2 s, 3 s, ...), at most [`MAX_FAILURE_DELAY`].
+    pub fn delay(&self, ip: IpAddr, base: Duration, now: Instant) -> Duration {
+        let n = self
+            .state()
+            .ips
+            .count(&crate::net::client_key(ip), now, self.window);
+        let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        base.saturating_mul(n).min(MAX_FAILURE_DELAY)
+    }
+
+    /// A successful AUTH clears the user's earlier failures from that
+    /// address (not the address's own count).
+    pub fn record_success(&self, user: &str, ip: IpAddr) {
+        let key = (user.to_owned(), crate::net::client_key(ip));
+        self.state().users.0.remove(&key);
     }
 }
 
@@ -127,14 +148,18 @@ impl AuthLimiter {
 mod tests {
     use super::*;
 
-    fn limiter() -> AuthLimiter {
-        AuthLimiter::new(&SmtpGuard {
+    fn limiter_guard() -> SmtpGuard {
+        SmtpGuard {
             tls_handshake_timeout: Duration::from_secs(10),
             min_data_rate: 1024,
             auth_max_failures_per_ip: 3,
             auth_max_failures_per_user: 2,
             auth_failure_window: Duration::from_secs(60),
-        })
+        }
+    }
+
+    fn limiter() -> AuthLimiter {
+        AuthLimiter::new(&limiter_guard())
     }
 
     #[test]
@@ -169,19 +194,43 @@ mod tests {
     }
 
     #[test]
-    fn a_user_is_locked_after_its_failures_and_a_success_clears_them() {
+    fn a_user_is_locked_from_one_address_only_and_a_success_clears_it() {
         let l = limiter();
         let t0 = Instant::now();
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
         let b: IpAddr = "198.51.100.7".parse().expect("ip");
-        // Failures from different addresses add up for the user.
+        // Failures from different addresses do not add up for the user.
         l.record_failure(a, Some("crm"), t0);
-        assert!(!l.user_locked("crm", t0));
         l.record_failure(b, Some("crm"), t0);
-        assert!(l.user_locked("crm", t0));
-        assert!(!l.user_locked("other", t0));
-        assert!(!l.user_locked("crm", t0 + Duration::from_secs(61)));
-        l.record_success("crm");
-        assert!(!l.user_locked("crm", t0));
+        assert!(!l.user_locked("crm", a, t0));
+        assert!(!l.user_locked("crm", b, t0));
+        l.record_failure(a, Some("crm"), t0);
+        assert!(l.user_locked("crm", a, t0), "locked from a");
+        assert!(!l.user_locked("crm", b, t0), "never from everywhere");
+        assert!(!l.user_locked("other", a, t0));
+        assert!(!l.user_locked("crm", a, t0 + Duration::from_secs(61)));
+        l.record_success("crm", a);
+        assert!(!l.user_locked("crm", a, t0));
+    }
+
+    #[test]
+    fn each_failure_from_an_address_waits_longer_up_to_the_maximum() {
+        let l = AuthLimiter::new(&SmtpGuard {
+            auth_max_failures_per_ip: 100,
+            ..limiter_guard()
+        });
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        let base = Duration::from_secs(1);
+        let mut delays = Vec::new();
+        for _ in 0..10 {
+            l.record_failure(a, Some("crm"), t0);
+            delays.push(l.delay(a, base, t0).as_secs());
+        }
+        assert_eq!(delays, [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]);
+        l.record_failure(b, None, t0);
+        assert_eq!(l.delay(b, base, t0), base, "another address starts again");
+        assert_eq!(l.delay(a, base, t0 + Duration::from_secs(61)), base);
     }
 }

@@ -57,6 +57,26 @@ pub enum StoreError {
     FollowUp(String),
 }
 
+pub use ops::nodes::Joined;
+
+/// SQLite's `SQLITE_FULL` (its primary result code, 13) and PostgreSQL's
+/// `disk_full` SQLSTATE.
+const DISK_FULL_CODES: [&str; 2] = ["13", "53100"];
+
+impl StoreError {
+    /// The database's disk (or quota) is full: nothing was written, and
+    /// the same request may succeed once there is room (the API answers
+    /// `503` with `Retry-After`, the SMTP side a temporary error).
+    pub fn is_full(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|code| DISK_FULL_CODES.contains(&code.as_ref())),
+            _ => false,
+        }
+    }
+}
+
 /// The mail `follow_up` builds from the recorded `event`, if any. It runs
 /// inside the store's write transaction (on SQLite, on the one writer), so
 /// a panic while building is caught and fails this write alone.
@@ -671,6 +691,58 @@ impl Store {
         self.write(ops::outcomes::Record(records)).await.map(drop)
     }
 
+    /// Takes the node name `name` for this process (`instance`) unless
+    /// another process refreshed it at or after `live_since`; once taken,
+    /// the leases the name held go back to the queue at once.
+    pub async fn join_node(
+        &self,
+        name: &str,
+        instance: &str,
+        now: i64,
+        live_since: i64,
+    ) -> Result<Joined, StoreError> {
+        self.write(ops::nodes::Join {
+            name: name.to_owned(),
+            instance: instance.to_owned(),
+            now,
+            live_since,
+        })
+        .await
+    }
+
+    /// Refreshes the node name's last-seen time; `false` when `instance`
+    /// no longer holds it.
+    pub async fn node_heartbeat(
+        &self,
+        name: &str,
+        instance: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(ops::nodes::Heartbeat {
+            name: name.to_owned(),
+            instance: instance.to_owned(),
+            now,
+        })
+        .await
+        .map(|n| n > 0)
+    }
+
+    /// Frees the node name (a clean shutdown), if `instance` holds it.
+    pub async fn leave_node(&self, name: &str, instance: &str) -> Result<(), StoreError> {
+        self.write(ops::nodes::Leave {
+            name: name.to_owned(),
+            instance: instance.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Whether this store takes one node only (SQLite, under its lock):
+    /// then no other live process can hold a node name.
+    pub fn single_node(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
+    }
+
     /// Hands leases held by `owner` back to the queue (shutdown).
     pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
         self.write(ops::accept::ReleaseLeases(owner.to_owned()))
@@ -876,5 +948,58 @@ impl Store {
             Store::Sqlite(s) => s.close().await,
             Store::Postgres(s) => s.close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod disk_full_tests {
+    use std::borrow::Cow;
+
+    use super::StoreError;
+
+    /// A database error with this code, as a backend reports it.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "coded"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn coded(code: &'static str) -> StoreError {
+        StoreError::Db(sqlx::Error::Database(Box::new(Coded(code))))
+    }
+
+    #[test]
+    fn sqlite_full_and_postgres_disk_full_are_a_full_store() {
+        assert!(coded("13").is_full(), "SQLITE_FULL");
+        assert!(coded("53100").is_full(), "PostgreSQL disk_full");
+        assert!(!coded("5").is_full(), "SQLITE_BUSY");
+        assert!(!coded("23505").is_full(), "unique violation");
+        assert!(!StoreError::Closed.is_full());
     }
 }

@@ -32,6 +32,9 @@ pub enum WebError {
     /// The body is over the limit.
     #[error("the request body is too large")]
     TooLarge,
+    /// A form posted by another site's page (what its headers said).
+    #[error("cross-site form post refused ({0})")]
+    CrossSite(String),
     /// No such page.
     #[error("no such page")]
     NotFound,
@@ -70,8 +73,9 @@ impl ErrorText {
 
 impl WebError {
     /// `400` for a link that cannot be authentic or is used on the wrong
-    /// route, `404` for an authentic-looking link whose key, subject or
-    /// campaign is gone, `500` for our failures.
+    /// route, `403` for a form another site posted, `404` for an
+    /// authentic-looking link whose key, subject or campaign is gone, `503`
+    /// when the store's disk is full, `500` for our other failures.
     pub fn status(&self) -> StatusCode {
         match self {
             WebError::Token(TokenError::UnknownKey { .. })
@@ -83,6 +87,8 @@ impl WebError {
                 StatusCode::BAD_REQUEST
             }
             WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::CrossSite(_) => StatusCode::FORBIDDEN,
+            WebError::Store(e) if e.is_full() => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Signing(_) | WebError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,7 +101,9 @@ impl WebError {
             | WebError::NoCampaign
             | WebError::NotFound => ErrorText::Gone,
             WebError::Token(_) | WebError::BadPath => ErrorText::Link,
-            WebError::BadForm(_) | WebError::TooLarge => ErrorText::Request,
+            WebError::BadForm(_) | WebError::TooLarge | WebError::CrossSite(_) => {
+                ErrorText::Request
+            }
             WebError::Signing(_) | WebError::Store(_) => ErrorText::Server,
         }
     }
@@ -154,6 +162,10 @@ mod tests {
             ),
             (WebError::BadForm("x"), 400),
             (WebError::TooLarge, 413),
+            (
+                WebError::CrossSite("Origin: https://evil.example".into()),
+                403,
+            ),
             (WebError::Store(StoreError::Closed), 500),
         ];
         for (e, status) in cases {

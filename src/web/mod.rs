@@ -14,6 +14,7 @@ mod error;
 mod form;
 mod html;
 mod limit;
+mod origin;
 mod pages;
 mod serve;
 

@@ -17,6 +17,7 @@ use super::choices::{already_withdrawn, delivered, plan, shown_campaigns, state_
 use super::error::WebError;
 use super::form::Fields;
 use super::html::{self, Choice, Target, Words};
+use super::origin::Site;
 use super::{Visitor, WebState, html_page};
 use crate::config::{Campaign, CampaignState, Policy};
 use crate::consent::{ALL_CAMPAIGNS, Action, Source, Status};
@@ -192,19 +193,21 @@ async fn show_unsubscribe(
 pub(super) async fn unsubscribe(
     State(web): State<WebState>,
     visitor: Visitor,
+    site: Site,
     token: Token,
     fields: Result<Fields, WebError>,
 ) -> Response {
-    let result = do_unsubscribe(&web, &visitor, token, fields).await;
+    let result = do_unsubscribe(&web, &visitor, &site, token, fields).await;
     web.reply(&visitor, result)
 }
 
-/// RFC 8058 one-click (`List-Unsubscribe=One-Click`) or the page's button
-/// (`confirm`); any other body is refused, so that no event is recorded
-/// without a recognised intent.
+/// RFC 8058 one-click (`List-Unsubscribe=One-Click`, from anywhere) or the
+/// page's button (`confirm`, from our page only); any other body is
+/// refused, so that no event is recorded without a recognised intent.
 async fn do_unsubscribe(
     web: &WebState,
     visitor: &Visitor,
+    site: &Site,
     token: Token,
     fields: Result<Fields, WebError>,
 ) -> Result<String, WebError> {
@@ -218,6 +221,7 @@ async fn do_unsubscribe(
             evidence: "one-click rfc8058".to_owned(),
         }
     } else if fields.has("confirm") {
+        site.check()?;
         web.shown("unsubscribe-page", visitor, Source::Link)
     } else {
         return Err(WebError::BadForm(
@@ -277,10 +281,14 @@ async fn show_preferences(
 pub(super) async fn save_preferences(
     State(web): State<WebState>,
     visitor: Visitor,
+    site: Site,
     token: Token,
     fields: Result<Fields, WebError>,
 ) -> Response {
-    let result = do_save_preferences(&web, &visitor, token, fields).await;
+    let result = match site.check() {
+        Ok(()) => do_save_preferences(&web, &visitor, token, fields).await,
+        Err(e) => Err(e),
+    };
     web.reply(&visitor, result)
 }
 
@@ -357,10 +365,14 @@ async fn show_optin(web: &WebState, visitor: &Visitor, token: Token) -> Result<S
 pub(super) async fn optin(
     State(web): State<WebState>,
     visitor: Visitor,
+    site: Site,
     token: Token,
     fields: Result<Fields, WebError>,
 ) -> Response {
-    let result = do_optin(&web, &visitor, token, fields).await;
+    let result = match site.check() {
+        Ok(()) => do_optin(&web, &visitor, token, fields).await,
+        Err(e) => Err(e),
+    };
     web.reply(&visitor, result)
 }
 

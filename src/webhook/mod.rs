@@ -45,12 +45,13 @@ impl Dispatcher {
         config: &WebhookConfig,
         roots: Option<Vec<reqwest::Certificate>>,
         store: Store,
+        node: &str,
     ) -> Result<Dispatcher, String> {
         Ok(Dispatcher {
             config: Arc::new(config.clone()),
             store,
             client: client(config, roots)?,
-            node: ulid::Ulid::generate().to_string(),
+            node: node.to_owned(),
         })
     }
 

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod binary;
 pub mod ca;
 pub mod relay;
 pub mod sink;

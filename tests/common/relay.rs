@@ -52,7 +52,8 @@ state = "deleted"
 "#;
 
 /// A config file text. `upstream` is the `[upstream] url`; `smtp_extra`
-/// and `queue_extra` add keys to those tables.
+/// and `queue_extra` add keys to those tables. Each text names a node of
+/// its own ([`node_line`]).
 pub fn config_text(dir: &Path, upstream: &str, smtp_extra: &str, queue_extra: &str) -> String {
     format!(
         r#"
@@ -80,10 +81,25 @@ url = "{store}"
 
 [queue]
 retry_after = ["1s"]
+{node}
 {queue_extra}
 {CAMPAIGNS}
 "#,
-        store = super::backend::store_url(dir)
+        store = super::backend::store_url(dir),
+        node = node_line(queue_extra)
+    )
+}
+
+/// A `[queue] node` name of its own for each config (unless `queue_extra`
+/// names one): relays of one test may share a PostgreSQL schema at once,
+/// and two live nodes may not share a name.
+fn node_line(queue_extra: &str) -> String {
+    if queue_extra.contains("node =") {
+        return String::new();
+    }
+    format!(
+        "node = \"test-{}\"",
+        ulid::Ulid::generate().to_string().to_lowercase()
     )
 }
 
@@ -191,6 +207,16 @@ impl TestRelay {
             .expect("store")
             .unwrap_or_else(|| panic!("{email} has no subject"))
             .subject_id
+    }
+
+    /// The consent events of a known address, oldest first.
+    pub async fn events(&self, email: &str) -> Vec<consent_relay::store::ConsentEvent> {
+        self.store()
+            .subject_consent(email)
+            .await
+            .expect("store")
+            .unwrap_or_else(|| panic!("{email} has no subject"))
+            .events
     }
 
     pub fn store(&self) -> &Store {

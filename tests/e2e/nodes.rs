@@ -3,12 +3,14 @@
 //! with SIGKILL while it holds leases; node B runs in-process. Mail through
 //! either node is delivered exactly once, a dead node's leased deliveries
 //! are delivered by the other once the lease expires, and a withdrawal made
-//! on one node applies to the next message through the other. Also: TLS to
-//! the database as the URL's `sslmode` says.
+//! on one node applies to the next message through the other. A node killed
+//! and started again under its `[queue] node` name takes its leases back at
+//! once (not after the lease), and a second process under a live node's
+//! name is refused. Also: TLS to the database as the URL's `sslmode` says.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -21,18 +23,23 @@ const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
 
 /// The shortest lease the config allows: a dead node's rows come back after it.
 const LEASE: &str = "lease = \"10s\"";
+/// Node B's `[queue]`: the lease, and a name of its own (node A is `a`).
+const NODE_B: &str = "lease = \"10s\"\nnode = \"b\"";
 
-/// Starts node A (the binary) on a fixed free port; `upstream_timeout`
-/// replaces the test config's 5s.
-async fn start_node_a(
+/// Writes the config `file` of a binary node whose SMTP listener is on a
+/// fixed free port; `upstream_timeout` replaces the test config's 5s,
+/// `queue` is added to `[queue]`.
+fn node_config(
     dir: &Path,
+    file: &str,
     upstream: SocketAddr,
     upstream_timeout: &str,
-) -> (Child, SocketAddr) {
+    queue: &str,
+) -> (PathBuf, SocketAddr) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
-    let text = config_text(dir, &format!("smtp://{upstream}"), "", LEASE)
+    let text = config_text(dir, &format!("smtp://{upstream}"), "", queue)
         .replace(
             "listen = \"127.0.0.1:0\"\nhostname",
             &format!("listen = \"{addr}\"\nhostname"),
@@ -41,26 +48,48 @@ async fn start_node_a(
             "timeout = \"5s\"",
             &format!("timeout = \"{upstream_timeout}\""),
         );
-    let config = dir.join("node-a.toml");
+    let config = dir.join(file);
     std::fs::write(&config, text).unwrap();
+    (config, addr)
+}
+
+/// Starts `serve` on `config` and waits for its SMTP listener at `addr`.
+async fn spawn_node(dir: &Path, config: &Path, addr: SocketAddr) -> Child {
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
-        .arg(&config)
+        .arg(config)
         .current_dir(dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn node A");
-    for _ in 0..200 {
+        .expect("spawn a node");
+    for _ in 0..400 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return (child, addr);
+            return child;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("node A never listened on {addr}");
+    panic!("the node never listened on {addr}");
+}
+
+/// Starts node A (the binary, node name `a`) on a fixed free port;
+/// `upstream_timeout` replaces the test config's 5s.
+async fn start_node_a(
+    dir: &Path,
+    upstream: SocketAddr,
+    upstream_timeout: &str,
+) -> (Child, SocketAddr) {
+    let (config, addr) = node_config(
+        dir,
+        "node-a.toml",
+        upstream,
+        upstream_timeout,
+        &format!("{LEASE}\nnode = \"a\""),
+    );
+    (spawn_node(dir, &config, addr).await, addr)
 }
 
 /// Sends `n` messages of `per` recipients `{tag}{i}-r{j}@example.net`.
@@ -114,7 +143,7 @@ async fn exactly_once(sink: &Sink, relay: &TestRelay, tag: &str, want: usize) {
 async fn two_nodes_share_queue_leases_and_consent() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
-    let relay_b = TestRelay::start(sink.addr(), "", LEASE).await;
+    let relay_b = TestRelay::start(sink.addr(), "", NODE_B).await;
     let (mut node_a, addr_a) = start_node_a(dir.path(), sink.addr(), "5s").await;
 
     // Mail through both nodes at once: both workers claim from one queue.
@@ -179,7 +208,7 @@ async fn two_nodes_share_queue_leases_and_consent() {
     // leases expire, each exactly once.
     let relay_b = TestRelay::start_with(
         tempfile::tempdir().unwrap(),
-        &config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", LEASE),
+        &config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", NODE_B),
     )
     .await;
     exactly_once(&sink, &relay_b, "k", 10).await;
@@ -196,6 +225,98 @@ async fn two_nodes_share_queue_leases_and_consent() {
 #[tokio::test]
 async fn two_nodes_on_one_postgres_schema_deliver_once_and_share_consent() {
     common::backend::on_pg(two_nodes_share_queue_leases_and_consent).await;
+}
+
+/// Copies of `k*` recipients leased (`sending`) by `owner`.
+async fn leased_by(db: &mut sqlx::AnyConnection, owner: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deliveries WHERE recipient LIKE 'k%' \
+         AND status = 'sending' AND lease_owner = $1",
+    )
+    .bind(owner)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+async fn restarted_node_takes_its_leases_back_and_its_name_is_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default lease (5 minutes): anything delivered sooner was handed back.
+    let queue = "node = \"k\"\nnode_heartbeat = \"1s\"";
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (config, addr) = node_config(
+        dir.path(),
+        "node-k.toml",
+        silent.local_addr().unwrap(),
+        "60s",
+        queue,
+    );
+    let mut node = spawn_node(dir.path(), &config, addr).await;
+    send_many(addr, "k", 5, 2).await;
+    let mut db = common::backend::connect(dir.path()).await;
+    let mut leased = 0;
+    for _ in 0..200 {
+        leased = leased_by(&mut db, "k").await;
+        if leased == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(leased, 10, "node k leased every copy under its name");
+    node.kill().expect("SIGKILL node k");
+    node.wait().unwrap();
+
+    // Started again under the same name, now with an upstream that answers.
+    let sink = Sink::start().await;
+    let (config, addr) = node_config(dir.path(), "node-k.toml", sink.addr(), "5s", queue);
+    let mut node = spawn_node(dir.path(), &config, addr).await;
+    let mut got = HashMap::new();
+    for _ in 0..600 {
+        got = copies(&sink, "k");
+        if got.len() == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got.len(),
+        10,
+        "its copies are delivered, well before the 5 minute lease"
+    );
+    assert!(got.values().all(|n| *n == 1), "each once: {got:?}");
+
+    // A second process under the live node's name is refused, naming the key.
+    let (second, _) = node_config(dir.path(), "node-k2.toml", sink.addr(), "5s", queue);
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&second)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run a second node k");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second node k started: {stderr}");
+    assert!(
+        stderr.contains("queue.node") && stderr.contains("\"k\""),
+        "{stderr}"
+    );
+    // The running node is untouched: it still delivers.
+    send_many(addr, "k-after", 1, 1).await;
+    for _ in 0..200 {
+        if copies(&sink, "k-after").len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(copies(&sink, "k-after").len(), 1);
+    node.kill().unwrap();
+    node.wait().unwrap();
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_node_restarted_under_its_name_takes_its_leases_back_and_a_second_is_refused() {
+    common::backend::on_pg(restarted_node_takes_its_leases_back_and_its_name_is_its_own).await;
 }
 
 /// TLS to the database follows the URL's `sslmode` (rustls): `require`

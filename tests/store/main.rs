@@ -14,6 +14,7 @@ mod common {
 mod accept;
 mod consent;
 mod erase;
+mod nodes;
 mod outcomes;
 mod purge;
 mod reads;

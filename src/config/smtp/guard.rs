@@ -28,8 +28,9 @@ pub struct SmtpGuard {
     /// Failed AUTH attempts from one IP address within `auth_failure_window`
     /// before that address is refused (default 10).
     pub auth_max_failures_per_ip: usize,
-    /// Failed AUTH attempts for one user within the window before the user
-    /// is locked, even with the right password (default 5).
+    /// Failed AUTH attempts for one user from one client address within
+    /// the window before the user is locked from that address, even with
+    /// the right password (default 5).
     pub auth_max_failures_per_user: usize,
     /// How far back failures count (default 15m).
     pub auth_failure_window: Duration,

@@ -1,7 +1,8 @@
 //! AUTH PLAIN and LOGIN (RFC 4954, RFC 4616) within a session: the
 //! exchange, the argon2id check (an unknown user costs the same work), and
 //! the cross-session failure counters of [`crate::smtp::limiter`]: a blocked
-//! address gets 421, a locked user fails like a wrong password.
+//! address gets 421, a user locked from this address fails like a wrong
+//! password, and each failure from an address waits longer than the last.
 
 use std::time::Instant;
 
@@ -33,7 +34,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Ok(c) => c,
             Err(next) => return Ok(next),
         };
-        let (verified, known_user) = self.check(credentials).await;
+        let (verified, known_user) = self.check(ip, credentials).await;
         match verified {
             Some(user) => Ok(self.authenticated(user)),
             None => Ok(self.failed(ip, known_user.as_deref()).await),
@@ -98,10 +99,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         })
     }
 
-    /// The user, if the credentials are right and the user not locked; and
-    /// the configured user they name, if any (for the failure counters).
+    /// The user, if the credentials are right and the user not locked from
+    /// `ip`; and the configured user they name, if any (for the failure
+    /// counters).
     async fn check(
         &self,
+        ip: std::net::IpAddr,
         credentials: Option<(String, Vec<u8>)>,
     ) -> (Option<String>, Option<String>) {
         let Some((user, password)) = credentials else {
@@ -110,28 +113,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let known = self.known_user(&user);
         // A locked user is checked all the same (same time, same
         // reply): only the outcome is forced to a failure.
-        let locked = known.is_some_and(|u| self.ctx.auth_limiter.user_locked(u, Instant::now()));
+        let locked =
+            known.is_some_and(|u| self.ctx.auth_limiter.user_locked(u, ip, Instant::now()));
         let ok = self.verify(user, password).await;
         (ok.filter(|_| !locked), known.map(str::to_owned))
     }
 
     fn authenticated(&mut self, user: String) -> Next {
         tracing::info!(peer = %self.peer, user = %user, "authenticated");
-        self.ctx.auth_limiter.record_success(&user);
+        self.ctx
+            .auth_limiter
+            .record_success(&user, self.peer.ip().to_canonical());
         self.auth_user = Some(user);
         self.reply(Reply::new(235, "2.7.0", "authentication succeeded"));
         Next::Continue
     }
 
     /// A failed AUTH: counted here and across sessions, answered after a
-    /// delay; the session closes when the address is blocked or after
-    /// [`MAX_AUTH_FAILURES`].
+    /// delay that grows with each failure from the address ([`AUTH_FAILURE_DELAY`]
+    /// times their number); the session closes when the address is
+    /// blocked or after [`MAX_AUTH_FAILURES`].
     async fn failed(&mut self, ip: std::net::IpAddr, known_user: Option<&str>) -> Next {
         self.auth_failures += 1;
         let limiter = &self.ctx.auth_limiter;
-        limiter.record_failure(ip, known_user, Instant::now());
-        tracing::info!(peer = %self.peer, failures = self.auth_failures, "authentication failed");
-        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+        let now = Instant::now();
+        limiter.record_failure(ip, known_user, now);
+        let delay = limiter.delay(ip, AUTH_FAILURE_DELAY, now);
+        tracing::info!(
+            peer = %self.peer,
+            failures = self.auth_failures,
+            delay_ms = delay.as_millis() as u64,
+            "authentication failed"
+        );
+        tokio::time::sleep(delay).await;
         self.reply(reply::auth_failed());
         if self.ctx.auth_limiter.ip_blocked(ip, Instant::now()) {
             self.reply(reply::auth_blocked(&self.ctx.config.smtp.hostname));

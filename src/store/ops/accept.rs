@@ -120,13 +120,6 @@ impl Op for ReleaseLeases {
     const ATOMIC: bool = false;
 
     async fn run<C: Conn>(&self, c: &mut C, _: i64) -> Result<u64, StoreError> {
-        c.execute(
-            Sql::new(
-                "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, \
-                 lease_owner = NULL, lease_until = NULL WHERE status = 'sending' AND lease_owner = $1",
-            )
-            .arg(&self.0),
-        )
-        .await
+        super::nodes::release_deliveries(c, &self.0).await
     }
 }

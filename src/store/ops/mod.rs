@@ -16,6 +16,7 @@ pub(super) mod accept;
 pub(super) mod consent;
 pub(super) mod erase;
 pub(super) mod import;
+pub(super) mod nodes;
 pub(super) mod outcomes;
 pub(super) mod purge;
 pub(super) mod reads;

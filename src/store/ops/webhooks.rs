@@ -138,14 +138,7 @@ impl Op for ReleaseWebhooks {
     const ATOMIC: bool = false;
 
     async fn run<C: Conn>(&self, c: &mut C, _: i64) -> Result<u64, StoreError> {
-        c.execute(
-            Sql::new(
-                "UPDATE webhook_outbox SET status = 'pending', lease_owner = NULL, lease_until = NULL \
-                 WHERE status = 'sending' AND lease_owner = $1",
-            )
-            .arg(&self.0),
-        )
-        .await
+        super::nodes::release_webhooks(c, &self.0).await
     }
 }
 

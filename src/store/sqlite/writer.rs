@@ -14,6 +14,7 @@ use crate::store::ops::accept::{Accept, ClaimDue, ReleaseLeases};
 use crate::store::ops::consent::AppendEvent;
 use crate::store::ops::erase::Erase;
 use crate::store::ops::import::{AppendOnce, Import};
+use crate::store::ops::nodes::{Heartbeat, Join, Leave};
 use crate::store::ops::outcomes::Record;
 use crate::store::ops::purge::Purge;
 use crate::store::ops::webhooks::{ClaimWebhooks, RecordWebhook, ReleaseWebhooks};
@@ -76,6 +77,9 @@ macro_rules! each_job {
             Job::Purge($p) => $e,
             Job::Import($p) => $e,
             Job::ConsentOnce($p) => $e,
+            Job::JoinNode($p) => $e,
+            Job::NodeHeartbeat($p) => $e,
+            Job::LeaveNode($p) => $e,
         }
     };
 }
@@ -107,6 +111,9 @@ jobs! {
     Purge(Purge),
     Import(Import),
     ConsentOnce(AppendOnce),
+    JoinNode(Join),
+    NodeHeartbeat(Heartbeat),
+    LeaveNode(Leave),
 }
 
 impl Job {

@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 
 use crate::store::StoreError;
 
+/// `Retry-After` of a `503` for a full disk: long enough for an operator
+/// or a log rotation to make room, short enough for a CRM's retry loop.
+const RETRY_FULL_SECONDS: u64 = 60;
+
 /// What an API request can fail with; clients see the status and a generic
 /// text (plus, for a bad request, what to fix), logs see the rest.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,7 @@ impl ApiError {
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Store(e) if e.is_full() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
@@ -80,6 +85,10 @@ impl IntoResponse for ApiError {
             tracing::debug!(cause = %self, status = status.as_u16(), "api request refused");
         }
         let mut res = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_FULL_SECONDS));
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -98,6 +107,10 @@ pub(crate) fn error_body(status: StatusCode) -> Value {
         StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "method not allowed"),
         StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "the request body is too large"),
         StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "unavailable",
+            "the store cannot take writes now (its disk is full); retry later",
+        ),
         s if s.is_server_error() => ("internal", "internal error; see the relay's log"),
         _ => ("bad-request", "bad request"),
     };

@@ -34,8 +34,9 @@ fn write_config(dir: &Path, upstream: &str) -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
-    // On PostgreSQL a killed node's leases are not handed back at the next
-    // start (another node may hold them): they expire, after the shortest lease.
+    // On PostgreSQL the next start (the same node name, the hostname)
+    // takes a killed node's leases back once its name went stale (twice
+    // [queue] node_heartbeat), or another node takes them once they expire.
     let queue_extra = if common::backend::on_postgres() {
         "lease = \"10s\""
     } else {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::both_stores;
-use crate::common::relay::{TestRelay, greeted, message, password_hash as hash};
+use crate::common::relay::{Client, TestRelay, greeted, message, password_hash as hash};
 use crate::common::sink::Sink;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -128,24 +128,58 @@ async fn auth_failures_are_counted_per_address_and_per_user_across_sessions() {
 }
 both_stores!(auth_failures_are_counted_per_address_and_per_user_across_sessions);
 
-async fn a_user_locked_by_failures_is_refused_with_the_right_password_from_anywhere() {
+/// A session from `from` (any 127/8 address is loopback on Linux), past
+/// the greeting and EHLO.
+async fn greeted_from(relay: &TestRelay, from: &str) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::new(from.parse().expect("ip"), 0))
+        .expect("bind");
+    let mut c = Client::new(socket.connect(relay.addr).await.expect("connect"));
+    c.expect("220 relay.test ESMTP").await;
+    c.cmd("EHLO client.test", "250").await;
+    c
+}
+
+/// Changed with issue 13: a user is locked from the address the failures
+/// came from only, never from everywhere (five wrong passwords from anywhere
+/// used to lock the CRM out, right password included).
+async fn a_user_locked_by_failures_is_refused_with_the_right_password_from_that_address_only() {
     let sink = Sink::start().await;
     let extra = format!(
         "allowed_networks = [\"10.0.0.0/8\"]\nauth_max_failures_per_user = 2\n{}",
         users(PASSWORD)
     );
     let relay = TestRelay::start(sink.addr(), &extra, "").await;
-    // Two sessions, one failure each: the count is not per session.
+    // Two sessions from A, one failure each: the count is not per session,
+    // and each failure waits longer than the one before.
+    let mut waits = Vec::new();
     for _ in 0..2 {
-        let mut c = greeted(&relay).await;
+        let mut c = greeted_from(&relay, "127.0.0.1").await;
+        let started = std::time::Instant::now();
         c.cmd(
             &format!("AUTH PLAIN {}", plain("crm", "wrong")),
             "535 5.7.8",
         )
         .await;
+        waits.push(started.elapsed());
         c.cmd("QUIT", "221").await;
     }
-    let mut c = greeted(&relay).await;
+    assert!(waits[0] >= Duration::from_secs(1), "{waits:?}");
+    assert!(
+        waits[1] >= Duration::from_secs(2),
+        "the delay grows: {waits:?}"
+    );
+    // From B, the right password works: the user is not locked from everywhere.
+    let mut b = greeted_from(&relay, "127.0.0.2").await;
+    b.cmd(
+        &format!("AUTH PLAIN {}", plain("crm", PASSWORD)),
+        "235 2.7.0",
+    )
+    .await;
+    b.cmd("MAIL FROM:<crm@example.com>", "250").await;
+    // From A, locked: the right password gets the wrong password's answer.
+    let mut c = greeted_from(&relay, "127.0.0.1").await;
     c.cmd(
         &format!("AUTH PLAIN {}", plain("crm", PASSWORD)),
         "535 5.7.8",
@@ -159,7 +193,7 @@ async fn a_user_locked_by_failures_is_refused_with_the_right_password_from_anywh
     .await;
     c.cmd("MAIL FROM:<ops@example.com>", "250").await;
 }
-both_stores!(a_user_locked_by_failures_is_refused_with_the_right_password_from_anywhere);
+both_stores!(a_user_locked_by_failures_is_refused_with_the_right_password_from_that_address_only);
 
 async fn an_allowed_client_over_the_limit_is_refused_at_auth_but_may_still_send() {
     let sink = Sink::start().await;

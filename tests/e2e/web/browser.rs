@@ -463,3 +463,70 @@ async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium
     drop(driver);
 }
 both_stores!(preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium);
+
+/// Another site's page that posts the opt-in form as soon as it opens (the
+/// attack that recorded a grant with the visitor's IP as proof): Chromium
+/// sends it with `Origin: null` and `Sec-Fetch-Site: cross-site`; the relay
+/// answers `403` and records nothing. The same form on our own page works.
+async fn a_form_another_site_posts_from_chromium_is_refused() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let relay = TestRelay::start(sink.addr(), "", "").await;
+    let email = "mallory-target@example.net";
+    relay
+        .consent(email, "prospecting", Action::Grant, None)
+        .await;
+    let subject = relay.subject_id(email).await;
+    let optin = relay.url(&format!(
+        "/o/{}",
+        relay.token(Purpose::Optin, &subject, Some("newsletter"))
+    ));
+    let attack = format!(
+        "<!doctype html><form method=post action=\"{optin}\">\
+         <input type=hidden name=confirm value=1></form>\
+         <script>document.forms[0].submit()</script>"
+    );
+    let data_url = format!(
+        "data:text/html;charset=utf-8,{}",
+        url::form_urlencoded::byte_serialize(attack.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    );
+    let s = driver.session("cross-site", "en-US", false).await;
+    s.open(&data_url).await;
+    let mut source = String::new();
+    for _ in 0..100 {
+        source = s.source().await;
+        if source.contains("<h1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let events = relay.events(email).await;
+    assert_eq!(events.len(), 1, "no grant recorded: {events:?}");
+    assert!(source.contains("<h1"), "the relay answered: {source}");
+    s.screenshot("optin-cross-site-refused").await;
+
+    // Our own page's form, same browser: recorded.
+    s.open(&optin).await;
+    let button = s.find("button[type=submit]").await;
+    s.click(&button).await;
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = relay.events(email).await;
+        if events.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let e = events.last().expect("event");
+    assert_eq!(
+        (e.campaign.as_str(), e.action.as_str(), events.len()),
+        ("newsletter", "grant", 2)
+    );
+    s.quit().await;
+    drop(driver);
+}
+both_stores!(a_form_another_site_posts_from_chromium_is_refused);

@@ -2,5 +2,7 @@
 //! preference page, hostile HTTP clients, and the pages in a real browser.
 
 mod browser;
+mod connections;
 mod hostile;
+mod origin;
 mod pages;
