@@ -1,6 +1,8 @@
-//! Pure mail-level helpers that several layers share: reading a message's
+//! Pure mail-level helpers that several layers share: the one address
+//! parser (SMTP, API, CLI, imports), reading a message's
 //! raw header block, and DMARC alignment of the From domain with a signing
 //! domain. No IO; knows nothing of SMTP sessions, the store or delivery.
 
+pub mod address;
 pub mod align;
 pub mod header;
