@@ -216,7 +216,7 @@ async fn send_loop(
                 let name = format!("{}-{}", d.message_id, d.id);
                 let copy = Copy {
                     mail_from: &d.mail_from,
-                    recipient: &d.recipient,
+                    recipient: &d.rcpt_to,
                     body: &body,
                     name: &name,
                     smtputf8: d.smtputf8,
@@ -368,7 +368,7 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
         reporting_host: &cfg.smtp.hostname,
         queue_id: &d.message_id,
         original_sender: &d.mail_from,
-        recipient: &d.recipient,
+        recipient: &d.rcpt_to,
         diagnostic: &diagnostic,
         status: &status,
         original: &job.prepared.original,
@@ -389,6 +389,7 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
         received_at: now,
         recipients: vec![RecipientDecision {
             recipient: d.mail_from.clone(),
+            rcpt_to: None,
             subject_id: None,
             new_subject: None,
             outcome: Outcome::Deliver,

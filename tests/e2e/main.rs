@@ -19,6 +19,7 @@ mod copies;
 mod decisions;
 mod delivery;
 mod expiring;
+mod identity;
 mod import;
 mod migrate;
 mod nodes;

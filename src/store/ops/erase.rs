@@ -82,7 +82,7 @@ async fn erase<C: Conn>(
     let cancelled = cancel_unsent(c, &e.address, &tag, &subject_id, event_id, now).await?;
     let deliveries = c
         .execute(
-            Sql::new("UPDATE deliveries SET recipient = $2 WHERE recipient = $1")
+            Sql::new("UPDATE deliveries SET recipient = $2, rcpt_to = NULL WHERE recipient = $1")
                 .arg(&e.address)
                 .arg(&tag),
         )
@@ -129,20 +129,28 @@ async fn take_subject<C: Conn>(
 ) -> Result<Option<(String, String)>, StoreError> {
     let live = c
         .fetch_optional(
-            Sql::new("SELECT id, address_hash FROM subjects WHERE address = $1")
+            Sql::new("SELECT id FROM subjects WHERE address = $1")
                 .push(C::FOR_UPDATE)
                 .arg(&e.address),
         )
         .await?;
     if let Some(r) = live {
         let id = r.text(0)?;
+        // The hash kept is the one of the canonical identity, under the
+        // current key: every spelling of the address finds it (the subject
+        // may have been made under older rules or an older key).
+        let s = &e.new_subject;
         c.execute(
-            Sql::new("UPDATE subjects SET address = NULL, erased_at = $2 WHERE id = $1")
-                .arg(&id)
-                .arg(now),
+            Sql::new(
+                "UPDATE subjects SET address = NULL, erased_at = $2, address_hash = $3, key_id = $4 WHERE id = $1",
+            )
+            .arg(&id)
+            .arg(now)
+            .arg(&s.address_hash)
+            .arg(&s.key_id),
         )
         .await?;
-        return Ok(Some((id, r.text(1)?)));
+        return Ok(Some((id, s.address_hash.clone())));
     }
     let known = c
         .fetch_one(
@@ -189,7 +197,7 @@ async fn cancel_unsent<C: Conn>(
     let cancelled = c
         .fetch_all(
             Sql::new(
-                "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', recipient = $2, \
+                "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', recipient = $2, rcpt_to = NULL, \
                  lease_owner = NULL, lease_until = NULL, next_attempt_at = $3, updated_at = $3 \
                  WHERE recipient = $1 AND status IN ('queued', 'deferred', 'sending') RETURNING message_id",
             )

@@ -118,7 +118,7 @@ async fn scrub<C: Conn>(c: &mut C, messages: &[String]) -> Result<(), StoreError
         c.execute(
             Sql::new(
                 "UPDATE deliveries SET recipient = \
-                 (SELECT recipient FROM decisions WHERE decisions.message_id = deliveries.message_id LIMIT 1), \
+                 (SELECT recipient FROM decisions WHERE decisions.message_id = deliveries.message_id LIMIT 1), rcpt_to = NULL, \
                  last_reply = substr(last_reply, 1, 3) || ' (reply removed with the erased address)' \
                  WHERE message_id = $1",
             )

@@ -40,7 +40,7 @@ pub(in crate::store) async fn recipients_consent<C: Conn>(
             )
             .arg(campaign)
             .texts::<C>(addresses)
-            .push(" OR (s.address IS NULL AND s.address_hash")
+            .push(" OR (s.address IS NULL AND s.merged_into IS NULL AND s.address_hash")
             .texts::<C>(&all_hashes)
             .push(")"),
         )
@@ -158,12 +158,19 @@ pub(in crate::store) async fn subject_record<C: Conn>(
     Ok((!record.is_empty()).then_some(record))
 }
 
-/// The subject a link names, by its opaque id.
+/// The subject a link names, by its opaque id; for a subject merged into
+/// another (two spellings of one mailbox), the one it was merged into.
 pub(in crate::store) async fn subject_by_id<C: Conn>(
     c: &mut C,
     id: &str,
 ) -> Result<Option<SubjectRow>, StoreError> {
-    c.fetch_optional(Sql::new("SELECT id, address FROM subjects WHERE id = $1").arg(id))
+    c.fetch_optional(
+        Sql::new(
+            "SELECT s.id, s.address FROM subjects l JOIN subjects s ON s.id = COALESCE(l.merged_into, l.id) \
+             WHERE l.id = $1",
+        )
+        .arg(id),
+    )
         .await?
         .map(|r| {
             Ok(SubjectRow {
@@ -291,7 +298,7 @@ pub(in crate::store) async fn erased_hashes<C: Conn>(
 ) -> Result<HashSet<String>, StoreError> {
     lookup(
         c,
-        "SELECT address_hash FROM subjects WHERE address IS NULL AND address_hash",
+        "SELECT address_hash FROM subjects WHERE address IS NULL AND merged_into IS NULL AND address_hash",
         hashes,
     )
     .await

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::store::ops::accept::{Accept, ClaimDue, ReleaseLeases};
 use crate::store::ops::consent::AppendEvent;
 use crate::store::ops::erase::Erase;
+use crate::store::ops::identity::BringToIdentity;
 use crate::store::ops::import::{AppendOnce, Import};
 use crate::store::ops::outcomes::Record;
 use crate::store::ops::purge::Purge;
@@ -76,6 +77,7 @@ macro_rules! each_job {
             Job::Purge($p) => $e,
             Job::Import($p) => $e,
             Job::ConsentOnce($p) => $e,
+            Job::Identity($p) => $e,
         }
     };
 }
@@ -107,6 +109,7 @@ jobs! {
     Purge(Purge),
     Import(Import),
     ConsentOnce(AppendOnce),
+    Identity(BringToIdentity),
 }
 
 impl Job {

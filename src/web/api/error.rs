@@ -7,6 +7,7 @@ use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::mail::address::AddressError;
 use crate::store::StoreError;
 
 /// What an API request can fail with; clients see the status and a generic
@@ -18,6 +19,12 @@ pub enum ApiError {
     /// `field` names the JSON field or query parameter at fault.
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
+    /// An address that is not a mailbox (the one parser's reason): 422.
+    #[error("{field}: is not an email address ({reason})")]
+    Address {
+        field: &'static str,
+        reason: AddressError,
+    },
     #[error("the request body is not JSON: {0}")]
     NotJson(String),
     #[error("{0}")]
@@ -49,7 +56,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::KeyReused | ApiError::Address { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }
@@ -62,6 +69,11 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { field, message } => {
                 body["field"] = json!(field);
                 body["message"] = json!(format!("{field}: {message}"));
+            }
+            ApiError::Address { field, .. } => {
+                body["error"] = json!("invalid-address");
+                body["field"] = json!(field);
+                body["message"] = json!(self.to_string());
             }
             ApiError::NotJson(m) => body["message"] = json!(m),
             ApiError::NotFound(m) => body["message"] = json!(m),
