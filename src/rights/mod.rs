@@ -173,7 +173,7 @@ pub fn decision(d: &DecisionRow) -> Value {
 
 fn delivery(d: &DeliveryRow) -> Value {
     json!({
-        "id": d.id, "queue_id": d.message_id, "campaign": d.campaign, "status": d.status,
+        "id": d.id, "queue_id": d.message_id, "campaign": d.campaign, "sent_to": d.sent_to, "status": d.status,
         "attempts": d.attempts, "last_reply": d.last_reply,
         "created_at": time(d.created_at), "updated_at": time(d.updated_at),
     })

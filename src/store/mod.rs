@@ -322,6 +322,8 @@ pub struct DeliveryRow {
     pub id: i64,
     pub message_id: String,
     pub campaign: String,
+    /// The address the copy goes (or went) to, as the client wrote it.
+    pub sent_to: String,
     pub status: DeliveryStatus,
     pub attempts: i64,
     pub last_reply: Option<String>,

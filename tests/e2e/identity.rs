@@ -125,13 +125,18 @@ async fn the_copy_goes_upstream_as_the_client_wrote_the_address() {
         .collect();
     got.sort();
     assert_eq!(got, [["Ann@Example.NET"], ["Bob.Smith@Example.NET"]]);
-    // The record is the identity's.
-    let known = relay
-        .store()
-        .subject_consent("bob.smith@example.net")
+    // The record is the identity's; access shows where the copy went.
+    let bob = consent_relay::consent::identity::Identity::of("BOB.smith@example.net").unwrap();
+    let doc = consent_relay::rights::export(relay.store(), &bob)
         .await
-        .expect("store");
-    assert!(known.is_some(), "no subject bob.smith@example.net");
+        .expect("store")
+        .expect("bob is known");
+    assert_eq!(doc["subject"]["address"], "bob.smith@example.net", "{doc}");
+    assert_eq!(
+        doc["deliveries"][0]["sent_to"], "Bob.Smith@Example.NET",
+        "{doc}"
+    );
+    assert_eq!(doc["decisions"].as_array().map(Vec::len), Some(1), "{doc}");
 }
 both_stores!(the_copy_goes_upstream_as_the_client_wrote_the_address);
 

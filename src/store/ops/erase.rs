@@ -136,21 +136,30 @@ async fn take_subject<C: Conn>(
         .await?;
     if let Some(r) = live {
         let id = r.text(0)?;
-        // The hash kept is the one of the canonical identity, under the
-        // current key: every spelling of the address finds it (the subject
-        // may have been made under older rules or an older key).
+        // A subject made before the identity rules may hold the hash of the
+        // address as it was written then: it gets the hash of the identity
+        // under the current key, which every spelling finds. Later ones
+        // hold that already (under the key of their time) and keep it.
         let s = &e.new_subject;
-        c.execute(
-            Sql::new(
-                "UPDATE subjects SET address = NULL, erased_at = $2, address_hash = $3, key_id = $4 WHERE id = $1",
+        let hash = c
+            .fetch_one(
+                Sql::new(
+                    "UPDATE subjects SET address = NULL, erased_at = $2, \
+                     address_hash = CASE WHEN created_at < (SELECT done_at FROM store_steps WHERE name = $5) \
+                         THEN $3 ELSE address_hash END, \
+                     key_id = CASE WHEN created_at < (SELECT done_at FROM store_steps WHERE name = $5) \
+                         THEN $4 ELSE key_id END \
+                     WHERE id = $1 RETURNING address_hash",
+                )
+                .arg(&id)
+                .arg(now)
+                .arg(&s.address_hash)
+                .arg(&s.key_id)
+                .arg(super::identity::STEP),
             )
-            .arg(&id)
-            .arg(now)
-            .arg(&s.address_hash)
-            .arg(&s.key_id),
-        )
-        .await?;
-        return Ok(Some((id, s.address_hash.clone())));
+            .await?
+            .text(0)?;
+        return Ok(Some((id, hash)));
     }
     let known = c
         .fetch_one(

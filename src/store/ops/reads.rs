@@ -139,8 +139,8 @@ pub(in crate::store) async fn subject_record<C: Conn>(
     let deliveries = c
         .fetch_all(
             Sql::new(
-                "SELECT d.id, d.message_id, m.campaign, d.status, d.attempts, d.last_reply, d.created_at, d.updated_at \
-                 FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = $1 ORDER BY d.id",
+                "SELECT d.id, d.message_id, m.campaign, d.status, d.attempts, d.last_reply, d.created_at, d.updated_at, \
+                 COALESCE(d.rcpt_to, d.recipient) FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = $1 ORDER BY d.id",
             )
             .arg(address),
         )
