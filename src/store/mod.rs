@@ -596,7 +596,7 @@ impl Store {
         }
     }
 
-    /// Consent known for these normalised addresses, for one campaign.
+    /// Consent known for these addresses (canonical identities), for one campaign.
     /// `hashes` holds, per address, its keyed hashes under every signing key
     /// (an erased address is only known by its hash).
     pub async fn recipients_consent(
@@ -710,7 +710,7 @@ impl Store {
         read!(self, c => ops::reads::decisions(c, filter))
     }
 
-    /// Everything held about one normalised address, read in one snapshot;
+    /// Everything held about one address (its canonical identity), read in one snapshot;
     /// `None` if nothing is.
     pub async fn subject_record(&self, address: &str) -> Result<Option<SubjectRecord>, StoreError> {
         snapshot!(self, c => ops::reads::subject_record(c, address))

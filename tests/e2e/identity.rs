@@ -238,3 +238,41 @@ async fn an_erased_person_stays_suppressed_under_every_spelling() {
     );
 }
 both_stores!(an_erased_person_stays_suppressed_under_every_spelling);
+
+/// The command line finds the person by any spelling, and refuses what is
+/// not a mailbox with the parser's reason.
+async fn the_command_line_uses_the_same_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = crate::common::relay::config_text(dir.path(), "smtp://127.0.0.1:9", "", "");
+    std::fs::write(dir.path().join("consent-relay.toml"), text).unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+            .args(args)
+            .arg("--config")
+            .arg(dir.path().join("consent-relay.toml"))
+            .output()
+            .expect("run consent-relay");
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        (o.status.success(), out, err)
+    };
+    let withdraw = [
+        "consent",
+        "withdraw",
+        "ann@example.net.",
+        "--campaign",
+        "prospecting",
+    ];
+    let (ok, out, err) = run(&withdraw);
+    assert!(ok && out.contains("for ann@example.net "), "{out}{err}");
+    let (ok, out, err) = run(&["consent", "show", "\"ANN\"@Example.NET"]);
+    assert!(ok && out.contains("withdrawn"), "{out}{err}");
+    let (ok, out, err) = run(&["consent", "grant", "a@b@c.net", "--campaign", "newsletter"]);
+    assert!(
+        !ok && err.contains("\"a@b@c.net\" is not an email address (% or ! routing"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = run(&["erase", "Ann@EXAMPLE.net"]);
+    assert!(ok && out.contains("erased ann@example.net "), "{out}{err}");
+}
+both_stores!(the_command_line_uses_the_same_identity);
