@@ -250,3 +250,26 @@ async fn opening_an_old_store_merges_the_subjects_of_one_mailbox() {
     again.close().await;
 }
 both_stores!(opening_an_old_store_merges_the_subjects_of_one_mailbox);
+
+/// Two nodes opening one old store at once bring it to the rules once.
+async fn two_stores_opening_at_once_merge_once() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path(), false).await.close().await;
+    run(dir.path(), OLD_STORE).await;
+    let (a, b) = tokio::join!(open(dir.path(), false), open(dir.path(), false));
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM consent_events WHERE action = 'merge'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(dir.path(), "SELECT COUNT(*) FROM consent_events").await,
+        8
+    );
+    a.close().await;
+    b.close().await;
+}
+both_stores!(two_stores_opening_at_once_merge_once);
