@@ -35,10 +35,7 @@ pub(super) async fn run(config: &Config, c: ConsentCommand) -> anyhow::Result<()
         ConsentCommand::Show { email, json } => return show(config, &email, json).await,
         ConsentCommand::Expiring(a) => return crate::cli::expiring::run(config, a).await,
     };
-    let address = subject::normalise(&a.email);
-    if !address.contains('@') {
-        bail!("{:?} is not an email address", a.email);
-    }
+    let address = super::identity(&a.email)?.canonical().to_owned();
     if a.campaign != consent::ALL_CAMPAIGNS && config.campaign(&a.campaign).is_none() {
         let ids: Vec<&str> = config.campaigns.iter().map(|c| c.id.as_str()).collect();
         bail!(
@@ -79,8 +76,8 @@ pub(super) async fn run(config: &Config, c: ConsentCommand) -> anyhow::Result<()
 }
 
 pub(super) async fn show(config: &Config, email: &str, json: bool) -> anyhow::Result<()> {
+    let address = super::identity(email)?.canonical().to_owned();
     let store = open(config).await?;
-    let address = subject::normalise(email);
     let found = store.subject_consent(&address).await?;
     store.close().await;
     let Some(s) = found else {

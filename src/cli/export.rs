@@ -4,15 +4,15 @@ use anyhow::bail;
 
 use super::open;
 use crate::config::Config;
-use crate::consent::subject;
 
 /// `export EMAIL`: the same JSON document as `GET /api/v1/subjects/{email}`.
 pub(super) async fn run(config: &Config, email: &str) -> anyhow::Result<()> {
+    let who = super::identity(email)?;
     let store = open(config).await?;
-    let doc = crate::rights::export(&store, config, email).await;
+    let doc = crate::rights::export(&store, config, &who).await;
     store.close().await;
     let Some(doc) = doc? else {
-        bail!("nothing is held about {}", subject::normalise(email));
+        bail!("nothing is held about {who}");
     };
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::Exit;
 use crate::config::{CampaignState, Config};
+use crate::consent::identity::{Identity, legacy_form};
 use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::store::{ImportEvent, NewConsentEvent, Store};
@@ -69,8 +70,11 @@ impl fmt::Display for RowError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub line: u64,
-    /// Normalised.
+    /// The address's canonical identity.
     pub address: String,
+    /// The forms an erased person's keyed hash may have been made from
+    /// (`Identity::hash_forms`).
+    pub hash_forms: Vec<String>,
     pub campaign: String,
     pub action: Action,
     pub at: i64,
@@ -78,6 +82,8 @@ pub struct Row {
     /// The row's evidence followed by its provenance (file and line).
     pub evidence: String,
     /// SHA-256 of the normalised row (hex): what makes a re-run add nothing.
+    /// The address in it is trimmed and lowercased as before the identity
+    /// rules, so a file imported then adds nothing now either.
     pub key: String,
 }
 
@@ -297,8 +303,7 @@ impl RowChecks<'_> {
         let mut bad = |column: &str, message: String| {
             errors.push(row_error(self.file, line, Some(column), message));
         };
-        let address = subject::normalise(&cells.email);
-        check_email(&cells.email, &address, &mut bad);
+        let identity = check_email(&cells.email, &mut bad);
         let action = check_action(&cells.action, &mut bad);
         self.check_campaign(&cells.campaign, action, &mut bad);
         let at_ms = self.check_at(&cells.at, &mut bad);
@@ -307,13 +312,15 @@ impl RowChecks<'_> {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let (Some(action), Some(at_ms), Some(source)) = (action, at_ms, source) else {
+        let (Some(identity), Some(action), Some(at_ms), Some(source)) =
+            (identity, action, at_ms, source)
+        else {
             return Err(errors);
         };
         // The key covers what the row says, not how it was imported: an
         // empty `at` or `source` stays empty in it (no clock, no --source).
         let key = import_key(&[
-            &address,
+            &legacy_form(&cells.email),
             &cells.campaign,
             action.as_str(),
             &if cells.at.is_empty() {
@@ -331,7 +338,12 @@ impl RowChecks<'_> {
         let provenance = format!("imported from {} line {line}", self.file_name);
         Ok(Row {
             line,
-            address,
+            address: identity.canonical().to_owned(),
+            hash_forms: identity
+                .hash_forms()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             campaign: cells.campaign,
             action,
             at: at_ms,
@@ -456,18 +468,23 @@ impl RowChecks<'_> {
     }
 }
 
-fn check_email(email: &str, address: &str, bad: &mut impl FnMut(&str, String)) {
+/// The person the row's `email` names.
+fn check_email(email: &str, bad: &mut impl FnMut(&str, String)) -> Option<Identity> {
     if email.is_empty() {
         bad(
             "email",
             "is empty (every row needs the person's address)".into(),
         );
-    } else if !crate::web::is_address(address) {
-        bad(
-            "email",
-            format!("{email:?} is not an email address (write it as name@domain)"),
-        );
+        return None;
     }
+    Identity::of(email)
+        .map_err(|reason| {
+            bad(
+                "email",
+                format!("{email:?} is not an email address ({reason})"),
+            )
+        })
+        .ok()
 }
 
 fn check_action(action: &str, bad: &mut impl FnMut(&str, String)) -> Option<Action> {
@@ -525,8 +542,10 @@ async fn erased(
         if !seen.insert(&r.address) {
             continue;
         }
-        for h in subject::address_hashes(&config.signing, &r.address) {
-            by_hash.insert(h, &r.address);
+        for form in &r.hash_forms {
+            for h in subject::address_hashes(&config.signing, form) {
+                by_hash.insert(h, &r.address);
+            }
         }
     }
     let hashes: Vec<String> = by_hash.keys().cloned().collect();

@@ -5,7 +5,6 @@ use clap::Args;
 
 use super::{open, parse_time};
 use crate::config::Config;
-use crate::consent::subject;
 use crate::store::DecisionFilter;
 use crate::time::format_time;
 
@@ -33,10 +32,16 @@ pub(super) async fn run(config: &Config, a: LogArgs) -> anyhow::Result<()> {
         .map(parse_time)
         .transpose()
         .context("--since")?;
+    // An address's identity, or the `erased:HASH` that replaced one.
+    let recipient = match a.recipient.as_deref() {
+        Some(r) if r.starts_with("erased:") => Some(r.to_owned()),
+        Some(r) => Some(super::identity(r)?.canonical().to_owned()),
+        None => None,
+    };
     let store = open(config).await?;
     let rows = store
         .decisions(&DecisionFilter {
-            recipient: a.recipient.as_deref().map(subject::normalise),
+            recipient,
             campaign: a.campaign,
             since,
             after_id: None,

@@ -6,8 +6,8 @@ use anyhow::bail;
 use clap::Args;
 
 use crate::config::{Config, LogRecipients};
+use crate::consent::identity::Identity;
 use crate::consent::logged;
-use crate::consent::subject;
 
 #[derive(Args, Debug)]
 pub struct LogHashArgs {
@@ -19,8 +19,11 @@ pub struct LogHashArgs {
 }
 
 pub(super) fn run(config: &Config, a: LogHashArgs) -> anyhow::Result<()> {
-    if subject::normalise(&a.email).is_empty() {
-        bail!("no address given (consent-relay log-hash ann@example.net)");
+    if let Err(e) = Identity::of(&a.email) {
+        bail!(
+            "{:?} is not an email address ({e}); e.g. consent-relay log-hash ann@example.net",
+            a.email
+        );
     }
     let hashes = logged::log_hashes(&config.signing, &a.email);
     if a.all_keys {

@@ -62,6 +62,7 @@ const TABLES: &[Table] = &[
             ("key_id", Text),
             ("created_at", Int),
             ("erased_at", Int),
+            ("merged_into", Text),
         ],
     },
     Table {
@@ -147,6 +148,7 @@ const TABLES: &[Table] = &[
             ("lease_until", Int),
             ("created_at", Int),
             ("updated_at", Int),
+            ("rcpt_to", Text),
         ],
     },
     Table {
@@ -190,6 +192,12 @@ const TABLES: &[Table] = &[
             ("started_at", Int),
             ("last_seen", Int),
         ],
+    },
+    Table {
+        name: "store_steps",
+        order_by: "name",
+        identity: None,
+        columns: &[("name", Text), ("done_at", Int)],
     },
 ];
 

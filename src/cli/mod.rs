@@ -173,6 +173,12 @@ pub fn parse_time(s: &str) -> anyhow::Result<i64> {
     })
 }
 
+/// The person an address on the command line names (the API's parser).
+pub(crate) fn identity(email: &str) -> anyhow::Result<crate::consent::identity::Identity> {
+    crate::consent::identity::Identity::of(email)
+        .map_err(|reason| anyhow::anyhow!("{email:?} is not an email address ({reason})"))
+}
+
 /// Whether logs should be JSON (stdout is not a terminal).
 pub fn json_logs() -> bool {
     !std::io::stdout().is_terminal()

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use super::identity::{Identity, legacy_form};
 use super::subject;
 use crate::config::{Config, LogRecipients, SigningConfig};
 use crate::mail::mask::mask_address;
@@ -20,7 +21,12 @@ pub const LOG_HASH_HEX: usize = 16;
 /// current one first (the hash the subject and its erasure suppression
 /// are made from; older log lines were written under an older key).
 pub fn log_hashes(signing: &SigningConfig, address: &str) -> Vec<(String, String)> {
-    let address = subject::normalise(address);
+    // Any spelling names the person by their identity's hash; text that is
+    // not a mailbox (only an operator's typo can reach here) by its old
+    // normal form.
+    let address = Identity::of(address)
+        .map(|who| who.canonical().to_owned())
+        .unwrap_or_else(|_| legacy_form(address));
     let current = signing.keys.get_key_value(&signing.current);
     let others = signing
         .keys
@@ -52,12 +58,21 @@ pub fn logged_recipient<'a>(cfg: &Config, address: &'a str) -> Cow<'a, str> {
     }
 }
 
-/// An upstream reply about a copy to `address` as a log line shows it:
-/// the address masked, unless `[log] recipients = "clear"`.
-pub fn logged_reply<'a>(cfg: &Config, reply: &'a str, address: &str) -> Cow<'a, str> {
+/// An upstream reply about a copy as a log line shows it: each of
+/// `addresses` (the recipient's identity and the spelling the copy went
+/// to) masked, unless `[log] recipients = "clear"`.
+pub fn logged_reply<'a>(cfg: &Config, reply: &'a str, addresses: &[&str]) -> Cow<'a, str> {
     match cfg.log.recipients {
         LogRecipients::Clear => Cow::Borrowed(reply),
-        LogRecipients::Hash => mask_address(reply, address),
+        LogRecipients::Hash => {
+            let mut text = Cow::Borrowed(reply);
+            for address in addresses {
+                if let Cow::Owned(masked) = mask_address(&text, address) {
+                    text = Cow::Owned(masked);
+                }
+            }
+            text
+        }
     }
 }
 

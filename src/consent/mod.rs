@@ -3,6 +3,7 @@
 //! the same transaction using [`apply`], so a decision is one indexed lookup
 //! and the history stays whole.
 
+pub mod identity;
 pub mod logged;
 pub mod policy;
 pub mod subject;
@@ -17,6 +18,9 @@ pub enum Action {
     Request,
     Confirm,
     Erase,
+    /// Another subject was merged into this one (two spellings of one
+    /// mailbox, see [`identity`]); its events moved here. Changes no state.
+    Merge,
 }
 
 /// Where a consent event came from.
@@ -76,12 +80,48 @@ pub fn apply(current: Option<State>, action: Action, at: i64, event_id: i64) -> 
             _ => Status::Pending,
         },
         Action::Erase => return None,
+        Action::Merge => return current,
     };
     Some(State {
         status,
         since: at,
         event_id,
     })
+}
+
+/// One subject's derived state: (campaign or `*`, state) rows.
+pub type States = [(String, State)];
+
+/// When subjects are merged into one: the campaigns (or `*`) where one of
+/// them had objected and the merged state no longer does, so that a
+/// withdrawal must be appended for the objection to win. A subject objects
+/// to a campaign when its state for it is withdrawn, or its withdrawal
+/// from all campaigns (`*`) is later than its state for it (or it has
+/// none); a `*` withdrawal that the merged state lost is lost for `*`.
+pub fn objections_lost(before: &[&States], merged: &States) -> Vec<String> {
+    let get = |states: &States, k: &str| states.iter().find(|(c, _)| c == k).map(|(_, s)| *s);
+    let later = |a: State, b: Option<State>| {
+        b.is_none_or(|b| (a.since, a.event_id) > (b.since, b.event_id))
+    };
+    let objects = |states: &States, k: &str| {
+        let own = get(states, k);
+        if own.is_some_and(|s| s.status == Status::Withdrawn) {
+            return true;
+        }
+        k != ALL_CAMPAIGNS
+            && get(states, ALL_CAMPAIGNS)
+                .is_some_and(|all| all.status == Status::Withdrawn && later(all, own))
+    };
+    let mut keys: Vec<&str> = before
+        .iter()
+        .flat_map(|s| s.iter().map(|(c, _)| c.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| before.iter().any(|s| objects(s, k)) && !objects(merged, k))
+        .map(str::to_owned)
+        .collect()
 }
 
 macro_rules! wire_names {
@@ -119,7 +159,7 @@ macro_rules! wire_names {
 }
 pub(crate) use wire_names;
 
-wire_names!(Action { Grant => "grant", Withdraw => "withdraw", Request => "request", Confirm => "confirm", Erase => "erase" });
+wire_names!(Action { Grant => "grant", Withdraw => "withdraw", Request => "request", Confirm => "confirm", Erase => "erase", Merge => "merge" });
 wire_names!(Source { Api => "api", Form => "form", OneClick => "one-click", Link => "link", PreferencePage => "preference-page", Import => "import", Admin => "admin" });
 wire_names!(Status { Granted => "granted", Withdrawn => "withdrawn", Pending => "pending" });
 
@@ -210,6 +250,51 @@ mod tests {
     }
 
     #[test]
+    fn merge_changes_no_state() {
+        let granted = st(Status::Granted, 10, 1);
+        assert_eq!(apply(granted, Action::Merge, 20, 2), granted);
+        assert_eq!(apply(None, Action::Merge, 20, 2), None);
+    }
+
+    fn states(rows: &[(&str, Status, i64)]) -> Vec<(String, State)> {
+        rows.iter()
+            .map(|(c, status, at)| {
+                (
+                    c.to_string(),
+                    State {
+                        status: *status,
+                        since: *at,
+                        event_id: *at,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_objection_lost_in_a_merge_is_found() {
+        use Status::*;
+        let withdrew = states(&[("news", Withdrawn, 10)]);
+        let granted_later = states(&[("news", Granted, 20)]);
+        let merged = states(&[("news", Granted, 20)]);
+        assert_eq!(
+            objections_lost(&[&withdrew, &granted_later], &merged),
+            ["news"]
+        );
+        // Agreeing subjects, or an objection the merge keeps: nothing to add.
+        let merged_withdrawn = states(&[("news", Withdrawn, 20)]);
+        assert!(objections_lost(&[&withdrew, &withdrew], &merged_withdrawn).is_empty());
+        assert!(objections_lost(&[&granted_later, &granted_later], &merged).is_empty());
+        // Withdrawn from everything under one spelling, granted under another.
+        let all = states(&[("*", Withdrawn, 10)]);
+        let merged = states(&[("*", Withdrawn, 10), ("news", Granted, 20)]);
+        assert_eq!(objections_lost(&[&all, &granted_later], &merged), ["news"]);
+        // The same person's own later grant after a `*` withdrawal is theirs.
+        let own = states(&[("*", Withdrawn, 10), ("news", Granted, 20)]);
+        assert!(objections_lost(&[&own], &own).is_empty());
+    }
+
+    #[test]
     fn wire_names_round_trip() {
         for a in [
             Action::Grant,
@@ -217,6 +302,7 @@ mod tests {
             Action::Request,
             Action::Confirm,
             Action::Erase,
+            Action::Merge,
         ] {
             assert_eq!(a.as_str().parse::<Action>(), Ok(a));
         }

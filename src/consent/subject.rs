@@ -1,6 +1,6 @@
-//! Subjects: the people consent is about. Address normalisation, the opaque
-//! random id that links carry, and the keyed hash of the address that
-//! survives erasure as a suppression.
+//! Subjects: the people consent is about. The opaque random id that links
+//! carry, and the keyed hash of the address's identity
+//! ([`super::identity`]) that survives erasure as a suppression.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,19 +8,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::Sha256;
 
+use super::identity::Identity;
 use crate::config::SigningConfig;
-
-/// The form addresses are stored and compared in: trimmed, without angle
-/// brackets, lowercased. Mail systems treat the local part as
-/// case-sensitive in theory; consent records never do, since the same
-/// person types their address in different cases on different forms.
-pub fn normalise(address: &str) -> String {
-    address
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_lowercase()
-}
 
 /// A subject not stored yet: its opaque id, the keyed hash of its address
 /// and the signing key id the hash was made with.
@@ -42,7 +31,7 @@ pub fn new_id() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// HMAC-SHA256 of the normalised address under one signing key, hex.
+/// HMAC-SHA256 of an address's canonical identity under one signing key, hex.
 pub fn address_hash(key: &[u8], address: &str) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
@@ -65,12 +54,24 @@ pub fn address_hashes(signing: &SigningConfig, address: &str) -> Vec<String> {
         .collect()
 }
 
+/// The hashes an erased person is found by: each of the identity's
+/// [`Identity::hash_forms`] (the canonical form, and the forms stores
+/// erased before these rules hashed) under every configured key.
+pub fn identity_hashes(signing: &SigningConfig, identity: &Identity) -> Vec<String> {
+    identity
+        .hash_forms()
+        .into_iter()
+        .flat_map(|form| address_hashes(signing, form))
+        .collect()
+}
+
 /// What decision and delivery rows name instead of an erased address.
 pub fn erased_tag(address_hash: &str) -> String {
     format!("erased:{address_hash}")
 }
 
-/// A subject to create for `address` if it does not exist yet.
+/// A subject to create for `address` (a canonical identity) if it does
+/// not exist yet.
 pub fn new_subject(signing: &SigningConfig, address: &str) -> NewSubject {
     let key = signing
         .keys
@@ -87,11 +88,6 @@ pub fn new_subject(signing: &SigningConfig, address: &str) -> NewSubject {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalise_trims_and_lowercases() {
-        assert_eq!(normalise(" <Ann@Example.COM> "), "ann@example.com");
-    }
 
     #[test]
     fn ids_are_random_and_compact() {

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{BodyCache, Delivery, Job, Prepared};
 use crate::config::Config;
+use crate::consent::identity::Identity;
 use crate::consent::policy::{self, Outcome};
 use crate::consent::subject;
 use crate::rewrite::Template;
@@ -93,9 +94,14 @@ impl Delivery {
                 continue;
             };
             let addresses: Vec<String> = rows.iter().map(|r| r.recipient.clone()).collect();
-            let hashes: Vec<Vec<String>> = addresses
+            // The hashes of every form the person may have been erased
+            // under (the copy's address as written, and its identity).
+            let hashes: Vec<Vec<String>> = rows
                 .iter()
-                .map(|a| subject::address_hashes(&cfg.signing, a))
+                .map(|r| match Identity::of(&r.rcpt_to) {
+                    Ok(i) => subject::identity_hashes(&cfg.signing, &i),
+                    Err(_) => subject::address_hashes(&cfg.signing, &r.recipient),
+                })
                 .collect();
             let known = self
                 .store

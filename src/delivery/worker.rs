@@ -217,7 +217,7 @@ async fn send_loop(
                 let name = format!("{}-{}", d.message_id, d.id);
                 let copy = Copy {
                     mail_from: &d.mail_from,
-                    recipient: &d.recipient,
+                    recipient: &d.rcpt_to,
                     body: &body,
                     name: &name,
                     smtputf8: d.smtputf8,
@@ -302,7 +302,7 @@ fn attempt_record(cfg: &Config, job: &Job, outcome: &AttemptOutcome) -> AttemptR
         recipient = %logged::logged_recipient(cfg, &d.recipient),
         status = %status,
         attempt = d.attempts + 1,
-        reply = %logged::logged_reply(cfg, outcome.reply(), &d.recipient),
+        reply = %logged::logged_reply(cfg, outcome.reply(), &[&d.recipient, &d.rcpt_to]),
         "delivery attempt"
     );
     AttemptRecord {
@@ -372,7 +372,7 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
         reporting_host: &cfg.smtp.hostname,
         queue_id: &d.message_id,
         original_sender: &d.mail_from,
-        recipient: &d.recipient,
+        recipient: &d.rcpt_to,
         diagnostic: &diagnostic,
         status: &status,
         original: &job.prepared.original,
@@ -393,6 +393,7 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
         received_at: now,
         recipients: vec![RecipientDecision {
             recipient: d.mail_from.clone(),
+            rcpt_to: None,
             subject_id: None,
             new_subject: None,
             outcome: Outcome::Deliver,

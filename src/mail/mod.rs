@@ -1,7 +1,10 @@
-//! Pure mail-level helpers that several layers share: reading a message's
-//! raw header block, DMARC alignment of the From domain with a signing
-//! domain, and masking a recipient's address in a reply. No IO; knows nothing of SMTP sessions, the store or delivery.
+//! Pure mail-level helpers that several layers share: the one address
+//! parser (SMTP, API, CLI, imports), reading a message's raw header block,
+//! DMARC alignment of the From domain with a signing domain, and masking a
+//! recipient's address in a reply. No IO; knows nothing of SMTP sessions,
+//! the store or delivery.
 
+pub mod address;
 pub mod align;
 pub mod header;
 pub mod mask;

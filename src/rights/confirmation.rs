@@ -13,22 +13,25 @@
 use mail_builder::MessageBuilder;
 
 use crate::config::{Campaign, Config};
+use crate::consent::identity::Identity;
 use crate::consent::policy::{Outcome, Reason};
 use crate::store::{MessageKind, NewMessage, RecipientDecision};
 use crate::texts::Language;
 use crate::token::{self, Claims, Purpose, TokenError};
 
-/// The confirmation mail to `address` (subject `subject_id`) for `campaign`,
+/// The confirmation mail to `to` (subject `subject_id`; sent to the address
+/// as it was written) for `campaign`,
 /// ready to queue; its decision row rests on the `request` event `event_id`. From `no-reply@` the relay's hostname, null envelope
 /// sender (RFC 3834 automatic message: bounces must not come back).
 pub fn message(
     config: &Config,
     campaign: &Campaign,
     subject_id: &str,
-    address: &str,
+    to: &Identity,
     event_id: i64,
     now: i64,
 ) -> Result<NewMessage, ConfirmationError> {
+    let address = to.spelling();
     let token = token::sign(
         &config.signing,
         &Claims {
@@ -71,7 +74,8 @@ pub fn message(
         body,
         received_at: now,
         recipients: vec![RecipientDecision {
-            recipient: address.to_owned(),
+            recipient: to.canonical().to_owned(),
+            rcpt_to: (address != to.canonical()).then(|| address.to_owned()),
             subject_id: Some(subject_id.to_owned()),
             new_subject: None,
             outcome: Outcome::Deliver,

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::consent::Source;
+use crate::consent::identity::Identity;
 use crate::consent::policy::{Outcome, Reason};
 use crate::consent::subject;
 use crate::store::{
@@ -29,29 +30,31 @@ pub fn time(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// Everything held about `email` as one JSON document; `None` if nothing is.
+/// Everything held about the person `who` names as one JSON document;
+/// `None` if nothing is.
 pub async fn export(
     store: &Store,
     config: &Config,
-    email: &str,
+    who: &Identity,
 ) -> Result<Option<Value>, StoreError> {
-    let address = subject::normalise(email);
+    let address = who.canonical();
     Ok(store
-        .subject_record(&address)
+        .subject_record(address)
         .await?
-        .map(|r| document(config, &address, &r)))
+        .map(|r| document(config, address, &r)))
 }
 
-/// Erases `email` (see `store::Erasure`); `None` if nothing was held.
-/// With `[erasure] notify`, the person's notice is queued in the same
-/// transaction.
+/// Erases the person `who` names, every spelling of their address (see
+/// `store::Erasure`); `None` if nothing was held. With `[erasure] notify`,
+/// the person's notice is queued in the same transaction, to the address
+/// as it was written.
 pub async fn erase(
     store: &Store,
     config: &Config,
-    email: &str,
+    who: &Identity,
     source: Source,
 ) -> Result<Option<ErasureReport>, StoreError> {
-    let address = subject::normalise(email);
+    let address = who.canonical().to_owned();
     let now = crate::time::now_ms();
     let notice = if config.erasure.notify {
         let lang = match store.subject_record(&address).await? {
@@ -59,7 +62,7 @@ pub async fn erase(
             // Nothing held: nothing is erased, and no one is mailed.
             None => return Ok(None),
         };
-        erasure_notice(config, &address, lang, now)
+        erasure_notice(config, who, lang, now)
     } else {
         None
     };
@@ -88,9 +91,10 @@ fn notice_language(config: &Config, r: &SubjectRecord) -> Language {
         .unwrap_or(config.texts.default_language)
 }
 
-/// The notice telling `address` that its data was erased (null sender, no
+/// The notice telling `to` that its data was erased (null sender, no
 /// bounce); `None`, logged, if it cannot be built: the erasure goes on.
-fn erasure_notice(config: &Config, address: &str, lang: Language, now: i64) -> Option<NewMessage> {
+fn erasure_notice(config: &Config, to: &Identity, lang: Language, now: i64) -> Option<NewMessage> {
+    let address = to.spelling();
     let id = ulid::Ulid::generate().to_string();
     let texts = (
         config.texts.get(lang, "erasure_mail_subject"),
@@ -124,7 +128,8 @@ fn erasure_notice(config: &Config, address: &str, lang: Language, now: i64) -> O
         body,
         received_at: now,
         recipients: vec![RecipientDecision {
-            recipient: address.to_owned(),
+            recipient: to.canonical().to_owned(),
+            rcpt_to: (address != to.canonical()).then(|| address.to_owned()),
             // The store names the erased subject and the erase event.
             subject_id: None,
             new_subject: None,
@@ -264,7 +269,7 @@ pub fn decision(d: &DecisionRow) -> Value {
 
 fn delivery(d: &DeliveryRow) -> Value {
     json!({
-        "id": d.id, "queue_id": d.message_id, "campaign": d.campaign, "status": d.status,
+        "id": d.id, "queue_id": d.message_id, "campaign": d.campaign, "sent_to": d.sent_to, "status": d.status,
         "attempts": d.attempts, "last_reply": d.last_reply,
         "created_at": time(d.created_at), "updated_at": time(d.updated_at),
     })

@@ -14,8 +14,10 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::{Campaign, CampaignState, Config, MissingCampaign};
+use crate::consent::identity::Identity;
 use crate::consent::policy::{self, Outcome};
 use crate::consent::subject;
+use crate::mail::address::Mailbox;
 use crate::store::{MessageKind, NewMessage, RecipientDecision, Store, StoreError};
 
 /// The SMTP envelope and where it came from.
@@ -181,16 +183,20 @@ impl Intake {
     async fn decide(
         &self,
         campaign: &Campaign,
-        recipients: Vec<String>,
+        recipients: Vec<Identity>,
     ) -> Result<Decided, StoreError> {
         let signing = &self.config.signing;
         let hashes: Vec<Vec<String>> = recipients
             .iter()
-            .map(|a| subject::address_hashes(signing, a))
+            .map(|r| subject::identity_hashes(signing, r))
+            .collect();
+        let addresses: Vec<String> = recipients
+            .iter()
+            .map(|r| r.canonical().to_owned())
             .collect();
         let known = self
             .store
-            .recipients_consent(&campaign.id, &recipients, &hashes)
+            .recipients_consent(&campaign.id, &addresses, &hashes)
             .await?;
         let now = crate::time::now_ms();
         let mut decided = Decided {
@@ -199,7 +205,7 @@ impl Intake {
             delivered: 0,
             suppressed_by: Vec::new(),
         };
-        for address in recipients {
+        for (identity, address) in recipients.iter().zip(addresses) {
             let k = known.get(&address).cloned().unwrap_or_default();
             let d = policy::decide(campaign, &k.consent, now);
             // An erased person stays known only by their hash: a mandatory
@@ -220,8 +226,12 @@ impl Intake {
             } else {
                 address
             };
+            // The copy goes to the address as the client wrote it.
+            let rcpt_to = (d.outcome == Outcome::Deliver && identity.spelling() != recipient)
+                .then(|| identity.spelling().to_owned());
             decided.rows.push(RecipientDecision {
                 recipient,
+                rcpt_to,
                 subject_id: k.subject_id,
                 new_subject,
                 outcome: d.outcome,
@@ -274,14 +284,25 @@ struct Decided {
     suppressed_by: Vec<&'static str>,
 }
 
-/// The envelope's recipients, normalised, each once, in envelope order
-/// (one decision per distinct recipient).
-fn distinct_recipients(rcpt_to: &[String]) -> Vec<String> {
-    let mut recipients: Vec<String> = Vec::with_capacity(rcpt_to.len());
+/// The envelope's recipients by identity, each person once, in envelope
+/// order (one decision and one copy per person: two spellings of one
+/// mailbox get one copy, to the first spelling). The session accepted only
+/// mailboxes ([`Mailbox::parse`] reads what it wrote).
+fn distinct_recipients(rcpt_to: &[String]) -> Vec<Identity> {
+    let mut recipients: Vec<Identity> = Vec::with_capacity(rcpt_to.len());
     for r in rcpt_to {
-        let n = subject::normalise(r);
-        if !recipients.contains(&n) {
-            recipients.push(n);
+        let identity = match Mailbox::parse(r) {
+            Ok(m) => Identity::of_mailbox(&m, r),
+            Err(e) => {
+                tracing::error!(cause = %e, "a recipient the session took is not a mailbox; no copy for it");
+                continue;
+            }
+        };
+        if !recipients
+            .iter()
+            .any(|known| known.canonical() == identity.canonical())
+        {
+            recipients.push(identity);
         }
     }
     recipients

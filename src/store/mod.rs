@@ -138,8 +138,12 @@ crate::consent::wire_names!(DeliveryStatus {
 /// One envelope recipient's decision, as accepted.
 #[derive(Debug, Clone)]
 pub struct RecipientDecision {
-    /// Normalised address.
+    /// The address's canonical identity (`consent::identity`), or
+    /// `erased:<hash>`.
     pub recipient: String,
+    /// The address as the client wrote it, where it differs from
+    /// `recipient`: the copy goes there.
+    pub rcpt_to: Option<String>,
     /// The subject the decision is about: existing, or `new_subject` below.
     pub subject_id: Option<String>,
     /// A subject to create for a delivered recipient the store did not know
@@ -178,7 +182,10 @@ pub struct ClaimedDelivery {
     pub id: i64,
     pub message_id: String,
     pub kind: MessageKind,
+    /// The canonical identity the consent is read by.
     pub recipient: String,
+    /// Where the copy goes: the address as the client wrote it.
+    pub rcpt_to: String,
     pub mail_from: String,
     pub campaign: String,
     pub received_at: i64,
@@ -216,7 +223,7 @@ pub struct LateDecision {
 /// A consent event to append.
 #[derive(Debug, Clone)]
 pub struct NewConsentEvent {
-    /// Normalised address.
+    /// The address's canonical identity.
     pub address: String,
     /// Used when the address has no subject yet.
     pub new_subject: NewSubject,
@@ -335,6 +342,8 @@ pub struct DeliveryRow {
     pub id: i64,
     pub message_id: String,
     pub campaign: String,
+    /// The address the copy goes (or went) to, as the client wrote it.
+    pub sent_to: String,
     pub status: DeliveryStatus,
     pub attempts: i64,
     pub last_reply: Option<String>,
@@ -399,7 +408,7 @@ impl SubjectRecord {
 /// An erasure request (right to be forgotten).
 #[derive(Debug, Clone)]
 pub struct Erasure {
-    /// Normalised address.
+    /// The address's canonical identity.
     pub address: String,
     /// The suppression to keep when the address has no subject yet (only
     /// decisions name it); its `address_hash` is used, never its address.
@@ -590,19 +599,36 @@ impl Store {
     /// Opens the store named by `[store] url` and brings its schema up to date.
     /// `exclusive` takes the single-node lock (SQLite: one `serve` per
     /// database); PostgreSQL takes none, several nodes share it.
+    /// Then brings what older versions stored to the identity rules, once
+    /// (`ops::identity`).
     pub async fn open(config: &StoreConfig, exclusive: bool) -> Result<Store, StoreError> {
-        match &config.url {
-            StoreUrl::Sqlite(path) => Ok(Store::Sqlite(Arc::new(
+        let store = match &config.url {
+            StoreUrl::Sqlite(path) => Store::Sqlite(Arc::new(
                 SqliteStore::open(path, config.pool_size, exclusive)
                     .await?
                     .with_webhook_outbox(config.webhook_outbox),
-            ))),
-            StoreUrl::Postgres(url) => Ok(Store::Postgres(Arc::new(
+            )),
+            StoreUrl::Postgres(url) => Store::Postgres(Arc::new(
                 PgStore::open(url, config.pool_size)
                     .await?
                     .with_webhook_outbox(config.webhook_outbox),
-            ))),
+            )),
+        };
+        let step = ops::identity::BringToIdentity {
+            webhook: store.webhook(),
+        };
+        let report = store.write(step).await?;
+        if report != ops::identity::IdentityReport::default() {
+            tracing::info!(
+                step = ops::identity::STEP,
+                rewritten = report.rewritten,
+                merged = report.merged,
+                objections_kept = report.objections_kept,
+                unparsable = report.unparsable,
+                "store: addresses brought to the identity rules (subjects of one mailbox merged)"
+            );
         }
+        Ok(store)
     }
 
     /// Runs the write `op` on this backend, which wakes the webhook
@@ -632,7 +658,7 @@ impl Store {
         }
     }
 
-    /// Consent known for these normalised addresses, for one campaign.
+    /// Consent known for these addresses (canonical identities), for one campaign.
     /// `hashes` holds, per address, its keyed hashes under every signing key
     /// (an erased address is only known by its hash).
     pub async fn recipients_consent(
@@ -798,7 +824,7 @@ impl Store {
         read!(self, c => ops::reads::decisions(c, filter))
     }
 
-    /// Everything held about one normalised address, read in one snapshot;
+    /// Everything held about one address (its canonical identity), read in one snapshot;
     /// `None` if nothing is.
     pub async fn subject_record(&self, address: &str) -> Result<Option<SubjectRecord>, StoreError> {
         snapshot!(self, c => ops::reads::subject_record(c, address))

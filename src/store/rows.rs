@@ -119,6 +119,7 @@ pub(super) fn delivery_from_row(r: &impl Cols) -> Result<DeliveryRow, StoreError
         last_reply: r.opt_text(5)?,
         created_at: r.int(6)?,
         updated_at: r.int(7)?,
+        sent_to: r.text(8)?,
     })
 }
 

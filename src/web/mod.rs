@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::texts::Language;
 
-pub(crate) use api::{FUTURE_SKEW_MS, is_address};
+pub(crate) use api::FUTURE_SKEW_MS;
 pub use error::WebError;
 pub use serve::{HttpServer, bind};
 

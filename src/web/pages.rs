@@ -37,7 +37,8 @@ struct Proof<'v> {
 /// What a verified link names.
 struct Link<'c> {
     subject_id: String,
-    /// Normalised address: what the store appends events by.
+    /// The subject's address (its canonical identity): what the store
+    /// appends events by.
     address: String,
     /// `None`: all campaigns.
     campaign: Option<&'c Campaign>,

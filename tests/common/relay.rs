@@ -202,7 +202,7 @@ impl TestRelay {
     /// The subject id of a known address.
     pub async fn subject_id(&self, email: &str) -> String {
         self.store()
-            .subject_consent(&subject::normalise(email))
+            .subject_consent(&canonical(email))
             .await
             .expect("store")
             .unwrap_or_else(|| panic!("{email} has no subject"))
@@ -212,7 +212,7 @@ impl TestRelay {
     /// The consent events of a known address, oldest first.
     pub async fn events(&self, email: &str) -> Vec<consent_relay::store::ConsentEvent> {
         self.store()
-            .subject_consent(email)
+            .subject_consent(&canonical(email))
             .await
             .expect("store")
             .unwrap_or_else(|| panic!("{email} has no subject"))
@@ -231,7 +231,7 @@ impl TestRelay {
 
     /// Records a consent event for `email`, `at` milliseconds (default now).
     pub async fn consent(&self, email: &str, campaign: &str, action: Action, at: Option<i64>) {
-        let address = subject::normalise(email);
+        let address = canonical(email);
         let new_subject = subject::new_subject(&self.config.signing, &address);
         let at = at.unwrap_or_else(consent_relay::time::now_ms);
         self.store()
@@ -408,4 +408,12 @@ pub fn password_hash(password: &str) -> String {
         .hash_password(password.as_bytes())
         .expect("hash")
         .to_string()
+}
+
+/// The canonical identity of an address, as the store keeps it.
+pub fn canonical(email: &str) -> String {
+    consent_relay::consent::identity::Identity::of(email)
+        .unwrap_or_else(|e| panic!("{email:?}: {e}"))
+        .canonical()
+        .to_owned()
 }

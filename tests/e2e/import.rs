@@ -41,7 +41,7 @@ async fn erase(relay: &TestRelay, email: &str) {
     consent_relay::rights::erase(
         relay.store(),
         &relay.config,
-        email,
+        &consent_relay::consent::identity::Identity::of(email).unwrap(),
         consent_relay::consent::Source::Admin,
     )
     .await

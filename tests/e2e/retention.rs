@@ -342,6 +342,7 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
         received_at: now,
         recipients: vec![RecipientDecision {
             recipient: to.into(),
+            rcpt_to: None,
             subject_id: None,
             new_subject: Some(subject::new_subject(&config.signing, to)),
             outcome: policy::Outcome::Deliver,
@@ -366,10 +367,15 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
         .unwrap();
     assert_eq!(claimed.len(), 1);
 
-    let report = consent_relay::rights::erase(&store, &config, erin, Source::Admin)
-        .await
-        .unwrap()
-        .expect("erased");
+    let report = consent_relay::rights::erase(
+        &store,
+        &config,
+        &consent_relay::consent::identity::Identity::of(erin).unwrap(),
+        Source::Admin,
+    )
+    .await
+    .unwrap()
+    .expect("erased");
     assert_eq!(report.cancelled, 1);
 
     // The worker's outcome arrives: failed, with a bounce quoting erin.
@@ -570,6 +576,7 @@ async fn two_nodes_purging_at_once_remove_each_row_once() {
     let decision = |to: String, outcome, reason| RecipientDecision {
         new_subject: Some(subject::new_subject(&config.signing, &to)),
         recipient: to,
+        rcpt_to: None,
         subject_id: None,
         outcome,
         reason,

@@ -14,6 +14,7 @@ mod common {
 mod accept;
 mod consent;
 mod erase;
+mod identity;
 mod nodes;
 mod outcomes;
 mod purge;
@@ -48,6 +49,7 @@ pub fn subject(n: impl std::fmt::Display) -> NewSubject {
 pub fn rcpt(address: &str, outcome: Outcome, reason: Reason) -> RecipientDecision {
     RecipientDecision {
         recipient: address.into(),
+        rcpt_to: None,
         subject_id: None,
         new_subject: None,
         outcome,

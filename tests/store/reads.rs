@@ -49,7 +49,7 @@ async fn subject_record_holds_everything_about_one_address() {
             "decisions": [{"id": decision_id, "at": 1000, "message_id": "m1", "recipient": "a@example.net",
                            "campaign": "news", "outcome": "deliver", "reason": "granted", "event_id": null,
                            "stage": "accept"}],
-            "deliveries": [{"id": delivery.id, "message_id": "m1", "campaign": "news", "status": "queued",
+            "deliveries": [{"id": delivery.id, "message_id": "m1", "campaign": "news", "sent_to": "a@example.net", "status": "queued",
                             "attempts": 0, "last_reply": null, "created_at": delivery.created_at,
                             "updated_at": delivery.created_at}],
             // The body is held; b@ was a recipient too (access withholds it).

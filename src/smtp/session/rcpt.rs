@@ -10,6 +10,7 @@ use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{CONTROLS, Next, Phase, RECIPIENT_OVERSHOOT, Session};
+use crate::mail::address::{AddressError, Mailbox};
 use crate::smtp::reply::{self, Reply};
 use crate::token::Purpose;
 
@@ -25,7 +26,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if !self.smtputf8 && !address.is_ascii() {
             return self.refuse(reply::non_ascii_address());
         }
-        if is_routed(&address) {
+        // The one address parser (the API's too); the address as the client
+        // wrote it, quoted again only where needed, is where the copy goes.
+        let mailbox = Mailbox::from_unquoted(&address);
+        if mailbox == Err(AddressError::Routed) {
             tracing::info!(peer = %self.peer, "recipient with % or ! routing refused");
             return self.refuse(reply::routed_address());
         }
@@ -43,14 +47,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if self.rcpt_to.len() + self.unsubscribes.len() >= self.ctx.config.smtp.max_recipients {
             return self.over_recipient_limit();
         }
-        if !is_mailbox(&address) {
-            return self.refuse(Reply::new(
-                501,
-                "5.1.3",
-                "recipient must be a mailbox local@domain",
-            ));
-        }
-        self.rcpt_to.push(address);
+        let mailbox = match mailbox {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::info!(peer = %self.peer, cause = %e, "recipient is not a mailbox");
+                return self.refuse(Reply::new(
+                    501,
+                    "5.1.3",
+                    format!("recipient must be a mailbox local@domain: {e}"),
+                ));
+            }
+        };
+        self.rcpt_to.push(mailbox.to_string());
         self.phase = Phase::Rcpt;
         self.reply(Reply::new(250, "2.1.5", "recipient OK"));
         Next::Continue
@@ -90,38 +98,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.refuse(Reply::new(550, "5.1.1", "no such unsubscribe address"))
             }
         }
-    }
-}
-
-/// `%`, `!` or a quoted `@` in the local part: the old routing hacks
-/// (`user%other.example@relay`, `host!user@relay`) by which a relay that
-/// passes them on becomes an open relay. Refused, never interpreted.
-fn is_routed(address: &str) -> bool {
-    address
-        .rsplit_once('@')
-        .is_some_and(|(local, _)| local.contains(['%', '!', '@']))
-}
-
-/// A forward-path this relay accepts: `local@domain`, no source route.
-fn is_mailbox(address: &str) -> bool {
-    match address.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && !domain.is_empty() && !domain.contains(['@', ' '])
-        }
-        None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_bang_and_at_routing_is_recognised_in_the_local_part_only() {
-        assert!(is_routed("user%other.example@relay.example"));
-        assert!(is_routed("host!user@relay.example"));
-        assert!(is_routed("user@other.example@relay.example"));
-        assert!(!is_routed("user@relay.example"));
-        assert!(!is_routed("first.last+tag@relay.example"));
     }
 }

@@ -5,7 +5,7 @@
 
 use super::accept::queue_follow_up;
 use super::{Conn, Op, Sql};
-use crate::consent::{self, Action, Source};
+use crate::consent::{self, Action, Source, State};
 use crate::store::rows::Cols;
 use crate::store::rows::{event_from_row, state_from};
 use crate::store::{ConsentEvent, FollowUp, NewConsentEvent, StoreError};
@@ -90,20 +90,7 @@ pub(super) async fn consent_event<C: Conn>(
         .map(|r| state_from(&r.text(0)?, r.int(1)?, r.int(2)?))
         .transpose()?;
     match consent::apply(current, e.action, e.at, event.id) {
-        Some(s) if Some(s) != current => {
-            c.execute(
-                Sql::new(
-                    "INSERT INTO consent_state (subject_id, campaign, status, since, event_id) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (subject_id, campaign) DO UPDATE SET status = excluded.status, since = excluded.since, event_id = excluded.event_id",
-                )
-                .arg(&subject_id)
-                .arg(&e.campaign)
-                .arg(s.status.as_str())
-                .arg(s.since)
-                .arg(s.event_id),
-            )
-            .await?;
-        }
+        Some(s) if Some(s) != current => put_state(c, &subject_id, &e.campaign, s).await?,
         Some(_) => {}
         None => {
             c.execute(
@@ -115,6 +102,28 @@ pub(super) async fn consent_event<C: Conn>(
         }
     }
     Ok(event)
+}
+
+/// Sets the derived state of (subject, campaign).
+pub(super) async fn put_state<C: Conn>(
+    c: &mut C,
+    subject_id: &str,
+    campaign: &str,
+    s: State,
+) -> Result<(), StoreError> {
+    c.execute(
+        Sql::new(
+            "INSERT INTO consent_state (subject_id, campaign, status, since, event_id) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (subject_id, campaign) DO UPDATE SET status = excluded.status, since = excluded.since, event_id = excluded.event_id",
+        )
+        .arg(subject_id)
+        .arg(campaign)
+        .arg(s.status.as_str())
+        .arg(s.since)
+        .arg(s.event_id),
+    )
+    .await?;
+    Ok(())
 }
 
 /// A consent event row to insert.

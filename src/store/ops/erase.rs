@@ -89,7 +89,7 @@ async fn erase<C: Conn>(
     let cancelled = cancel_unsent(c, &e.address, &tag, &subject_id, event_id, now).await?;
     let deliveries = c
         .execute(
-            Sql::new("UPDATE deliveries SET recipient = $2 WHERE recipient = $1")
+            Sql::new("UPDATE deliveries SET recipient = $2, rcpt_to = NULL WHERE recipient = $1")
                 .arg(&e.address)
                 .arg(&tag),
         )
@@ -140,20 +140,37 @@ async fn take_subject<C: Conn>(
 ) -> Result<Option<(String, String)>, StoreError> {
     let live = c
         .fetch_optional(
-            Sql::new("SELECT id, address_hash FROM subjects WHERE address = $1")
+            Sql::new("SELECT id FROM subjects WHERE address = $1")
                 .push(C::FOR_UPDATE)
                 .arg(&e.address),
         )
         .await?;
     if let Some(r) = live {
         let id = r.text(0)?;
-        c.execute(
-            Sql::new("UPDATE subjects SET address = NULL, erased_at = $2 WHERE id = $1")
+        // A subject made before the identity rules may hold the hash of the
+        // address as it was written then: it gets the hash of the identity
+        // under the current key, which every spelling finds. Later ones
+        // hold that already (under the key of their time) and keep it.
+        let s = &e.new_subject;
+        let hash = c
+            .fetch_one(
+                Sql::new(
+                    "UPDATE subjects SET address = NULL, erased_at = $2, \
+                     address_hash = CASE WHEN created_at < (SELECT done_at FROM store_steps WHERE name = $5) \
+                         THEN $3 ELSE address_hash END, \
+                     key_id = CASE WHEN created_at < (SELECT done_at FROM store_steps WHERE name = $5) \
+                         THEN $4 ELSE key_id END \
+                     WHERE id = $1 RETURNING address_hash",
+                )
                 .arg(&id)
-                .arg(now),
-        )
-        .await?;
-        return Ok(Some((id, r.text(1)?)));
+                .arg(now)
+                .arg(&s.address_hash)
+                .arg(&s.key_id)
+                .arg(super::identity::STEP),
+            )
+            .await?
+            .text(0)?;
+        return Ok(Some((id, hash)));
     }
     let known = c
         .fetch_one(
@@ -200,7 +217,7 @@ async fn cancel_unsent<C: Conn>(
     let cancelled = c
         .fetch_all(
             Sql::new(
-                "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', recipient = $2, \
+                "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', recipient = $2, rcpt_to = NULL, \
                  lease_owner = NULL, lease_until = NULL, next_attempt_at = $3, updated_at = $3 \
                  WHERE recipient = $1 AND status IN ('queued', 'deferred', 'sending') RETURNING message_id",
             )
@@ -236,7 +253,7 @@ async fn scrub_replies<C: Conn>(c: &mut C, address: &str) -> Result<u64, StoreEr
     let rows = c
         .fetch_all(
             Sql::new(
-                "SELECT id, recipient, last_reply FROM deliveries \
+                "SELECT id, recipient, last_reply, rcpt_to FROM deliveries \
                  WHERE recipient = $1 AND last_reply LIKE '%@%'",
             )
             .arg(address),
@@ -246,7 +263,11 @@ async fn scrub_replies<C: Conn>(c: &mut C, address: &str) -> Result<u64, StoreEr
     for r in &rows {
         let reply = r.text(2)?;
         let masked = crate::mail::mask::mask_address(&reply, &r.text(1)?).into_owned();
-        let masked = crate::mail::mask::mask_address(&masked, address);
+        let masked = crate::mail::mask::mask_address(&masked, address).into_owned();
+        let masked = match r.opt_text(3)? {
+            Some(spelling) => crate::mail::mask::mask_address(&masked, &spelling).into_owned(),
+            None => masked,
+        };
         if masked != reply {
             c.execute(
                 Sql::new("UPDATE deliveries SET last_reply = $2 WHERE id = $1")

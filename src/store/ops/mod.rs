@@ -15,6 +15,7 @@
 pub(super) mod accept;
 pub(super) mod consent;
 pub(super) mod erase;
+pub(super) mod identity;
 pub(super) mod import;
 pub(super) mod nodes;
 pub(super) mod outcomes;
@@ -173,6 +174,8 @@ impl<'a> Sql<'a> {
 pub(super) enum KeySpace {
     Import,
     Idempotency,
+    /// Data steps the store runs when it opens (`store_steps`).
+    Step,
 }
 
 /// A connection of one backend, in the transaction an operation runs in:

@@ -103,17 +103,26 @@ async fn masked_replies<'r, C: Conn>(
     }
     let mut recipients = std::collections::HashMap::with_capacity(ids.len());
     for row in c
-        .fetch_all(Sql::new("SELECT id, recipient FROM deliveries WHERE id").ints::<C>(&ids))
+        .fetch_all(
+            Sql::new("SELECT id, recipient, rcpt_to FROM deliveries WHERE id").ints::<C>(&ids),
+        )
         .await?
     {
-        recipients.insert(row.int(0)?, row.text(1)?);
+        recipients.insert(row.int(0)?, (row.text(1)?, row.opt_text(2)?));
     }
     let mut out = Cow::Borrowed(records);
     for (i, r) in records.iter().enumerate() {
-        let Some(recipient) = recipients.get(&r.delivery_id) else {
+        let Some((recipient, rcpt_to)) = recipients.get(&r.delivery_id) else {
             continue;
         };
-        if let Cow::Owned(masked) = mask_address(&r.reply, recipient) {
+        // The identity and, when the client wrote it otherwise, the
+        // spelling the copy went to (which is what the upstream quotes).
+        let masked = mask_address(&r.reply, recipient);
+        let masked = match rcpt_to {
+            Some(spelling) => Cow::Owned(mask_address(&masked, spelling).into_owned()),
+            None => masked,
+        };
+        if let Cow::Owned(masked) = masked {
             out.to_mut()[i].reply = masked;
         }
     }
@@ -166,7 +175,7 @@ async fn scrub<C: Conn>(c: &mut C, messages: &[String]) -> Result<(), StoreError
         c.execute(
             Sql::new(
                 "UPDATE deliveries SET recipient = \
-                 (SELECT recipient FROM decisions WHERE decisions.message_id = deliveries.message_id LIMIT 1), \
+                 (SELECT recipient FROM decisions WHERE decisions.message_id = deliveries.message_id LIMIT 1), rcpt_to = NULL, \
                  last_reply = substr(last_reply, 1, 3) || ' (reply removed with the erased address)' \
                  WHERE message_id = $1",
             )

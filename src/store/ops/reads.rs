@@ -40,7 +40,7 @@ pub(in crate::store) async fn recipients_consent<C: Conn>(
             )
             .arg(campaign)
             .texts::<C>(addresses)
-            .push(" OR (s.address IS NULL AND s.address_hash")
+            .push(" OR (s.address IS NULL AND s.merged_into IS NULL AND s.address_hash")
             .texts::<C>(&all_hashes)
             .push(")"),
         )
@@ -139,8 +139,8 @@ pub(in crate::store) async fn subject_record<C: Conn>(
     let deliveries = c
         .fetch_all(
             Sql::new(
-                "SELECT d.id, d.message_id, m.campaign, d.status, d.attempts, d.last_reply, d.created_at, d.updated_at \
-                 FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = $1 ORDER BY d.id",
+                "SELECT d.id, d.message_id, m.campaign, d.status, d.attempts, d.last_reply, d.created_at, d.updated_at, \
+                 COALESCE(d.rcpt_to, d.recipient) FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = $1 ORDER BY d.id",
             )
             .arg(address),
         )
@@ -226,12 +226,19 @@ pub(in crate::store) async fn dsns_about<C: Conn>(
     Ok(ids)
 }
 
-/// The subject a link names, by its opaque id.
+/// The subject a link names, by its opaque id; for a subject merged into
+/// another (two spellings of one mailbox), the one it was merged into.
 pub(in crate::store) async fn subject_by_id<C: Conn>(
     c: &mut C,
     id: &str,
 ) -> Result<Option<SubjectRow>, StoreError> {
-    c.fetch_optional(Sql::new("SELECT id, address FROM subjects WHERE id = $1").arg(id))
+    c.fetch_optional(
+        Sql::new(
+            "SELECT s.id, s.address FROM subjects l JOIN subjects s ON s.id = COALESCE(l.merged_into, l.id) \
+             WHERE l.id = $1",
+        )
+        .arg(id),
+    )
         .await?
         .map(|r| {
             Ok(SubjectRow {
@@ -359,7 +366,7 @@ pub(in crate::store) async fn erased_hashes<C: Conn>(
 ) -> Result<HashSet<String>, StoreError> {
     lookup(
         c,
-        "SELECT address_hash FROM subjects WHERE address IS NULL AND address_hash",
+        "SELECT address_hash FROM subjects WHERE address IS NULL AND merged_into IS NULL AND address_hash",
         hashes,
     )
     .await

@@ -19,6 +19,7 @@ use crate::store::{
 /// Advisory lock spaces (first key of `pg_advisory_xact_lock(int, int)`).
 const IMPORT_KEY_LOCK: i32 = 0x6372_0001;
 const IDEMPOTENCY_KEY_LOCK: i32 = 0x6372_0002;
+const STEP_LOCK: i32 = 0x6372_0004;
 /// The advisory lock (`pg_advisory_xact_lock(bigint)`) a purge batch holds,
 /// so several nodes purging at once run their batches one after another.
 const PURGE_LOCK: i64 = 0x6372_0003;
@@ -44,14 +45,14 @@ impl Conn for PgConnection {
             WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $3 \
             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
          claimed AS (UPDATE deliveries d SET status = 'sending', lease_owner = $1, lease_until = $2, updated_at = $3 \
-            FROM due WHERE d.id = due.id RETURNING d.id, d.message_id, d.recipient, d.attempts) \
-         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8 \
+            FROM due WHERE d.id = due.id RETURNING d.id, d.message_id, d.recipient, d.attempts, COALESCE(d.rcpt_to, d.recipient) AS rcpt_to) \
+         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8, c.rcpt_to \
          FROM claimed c JOIN messages m ON m.id = c.message_id";
     const LEASE_EXPIRED_DELIVERIES: &'static str = "WITH expired AS (SELECT id FROM deliveries \
             WHERE status = 'sending' AND lease_until < $3 LIMIT $4 FOR UPDATE SKIP LOCKED), \
          claimed AS (UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3 \
-            FROM expired WHERE d.id = expired.id RETURNING d.id, d.message_id, d.recipient, d.attempts) \
-         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8 \
+            FROM expired WHERE d.id = expired.id RETURNING d.id, d.message_id, d.recipient, d.attempts, COALESCE(d.rcpt_to, d.recipient) AS rcpt_to) \
+         SELECT c.id, c.message_id, c.recipient, c.attempts, m.kind, m.mail_from, m.campaign, m.received_at, m.smtputf8, c.rcpt_to \
          FROM claimed c JOIN messages m ON m.id = c.message_id";
     const LEASE_DUE_WEBHOOKS: &'static str = "WITH due AS (SELECT w.event_id FROM webhook_outbox w \
             WHERE w.status = 'pending' AND w.next_attempt_at <= $3 \
@@ -149,16 +150,17 @@ impl Conn for PgConnection {
             .collect();
         if !delivered.is_empty() {
             sqlx::query(
-                "INSERT INTO deliveries (message_id, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
-                 SELECT v.message_id, v.recipient, 'queued', 0, v.next_attempt_at, $4, $4 \
-                 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY \
-                   AS v (message_id, recipient, next_attempt_at, n) \
+                "INSERT INTO deliveries (message_id, recipient, rcpt_to, status, attempts, next_attempt_at, created_at, updated_at) \
+                 SELECT v.message_id, v.recipient, v.rcpt_to, 'queued', 0, v.next_attempt_at, $4, $4 \
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $5::text[]) WITH ORDINALITY \
+                   AS v (message_id, recipient, next_attempt_at, rcpt_to, n) \
                  ORDER BY v.n",
             )
             .bind(delivered.iter().map(|(m, _)| m.id.as_str()).collect::<Vec<_>>())
             .bind(delivered.iter().map(|(_, r)| r.recipient.as_str()).collect::<Vec<_>>())
             .bind(delivered.iter().map(|(m, _)| m.received_at).collect::<Vec<_>>())
             .bind(now)
+            .bind(delivered.iter().map(|(_, r)| r.rcpt_to.as_deref()).collect::<Vec<_>>())
             .execute(&mut *self)
             .await?;
         }
@@ -177,6 +179,7 @@ impl Conn for PgConnection {
                         .parse()
                         .map_err(|e| StoreError::Corrupt(format!("messages.kind: {e}")))?,
                     recipient: r.try_get(2)?,
+                    rcpt_to: r.try_get(9)?,
                     mail_from: r.try_get(5)?,
                     campaign: r.try_get(6)?,
                     received_at: r.try_get(7)?,
@@ -222,6 +225,7 @@ impl Conn for PgConnection {
         let space = match space {
             KeySpace::Import => IMPORT_KEY_LOCK,
             KeySpace::Idempotency => IDEMPOTENCY_KEY_LOCK,
+            KeySpace::Step => STEP_LOCK,
         };
         sqlx::query(
             "SELECT pg_advisory_xact_lock($1, hashtext(k)) \

@@ -35,10 +35,10 @@ impl Conn for SqliteConnection {
          WHERE id IN (SELECT id FROM deliveries \
             WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $3 \
             ORDER BY next_attempt_at LIMIT $4) \
-         RETURNING id, message_id, recipient, attempts";
+         RETURNING id, message_id, recipient, attempts, COALESCE(rcpt_to, recipient)";
     const LEASE_EXPIRED_DELIVERIES: &'static str = "UPDATE deliveries SET lease_owner = $1, lease_until = $2, updated_at = $3 \
          WHERE id IN (SELECT id FROM deliveries WHERE status = 'sending' AND lease_until < $3 LIMIT $4) \
-         RETURNING id, message_id, recipient, attempts";
+         RETURNING id, message_id, recipient, attempts, COALESCE(rcpt_to, recipient)";
     const LEASE_DUE_WEBHOOKS: &'static str = "UPDATE webhook_outbox SET status = 'sending', lease_owner = $1, lease_until = $2 \
          WHERE event_id IN (SELECT w.event_id FROM webhook_outbox w \
             WHERE w.status = 'pending' AND w.next_attempt_at <= $3 \
@@ -116,11 +116,12 @@ impl Conn for SqliteConnection {
             .collect();
         for chunk in delivered.chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO deliveries (message_id, recipient, status, attempts, next_attempt_at, created_at, updated_at) ",
+                "INSERT INTO deliveries (message_id, recipient, rcpt_to, status, attempts, next_attempt_at, created_at, updated_at) ",
             );
             q.push_values(chunk, |mut b, (m, r)| {
                 b.push_bind(&m.id)
                     .push_bind(&r.recipient)
+                    .push_bind(&r.rcpt_to)
                     .push_bind("queued")
                     .push_bind(0i64)
                     .push_bind(m.received_at)
@@ -149,6 +150,7 @@ impl Conn for SqliteConnection {
                 message_id,
                 kind: MessageKind::Relay,
                 recipient: r.try_get(2)?,
+                rcpt_to: r.try_get(4)?,
                 mail_from: String::new(),
                 campaign: String::new(),
                 received_at: 0,

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::store::ops::accept::{Accept, ClaimDue, ReleaseLeases};
 use crate::store::ops::consent::AppendEvent;
 use crate::store::ops::erase::Erase;
+use crate::store::ops::identity::BringToIdentity;
 use crate::store::ops::import::{AppendOnce, Import};
 use crate::store::ops::nodes::{Heartbeat, Join, Leave};
 use crate::store::ops::outcomes::Record;
@@ -80,6 +81,7 @@ macro_rules! each_job {
             Job::JoinNode($p) => $e,
             Job::NodeHeartbeat($p) => $e,
             Job::LeaveNode($p) => $e,
+            Job::Identity($p) => $e,
         }
     };
 }
@@ -114,6 +116,7 @@ jobs! {
     JoinNode(Join),
     NodeHeartbeat(Heartbeat),
     LeaveNode(Leave),
+    Identity(BringToIdentity),
 }
 
 impl Job {

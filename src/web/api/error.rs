@@ -7,6 +7,7 @@ use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::mail::address::AddressError;
 use crate::store::StoreError;
 
 /// `Retry-After` of a `503` for a full disk: long enough for an operator
@@ -22,6 +23,12 @@ pub enum ApiError {
     /// `field` names the JSON field or query parameter at fault.
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
+    /// An address that is not a mailbox (the one parser's reason): 422.
+    #[error("{field}: is not an email address ({reason})")]
+    Address {
+        field: &'static str,
+        reason: AddressError,
+    },
     #[error("the request body is not JSON: {0}")]
     NotJson(String),
     #[error("{0}")]
@@ -54,7 +61,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(e) if e.is_full() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::KeyReused | ApiError::Address { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }
@@ -67,6 +74,11 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { field, message } => {
                 body["field"] = json!(field);
                 body["message"] = json!(format!("{field}: {message}"));
+            }
+            ApiError::Address { field, .. } => {
+                body["error"] = json!("invalid-address");
+                body["field"] = json!(field);
+                body["message"] = json!(self.to_string());
             }
             ApiError::NotJson(m) => body["message"] = json!(m),
             ApiError::NotFound(m) => body["message"] = json!(m),

@@ -30,6 +30,7 @@ pub(crate) use error::error_response;
 
 use super::{USER_AGENT_MAX, WebState};
 use crate::config::{Campaign, CampaignState, Policy};
+use crate::consent::identity::Identity;
 use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::rights;
@@ -115,7 +116,7 @@ async fn record_consent(
     let key = idempotency::key(&headers)?;
     let raw = body.as_ref().ok().cloned();
     let b: ConsentBody = parse_json(body)?;
-    let (new_event, campaign) = checked_event(&web, b)?;
+    let (new_event, campaign, identity) = checked_event(&web, b)?;
     let action = new_event.action;
     let confirm = campaign.filter(|_| action == Action::Request);
     let status = if confirm.is_some() {
@@ -123,7 +124,7 @@ async fn record_consent(
     } else {
         StatusCode::CREATED
     };
-    let follow_up = confirm.map(|c| confirmation_mail(&web, c, &new_event.address));
+    let follow_up = confirm.map(|c| confirmation_mail(&web, c, &identity));
     let (event, answer) = match key {
         None => {
             let event = web
@@ -160,17 +161,18 @@ async fn record_consent(
     Ok(idempotency::json(status, answer))
 }
 
-/// The event a request body asks for, every field checked, and its
-/// campaign (`None` for `*`). A grant for a double opt-in campaign is a
-/// `request` until the person confirms.
+/// The event a request body asks for, every field checked, its campaign
+/// (`None` for `*`) and who it is about. A grant for a double opt-in
+/// campaign is a `request` until the person confirms.
 fn checked_event(
     web: &WebState,
     b: ConsentBody,
-) -> Result<(NewConsentEvent, Option<&Campaign>), ApiError> {
-    let address = subject::normalise(&b.email);
-    if !is_address(&address) {
-        return Err(ApiError::bad("email", "is not an email address"));
-    }
+) -> Result<(NewConsentEvent, Option<&Campaign>, Identity), ApiError> {
+    let identity = Identity::of(&b.email).map_err(|reason| ApiError::Address {
+        field: "email",
+        reason,
+    })?;
+    let address = identity.canonical().to_owned();
     let mut action = match b.action {
         Change::Grant => Action::Grant,
         Change::Withdraw => Action::Withdraw,
@@ -213,7 +215,7 @@ fn checked_event(
         user_agent,
         evidence: b.evidence,
     };
-    Ok((event, campaign))
+    Ok((event, campaign, identity))
 }
 
 /// When the change happened: `now` by default, never in the future.
@@ -244,14 +246,14 @@ fn checked_ip(ip: &str) -> Result<String, ApiError> {
 /// through its queue: the mail is built from the recorded event (its id,
 /// its subject) and queued in the event's transaction, so there is never a
 /// request without its mail, even when the answer is replayed to a retry.
-fn confirmation_mail(web: &WebState, campaign: &Campaign, address: &str) -> FollowUp {
-    let (config, campaign, address) = (web.config.clone(), campaign.clone(), address.to_owned());
+fn confirmation_mail(web: &WebState, campaign: &Campaign, to: &Identity) -> FollowUp {
+    let (config, campaign, to) = (web.config.clone(), campaign.clone(), to.clone());
     Arc::new(move |e: &ConsentEvent| {
         crate::rights::confirmation::message(
             &config,
             &campaign,
             &e.subject_id,
-            &address,
+            &to,
             e.id,
             crate::time::now_ms(),
         )
@@ -264,7 +266,7 @@ async fn export_subject(
     State(web): State<WebState>,
     Path(email): Path<String>,
 ) -> Result<Response, ApiError> {
-    match rights::export(&web.store, &web.config, &email).await? {
+    match rights::export(&web.store, &web.config, &subject_path(&email)?).await? {
         Some(doc) => Ok(axum::Json(doc).into_response()),
         None => Err(ApiError::NotFound("nothing is held about this address")),
     }
@@ -275,7 +277,7 @@ async fn erase_subject(
     State(web): State<WebState>,
     Path(email): Path<String>,
 ) -> Result<Response, ApiError> {
-    match rights::erase(&web.store, &web.config, &email, Source::Api).await? {
+    match rights::erase(&web.store, &web.config, &subject_path(&email)?, Source::Api).await? {
         Some(r) => {
             tracing::info!(subject = %r.subject_id, decisions = r.decisions, deliveries = r.deliveries, cancelled = r.cancelled, "api: subject erased");
             Ok(StatusCode::NO_CONTENT.into_response())
@@ -295,7 +297,7 @@ async fn decisions(
     };
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match &*name {
-            "recipient" => filter.recipient = Some(subject::normalise(&value)),
+            "recipient" => filter.recipient = Some(recipient_filter(&value)?),
             "campaign" => filter.campaign = Some(value.into_owned()),
             "since" => {
                 filter.since = Some(parse_rfc3339(&value).ok_or_else(|| {
@@ -371,22 +373,24 @@ async fn not_found() -> ApiError {
 }
 
 /// `local@domain`, no spaces or controls, at most 254 octets (RFC 5321).
-pub(crate) fn is_address(a: &str) -> bool {
-    a.len() <= 254
-        && !a.chars().any(|c| c.is_whitespace() || c.is_control())
-        && a.rsplit_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+/// The person `/api/v1/subjects/{email}` names.
+fn subject_path(email: &str) -> Result<Identity, ApiError> {
+    Identity::of(email).map_err(|reason| ApiError::Address {
+        field: "email",
+        reason,
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses() {
-        assert!(is_address("ann@example.com"));
-        assert!(!is_address("ann"));
-        assert!(!is_address("@example.com"));
-        assert!(!is_address("a nn@example.com"));
+/// The `recipient` a decision filter names: an address's identity, or the
+/// `erased:HASH` tag that replaced an erased one.
+fn recipient_filter(value: &str) -> Result<String, ApiError> {
+    if value.starts_with("erased:") {
+        return Ok(value.to_owned());
     }
+    Identity::of(value)
+        .map(|i| i.canonical().to_owned())
+        .map_err(|reason| ApiError::Address {
+            field: "recipient",
+            reason,
+        })
 }

@@ -131,7 +131,7 @@ async fn a_retry_replays_the_first_answer_and_records_nothing() {
     consent_relay::rights::erase(
         relay.store(),
         &relay.config,
-        "ann@example.com",
+        &consent_relay::consent::identity::Identity::of("ann@example.com").unwrap(),
         consent_relay::consent::Source::Api,
     )
     .await

@@ -35,6 +35,7 @@ async fn accept(store: &Store, n: usize, per: usize, at: i64) {
             recipients: (0..per)
                 .map(|j| RecipientDecision {
                     recipient: format!("m{i}-r{j}@example.net"),
+                    rcpt_to: None,
                     subject_id: None,
                     new_subject: None,
                     outcome: Outcome::Deliver,

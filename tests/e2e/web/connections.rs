@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::both_stores;
 use crate::common::binary::{Serve, free_port, wait_listening};
-use crate::common::relay::{admin_event, config_text, write_config};
+use crate::common::relay::{admin_event, canonical, config_text, write_config};
 use crate::common::sink::Sink;
 use consent_relay::consent::{Action, subject};
 use consent_relay::token::{self, Claims, Purpose};
@@ -73,7 +73,7 @@ async fn idle_connections_of_one_client_leave_the_others_served() {
         let store = consent_relay::store::Store::open(&config.store, false)
             .await
             .expect("store");
-        let address = subject::normalise(email);
+        let address = canonical(email);
         let event = store
             .append_consent_event(admin_event(
                 &address,
