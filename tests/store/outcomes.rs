@@ -189,3 +189,34 @@ async fn an_outcome_on_a_row_no_longer_leased_is_ignored_with_its_bounce() {
     store.close().await;
 }
 both_stores!(an_outcome_on_a_row_no_longer_leased_is_ignored_with_its_bounce);
+
+/// The upstream quotes the address as the copy was sent (the client's
+/// spelling, here its punycode domain), not as the identity is stored:
+/// the stored reply has both masked.
+async fn a_stored_reply_has_the_spelling_sent_masked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), false).await;
+    let mut zoe = rcpt("zoé@exämple.net", Outcome::Deliver, Reason::Mandatory);
+    zoe.rcpt_to = Some("Zoé@XN--EXMPLE-CUA.NET".into());
+    store
+        .accept_message(message("m1", "news", 1000, vec![zoe]))
+        .await
+        .unwrap();
+    let claimed = store.claim_due("n1", 1000, 60_000, 10).await.unwrap();
+    store
+        .record_attempts(vec![attempt(
+            claimed[0].id,
+            DeliveryStatus::Deferred,
+            "450 4.2.0 <Zoé@XN--EXMPLE-CUA.NET>: mailbox busy, and zoé@exämple.net too",
+            7000,
+        )])
+        .await
+        .unwrap();
+    let queue = store.queue(10).await.unwrap();
+    assert_eq!(
+        queue[0].last_reply.as_deref(),
+        Some("450 4.2.0 <recipient>: mailbox busy, and <recipient> too")
+    );
+    store.close().await;
+}
+both_stores!(a_stored_reply_has_the_spelling_sent_masked_too);
