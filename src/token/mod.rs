@@ -1,6 +1,7 @@
 //! Link tokens: the signed, opaque part of the unsubscribe, preference and
 //! opt-in links (`/u/{token}`, `/p/{token}`, `/o/{token}`) and of the
-//! `mailto:unsubscribe+TOKEN@...` address.
+//! `mailto:unsubscribe+TOKEN@...` address. The compact return-path token
+//! that names one copy (VERP) is [`bounce`].
 //!
 //! Owns the token format, signing and verification. Does not own what a
 //! verified token may do (the web layer checks the purpose against the route
@@ -35,6 +36,8 @@
 //! whitespace, a wrong length or any byte changed fails. The MAC is compared
 //! in constant time. Tokens do not expire; a later version can add a time
 //! behind the version byte.
+
+pub mod bounce;
 
 use std::fmt;
 
