@@ -127,7 +127,16 @@ impl SmtpServer {
         };
         let mut sessions = JoinSet::new();
         let mut shutdown = self.ctx.shutdown.clone();
-        tracing::info!(listen = %self.ctx.config.smtp.listen, listen_tls = ?self.local_addr_tls(), starttls = self.ctx.tls.is_some(), "smtp listening");
+        // `listen_tls` only when an implicit-TLS listener is configured: a
+        // log line carries values an operator reads, not Rust's `None`.
+        match self.local_addr_tls() {
+            Some(tls) => {
+                tracing::info!(listen = %self.ctx.config.smtp.listen, listen_tls = %tls, starttls = self.ctx.tls.is_some(), "smtp listening")
+            }
+            None => {
+                tracing::info!(listen = %self.ctx.config.smtp.listen, starttls = self.ctx.tls.is_some(), "smtp listening")
+            }
+        }
         loop {
             let (stream, peer, implicit_tls) = tokio::select! {
                 r = self.listener.accept() => match r {

@@ -308,7 +308,7 @@ impl Refusals {
             refused,
             over_client_limit = self.per_client,
             over_total_limit = self.total,
-            last_peer = ?self.last_peer,
+            last_peer = %self.last_peer.map(|p| p.to_string()).unwrap_or_default(),
             "http connections refused (too many connections) since the last such line"
         );
         self.per_client = 0;

@@ -192,6 +192,20 @@ async fn idle_connections_of_one_client_leave_the_others_served() {
     // Logged with a count, a bounded number of lines.
     assert!(serve.term().await.success());
     let log = serve.log();
+    // No field of any line holds a Rust debug value (`None`, `Some(..)`):
+    // the start lines and the refusal line say what an operator reads.
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        for (key, value) in v["fields"].as_object().into_iter().flatten() {
+            let text = value.as_str().unwrap_or_default();
+            assert!(
+                text != "None" && !text.starts_with("Some("),
+                "{key} is a debug value: {line}"
+            );
+        }
+    }
     // (And the start line names the store by its URL, not a debug value.)
     let started: serde_json::Value = log
         .lines()
