@@ -12,6 +12,14 @@ const PURE: &[&str] = &[
     "consent", "mail", "net", "rewrite", "texts", "time", "token",
 ];
 
+/// Pure parts of modules that are not pure as a whole, as paths under
+/// `src/` (a folder or a file): `feedback` reads and classifies reports
+/// purely, while its rules (suppressions, withdrawals, the reputation
+/// guard) use the store. They are held to the pure core's rules: no
+/// runtime layer, no IO crate, and of their own module only other pure
+/// parts.
+const PURE_PARTS: &[&str] = &["feedback/report", "feedback/classify.rs"];
+
 /// What each module must never use (ARCHITECTURE.md, "knows nothing of").
 /// A module not listed may use anything below it; the cycle check keeps it
 /// honest.
@@ -33,6 +41,11 @@ fn forbidden(module: &str) -> &'static [&'static str] {
         "web" => &["cli", "delivery", "server", "smtp"],
         "webhook" => &["cli", "delivery", "server", "smtp", "web"],
         "rights" => &["cli", "delivery", "server", "smtp", "web", "webhook"],
+        // Where reports come from (the SMTP door, the CLI, the API) is not
+        // its business; the doors call in.
+        "feedback" => &[
+            "cli", "delivery", "rights", "server", "smtp", "web", "webhook",
+        ],
         "server" => &["cli"],
         _ => &[],
     }
@@ -215,6 +228,82 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
         .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
 }
 
+/// Whether `rel` (a path under `src/`, `/`-separated) is in a pure part.
+fn in_pure_part(rel: &str) -> bool {
+    PURE_PARTS
+        .iter()
+        .any(|part| rel == *part || rel.starts_with(&format!("{part}/")))
+}
+
+/// The path of `path` under `src/`, `/`-separated.
+fn relative(path: &Path) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    path.strip_prefix(&src)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// How many `super::` a file in a pure part may climb and stay inside it:
+/// the part's own file (or its `mod.rs`) none, a file in its folder one,
+/// and so on.
+fn levels_inside_part(rel: &str) -> usize {
+    let Some(part) = PURE_PARTS
+        .iter()
+        .find(|p| rel == **p || rel.starts_with(&format!("{p}/")))
+    else {
+        return 0;
+    };
+    let below: Vec<&str> = rel[part.len()..]
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    match below.last() {
+        Some(&"mod.rs") => below.len() - 1,
+        _ => below.len(),
+    }
+}
+
+/// The longest run of `super::` in a source text.
+fn super_depth(code: &str) -> usize {
+    let mut deepest = 0;
+    let mut rest = code;
+    while let Some(at) = rest.find("super::") {
+        let mut n = 0;
+        let mut tail = &rest[at..];
+        while let Some(t) = tail.strip_prefix("super::") {
+            n += 1;
+            tail = t;
+        }
+        deepest = deepest.max(n);
+        rest = tail;
+    }
+    deepest
+}
+
+/// The `crate::MODULE::NAME` paths a source text names, as `MODULE/NAME`
+/// (the first level below a top-level module).
+fn crate_subpaths(source: &str, module: &str) -> BTreeSet<String> {
+    let code = strip_comments(source);
+    let prefix = format!("crate::{module}::");
+    let mut found = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find(&prefix) {
+        rest = &rest[at + prefix.len()..];
+        let items = match rest.strip_prefix('{') {
+            Some(group) => split_top_level(&group[..matching_brace(group)])
+                .into_iter()
+                .filter_map(|item| leading_ident(item.trim()))
+                .collect(),
+            None => leading_ident(rest).into_iter().collect::<Vec<_>>(),
+        };
+        found.extend(items.into_iter().map(|name| format!("{module}/{name}")));
+    }
+    found
+}
+
 #[test]
 fn no_module_uses_a_layer_it_must_not_know() {
     let mut wrong = Vec::new();
@@ -252,6 +341,46 @@ fn the_pure_core_does_no_io() {
 }
 
 #[test]
+fn the_pure_parts_stay_pure() {
+    let mut wrong = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (module, files) in modules() {
+        for (path, text) in files {
+            let rel = relative(&path);
+            if !in_pure_part(&rel) {
+                continue;
+            }
+            seen.insert(PURE_PARTS.iter().find(|p| rel.starts_with(**p)).copied());
+            let code = strip_comments(&text);
+            for krate in IO_CRATES {
+                if code.contains(krate) {
+                    wrong.push(format!("{rel}: {krate}"));
+                }
+            }
+            for used in crate_paths(&text) {
+                let allowed = used == module || PURE.contains(&used.as_str()) || used == "config";
+                if !allowed {
+                    wrong.push(format!("{rel} uses {used}"));
+                }
+            }
+            for sub in crate_subpaths(&text, &module) {
+                if !in_pure_part(&sub) && !in_pure_part(&format!("{sub}.rs")) {
+                    wrong.push(format!("{rel} uses {sub}, which is not pure"));
+                }
+            }
+            if super_depth(&code) > levels_inside_part(&rel) {
+                wrong.push(format!(
+                    "{rel}: `super::` leaves the pure part (name it by crate::)"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "the pure parts are not pure: {wrong:?}");
+    // Every listed part exists: a rename must update the list.
+    assert_eq!(seen.len(), PURE_PARTS.len(), "pure parts found: {seen:?}");
+}
+
+#[test]
 fn the_checker_sees_plain_grouped_and_nested_paths() {
     let src = "use crate::store::Store;\nuse crate::{config::{self, Config}, token};\n\
                // use crate::web;\nfn f() { crate::smtp::x(); $crate::ignored; }\n\
@@ -267,4 +396,19 @@ fn the_checker_sees_plain_grouped_and_nested_paths() {
     );
     g.insert("b".to_owned(), BTreeSet::new());
     assert_eq!(find_cycle(&g), None);
+    let sub =
+        "use crate::feedback::{report::Report, classify};\nfn f() { crate::feedback::rules::x(); }";
+    let found: Vec<String> = crate_subpaths(sub, "feedback").into_iter().collect();
+    assert_eq!(
+        found,
+        ["feedback/classify", "feedback/report", "feedback/rules"]
+    );
+    assert!(in_pure_part("feedback/report/dsn.rs"));
+    assert!(in_pure_part("feedback/classify.rs"));
+    assert!(!in_pure_part("feedback/rules.rs"));
+    assert!(!in_pure_part("feedback/reporting.rs"));
+    assert_eq!(levels_inside_part("feedback/classify.rs"), 0);
+    assert_eq!(levels_inside_part("feedback/report/mod.rs"), 0);
+    assert_eq!(levels_inside_part("feedback/report/dsn.rs"), 1);
+    assert_eq!(super_depth("use super::x; use super::super::y;"), 2);
 }
