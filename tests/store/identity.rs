@@ -273,3 +273,43 @@ async fn two_stores_opening_at_once_merge_once() {
     b.close().await;
 }
 both_stores!(two_stores_opening_at_once_merge_once);
+
+/// A store before the identity rules also held decisions naming an address
+/// with no subject (a recipient suppressed for want of consent gets none):
+/// Carl, written `Carl@Example.NET.`, stored lowercased with the dot.
+/// Erasing him by his identity, after the store was brought to the rules,
+/// finds those rows and leaves his address in none of them.
+async fn an_old_decision_without_a_subject_is_found_by_erasure() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path(), false).await.close().await;
+    run(
+        dir.path(),
+        &[
+            "INSERT INTO subjects (id, address, address_hash, key_id, created_at) VALUES \
+             ('s-ann', 'ann@example.net', 'h1', 'k1', 1)",
+            "INSERT INTO messages (id, kind, mail_from, client_ip, helo, campaign, size, body, received_at) \
+             VALUES ('m1', 'relay', 'crm@example.com', '192.0.2.1', 'client.test', 'prospecting', 5, 'Hi Carl', 15)",
+            "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, stage, at) \
+             VALUES ('m1', 'carl@example.net.', NULL, 'prospecting', 'suppress', 'no-consent', 'accept', 15)",
+        ],
+    )
+    .await;
+    let store = open(dir.path(), false).await;
+    let erased = store
+        .erase(consent_relay::store::Erasure {
+            address: "carl@example.net".into(),
+            new_subject: subject(7),
+            source: consent_relay::consent::Source::Admin,
+            at: now(),
+            notice: None,
+        })
+        .await
+        .unwrap();
+    assert!(erased.is_some(), "decisions name Carl: he is held");
+    assert_eq!(
+        column(dir.path(), "SELECT recipient FROM decisions").await,
+        [Some("erased:hash-7".to_owned())]
+    );
+    store.close().await;
+}
+both_stores!(an_old_decision_without_a_subject_is_found_by_erasure);

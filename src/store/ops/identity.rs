@@ -14,8 +14,9 @@
 //!   that name it still work. Where the merged subjects disagreed and one
 //!   had objected, a `withdraw` naming the merge is appended: the
 //!   objection wins.
-//! - Decision and delivery rows naming an old form name the canonical one;
-//!   a delivery keeps the old form as the address to send to.
+//! - Decision and delivery rows naming an old form name the canonical one,
+//!   whether a subject held that form or not (a suppressed recipient has
+//!   none); a delivery keeps the old form as the address to send to.
 //!
 //! One transaction; on PostgreSQL under an advisory lock, so nodes that
 //! start together run it once; done when `store_steps` holds its name (an
@@ -69,6 +70,7 @@ impl Op for BringToIdentity {
         }
         let (subjects, mut report) = not_canonical(c).await?;
         let Some(subjects) = subjects else {
+            rename_unheld_rows(c).await?;
             return Ok(report);
         };
         for (canonical, members) in subjects {
@@ -78,6 +80,7 @@ impl Op for BringToIdentity {
             report.merged += merged;
             report.objections_kept += kept;
         }
+        rename_unheld_rows(c).await?;
         c.execute(
             Sql::new("INSERT INTO store_steps (name, done_at) VALUES ($1, $2)")
                 .arg(STEP)
@@ -268,6 +271,28 @@ async fn rename_rows<C: Conn>(c: &mut C, old: &str, canonical: &str) -> Result<(
         .arg(canonical),
     )
     .await?;
+    Ok(())
+}
+
+/// Decision and delivery rows naming an old form that no subject held (a
+/// recipient suppressed for want of consent gets no subject): they name
+/// the canonical form too, so that access and erasure by the identity
+/// find them.
+async fn rename_unheld_rows<C: Conn>(c: &mut C) -> Result<(), StoreError> {
+    let rows = c
+        .fetch_all(Sql::new(
+            "SELECT recipient FROM decisions WHERE recipient NOT LIKE 'erased:%' \
+             UNION SELECT recipient FROM deliveries WHERE recipient NOT LIKE 'erased:%'",
+        ))
+        .await?;
+    for r in &rows {
+        let old = r.text(0)?;
+        if let Ok(i) = Identity::of(&old)
+            && i.canonical() != old
+        {
+            rename_rows(c, &old, i.canonical()).await?;
+        }
+    }
     Ok(())
 }
 
