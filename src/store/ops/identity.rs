@@ -5,7 +5,9 @@
 //! be one mailbox (`ann@example.net.` and `ann@example.net`).
 //!
 //! - A subject whose address is not canonical and collides with nothing
-//!   gets the canonical address.
+//!   gets the canonical address (an address the parser refuses as written,
+//!   as the API took some before it, is read as SMTP reads it: quoted
+//!   where needed, `"john..doe"@example.net`).
 //! - Subjects whose canonical forms collide are merged into one (the one
 //!   already canonical, else the oldest): events, decisions and webhook
 //!   rows are re-pointed to it and kept, its state is derived again from
@@ -28,6 +30,7 @@ use super::consent::{EventRow, insert_event, put_state};
 use super::{Conn, KeySpace, Op, Sql};
 use crate::consent::identity::Identity;
 use crate::consent::{self, ALL_CAMPAIGNS, Action, Source, State};
+use crate::mail::address::Mailbox;
 use crate::store::StoreError;
 use crate::store::rows::{Cols, state_from};
 
@@ -122,7 +125,15 @@ async fn not_canonical<C: Conn>(
         any = true;
         for r in &rows {
             let address = r.text(1)?;
-            match Identity::of(&address) {
+            // An address the parser refuses as written (the API took
+            // `john..doe@example.net` before it) is taken as SMTP takes
+            // it, quoted where needed, so that access and erasure reach it.
+            let identity = Identity::of(&address).or_else(|e| {
+                Mailbox::from_unquoted(&address)
+                    .map(|m| Identity::of_mailbox(&m, &address))
+                    .map_err(|_| e)
+            });
+            match identity {
                 Ok(i) if i.canonical() == address => {}
                 Ok(i) => found.entry(i.canonical().to_owned()).or_default().push((
                     r.text(0)?,
