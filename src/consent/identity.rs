@@ -65,6 +65,20 @@ impl Identity {
                 older.push(form);
             }
         }
+        // Stores before these rules kept the final dot as written: a
+        // person erased as `ann@example.net.` is the mailbox mailed as
+        // `ann@example.net`.
+        if !m.is_literal() {
+            let dotted: Vec<String> = std::iter::once(&canonical)
+                .chain(&older)
+                .map(|form| format!("{form}."))
+                .collect();
+            for form in dotted {
+                if !older.contains(&form) {
+                    older.push(form);
+                }
+            }
+        }
         Identity {
             canonical,
             spelling,
@@ -85,8 +99,9 @@ impl Identity {
     /// What an erased person's keyed hash may have been made from: the
     /// canonical form (every erasure since these rules), then the forms
     /// stores held before them (trimmed and lowercased as written, see
-    /// [`legacy_form`]) and the A-label spelling of the domain. A lookup
-    /// checks them all: the objection wins.
+    /// [`legacy_form`]) and the A-label spelling of the domain, each also
+    /// with the final dot those stores kept. A lookup checks them all: the
+    /// objection wins.
     pub fn hash_forms(&self) -> Vec<&str> {
         std::iter::once(self.canonical.as_str())
             .chain(self.older.iter().map(String::as_str))
@@ -241,7 +256,12 @@ mod tests {
         assert!(forms.contains(&"zoé@xn--exmple-cua.net"));
         assert_eq!(
             Identity::of("ann@example.net").unwrap().hash_forms(),
-            ["ann@example.net"]
+            ["ann@example.net", "ann@example.net."]
+        );
+        assert!(forms.contains(&"zoé@xn--exmple-cua.net."));
+        assert_eq!(
+            Identity::of("ann@[192.0.2.1]").unwrap().hash_forms(),
+            ["ann@[192.0.2.1]"]
         );
         let quoted = Identity::of("\"Ann\"@example.net").unwrap();
         assert!(quoted.hash_forms().contains(&"\"ann\"@example.net"));

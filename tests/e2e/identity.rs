@@ -276,3 +276,19 @@ async fn the_command_line_uses_the_same_identity() {
     assert!(ok && out.contains("erased ann@example.net "), "{out}{err}");
 }
 both_stores!(the_command_line_uses_the_same_identity);
+
+/// Erased before the identity rules under the spelling with the final dot
+/// (`DELETE /api/v1/subjects/erin@example.net.`, as the CRM wrote her):
+/// the hash kept is of `erin@example.net.`; mail to `erin@example.net`
+/// (the same mailbox: Postfix strips the dot) stays suppressed.
+async fn an_old_erasure_under_the_final_dot_holds_without_it() {
+    let sink = Sink::start().await;
+    let relay = admin::start(&sink).await;
+    erased_the_old_way(&relay, "erin@example.net.").await;
+    erased_the_old_way(&relay, "gina@xn--exmple-cua.net.").await;
+    for mailed in ["erin@example.net", "Erin@Example.NET", "gina@exämple.net"] {
+        let r = send(&relay, &[mailed, "control@example.net"]).await;
+        assert!(r.contains("(1 delivered, 1 suppressed)"), "{mailed}: {r}");
+    }
+}
+both_stores!(an_old_erasure_under_the_final_dot_holds_without_it);

@@ -273,3 +273,80 @@ async fn two_stores_opening_at_once_merge_once() {
     b.close().await;
 }
 both_stores!(two_stores_opening_at_once_merge_once);
+
+/// An erasure by the admin of `address` (an identity), its suppression
+/// `subject(n)` when it has no subject.
+/// A store made empty, then given `statements` as an older relay would
+/// have written them, opened again (brought to the identity rules).
+async fn old_store(statements: &[&str]) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path(), false).await.close().await;
+    run(dir.path(), statements).await;
+    let store = open(dir.path(), false).await;
+    (dir, store)
+}
+
+fn erasure_of(address: &str, n: u32) -> consent_relay::store::Erasure {
+    consent_relay::store::Erasure {
+        address: address.into(),
+        new_subject: subject(n),
+        source: consent_relay::consent::Source::Admin,
+        at: now(),
+        notice: None,
+    }
+}
+
+/// A store before the identity rules also held decisions naming an address
+/// with no subject (a recipient suppressed for want of consent gets none):
+/// Carl, written `Carl@Example.NET.`, stored lowercased with the dot.
+/// Erasing him by his identity, after the store was brought to the rules,
+/// finds those rows and leaves his address in none of them.
+async fn an_old_decision_without_a_subject_is_found_by_erasure() {
+    let (dir, store) = old_store(&[
+            "INSERT INTO subjects (id, address, address_hash, key_id, created_at) VALUES \
+             ('s-ann', 'ann@example.net', 'h1', 'k1', 1)",
+            "INSERT INTO messages (id, kind, mail_from, client_ip, helo, campaign, size, body, received_at) \
+             VALUES ('m1', 'relay', 'crm@example.com', '192.0.2.1', 'client.test', 'prospecting', 5, 'Hi Carl', 15)",
+            "INSERT INTO decisions (message_id, recipient, subject_id, campaign, outcome, reason, stage, at) \
+             VALUES ('m1', 'carl@example.net.', NULL, 'prospecting', 'suppress', 'no-consent', 'accept', 15)",
+    ])
+    .await;
+    let erased = store
+        .erase(erasure_of("carl@example.net", 7))
+        .await
+        .unwrap();
+    assert!(erased.is_some(), "decisions name Carl: he is held");
+    assert_eq!(
+        column(dir.path(), "SELECT recipient FROM decisions").await,
+        [Some("erased:hash-7".to_owned())]
+    );
+    store.close().await;
+}
+both_stores!(an_old_decision_without_a_subject_is_found_by_erasure);
+
+/// The API took addresses before the one parser that it now refuses:
+/// `john..doe@example.net` (a double dot), whose events hold the person's
+/// IP address. The data step gives it the form SMTP and the API take it in
+/// (quoted, as the refusal says), so that access and erasure can reach it.
+async fn an_old_address_the_parser_refuses_unquoted_is_brought_quoted() {
+    let (dir, store) = old_store(&[
+            "INSERT INTO subjects (id, address, address_hash, key_id, created_at) VALUES \
+             ('s-john', 'john..doe@example.net', 'h1', 'k1', 1)",
+            "INSERT INTO consent_events (subject_id, campaign, action, at, source, ip, recorded_at) VALUES \
+             ('s-john', 'newsletter', 'grant', 10, 'api', '198.51.100.7', 10)",
+    ])
+    .await;
+    let who = consent_relay::consent::identity::Identity::of("\"john..doe\"@example.net").unwrap();
+    let erased = store
+        .erase(erasure_of(who.canonical(), 7))
+        .await
+        .unwrap()
+        .expect("john is held");
+    assert_eq!(erased.subject_id, "s-john");
+    assert_eq!(
+        column(dir.path(), "SELECT ip FROM consent_events").await,
+        [None, None]
+    );
+    store.close().await;
+}
+both_stores!(an_old_address_the_parser_refuses_unquoted_is_brought_quoted);

@@ -5,7 +5,9 @@
 //! be one mailbox (`ann@example.net.` and `ann@example.net`).
 //!
 //! - A subject whose address is not canonical and collides with nothing
-//!   gets the canonical address.
+//!   gets the canonical address (an address the parser refuses as written,
+//!   as the API took some before it, is read as SMTP reads it: quoted
+//!   where needed, `"john..doe"@example.net`).
 //! - Subjects whose canonical forms collide are merged into one (the one
 //!   already canonical, else the oldest): events, decisions and webhook
 //!   rows are re-pointed to it and kept, its state is derived again from
@@ -14,8 +16,9 @@
 //!   that name it still work. Where the merged subjects disagreed and one
 //!   had objected, a `withdraw` naming the merge is appended: the
 //!   objection wins.
-//! - Decision and delivery rows naming an old form name the canonical one;
-//!   a delivery keeps the old form as the address to send to.
+//! - Decision and delivery rows naming an old form name the canonical one,
+//!   whether a subject held that form or not (a suppressed recipient has
+//!   none); a delivery keeps the old form as the address to send to.
 //!
 //! One transaction; on PostgreSQL under an advisory lock, so nodes that
 //! start together run it once; done when `store_steps` holds its name (an
@@ -27,6 +30,7 @@ use super::consent::{EventRow, insert_event, put_state};
 use super::{Conn, KeySpace, Op, Sql};
 use crate::consent::identity::Identity;
 use crate::consent::{self, ALL_CAMPAIGNS, Action, Source, State};
+use crate::mail::address::Mailbox;
 use crate::store::StoreError;
 use crate::store::rows::{Cols, state_from};
 
@@ -69,6 +73,7 @@ impl Op for BringToIdentity {
         }
         let (subjects, mut report) = not_canonical(c).await?;
         let Some(subjects) = subjects else {
+            rename_unheld_rows(c).await?;
             return Ok(report);
         };
         for (canonical, members) in subjects {
@@ -78,6 +83,7 @@ impl Op for BringToIdentity {
             report.merged += merged;
             report.objections_kept += kept;
         }
+        rename_unheld_rows(c).await?;
         c.execute(
             Sql::new("INSERT INTO store_steps (name, done_at) VALUES ($1, $2)")
                 .arg(STEP)
@@ -119,7 +125,15 @@ async fn not_canonical<C: Conn>(
         any = true;
         for r in &rows {
             let address = r.text(1)?;
-            match Identity::of(&address) {
+            // An address the parser refuses as written (the API took
+            // `john..doe@example.net` before it) is taken as SMTP takes
+            // it, quoted where needed, so that access and erasure reach it.
+            let identity = Identity::of(&address).or_else(|e| {
+                Mailbox::from_unquoted(&address)
+                    .map(|m| Identity::of_mailbox(&m, &address))
+                    .map_err(|_| e)
+            });
+            match identity {
                 Ok(i) if i.canonical() == address => {}
                 Ok(i) => found.entry(i.canonical().to_owned()).or_default().push((
                     r.text(0)?,
@@ -268,6 +282,28 @@ async fn rename_rows<C: Conn>(c: &mut C, old: &str, canonical: &str) -> Result<(
         .arg(canonical),
     )
     .await?;
+    Ok(())
+}
+
+/// Decision and delivery rows naming an old form that no subject held (a
+/// recipient suppressed for want of consent gets no subject): they name
+/// the canonical form too, so that access and erasure by the identity
+/// find them.
+async fn rename_unheld_rows<C: Conn>(c: &mut C) -> Result<(), StoreError> {
+    let rows = c
+        .fetch_all(Sql::new(
+            "SELECT recipient FROM decisions WHERE recipient NOT LIKE 'erased:%' \
+             UNION SELECT recipient FROM deliveries WHERE recipient NOT LIKE 'erased:%'",
+        ))
+        .await?;
+    for r in &rows {
+        let old = r.text(0)?;
+        if let Ok(i) = Identity::of(&old)
+            && i.canonical() != old
+        {
+            rename_rows(c, &old, i.canonical()).await?;
+        }
+    }
     Ok(())
 }
 
