@@ -47,7 +47,7 @@ pub struct Running {
     retention: JoinHandle<()>,
     /// This process as a node of the queue (`[queue] node`), and its heartbeat.
     node: Arc<Node>,
-    heartbeat: JoinHandle<()>,
+    heartbeat: Option<JoinHandle<crate::delivery::node::HeartbeatEnd>>,
     /// The configuration every part reads; a reload swaps it.
     live: LiveConfig,
 }
@@ -130,7 +130,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         store.clone(),
         shutdown_rx.clone(),
     ));
-    let heartbeat = tokio::spawn(node.clone().heartbeat(shutdown_rx.clone()));
+    let heartbeat = Some(tokio::spawn(node.clone().heartbeat(shutdown_rx.clone())));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
     tracing::info!(smtp = %smtp_addr, http = %http_addr, store = %shown_store(&config.store.url), node = %node.name, "consent-relay started");
     Ok(Running {
@@ -220,6 +220,23 @@ impl Running {
         true
     }
 
+    /// Resolves if another process took this node's name (see
+    /// `Node::heartbeat`); pending otherwise, for as long as it runs.
+    pub async fn name_lost(&mut self) {
+        use crate::delivery::node::HeartbeatEnd;
+        match self.heartbeat.as_mut() {
+            Some(h) => {
+                let end = h.await;
+                self.heartbeat = None;
+                if matches!(end, Ok(HeartbeatEnd::NameLost)) {
+                    return;
+                }
+                std::future::pending().await
+            }
+            None => std::future::pending().await,
+        }
+    }
+
     /// Drains and stops everything.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
@@ -239,7 +256,9 @@ impl Running {
         if tokio::time::timeout(GRACE, self.retention).await.is_err() {
             tracing::warn!("the retention purge did not stop within the grace period");
         }
-        let _ = self.heartbeat.await;
+        if let Some(heartbeat) = self.heartbeat {
+            let _ = heartbeat.await;
+        }
         // Leases are handed back: the name is free for the next start.
         self.node.leave().await;
         self.store.close().await;
@@ -250,10 +269,24 @@ impl Running {
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
-    let running = start(Arc::new(config)).await?;
-    while let Signal::Reload = signals.next().await {
-        tracing::info!("SIGHUP: reloading");
-        running.reload();
+    let mut running = start(Arc::new(config)).await?;
+    loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Reload => {
+                    tracing::info!("SIGHUP: reloading");
+                    running.reload();
+                }
+                Signal::Shutdown => break,
+            },
+            () = running.name_lost() => {
+                running.stop().await;
+                anyhow::bail!(
+                    "queue.node: another process took this node's name; stopped so that no copy \
+                     is sent twice (give each node its own name)"
+                );
+            }
+        }
     }
     tracing::info!("shutting down");
     running.stop().await;

@@ -98,14 +98,21 @@ impl Node {
         }
     }
 
-    /// Refreshes the name every `node_heartbeat` until `shutdown`.
-    pub async fn heartbeat(self: std::sync::Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Refreshes the name every `node_heartbeat` until `shutdown`, or until
+    /// another process has taken the name (this one was not seen for twice
+    /// `node_heartbeat`): that process handed this one's leases back to the
+    /// queue when it started, so going on would send copies twice. The
+    /// caller stops the relay then ([`HeartbeatEnd::NameLost`]).
+    pub async fn heartbeat(
+        self: std::sync::Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> HeartbeatEnd {
         let mut tick = tokio::time::interval(self.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = crate::shutdown::until_shutdown(&mut shutdown) => return,
+                _ = crate::shutdown::until_shutdown(&mut shutdown) => return HeartbeatEnd::Shutdown,
             }
             match self
                 .store
@@ -113,11 +120,15 @@ impl Node {
                 .await
             {
                 Ok(true) => {}
-                Ok(false) => tracing::error!(
-                    node = %self.name,
-                    "queue.node: another process took this node's name (this one was not seen \
-                     for twice node_heartbeat): give each node its own name"
-                ),
+                Ok(false) => {
+                    tracing::error!(
+                        node = %self.name,
+                        "queue.node: another process took this node's name (this one was not seen \
+                         for twice node_heartbeat): stopping, so that no copy is sent twice; \
+                         give each node its own name"
+                    );
+                    return HeartbeatEnd::NameLost;
+                }
                 Err(e) => tracing::warn!(node = %self.name, cause = %e, "node heartbeat failed"),
             }
         }
@@ -129,4 +140,13 @@ impl Node {
             tracing::warn!(node = %self.name, cause = %e, "cannot free the node name");
         }
     }
+}
+
+/// Why [`Node::heartbeat`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatEnd {
+    /// The relay is shutting down.
+    Shutdown,
+    /// Another process holds the name now: the relay must stop.
+    NameLost,
 }

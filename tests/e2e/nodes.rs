@@ -309,8 +309,29 @@ async fn restarted_node_takes_its_leases_back_and_its_name_is_its_own() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(copies(&sink, "k-after").len(), 1);
-    node.kill().unwrap();
-    node.wait().unwrap();
+
+    // Another process takes the name while this one runs (as a start does
+    // when this one's heartbeat stalled past twice node_heartbeat): this
+    // one stops, failing, rather than send under a name it no longer holds.
+    sqlx::query("UPDATE nodes SET instance = 'another-process', last_seen = $1 WHERE name = 'k'")
+        .bind(consent_relay::time::now_ms() + 60_000)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let mut exited = None;
+    for _ in 0..100 {
+        exited = node.try_wait().unwrap();
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(status) = exited else {
+        let _ = node.kill();
+        let _ = node.wait();
+        panic!("node k kept running under a name another process holds");
+    };
+    assert!(!status.success(), "{status}");
     drop(silent);
 }
 
