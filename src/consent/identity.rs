@@ -71,6 +71,7 @@ impl Identity {
         if !m.is_literal() {
             let dotted: Vec<String> = std::iter::once(&canonical)
                 .chain(&older)
+                .filter(|form| !form.ends_with('.'))
                 .map(|form| format!("{form}."))
                 .collect();
             for form in dotted {
@@ -113,11 +114,6 @@ impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.canonical)
     }
-}
-
-/// The canonical form of a mailbox ([`Identity::canonical`]).
-pub fn canonical(m: &Mailbox) -> String {
-    Identity::of_mailbox(m, "").canonical
 }
 
 /// The form addresses were stored and hashed in before these rules:

@@ -21,12 +21,7 @@ pub const LOG_HASH_HEX: usize = 16;
 /// current one first (the hash the subject and its erasure suppression
 /// are made from; older log lines were written under an older key).
 pub fn log_hashes(signing: &SigningConfig, address: &str) -> Vec<(String, String)> {
-    // Any spelling names the person by their identity's hash; text that is
-    // not a mailbox (only an operator's typo can reach here) by its old
-    // normal form.
-    let address = Identity::of(address)
-        .map(|who| who.canonical().to_owned())
-        .unwrap_or_else(|_| legacy_form(address));
+    let address = identity_of(address);
     let current = signing.keys.get_key_value(&signing.current);
     let others = signing
         .keys
@@ -35,24 +30,36 @@ pub fn log_hashes(signing: &SigningConfig, address: &str) -> Vec<(String, String
     current
         .into_iter()
         .chain(others)
-        .map(|(id, key)| {
-            let mut hash = subject::address_hash(&key.0, &address);
-            hash.truncate(LOG_HASH_HEX);
-            (id.clone(), hash)
-        })
+        .map(|(id, key)| (id.clone(), short_hash(&key.0, &address)))
         .collect()
 }
 
+/// Any spelling names the person by their identity's hash; text that is
+/// not a mailbox (only an operator's typo can reach here) by its old
+/// normal form.
+fn identity_of(address: &str) -> String {
+    Identity::of(address)
+        .map(|who| who.canonical().to_owned())
+        .unwrap_or_else(|_| legacy_form(address))
+}
+
+fn short_hash(key: &[u8], identity: &str) -> String {
+    let mut hash = subject::address_hash(key, identity);
+    hash.truncate(LOG_HASH_HEX);
+    hash
+}
+
 /// How a log line names `address`: its hash under the current key, or the
-/// address itself with `[log] recipients = "clear"`.
+/// address itself with `[log] recipients = "clear"`. One HMAC, under the
+/// current key only (a log line is written per delivery attempt).
 pub fn logged_recipient<'a>(cfg: &Config, address: &'a str) -> Cow<'a, str> {
     match cfg.log.recipients {
         LogRecipients::Clear => Cow::Borrowed(address),
         LogRecipients::Hash => Cow::Owned(
-            log_hashes(&cfg.signing, address)
-                .into_iter()
-                .next()
-                .map(|(_, hash)| hash)
+            cfg.signing
+                .keys
+                .get(&cfg.signing.current)
+                .map(|key| short_hash(&key.0, &identity_of(address)))
                 .unwrap_or_default(),
         ),
     }

@@ -262,8 +262,8 @@ async fn scrub_replies<C: Conn>(c: &mut C, address: &str) -> Result<u64, StoreEr
     let mut scrubbed = 0;
     for r in &rows {
         let reply = r.text(2)?;
-        let masked = crate::mail::mask::mask_address(&reply, &r.text(1)?).into_owned();
-        let masked = crate::mail::mask::mask_address(&masked, address).into_owned();
+        // `recipient` is `address` (the WHERE), so it is masked once.
+        let masked = crate::mail::mask::mask_address(&reply, address).into_owned();
         let masked = match r.opt_text(3)? {
             Some(spelling) => crate::mail::mask::mask_address(&masked, &spelling).into_owned(),
             None => masked,

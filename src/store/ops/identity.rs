@@ -171,9 +171,13 @@ async fn bring<C: Conn>(
     }
     let survivor = members[0].0.clone();
     let losers: Vec<&Subject> = members[1..].iter().collect();
+    // What each member's state was, for the objection rule; a plain rename
+    // (no loser) needs none.
     let mut before: Vec<Vec<(String, State)>> = Vec::with_capacity(members.len());
-    for m in &members {
-        before.push(states(c, &m.0).await?);
+    if !losers.is_empty() {
+        for m in &members {
+            before.push(states(c, &m.0).await?);
+        }
     }
     // The losers give up their addresses first (the column is unique).
     for l in &losers {

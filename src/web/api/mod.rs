@@ -372,7 +372,6 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such API route")
 }
 
-/// `local@domain`, no spaces or controls, at most 254 octets (RFC 5321).
 /// The person `/api/v1/subjects/{email}` names.
 fn subject_path(email: &str) -> Result<Identity, ApiError> {
     Identity::of(email).map_err(|reason| ApiError::Address {
