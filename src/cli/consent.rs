@@ -45,10 +45,7 @@ pub(super) async fn run(config: &Config, c: ConsentCommand) -> anyhow::Result<()
             ids.join(", ")
         );
     }
-    let source: Source = a
-        .source
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
+    let source: Source = Source::given(&a.source).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
     let at = match &a.at {
         Some(t) => parse_time(t).context("--at")?,
         None => now_ms(),

@@ -458,7 +458,7 @@ impl RowChecks<'_> {
         if source.is_empty() {
             return Some(self.default_source);
         }
-        match source.parse::<Source>() {
+        match Source::given(source) {
             Ok(s) => Some(s),
             Err(e) => {
                 bad("source", format!("{e} (or leave it empty for --source)"));
@@ -576,10 +576,8 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
         code: EXIT_DATA,
         message: format!("{file}: cannot read: {e}"),
     })?;
-    let default_source: Source = args
-        .source
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
+    let default_source: Source =
+        Source::given(&args.source).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
     let now = crate::time::now_ms();
     let parsed = parse(&file, &data, config, default_source, now);
     let store = crate::cli::open(config).await?;

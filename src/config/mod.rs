@@ -23,6 +23,7 @@ mod campaign;
 mod check;
 mod dkim;
 mod erasure;
+mod feedback;
 mod http;
 pub mod load;
 mod locate;
@@ -43,6 +44,9 @@ mod webhook;
 pub use campaign::{Campaign, CampaignState, Policy};
 pub use dkim::DkimConfig;
 pub use erasure::ErasureConfig;
+pub use feedback::{
+    BounceMandatory, BouncesConfig, ComplaintScope, ComplaintsConfig, percent as rate_percent,
+};
 pub use http::{HttpConfig, MAX_HTTP_CONNECTIONS};
 pub use locate::{DEFAULT_LOCATIONS, locate};
 pub use log::{LogConfig, LogRecipients};
@@ -71,6 +75,10 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     pub retention: RetentionConfig,
     pub erasure: ErasureConfig,
+    /// `[bounces]`: the return path and the bounce rules.
+    pub bounces: BouncesConfig,
+    /// `[complaints]`: feedback loops, the headers for them, the reputation guard.
+    pub complaints: ComplaintsConfig,
     pub log: LogConfig,
     /// In file order; ids are unique.
     pub campaigns: Vec<Campaign>,
@@ -166,6 +174,8 @@ struct RawConfig {
     webhook: Option<webhook::RawWebhook>,
     retention: retention::RawRetention,
     erasure: erasure::RawErasure,
+    bounces: feedback::RawBounces,
+    complaints: feedback::RawComplaints,
     log: log::RawLog,
     texts: texts::RawTexts,
     campaign: Vec<campaign::RawCampaign>,
@@ -210,6 +220,8 @@ impl Check<'_> {
         let retention = retention::check(self, &raw.retention);
         let texts = texts::check(self, &raw.texts);
         let log = log::check(self, &raw.log);
+        let bounces = feedback::check_bounces(self, &raw.bounces);
+        let complaints = feedback::check_complaints(self, &raw.complaints);
         if let (Some(smtp), Some(Some(dkim))) = (&smtp, &dkim) {
             dkim::alignment(self, smtp, dkim);
         }
@@ -225,6 +237,8 @@ impl Check<'_> {
             webhook: webhook.map_or(Some(None), |w| w.map(Some))?,
             retention: retention?,
             erasure: erasure::check(&raw.erasure),
+            bounces: bounces?,
+            complaints: complaints?,
             log: log?,
             campaigns: campaigns?,
             texts: texts?,

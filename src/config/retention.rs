@@ -13,6 +13,8 @@ pub const DEFAULT_MESSAGE_BODIES: &str = "30d";
 pub const DEFAULT_DECISIONS: &str = "3y";
 /// `retention.purge_interval`.
 pub const DEFAULT_PURGE_INTERVAL: &str = "1h";
+/// `retention.feedback`: raw bounces and complaints as received.
+pub const DEFAULT_FEEDBACK: &str = "30d";
 
 /// The longest retention accepted: more is no retention limit at all (GDPR
 /// Art. 5(1)(e), storage limitation).
@@ -26,6 +28,9 @@ pub struct RetentionConfig {
     pub decisions: Duration,
     /// How often `serve` purges (default 1h; also once at start).
     pub purge_interval: Duration,
+    /// How long a received report's raw message is kept (default 30d);
+    /// what it changed stays as long as the suppression or event it made.
+    pub feedback: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +39,7 @@ pub(super) struct RawRetention {
     message_bodies: Option<String>,
     decisions: Option<String>,
     purge_interval: Option<String>,
+    feedback: Option<String>,
 }
 
 pub(super) fn check(c: &mut Check<'_>, raw: &RawRetention) -> Option<RetentionConfig> {
@@ -57,6 +63,13 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawRetention) -> Option<RetentionCo
         DEFAULT_PURGE_INTERVAL,
         Duration::from_secs(1),
     );
+    let feedback = c.duration(
+        "retention.feedback",
+        &raw.feedback,
+        DEFAULT_FEEDBACK,
+        NONZERO,
+    );
+    let feedback = at_most(c, "retention.feedback", feedback, RETENTION_MAX);
     let message_bodies = at_most(c, "retention.message_bodies", message_bodies, RETENTION_MAX);
     let decisions = at_most(c, "retention.decisions", decisions, RETENTION_MAX);
     let purge_interval = at_most(
@@ -69,6 +82,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawRetention) -> Option<RetentionCo
         message_bodies: message_bodies?,
         decisions: decisions?,
         purge_interval: purge_interval?,
+        feedback: feedback?,
     })
 }
 

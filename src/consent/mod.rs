@@ -34,6 +34,39 @@ pub enum Source {
     PreferencePage,
     Import,
     Admin,
+    /// A spam complaint from a mailbox provider's feedback loop (ARF,
+    /// RFC 5965): the person objected by pressing "report spam".
+    Complaint,
+}
+
+impl Source {
+    /// The sources a person or an operator may name (API, CLI, import):
+    /// every one but `complaint`, which only the relay's feedback intake
+    /// writes, with the report as its proof.
+    pub const GIVEN: &'static [Source] = &[
+        Source::Api,
+        Source::Form,
+        Source::OneClick,
+        Source::Link,
+        Source::PreferencePage,
+        Source::Import,
+        Source::Admin,
+    ];
+
+    /// A source named from outside the relay: one of [`Source::GIVEN`].
+    pub fn given(text: &str) -> Result<Source, String> {
+        match text.parse::<Source>() {
+            Ok(s) if Source::GIVEN.contains(&s) => Ok(s),
+            _ => Err(format!(
+                "{text:?} is not one of: {}",
+                Source::GIVEN
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
 }
 
 /// The campaign an event is about: one campaign, or all of them (`*`).
@@ -160,7 +193,7 @@ macro_rules! wire_names {
 pub(crate) use wire_names;
 
 wire_names!(Action { Grant => "grant", Withdraw => "withdraw", Request => "request", Confirm => "confirm", Erase => "erase", Merge => "merge" });
-wire_names!(Source { Api => "api", Form => "form", OneClick => "one-click", Link => "link", PreferencePage => "preference-page", Import => "import", Admin => "admin" });
+wire_names!(Source { Api => "api", Form => "form", OneClick => "one-click", Link => "link", PreferencePage => "preference-page", Import => "import", Admin => "admin", Complaint => "complaint" });
 wire_names!(Status { Granted => "granted", Withdrawn => "withdrawn", Pending => "pending" });
 
 #[cfg(test)]

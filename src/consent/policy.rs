@@ -36,6 +36,10 @@ pub enum Reason {
     Erased,
     NotObjected,
     Mandatory,
+    /// The mailbox bounced (a hard bounce, or soft ones within the window).
+    Bounced,
+    /// The person complained (spam report) and gave no new grant since.
+    Complained,
 }
 
 crate::consent::wire_names!(Outcome { Deliver => "deliver", Suppress => "suppress" });
@@ -49,6 +53,8 @@ crate::consent::wire_names!(Reason {
     Erased => "erased",
     NotObjected => "not-objected",
     Mandatory => "mandatory",
+    Bounced => "bounced",
+    Complained => "complained",
 });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -113,6 +113,7 @@ mod tests {
             message_bodies: Duration::from_secs(30 * 86_400),
             decisions: Duration::from_secs(3 * 31_557_600),
             purge_interval: Duration::from_secs(3600),
+            feedback: Duration::from_secs(30 * 86_400),
         };
         let now = 200_000_000_000;
         let c = cutoffs(&r, now);

@@ -129,10 +129,16 @@ pub enum DeliveryStatus {
     Sent,
     Failed,
     SuppressedLate,
+    /// Its campaign is paused (the reputation guard, or an operator):
+    /// waits for `campaign resume` (back to queued) or `campaign drop-held`.
+    Held,
+    /// Dropped while held (`campaign drop-held`): never sent.
+    Dropped,
 }
 crate::consent::wire_names!(DeliveryStatus {
     Queued => "queued", Sending => "sending", Deferred => "deferred",
     Sent => "sent", Failed => "failed", SuppressedLate => "suppressed-late",
+    Held => "held", Dropped => "dropped",
 });
 
 /// One envelope recipient's decision, as accepted.

@@ -194,9 +194,7 @@ fn checked_event(
         action = Action::Request;
     }
     let source = match &b.source {
-        Some(s) => s
-            .parse::<Source>()
-            .map_err(|e| ApiError::bad("source", e))?,
+        Some(s) => Source::given(s).map_err(|e| ApiError::bad("source", e))?,
         None => Source::Api,
     };
     let at = checked_at(b.at.as_deref(), crate::time::now_ms())?;
