@@ -79,11 +79,76 @@ pub async fn receive(
     let received = store.receive_report(report).await?;
     let findings = findings(config, received.id, kind, &read, envelope_to.as_deref());
     let applied = store.apply_report(findings).await?;
+    log_events(&applied);
     Ok(Processed {
         received,
         kind,
         applied,
     })
+}
+
+/// What a report made happen, for the operator's log: a suppression, a
+/// withdrawal, the guard's warning or pause (people by subject id only).
+fn log_events(applied: &Applied) {
+    use crate::store::FeedbackEvent as E;
+    for e in &applied.events {
+        match e {
+            E::Bounced {
+                subject_id,
+                campaign,
+                kind,
+                status,
+                suppression_id,
+            } => tracing::info!(
+                report = applied.id,
+                subject = %subject_id,
+                campaign = %campaign,
+                kind = %kind,
+                status = status.as_deref().unwrap_or(""),
+                suppression = suppression_id,
+                "feedback: bounced, suppressed"
+            ),
+            E::Complained {
+                subject_id,
+                campaign,
+                event_id,
+            } => tracing::info!(
+                report = applied.id,
+                subject = %subject_id,
+                campaign = %campaign,
+                event = event_id,
+                "feedback: complained, withdrawn"
+            ),
+            E::CampaignWarning {
+                campaign,
+                day,
+                delivered,
+                complaints,
+                rate,
+            } => tracing::warn!(
+                campaign = %campaign,
+                day = day,
+                delivered = delivered,
+                complaints = complaints,
+                rate = %crate::config::rate_percent(*rate),
+                "campaign-warning: the complaint rate reached [complaints] warn_rate"
+            ),
+            E::CampaignPaused {
+                campaign,
+                day,
+                delivered,
+                complaints,
+                rate,
+            } => tracing::error!(
+                campaign = %campaign,
+                day = day,
+                delivered = delivered,
+                complaints = complaints,
+                rate = %crate::config::rate_percent(*rate),
+                "campaign-paused: the complaint rate reached [complaints] pause_rate; its copies are held until `consent-relay campaign resume`"
+            ),
+        }
+    }
 }
 
 /// Applies the reports stored but not applied (a crash came between
@@ -106,6 +171,7 @@ pub async fn process_pending(
             };
         }
         let applied = store.apply_report(findings).await?;
+        log_events(&applied);
         done.push(Processed {
             received: ReceivedReport {
                 id: p.id,
