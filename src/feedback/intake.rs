@@ -25,12 +25,6 @@ use crate::store::{
 };
 use crate::token::{self, bounce};
 
-/// The relay's own header on every copy, naming its delivery by the
-/// return-path token (`b-TOKEN`).
-pub const DELIVERY_HEADER: &str = "X-Consent-Relay-Delivery";
-/// RFC 9477's header, which carries the same value when configured.
-pub const CFBL_FEEDBACK_ID: &str = "CFBL-Feedback-ID";
-
 /// Why a door cannot take a message.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -378,14 +372,7 @@ fn target(config: &Config, read: &Report, envelope_to: Option<&str>) -> Result<T
         _ => None,
     };
     let mut refused = None;
-    for value in [
-        read.enclosed_header(DELIVERY_HEADER),
-        read.enclosed_header(CFBL_FEEDBACK_ID),
-        arf_from,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for value in [read.delivery_token(), arf_from].into_iter().flatten() {
         match return_path(signing, value.trim()) {
             Ok(id) => return Ok(Target::Delivery(id)),
             Err(e) => refused = Some(e),

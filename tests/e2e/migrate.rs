@@ -128,7 +128,10 @@ async fn filled_sqlite(dir: &Path, sink: &Sink) -> String {
     // header: feedback_reports, soft_bounces and suppressions get rows.
     let copy = String::from_utf8_lossy(&got[0].data).into_owned();
     let header = copy.split("\r\n\r\n").next().unwrap_or("").to_owned();
-    for (status, text) in [("4.2.2", "452 4.2.2 mailbox full"), ("5.1.1", "550 5.1.1 no such user")] {
+    for (status, text) in [
+        ("4.2.2", "452 4.2.2 mailbox full"),
+        ("5.1.1", "550 5.1.1 no such user"),
+    ] {
         let raw = format!(
             "From: MAILER-DAEMON@mx.example.com\r\nSubject: failure\r\nMIME-Version: 1.0\r\n\
              Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
@@ -152,6 +155,21 @@ async fn filled_sqlite(dir: &Path, sink: &Sink) -> String {
         .expect("a bounce taken");
     }
     relay.stop().await;
+    // An operator lifted the suppression (the row stays, with who and why),
+    // so a@ is still mailed after the copy.
+    {
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&sqlite)
+            .await
+            .expect("connect");
+        sqlx::query(
+            "UPDATE suppressions SET removed_at = 1, removed_by = 'admin', removed_reason = 'mailbox fixed'",
+        )
+        .execute(&mut c)
+        .await
+        .expect("lift the suppression");
+        c.close().await.expect("close");
+    }
     let config = relay.dir.path().join("consent-relay.toml");
     ok(bin(&[
         "--config",
