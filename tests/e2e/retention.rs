@@ -393,6 +393,7 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
             attempted: true,
             reply: format!("550 5.1.1 <{erin}> no such user"),
             next_attempt_at: now,
+            campaign: None,
             late_decision: None,
             dsn: Some(dsn),
         }])
@@ -626,6 +627,7 @@ async fn two_nodes_purging_at_once_remove_each_row_once() {
                     attempted: true,
                     reply: "250 2.0.0 ok".into(),
                     next_attempt_at: now,
+                    campaign: None,
                     late_decision: None,
                     dsn: None,
                 })

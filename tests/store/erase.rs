@@ -66,6 +66,7 @@ async fn erase_scrubs_every_table_and_counts_what_it_did() {
             attempted: true,
             reply: "250 ok".into(),
             next_attempt_at: 0,
+            campaign: None,
             late_decision: None,
             dsn: None,
         }])
@@ -359,6 +360,7 @@ async fn the_notice_is_queued_then_scrubbed_once_sent() {
             attempted: true,
             reply: "250 2.0.0 ok for <a@example.net>".into(),
             next_attempt_at: 0,
+            campaign: None,
             late_decision: None,
             dsn: None,
         }])

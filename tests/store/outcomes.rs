@@ -15,6 +15,7 @@ fn attempt(id: i64, status: DeliveryStatus, reply: &str, next: i64) -> AttemptRe
         attempted: true,
         reply: reply.into(),
         next_attempt_at: next,
+        campaign: None,
         late_decision: None,
         dsn: None,
     }

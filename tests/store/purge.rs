@@ -29,6 +29,7 @@ async fn purge_counts_then_removes_what_ended_before_the_cutoffs() {
             attempted: true,
             reply: "250 ok".into(),
             next_attempt_at: 0,
+            campaign: None,
             late_decision: None,
             dsn: None,
         }])
@@ -159,6 +160,7 @@ async fn purge_of_bodies_keeps_rows_younger_than_the_decision_cutoff() {
             attempted: true,
             reply: "550 no".into(),
             next_attempt_at: 0,
+            campaign: None,
             late_decision: None,
             dsn: None,
         }])

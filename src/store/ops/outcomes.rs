@@ -1,5 +1,6 @@
 //! Recording attempt outcomes, and what follows from them in the same
-//! transaction: the late decision, the bounce, and the scrub of an
+//! transaction: the late decision, the bounce, the campaign's delivered
+//! count (`campaign_days`, for the reputation guard), and the scrub of an
 //! erasure notice whose delivery ended. The upstream's reply is stored
 //! with the recipient's address masked (`mail::mask`): the rest of it is
 //! the operator's diagnostic, the address is already the row's.
@@ -15,7 +16,10 @@ use crate::store::{AttemptRecord, DeliveryStatus, StoreError};
 pub(in crate::store) fn is_final(status: DeliveryStatus) -> bool {
     matches!(
         status,
-        DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::SuppressedLate
+        DeliveryStatus::Sent
+            | DeliveryStatus::Failed
+            | DeliveryStatus::SuppressedLate
+            | DeliveryStatus::Dropped
     )
 }
 
@@ -79,6 +83,7 @@ async fn record<C: Conn>(
             .await?;
         }
     }
+    super::guard::count_delivered(c, records, &recorded, now).await?;
     let ended: Vec<i64> = records
         .iter()
         .filter(|r| recorded.contains(&r.delivery_id) && is_final(r.status))
