@@ -100,6 +100,7 @@ async fn outcomes_set_status_attempts_and_reply() {
         depth,
         vec![
             ("deferred".to_owned(), 1),
+            ("held".to_owned(), 0),
             ("queued".to_owned(), 1),
             ("sending".to_owned(), 0)
         ]
