@@ -64,6 +64,9 @@ pub const STORE_TABLES: &[&str] = &[
     "deliveries",
     "webhook_outbox",
     "idempotency_keys",
+    "feedback_reports",
+    "suppressions",
+    "soft_bounces",
 ];
 
 /// The PostgreSQL tables of this test's store with a live row holding

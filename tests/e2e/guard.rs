@@ -6,7 +6,8 @@
 //! `reputation` shows the pause and the day's delivered count;
 //! suppressions are listed and removed by the API and the command line,
 //! with who and why; the CRM hears `campaign-paused` and
-//! `suppression-removed`.
+//! `suppression-removed`; and, through the feedback intake, `bounced`,
+//! `complained` and the guard's own `campaign-paused`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -419,3 +420,86 @@ async fn suppressions_are_listed_and_removed_by_the_api_and_the_command_line() {
     relay.stop().await;
 }
 both_stores!(suppressions_are_listed_and_removed_by_the_api_and_the_command_line);
+
+async fn what_comes_back_reaches_the_crm_and_an_operator_undoes_it() {
+    use crate::bounces::{BOUNCES, arf, hard_dsn, next_mail, pair, return_path, sent, take};
+    use consent_relay::token::bounce;
+    let sink = Sink::start().await;
+    let crm = Crm::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("webhook.secret"), format!("{SECRET}\n")).expect("secret");
+    let text =
+        crate::common::relay::config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", "");
+    // One complaint among the day's few delivered copies crosses both lines.
+    let text = format!(
+        "{text}\n{BOUNCES}\n[complaints]\nmin_volume = 1\nwarn_rate = \"10%\"\npause_rate = \"30%\"\n\
+         [webhook]\nurl = \"http://{}/hooks\"\nsecret_file = \"webhook.secret\"\nretry_min = \"100ms\"\nretry_max = \"400ms\"\n",
+        crm.addr
+    );
+    let mut relay = TestRelay::start_with(dir, &text).await;
+
+    // A hard bounce: the CRM hears it; an operator lifts it, mail goes again.
+    let ann = "ann@example.net";
+    let d = sent(&relay, &sink, ann, "prospecting").await;
+    take(&relay, Some(return_path(&relay, d)), hard_dsn(ann)).await;
+    let bounced = crm.wait_for("bounced").await;
+    assert_eq!(bounced["email"], ann);
+    assert_eq!(bounced["kind"], "hard");
+    assert_eq!(bounced["status"], "5.1.1");
+    assert_eq!(
+        next_mail(&relay, ann, "prospecting").await,
+        pair("suppress", "bounced")
+    );
+    ok(cli(
+        &relay,
+        "alice",
+        &["suppression", "remove", ann, "--reason", "new mailbox"],
+    )
+    .await);
+    assert_eq!(
+        next_mail(&relay, ann, "prospecting").await,
+        pair("deliver", "not-objected")
+    );
+
+    // A complaint: withdrawn (posted as complained), and the guard pauses.
+    let gus = "gus@example.net";
+    let d = sent(&relay, &sink, gus, "prospecting").await;
+    let header = format!(
+        "X-Consent-Relay-Delivery: {}\r\n",
+        bounce::local_part(&relay.config.signing, d).unwrap()
+    );
+    take(&relay, None, arf(&header, "1")).await;
+    let complained = crm.wait_for("complained").await;
+    assert_eq!(
+        (
+            &complained["email"],
+            &complained["action"],
+            &complained["source"]
+        ),
+        (&json!(gus), &json!("withdraw"), &json!("complaint"))
+    );
+    let paused = crm.wait_for("campaign-paused").await;
+    assert_eq!(paused["campaign"], "prospecting");
+    assert_eq!(paused["paused_by"], "reputation-guard");
+    crm.wait_for("campaign-warning").await;
+    let rep = json_of(
+        &relay,
+        &["reputation", "--json", "--campaign", "prospecting"],
+    )
+    .await;
+    assert_eq!(rep["paused"][0]["paused_by"], "reputation-guard");
+    assert!(
+        rep["days"].as_array().is_some_and(|d| d
+            .iter()
+            .any(|d| d["complaints"] == 1 && d["mark"] == "pause")),
+        "{rep}"
+    );
+    // Paused: the next copy is held.
+    let r = relay
+        .send(&["pat@example.org"], &message("prospecting", "x"))
+        .await;
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(queued(&relay, "prospecting").await, ["held"]);
+    relay.stop().await;
+}
+both_stores!(what_comes_back_reaches_the_crm_and_an_operator_undoes_it);

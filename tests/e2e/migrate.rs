@@ -124,6 +124,36 @@ async fn filled_sqlite(dir: &Path, sink: &Sink) -> String {
     assert!(reply.starts_with("250"), "{reply}");
     let got = sink.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(got[0].rcpt_to, vec!["a@example.com".to_owned()]);
+    // A soft and then a hard bounce for a@, found through the copy's own
+    // header: feedback_reports, soft_bounces and suppressions get rows.
+    let copy = String::from_utf8_lossy(&got[0].data).into_owned();
+    let header = copy.split("\r\n\r\n").next().unwrap_or("").to_owned();
+    for (status, text) in [
+        ("4.2.2", "452 4.2.2 mailbox full"),
+        ("5.1.1", "550 5.1.1 no such user"),
+    ] {
+        let raw = format!(
+            "From: MAILER-DAEMON@mx.example.com\r\nSubject: failure\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+             --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\n\
+             Final-Recipient: rfc822; a@example.com\r\nAction: failed\r\nStatus: {status}\r\n\
+             Diagnostic-Code: smtp; {text}\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n{header}\r\n\r\n--B--\r\n"
+        );
+        consent_relay::feedback::intake::receive(
+            relay.store(),
+            &relay.config,
+            consent_relay::store::NewReport {
+                door: consent_relay::store::Door::Cli,
+                envelope_from: None,
+                envelope_to: None,
+                client_ip: None,
+                raw: raw.into_bytes(),
+                received_at: consent_relay::time::now_ms(),
+            },
+        )
+        .await
+        .expect("a bounce taken");
+    }
     relay.stop().await;
     let config = relay.dir.path().join("consent-relay.toml");
     ok(bin(&[

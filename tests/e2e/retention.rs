@@ -396,6 +396,7 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
             campaign: None,
             late_decision: None,
             dsn: Some(dsn),
+            bounce: None,
         }])
         .await
         .unwrap();
@@ -630,6 +631,7 @@ async fn two_nodes_purging_at_once_remove_each_row_once() {
                     campaign: None,
                     late_decision: None,
                     dsn: None,
+                    bounce: None,
                 })
                 .collect(),
         )

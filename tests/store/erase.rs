@@ -69,6 +69,7 @@ async fn erase_scrubs_every_table_and_counts_what_it_did() {
             campaign: None,
             late_decision: None,
             dsn: None,
+            bounce: None,
         }])
         .await
         .unwrap();
@@ -363,6 +364,7 @@ async fn the_notice_is_queued_then_scrubbed_once_sent() {
             campaign: None,
             late_decision: None,
             dsn: None,
+            bounce: None,
         }])
         .await
         .unwrap();

@@ -159,6 +159,7 @@ fn sent(id: i64, campaign: Option<&str>, status: DeliveryStatus) -> AttemptRecor
         campaign: campaign.map(str::to_owned),
         late_decision: None,
         dsn: None,
+        bounce: None,
     }
 }
 

@@ -18,6 +18,7 @@ fn attempt(id: i64, status: DeliveryStatus, reply: &str, next: i64) -> AttemptRe
         campaign: None,
         late_decision: None,
         dsn: None,
+        bounce: None,
     }
 }
 

@@ -32,6 +32,7 @@ async fn purge_counts_then_removes_what_ended_before_the_cutoffs() {
             campaign: None,
             late_decision: None,
             dsn: None,
+            bounce: None,
         }])
         .await
         .unwrap();
@@ -163,6 +164,7 @@ async fn purge_of_bodies_keeps_rows_younger_than_the_decision_cutoff() {
             campaign: None,
             late_decision: None,
             dsn: None,
+            bounce: None,
         }])
         .await
         .unwrap();

@@ -24,13 +24,17 @@ pub(in crate::store) fn is_final(status: DeliveryStatus) -> bool {
 }
 
 /// Records a batch of outcomes; `Out` is the number of erasure notices scrubbed.
-pub(in crate::store) struct Record(pub Vec<AttemptRecord>);
+/// `webhook`: `[webhook]` is set (the notice of an upstream bounce).
+pub(in crate::store) struct Record {
+    pub records: Vec<AttemptRecord>,
+    pub webhook: bool,
+}
 
 impl Op for Record {
     type Out = u64;
 
     async fn run<C: Conn>(&self, c: &mut C, now: i64) -> Result<u64, StoreError> {
-        record(c, &self.0, now).await
+        record(c, &self.records, self.webhook, now).await
     }
 
     fn removed_personal_data(scrubbed: &u64) -> bool {
@@ -41,6 +45,7 @@ impl Op for Record {
 async fn record<C: Conn>(
     c: &mut C,
     records: &[AttemptRecord],
+    webhook: bool,
     now: i64,
 ) -> Result<u64, StoreError> {
     if records.is_empty() {
@@ -70,6 +75,10 @@ async fn record<C: Conn>(
                 .arg(now),
             )
             .await?;
+        }
+        if let Some(b) = &r.bounce {
+            super::feedback::upstream_bounce(c, r.delivery_id, &b.effect, &b.rules, webhook, now)
+                .await?;
         }
         if let Some(dsn) = &r.dsn {
             c.insert_messages(&[dsn], now).await?;

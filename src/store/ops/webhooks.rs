@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use super::{Conn, Op, Sql};
 use crate::store::rows::{Cols, event_from_row, webhook_from_row};
 use crate::store::{
-    ClaimedNotice, ClaimedWebhook, NoticeKind, NoticeRow, StoreError, WebhookOutcome, WebhookRow,
+    ClaimedNotice, ClaimedWebhook, FeedbackEvent, NoticeKind, NoticeRow, StoreError,
+    WebhookOutcome, WebhookRow,
 };
 
 /// Leases the head row of each subject's outbox queue that is due (or
@@ -198,6 +199,49 @@ pub(in crate::store) async fn notice<C: Conn>(
     )
     .await
     .map(drop)
+}
+
+/// Queues the notices of what a report (or the upstream's own 5xx) made
+/// happen, in its transaction: `bounced`, `campaign-warning` and
+/// `campaign-paused` (the payload is the event's fields, `day` also as a
+/// `date`). A complaint's withdrawal is a consent event: it goes through
+/// the outbox already (posted as type `complained`).
+pub(in crate::store) async fn feedback_notices<C: Conn>(
+    c: &mut C,
+    webhook: bool,
+    events: &[FeedbackEvent],
+    now: i64,
+) -> Result<(), StoreError> {
+    for e in events {
+        let (kind, subject_id) = match e {
+            FeedbackEvent::Bounced { subject_id, .. } => (NoticeKind::Bounced, Some(subject_id)),
+            FeedbackEvent::CampaignWarning { .. } => (NoticeKind::CampaignWarning, None),
+            FeedbackEvent::CampaignPaused { .. } => (NoticeKind::CampaignPaused, None),
+            FeedbackEvent::Complained { .. } => continue,
+        };
+        let mut payload = serde_json::to_value(e)
+            .map_err(|e| StoreError::Corrupt(format!("feedback event as JSON: {e}")))?;
+        if let Some(o) = payload.as_object_mut() {
+            o.remove("event");
+            if let Some(day) = o.get("day").and_then(serde_json::Value::as_i64) {
+                let date = crate::time::format_time(day * 86_400_000);
+                o.insert("date".into(), date.get(..10).unwrap_or("").into());
+            }
+            if kind == NoticeKind::CampaignPaused {
+                o.insert("paused_by".into(), super::feedback::GUARD.into());
+            }
+        }
+        notice(
+            c,
+            webhook,
+            kind,
+            subject_id.map(String::as_str),
+            &payload,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What a leased notice row returns: `id, attempts, kind, payload, address`.

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::store::ops::accept::{Accept, ClaimDue, ReleaseLeases};
 use crate::store::ops::consent::AppendEvent;
 use crate::store::ops::erase::Erase;
+use crate::store::ops::feedback::{Apply, PurgeReports, Receive};
 use crate::store::ops::identity::BringToIdentity;
 use crate::store::ops::import::{AppendOnce, Import};
 use crate::store::ops::nodes::{Heartbeat, Join, Leave};
@@ -90,6 +91,9 @@ macro_rules! each_job {
             Job::RemoveSuppressions($p) => $e,
             Job::ClaimNotices($p) => $e,
             Job::RecordNotice($p) => $e,
+            Job::ReceiveReport($p) => $e,
+            Job::ApplyReport($p) => $e,
+            Job::PurgeReports($p) => $e,
         }
     };
 }
@@ -131,6 +135,9 @@ jobs! {
     RemoveSuppressions(suppressions::Remove),
     ClaimNotices(ClaimNotices),
     RecordNotice(RecordNotice),
+    ReceiveReport(Receive),
+    ApplyReport(Apply),
+    PurgeReports(PurgeReports),
 }
 
 impl Job {

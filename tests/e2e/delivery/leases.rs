@@ -118,6 +118,7 @@ async fn two_nodes_never_take_the_same_row() {
         campaign: None,
         late_decision: None,
         dsn: None,
+        bounce: None,
     };
     b.record_attempts(all.iter().map(|id| sent(*id)).collect())
         .await
