@@ -29,6 +29,12 @@ pub const SMTP_CONNECTIONS_OPEN: &str = "consent_relay_smtp_connections_open";
 pub const CONSENT_EVENTS: &str = "consent_relay_consent_events_total";
 pub const QUEUE_DEPTH: &str = "consent_relay_queue_depth";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "consent_relay_http_connections_refused_total";
+pub const FEEDBACK_REPORTS: &str = "consent_relay_feedback_reports_total";
+pub const BOUNCES: &str = "consent_relay_bounces_total";
+pub const COMPLAINTS: &str = "consent_relay_complaints_total";
+pub const SUPPRESSIONS_REMOVED: &str = "consent_relay_suppressions_removed_total";
+pub const CAMPAIGN_PAUSES: &str = "consent_relay_campaign_pauses_total";
+pub const CAMPAIGN_WARNINGS: &str = "consent_relay_campaign_warnings_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -103,6 +109,27 @@ fn describe() {
         HTTP_CONNECTIONS_REFUSED,
         "HTTP connections closed on accept, by limit (per-client or total)."
     );
+    describe_counter!(
+        FEEDBACK_REPORTS,
+        "Reports received at a feedback door, by kind (bounce, complaint, feedback, auto-reply, none)."
+    );
+    describe_counter!(
+        BOUNCES,
+        "Bounces applied to a person, by kind (hard, soft) and campaign."
+    );
+    describe_counter!(COMPLAINTS, "Complaints applied to a person, by campaign.");
+    describe_counter!(
+        SUPPRESSIONS_REMOVED,
+        "Suppressions removed by an operator (API or command line)."
+    );
+    describe_counter!(
+        CAMPAIGN_PAUSES,
+        "Campaigns paused, by campaign and by whom (reputation-guard or operator)."
+    );
+    describe_counter!(
+        CAMPAIGN_WARNINGS,
+        "Reputation guard warnings (complaint rate at warn_rate), by campaign."
+    );
     describe_gauge!(
         QUEUE_DEPTH,
         "Recipient copies in the queue, by status (read at scrape time)."
@@ -110,7 +137,7 @@ fn describe() {
 }
 
 /// The text exposition: the process's counters and histograms, then the
-/// queue depth, `(status, copies)` as the store counts them now; `None`
+/// queue depth (held copies too), `(status, copies)` as the store counts them now; `None`
 /// when it could not be read (the gauge is then left out).
 pub fn render(queue_depth: Option<&[(String, i64)]>) -> String {
     let mut out = install().render();
@@ -118,7 +145,7 @@ pub fn render(queue_depth: Option<&[(String, i64)]>) -> String {
         out.push_str(&format!(
             "# HELP {QUEUE_DEPTH} Recipient copies in the queue, by status (read at scrape time).\n# TYPE {QUEUE_DEPTH} gauge\n"
         ));
-        for status in ["queued", "deferred", "sending"] {
+        for status in ["queued", "deferred", "sending", "held"] {
             let n = depth
                 .iter()
                 .find(|(s, _)| s == status)
@@ -132,6 +159,38 @@ pub fn render(queue_depth: Option<&[(String, i64)]>) -> String {
 /// A message refused; `reason` is one word from a closed set.
 pub fn refused(reason: &'static str) {
     metrics::counter!(MESSAGES_REFUSED, "reason" => reason).increment(1);
+}
+
+/// A report received at a feedback door; `kind` is its wire name.
+pub fn feedback_report(kind: &str) {
+    metrics::counter!(FEEDBACK_REPORTS, "kind" => kind.to_owned()).increment(1);
+}
+
+/// A bounce applied to a person; `kind` is `hard` or `soft`.
+pub fn bounce(kind: &str, campaign: &str) {
+    metrics::counter!(BOUNCES, "kind" => kind.to_owned(), "campaign" => campaign.to_owned())
+        .increment(1);
+}
+
+/// A complaint applied to a person.
+pub fn complaint(campaign: &str) {
+    metrics::counter!(COMPLAINTS, "campaign" => campaign.to_owned()).increment(1);
+}
+
+/// A campaign paused; `by` is `reputation-guard` or an operator's name
+/// (counted as `operator`, so names do not make label values).
+pub fn campaign_paused(campaign: &str, by: &str) {
+    let by = if by == "reputation-guard" {
+        "reputation-guard"
+    } else {
+        "operator"
+    };
+    metrics::counter!(CAMPAIGN_PAUSES, "campaign" => campaign.to_owned(), "by" => by).increment(1);
+}
+
+/// A reputation guard warning about a campaign's day.
+pub fn campaign_warning(campaign: &str) {
+    metrics::counter!(CAMPAIGN_WARNINGS, "campaign" => campaign.to_owned()).increment(1);
 }
 
 /// An HTTP connection closed on accept; `limit` is `per-client` or `total`.

@@ -1,6 +1,6 @@
 //! `consent-relay consent grant|withdraw|show|expiring`: record a change of
-//! consent by hand (source `admin` by default) or show a person's state and
-//! history.
+//! consent by hand (source `admin` by default) or show a person's state,
+//! history and suppressions.
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -75,13 +75,17 @@ pub(super) async fn run(config: &Config, c: ConsentCommand) -> anyhow::Result<()
 pub(super) async fn show(config: &Config, email: &str, json: bool) -> anyhow::Result<()> {
     let address = super::identity(email)?.canonical().to_owned();
     let store = open(config).await?;
-    let found = store.subject_consent(&address).await?;
+    let found = store.subject_consent(&address).await;
+    let suppressions = store.suppressions_of(&address).await;
     store.close().await;
+    let (found, suppressions) = (found?, suppressions?);
     let Some(s) = found else {
         bail!("no consent records for {address}");
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let mut doc = serde_json::to_value(&s)?;
+        doc["suppressions"] = serde_json::to_value(&suppressions)?;
+        println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
     println!("{} (subject {})", s.address, s.subject_id);
@@ -112,6 +116,7 @@ pub(super) async fn show(config: &Config, email: &str, json: bool) -> anyhow::Re
             proof(" user_agent", e.user_agent.as_deref()),
         );
     }
+    super::suppression::print_suppressions(&suppressions);
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! store and the rights. `--config` is accepted before or after the
 //! subcommand.
 
+mod campaign;
 mod check_config;
 mod consent;
 mod erase;
@@ -16,6 +17,8 @@ pub mod migrate;
 mod purge;
 mod queue;
 mod register;
+mod reputation;
+mod suppression;
 mod webhooks;
 
 use std::io::IsTerminal as _;
@@ -79,6 +82,14 @@ pub enum Command {
     },
     /// Copy every table of one store into another, empty one (e.g. SQLite to PostgreSQL), ids kept
     MigrateStore(migrate::MigrateArgs),
+    /// Pause a campaign, resume it, or drop the copies it holds
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
+    /// Per campaign per day: delivered, bounces, complaints and their rates, against [complaints]
+    Reputation(reputation::ReputationArgs),
+    /// List the suppressions in force, or remove one (with a reason)
+    #[command(subcommand)]
+    Suppression(suppression::SuppressionCommand),
     /// Print the processing register (GDPR Art. 30) the configuration implies
     Register {
         /// JSON instead of a table
@@ -150,6 +161,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MigrateStore(a) => migrate::run(a).await,
         Command::Purge { dry_run } => purge::run(&config, dry_run).await,
         Command::Register { json } => register::run(&config, json),
+        Command::Campaign(c) => campaign::run(&config, c).await,
+        Command::Reputation(a) => reputation::run(&config, a).await,
+        Command::Suppression(c) => suppression::run(&config, c).await,
     }
 }
 

@@ -2,7 +2,10 @@
 //! template, cached per message), the consent read again just before
 //! sending, one query per campaign in the batch, and the rows that will
 //! never be sent recorded at once: `suppressed-late` when consent was
-//! withdrawn since accept, `failed` when the body is gone.
+//! withdrawn since accept, `failed` when the body is gone, `held` when
+//! the campaign was paused since the row was leased (one read of the
+//! pauses per batch: a pause made on any node stops the copies it finds
+//! queued, and this catches those leased just before).
 //!
 //! Does not send anything (that is [`super::worker`]).
 
@@ -41,10 +44,49 @@ impl Delivery {
         cache: &mut BodyCache,
         records: &mpsc::UnboundedSender<AttemptRecord>,
     ) -> Result<Vec<Job>, StoreError> {
-        self.load_bodies(cfg, &claimed, cache).await?;
         let now = crate::time::now_ms();
+        let claimed = self.hold_paused(claimed, records, now).await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.load_bodies(cfg, &claimed, cache).await?;
         let rechecked = self.recheck_consent(cfg, &claimed, now).await?;
         Ok(into_jobs(claimed, rechecked, cache, records, now))
+    }
+
+    /// The claimed rows whose campaign is not paused; the relayed copies
+    /// of paused campaigns are recorded `held` (not an attempt).
+    async fn hold_paused(
+        &self,
+        claimed: Vec<ClaimedDelivery>,
+        records: &mpsc::UnboundedSender<AttemptRecord>,
+        now: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        if !claimed.iter().any(|c| c.kind == MessageKind::Relay) {
+            return Ok(claimed);
+        }
+        let paused = self.store.campaign_pauses().await?;
+        if paused.is_empty() {
+            return Ok(claimed);
+        }
+        let (held, go): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|c| {
+            c.kind == MessageKind::Relay && paused.iter().any(|p| p.campaign == c.campaign)
+        });
+        for c in held {
+            tracing::info!(queue_id = %c.message_id, delivery = c.id, campaign = %c.campaign, "delivery held: campaign paused");
+            let _ = records.send(AttemptRecord {
+                delivery_id: c.id,
+                status: DeliveryStatus::Held,
+                attempted: false,
+                reply: "held: campaign paused".into(),
+                next_attempt_at: now,
+                campaign: None,
+                late_decision: None,
+                dsn: None,
+                bounce: None,
+            });
+        }
+        Ok(go)
     }
 
     /// Puts the bodies of `claimed` that are not cached yet into `cache`.
@@ -177,6 +219,7 @@ fn into_jobs(
                 attempted: false,
                 reply: "message body no longer stored".into(),
                 next_attempt_at: now,
+                campaign: None,
                 late_decision: None,
                 dsn: None,
             });
@@ -203,6 +246,7 @@ fn suppressed_late(c: &ClaimedDelivery, l: LateDecision, now: i64) -> AttemptRec
         attempted: false,
         reply: format!("consent changed after accept: {}", l.reason),
         next_attempt_at: now,
+        campaign: None,
         late_decision: Some(l),
         dsn: None,
         bounce: None,

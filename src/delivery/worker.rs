@@ -322,6 +322,7 @@ fn attempt_record(cfg: &Config, job: &Job, outcome: &AttemptOutcome) -> AttemptR
         attempted: true,
         reply: outcome.reply().to_owned(),
         next_attempt_at: next,
+        campaign: (d.kind == MessageKind::Relay).then(|| d.campaign.clone()),
         late_decision: None,
         dsn,
         bounce: (status == DeliveryStatus::Failed && d.kind == MessageKind::Relay)

@@ -73,6 +73,9 @@ pub async fn receive(
     let received = store.receive_report(report).await?;
     let findings = findings(config, received.id, kind, &read, envelope_to.as_deref());
     let applied = store.apply_report(findings).await?;
+    if !applied.already {
+        crate::metrics::feedback_report(kind.as_str());
+    }
     log_events(&applied);
     Ok(Processed {
         received,
@@ -81,11 +84,20 @@ pub async fn receive(
     })
 }
 
-/// What a report made happen, for the operator's log: a suppression, a
-/// withdrawal, the guard's warning or pause (people by subject id only).
+/// What a report made happen, for the operator's log and the metrics: a
+/// suppression, a withdrawal, the guard's warning or pause (people by
+/// subject id only).
 fn log_events(applied: &Applied) {
     use crate::store::FeedbackEvent as E;
     for e in &applied.events {
+        match e {
+            E::Bounced { kind, campaign, .. } => crate::metrics::bounce(kind, campaign),
+            E::Complained { campaign, .. } => crate::metrics::complaint(campaign),
+            E::CampaignWarning { campaign, .. } => crate::metrics::campaign_warning(campaign),
+            E::CampaignPaused { campaign, .. } => {
+                crate::metrics::campaign_paused(campaign, "reputation-guard")
+            }
+        }
         match e {
             E::Bounced {
                 subject_id,

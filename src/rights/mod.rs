@@ -20,7 +20,7 @@ use crate::consent::policy::{Outcome, Reason};
 use crate::consent::subject;
 use crate::store::{
     ConsentEvent, DecisionRow, DeliveryRow, Erasure, ErasureReport, MessageKind, NewMessage,
-    RecipientDecision, Store, StoreError, SubjectRecord,
+    RecipientDecision, Store, StoreError, SubjectRecord, Suppression,
 };
 use crate::texts::Language;
 
@@ -145,8 +145,8 @@ fn erasure_notice(config: &Config, to: &Identity, lang: Language, now: i64) -> O
 
 /// The access document: the subject, consent state per campaign, every
 /// consent event with its proof, the decision log, the deliveries, the
-/// messages to the address alone and the bounces about it, and what is
-/// withheld, with why.
+/// messages to the address alone and the bounces about it, the
+/// suppressions (removed ones too), and what is withheld, with why.
 pub fn document(config: &Config, address: &str, r: &SubjectRecord) -> Value {
     let mut withheld = Vec::new();
     let messages: Vec<Value> = r
@@ -215,6 +215,7 @@ pub fn document(config: &Config, address: &str, r: &SubjectRecord) -> Value {
         "deliveries": r.deliveries.iter().map(delivery).collect::<Vec<_>>(),
         "messages": messages,
         "bounces": bounces,
+        "suppressions": r.suppressions.iter().map(suppression).collect::<Vec<_>>(),
         "withheld": withheld,
     })
 }
@@ -247,6 +248,17 @@ fn log_lines(config: &Config, address: &str) -> Value {
         }
     };
     json!({"item": "log lines", "reason": reason})
+}
+
+/// A suppression (a bounce the relay acts on), with its removal if any.
+pub fn suppression(s: &Suppression) -> Value {
+    json!({
+        "id": s.id, "kind": s.kind, "reason": s.reason, "status_code": s.status_code,
+        "diagnostic": s.diagnostic, "source": s.source, "campaign": s.campaign,
+        "since": time(s.since), "until": s.until.map(time), "active": s.active,
+        "removed_at": s.removed_at.map(time), "removed_by": s.removed_by,
+        "removed_reason": s.removed_reason,
+    })
 }
 
 /// A consent event with its proof.

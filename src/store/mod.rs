@@ -215,6 +215,9 @@ pub struct AttemptRecord {
     pub attempted: bool,
     pub reply: String,
     pub next_attempt_at: i64,
+    /// The campaign a relayed copy counts for (`campaign_days.delivered`
+    /// once sent); `None` for the relay's own mail.
+    pub campaign: Option<String>,
     /// For `suppressed-late`: the decision row to add.
     pub late_decision: Option<LateDecision>,
     /// For `failed`: the bounce to queue to the envelope sender.
@@ -378,6 +381,8 @@ pub struct SubjectRecord {
     pub messages: Vec<HeldMessage>,
     /// The bounces (DSNs to the sender) about the copies to the address.
     pub bounces: Vec<HeldBounce>,
+    /// The person's suppressions (bounces acted on), removed ones too.
+    pub suppressions: Vec<Suppression>,
 }
 
 /// A message to the address, its body still held (access requests).
@@ -609,6 +614,13 @@ macro_rules! snapshot {
     };
 }
 
+// After the macros above, which it uses.
+mod guard;
+pub use guard::{
+    ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
+    Released, Suppression, day_of,
+};
+
 impl Store {
     /// Opens the store named by `[store] url` and brings its schema up to date.
     /// `exclusive` takes the single-node lock (SQLite: one `serve` per
@@ -770,7 +782,12 @@ impl Store {
 
     /// Records attempt outcomes (one transaction per batch, grouped).
     pub async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
-        self.write(ops::outcomes::Record(records)).await.map(drop)
+        self.write(ops::outcomes::Record {
+            records,
+            webhook: self.webhook(),
+        })
+        .await
+        .map(drop)
     }
 
     /// Takes the node name `name` for this process (`instance`) unless
@@ -910,12 +927,12 @@ impl Store {
         snapshot!(self, c => ops::purge::purge_count(c, cutoffs))
     }
 
-    /// How many copies are queued, deferred and being sent, by status.
+    /// How many copies are queued, deferred, being sent and held, by status.
     pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         read!(self, c => ops::reads::queue_depth(c))
     }
 
-    /// Deliveries not yet final (queued, sending, deferred) and failed ones.
+    /// Deliveries not yet final (queued, sending, deferred, held) and failed ones.
     pub async fn queue(&self, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
         read!(self, c => ops::reads::queue(c, limit))
     }

@@ -3,6 +3,9 @@
 //! backoff until the CRM answers 2xx. The store queues each event in
 //! `webhook_outbox` in the transaction that records it, so nothing is lost
 //! across a crash or restart (at-least-once: the receiver dedups on `id`).
+//! Notices (a bounce, a removed suppression, a paused or warned campaign)
+//! are queued the same way in `webhook_notices` and posted alike, in the
+//! room the consent events leave.
 //!
 //! A subject's events go out in order: the store only leases the oldest row
 //! of each subject, so a later event waits until the earlier one was
@@ -21,7 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::WebhookConfig;
-use crate::store::{ClaimedWebhook, Store, WebhookOutcome};
+use crate::store::{ClaimedNotice, ClaimedWebhook, Store, WebhookOutcome};
 
 /// How often the outbox is read for events written by other processes.
 const POLL: Duration = Duration::from_secs(1);
@@ -81,11 +84,7 @@ impl Dispatcher {
             };
             if room > 0 {
                 let lease_until = now + lease.as_millis() as i64;
-                match self
-                    .store
-                    .claim_webhooks(&self.node, now, lease_until, room as i64)
-                    .await
-                {
+                match self.claim(now, lease_until, room as i64).await {
                     Ok(claimed) => {
                         failures = 0;
                         for c in claimed {
@@ -151,6 +150,85 @@ impl Dispatcher {
     }
 }
 
+impl Dispatcher {
+    /// Up to `limit` consent events, then notices in the room left.
+    async fn claim(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Posting>, crate::store::StoreError> {
+        let mut claimed: Vec<Posting> = self
+            .store
+            .claim_webhooks(&self.node, now, lease_until, limit)
+            .await?
+            .into_iter()
+            .map(Posting::Event)
+            .collect();
+        let room = limit - claimed.len() as i64;
+        if room > 0 {
+            claimed.extend(
+                self.store
+                    .claim_notices(&self.node, now, lease_until, room)
+                    .await?
+                    .into_iter()
+                    .map(Posting::Notice),
+            );
+        }
+        Ok(claimed)
+    }
+}
+
+/// One row to post: a consent event or a notice.
+enum Posting {
+    Event(ClaimedWebhook),
+    Notice(ClaimedNotice),
+}
+
+impl Posting {
+    /// The row's id in its table.
+    fn id(&self) -> i64 {
+        match self {
+            Posting::Event(c) => c.event.id,
+            Posting::Notice(n) => n.id,
+        }
+    }
+
+    fn attempts(&self) -> i64 {
+        match self {
+            Posting::Event(c) => c.attempts,
+            Posting::Notice(n) => n.attempts,
+        }
+    }
+
+    /// What the log names it by: the subject, or the notice's kind.
+    fn about(&self) -> &str {
+        match self {
+            Posting::Event(c) => &c.event.subject_id,
+            Posting::Notice(n) => n.kind.as_str(),
+        }
+    }
+
+    fn body(&self, timestamp: i64) -> Vec<u8> {
+        match self {
+            Posting::Event(c) => signed::body(c, timestamp),
+            Posting::Notice(n) => signed::notice_body(n, timestamp),
+        }
+    }
+
+    async fn record(
+        &self,
+        store: &Store,
+        node: &str,
+        outcome: WebhookOutcome,
+    ) -> Result<(), crate::store::StoreError> {
+        match self {
+            Posting::Event(_) => store.record_webhook(node, outcome).await,
+            Posting::Notice(_) => store.record_notice(node, outcome).await,
+        }
+    }
+}
+
 /// The HTTP client for `[webhook]`: the timeout, no redirects, the system
 /// roots or those of `ca_file` (`roots`, read by
 /// [`crate::config::load::webhook_roots`]); an error names the
@@ -184,11 +262,11 @@ async fn attempt(
     client: reqwest::Client,
     store: Store,
     node: String,
-    claimed: ClaimedWebhook,
+    claimed: Posting,
 ) -> Option<i64> {
-    let event_id = claimed.event.id;
-    let number = claimed.attempts + 1;
-    let body = signed::body(&claimed, crate::time::now_ms() / 1000);
+    let event_id = claimed.id();
+    let number = claimed.attempts() + 1;
+    let body = claimed.body(crate::time::now_ms() / 1000);
     let signature = signed::signature(&config.secret.0, &body);
     let started = Instant::now();
     let sent = client
@@ -207,13 +285,13 @@ async fn attempt(
     };
     let (outcome, retry_at) = match result {
         Ok(status) => {
-            tracing::info!(event = event_id, subject = %claimed.event.subject_id, attempt = number, status, elapsed_ms, "webhook: accepted");
+            tracing::info!(event = event_id, subject = %claimed.about(), attempt = number, status, elapsed_ms, "webhook: accepted");
             (WebhookOutcome::Delivered { event_id }, None)
         }
         Err(error) => {
             let wait = signed::backoff(number, config.retry_min, config.retry_max);
             let at = crate::time::now_ms() + wait.as_millis() as i64;
-            tracing::warn!(event = event_id, subject = %claimed.event.subject_id, attempt = number, error = %error, elapsed_ms, retry_in_ms = wait.as_millis() as u64, "webhook: not accepted; will retry");
+            tracing::warn!(event = event_id, subject = %claimed.about(), attempt = number, error = %error, elapsed_ms, retry_in_ms = wait.as_millis() as u64, "webhook: not accepted; will retry");
             let outcome = WebhookOutcome::Failed {
                 event_id,
                 error,
@@ -222,7 +300,7 @@ async fn attempt(
             (outcome, Some(at))
         }
     };
-    if let Err(e) = store.record_webhook(&node, outcome).await {
+    if let Err(e) = claimed.record(&store, &node, outcome).await {
         // The lease expires and the event is posted again (at-least-once).
         tracing::error!(event = event_id, cause = %e, "webhook: recording the attempt failed");
     }

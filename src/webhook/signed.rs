@@ -2,9 +2,13 @@
 //! due. Pure: the event, the clock and the secret in; bytes, a header value
 //! and a delay out.
 //!
-//! The body is the API's event object (`rights::event`) plus `type`,
-//! `email` (null once the subject was erased) and `timestamp` (unix seconds
-//! of this attempt). `X-Consent-Relay-Signature: sha256=<hex>` is the
+//! The body is the API's event object (`rights::event`) plus `type`
+//! (`consent.<action>`, or `complained` for the withdrawal a complaint
+//! made: action `withdraw`, source `complaint`), `email` (null once the
+//! subject was erased) and `timestamp` (unix seconds of this attempt). A
+//! notice's body is its payload plus `type` (`bounced`,
+//! `suppression-removed`, `campaign-paused`, `campaign-warning`), `id`
+//! (`notice-<n>`, to dedup on), `email` and `timestamp`. `X-Consent-Relay-Signature: sha256=<hex>` is the
 //! HMAC-SHA256 of the exact body bytes under the webhook secret: the
 //! timestamp is inside what is signed, so a receiver that refuses old
 //! timestamps refuses replays.
@@ -14,7 +18,8 @@ use std::time::Duration;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::store::ClaimedWebhook;
+use crate::consent::{Action, Source};
+use crate::store::{ClaimedNotice, ClaimedWebhook};
 
 /// The header carrying the body's signature.
 pub const SIGNATURE_HEADER: &str = "X-Consent-Relay-Signature";
@@ -23,14 +28,34 @@ pub const SIGNATURE_HEADER: &str = "X-Consent-Relay-Signature";
 pub fn body(claimed: &ClaimedWebhook, timestamp: i64) -> Vec<u8> {
     let mut doc = crate::rights::event(&claimed.event);
     if let Some(o) = doc.as_object_mut() {
-        o.insert(
-            "type".into(),
-            format!("consent.{}", claimed.event.action).into(),
-        );
+        let e = &claimed.event;
+        let kind = if e.source == Source::Complaint && e.action == Action::Withdraw {
+            "complained".to_owned()
+        } else {
+            format!("consent.{}", e.action)
+        };
+        o.insert("type".into(), kind.into());
         o.insert("email".into(), claimed.email.clone().into());
         o.insert("timestamp".into(), timestamp.into());
     }
     doc.to_string().into_bytes()
+}
+
+/// The JSON body of one attempt to post a notice; `timestamp` in unix seconds.
+pub fn notice_body(claimed: &ClaimedNotice, timestamp: i64) -> Vec<u8> {
+    let mut doc = match &claimed.payload {
+        serde_json::Value::Object(o) => o.clone(),
+        other => {
+            let mut o = serde_json::Map::new();
+            o.insert("payload".into(), other.clone());
+            o
+        }
+    };
+    doc.insert("type".into(), claimed.kind.as_str().into());
+    doc.insert("id".into(), format!("notice-{}", claimed.id).into());
+    doc.insert("email".into(), claimed.email.clone().into());
+    doc.insert("timestamp".into(), timestamp.into());
+    serde_json::Value::Object(doc).to_string().into_bytes()
 }
 
 /// `sha256=<hex HMAC-SHA256 of body under secret>`.
@@ -93,6 +118,38 @@ mod tests {
         let erased: serde_json::Value =
             serde_json::from_slice(&body(&claimed(None), 1)).expect("json");
         assert_eq!(erased["email"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_complaints_withdrawal_is_complained() {
+        let mut c = claimed(Some("a@example.com"));
+        c.event.action = crate::consent::Action::Withdraw;
+        c.event.source = crate::consent::Source::Complaint;
+        let b: serde_json::Value = serde_json::from_slice(&body(&c, 1)).expect("json");
+        assert_eq!(b["type"], "complained");
+        assert_eq!(b["action"], "withdraw");
+        assert_eq!(b["source"], "complaint");
+        c.event.source = crate::consent::Source::Api;
+        let b: serde_json::Value = serde_json::from_slice(&body(&c, 1)).expect("json");
+        assert_eq!(b["type"], "consent.withdraw");
+    }
+
+    #[test]
+    fn a_notice_is_its_payload_with_type_id_email_and_timestamp() {
+        let n = ClaimedNotice {
+            id: 3,
+            kind: crate::store::NoticeKind::SuppressionRemoved,
+            payload: serde_json::json!({ "subject_id": "s1", "removed_by": "admin" }),
+            email: None,
+            attempts: 0,
+        };
+        let b: serde_json::Value = serde_json::from_slice(&notice_body(&n, 9)).expect("json");
+        assert_eq!(b["type"], "suppression-removed");
+        assert_eq!(b["id"], "notice-3");
+        assert_eq!(b["subject_id"], "s1");
+        assert_eq!(b["removed_by"], "admin");
+        assert_eq!(b["email"], serde_json::Value::Null);
+        assert_eq!(b["timestamp"], 9);
     }
 
     #[test]

@@ -18,15 +18,15 @@ use consent_relay::token::bounce;
 use sqlx::Row;
 
 const DAY: i64 = 86_400_000;
-const BOUNCES: &str = "[bounces]\ndomain = \"bounces.test\"\nsoft_limit = 2\n";
+pub(crate) const BOUNCES: &str = "[bounces]\ndomain = \"bounces.test\"\nsoft_limit = 2\n";
 
-async fn start(sink: &Sink, extra: &str) -> TestRelay {
+pub(crate) async fn start(sink: &Sink, extra: &str) -> TestRelay {
     TestRelay::start(sink.addr(), "", extra).await
 }
 
 /// Sends one message of `campaign` to `to`; waits for its copy at the sink
 /// when it is to be delivered; returns the newest delivery id for `to`.
-async fn sent(relay: &TestRelay, sink: &Sink, to: &str, campaign: &str) -> i64 {
+pub(crate) async fn sent(relay: &TestRelay, sink: &Sink, to: &str, campaign: &str) -> i64 {
     let before = sink.count();
     let r = relay.send(&[to], &message(campaign, "hello")).await;
     assert!(r.starts_with("250"), "{r}");
@@ -61,17 +61,17 @@ async fn last_decision(relay: &TestRelay, to: &str) -> (String, String) {
 }
 
 /// Sends once more and says what was decided.
-async fn next_mail(relay: &TestRelay, to: &str, campaign: &str) -> (String, String) {
+pub(crate) async fn next_mail(relay: &TestRelay, to: &str, campaign: &str) -> (String, String) {
     let r = relay.send(&[to], &message(campaign, "again")).await;
     assert!(r.starts_with("250"), "{r}");
     last_decision(relay, to).await
 }
 
-fn pair(o: &str, r: &str) -> (String, String) {
+pub(crate) fn pair(o: &str, r: &str) -> (String, String) {
     (o.into(), r.into())
 }
 
-fn return_path(relay: &TestRelay, delivery: i64) -> String {
+pub(crate) fn return_path(relay: &TestRelay, delivery: i64) -> String {
     format!(
         "{}@bounces.test",
         bounce::local_part(&relay.config.signing, delivery).expect("token")
@@ -117,7 +117,7 @@ fn dsn(rcpt: &str, action: &str, status: &str, diagnostic: &str, returned: &str)
     .into_bytes()
 }
 
-fn hard_dsn(rcpt: &str) -> Vec<u8> {
+pub(crate) fn hard_dsn(rcpt: &str) -> Vec<u8> {
     dsn(
         rcpt,
         "failed",
@@ -129,7 +129,7 @@ fn hard_dsn(rcpt: &str) -> Vec<u8> {
 
 /// An ARF complaint (RFC 5965) whose recipient is redacted (RFC 6590);
 /// the attached copy carries `returned`.
-fn arf(returned: &str, nonce: &str) -> Vec<u8> {
+pub(crate) fn arf(returned: &str, nonce: &str) -> Vec<u8> {
     format!(
         "From: Feedback <feedback@fbl.example.org>\r\n\
          To: fbl@relay.test\r\n\
@@ -165,7 +165,7 @@ fn arf(returned: &str, nonce: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn take(relay: &TestRelay, to: Option<String>, raw: Vec<u8>) -> intake::Processed {
+pub(crate) async fn take(relay: &TestRelay, to: Option<String>, raw: Vec<u8>) -> intake::Processed {
     intake::receive(
         relay.store(),
         &relay.config,

@@ -50,7 +50,11 @@ async fn accept_stores_decisions_deliveries_and_new_subjects() {
     depth.sort();
     assert_eq!(
         depth,
-        vec![("queued".to_owned(), 1), ("sending".to_owned(), 0)]
+        vec![
+            ("held".to_owned(), 0),
+            ("queued".to_owned(), 1),
+            ("sending".to_owned(), 0)
+        ]
     );
     assert_eq!(store.next_due().await.unwrap(), Some(1000));
     store.close().await;
@@ -176,7 +180,11 @@ async fn claims_lease_due_rows_once_and_expired_leases_again() {
     depth.sort();
     assert_eq!(
         depth,
-        vec![("queued".to_owned(), 1), ("sending".to_owned(), 2)]
+        vec![
+            ("held".to_owned(), 0),
+            ("queued".to_owned(), 1),
+            ("sending".to_owned(), 2)
+        ]
     );
     // `limit` bounds a claim; an expired lease is taken by another owner.
     let again = store.claim_due("n2", 2001, 9000, 1).await.unwrap();

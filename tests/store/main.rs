@@ -14,6 +14,7 @@ mod common {
 mod accept;
 mod consent;
 mod erase;
+mod guard;
 mod identity;
 mod nodes;
 mod outcomes;

@@ -15,6 +15,7 @@ fn attempt(id: i64, status: DeliveryStatus, reply: &str, next: i64) -> AttemptRe
         attempted: true,
         reply: reply.into(),
         next_attempt_at: next,
+        campaign: None,
         late_decision: None,
         dsn: None,
         bounce: None,
@@ -100,6 +101,7 @@ async fn outcomes_set_status_attempts_and_reply() {
         depth,
         vec![
             ("deferred".to_owned(), 1),
+            ("held".to_owned(), 0),
             ("queued".to_owned(), 1),
             ("sending".to_owned(), 0)
         ]

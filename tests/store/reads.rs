@@ -56,6 +56,7 @@ async fn subject_record_holds_everything_about_one_address() {
             "messages": [{"id": "m1", "kind": "relay", "campaign": "news", "received_at": 1000,
                           "body": b"Subject: m1\r\n\r\nHello\r\n".to_vec(), "other_recipients": 1}],
             "bounces": [],
+            "suppressions": [],
         })
     );
     // Known only by a decision: no subject, no state.

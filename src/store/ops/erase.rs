@@ -224,7 +224,7 @@ async fn cancel_unsent<C: Conn>(
             Sql::new(
                 "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', recipient = $2, rcpt_to = NULL, \
                  lease_owner = NULL, lease_until = NULL, next_attempt_at = $3, updated_at = $3 \
-                 WHERE recipient = $1 AND status IN ('queued', 'deferred', 'sending') RETURNING message_id",
+                 WHERE recipient = $1 AND status IN ('queued', 'deferred', 'sending', 'held') RETURNING message_id",
             )
             .arg(address)
             .arg(tag)
@@ -306,7 +306,7 @@ async fn erase_bounces<C: Conn>(
             Sql::new(
                 "UPDATE deliveries SET status = 'suppressed-late', last_reply = 'erased', \
                  lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, updated_at = $1 \
-                 WHERE status IN ('queued', 'deferred', 'sending') AND message_id",
+                 WHERE status IN ('queued', 'deferred', 'sending', 'held') AND message_id",
             )
             .arg(now)
             .texts::<C>(bounces)
@@ -367,7 +367,7 @@ async fn remove_bodies<C: Conn>(c: &mut C, tag: &str) -> Result<u64, StoreError>
              AND id IN (SELECT message_id FROM decisions WHERE recipient = $1) \
              AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.message_id = messages.id AND o.recipient <> $1) \
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
-                 AND d.status IN ('queued', 'sending', 'deferred'))",
+                 AND d.status IN ('queued', 'sending', 'deferred', 'held'))",
         )
         .arg(tag),
     )

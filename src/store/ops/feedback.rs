@@ -164,10 +164,9 @@ impl Op for Apply {
         Ok(applied)
     }
 
+    /// A withdrawal (outbox) or a notice was queued.
     fn wrote_events(out: &Applied) -> bool {
-        out.events
-            .iter()
-            .any(|e| matches!(e, FeedbackEvent::Complained { .. }))
+        !out.events.is_empty()
     }
 }
 
@@ -178,10 +177,11 @@ pub(in crate::store) async fn upstream_bounce<C: Conn>(
     delivery_id: i64,
     effect: &Effect,
     rules: &FeedbackRules,
+    webhook: bool,
     now: i64,
 ) -> Result<(), StoreError> {
     if let Found::Person(p) = person(c, &Target::Delivery(delivery_id), now).await? {
-        self::effect(c, &p, effect, Origin::Upstream, rules, false, now).await?;
+        self::effect(c, &p, effect, Origin::Upstream, rules, webhook, now).await?;
     }
     Ok(())
 }
@@ -396,6 +396,7 @@ async fn effect<C: Conn>(
             .await?;
         }
     }
+    super::webhooks::feedback_notices(c, webhook, &out.events, now).await?;
     Ok(out)
 }
 
@@ -786,31 +787,10 @@ pub(in crate::store) async fn pause<C: Conn>(
     reason: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let paused = c
-        .execute(
-            Sql::new(
-                "INSERT INTO campaign_pauses (campaign, paused_at, paused_by, reason) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (campaign) DO NOTHING",
-            )
-            .arg(campaign)
-            .arg(now)
-            .arg(by)
-            .arg(reason),
-        )
+    // The notice goes with the event (`effect`), which says why.
+    Ok(super::guard::pause(c, false, campaign, by, reason, now)
         .await?
-        > 0;
-    if paused {
-        c.execute(
-            Sql::new(
-                "UPDATE deliveries SET status = 'held', updated_at = $2 WHERE status IN ('queued', 'deferred') \
-                 AND message_id IN (SELECT id FROM messages WHERE campaign = $1)",
-            )
-            .arg(campaign)
-            .arg(now),
-        )
-        .await?;
-    }
-    Ok(paused)
+        .paused)
 }
 
 /// `[retention] feedback`: raw messages of reports applied before the

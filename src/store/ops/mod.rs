@@ -16,12 +16,14 @@ pub(super) mod accept;
 pub(super) mod consent;
 pub(super) mod erase;
 pub(super) mod feedback;
+pub(super) mod guard;
 pub(super) mod identity;
 pub(super) mod import;
 pub(super) mod nodes;
 pub(super) mod outcomes;
 pub(super) mod purge;
 pub(super) mod reads;
+pub(super) mod suppressions;
 pub(super) mod webhooks;
 
 use std::borrow::Cow;
@@ -191,6 +193,9 @@ pub(super) trait Conn: Send + Sized {
     /// orders concurrent writers about one person (PostgreSQL, several
     /// nodes; SQLite's one writer needs nothing).
     const FOR_UPDATE: &'static str;
+    /// Ends the `SELECT` of rows to lease: rows another node is leasing
+    /// right now are left to it (PostgreSQL; SQLite has one writer).
+    const SKIP_LOCKED: &'static str;
     /// Leases due deliveries: `$1` owner, `$2` lease until, `$3` now, `$4`
     /// limit; returns `id, message_id, recipient, attempts` and whatever
     /// [`Conn::claimed`] reads.

@@ -29,16 +29,23 @@ pub(super) async fn release_deliveries<C: Conn>(c: &mut C, owner: &str) -> Resul
     .await
 }
 
-/// Hands the webhook rows leased to `owner` back to the outbox.
+/// Hands the webhook rows (outbox and notices) leased to `owner` back.
 pub(super) async fn release_webhooks<C: Conn>(c: &mut C, owner: &str) -> Result<u64, StoreError> {
-    c.execute(
-        Sql::new(
-            "UPDATE webhook_outbox SET status = 'pending', lease_owner = NULL, lease_until = NULL \
-             WHERE status = 'sending' AND lease_owner = $1",
-        )
-        .arg(owner),
-    )
-    .await
+    let mut released = 0;
+    for table in ["webhook_outbox", "webhook_notices"] {
+        released += c
+            .execute(
+                Sql::new("UPDATE ")
+                    .push(table)
+                    .push(
+                        " SET status = 'pending', lease_owner = NULL, lease_until = NULL \
+                         WHERE status = 'sending' AND lease_owner = $1",
+                    )
+                    .arg(owner),
+            )
+            .await?;
+    }
+    Ok(released)
 }
 
 /// Takes `name` for `instance` unless another instance refreshed it at or

@@ -1,5 +1,6 @@
 //! Recording attempt outcomes, and what follows from them in the same
-//! transaction: the late decision, the bounce, and the scrub of an
+//! transaction: the late decision, the bounce, the campaign's delivered
+//! count (`campaign_days`, for the reputation guard), and the scrub of an
 //! erasure notice whose delivery ended. The upstream's reply is stored
 //! with the recipient's address masked (`mail::mask`): the rest of it is
 //! the operator's diagnostic, the address is already the row's.
@@ -15,18 +16,25 @@ use crate::store::{AttemptRecord, DeliveryStatus, StoreError};
 pub(in crate::store) fn is_final(status: DeliveryStatus) -> bool {
     matches!(
         status,
-        DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::SuppressedLate
+        DeliveryStatus::Sent
+            | DeliveryStatus::Failed
+            | DeliveryStatus::SuppressedLate
+            | DeliveryStatus::Dropped
     )
 }
 
 /// Records a batch of outcomes; `Out` is the number of erasure notices scrubbed.
-pub(in crate::store) struct Record(pub Vec<AttemptRecord>);
+/// `webhook`: `[webhook]` is set (the notice of an upstream bounce).
+pub(in crate::store) struct Record {
+    pub records: Vec<AttemptRecord>,
+    pub webhook: bool,
+}
 
 impl Op for Record {
     type Out = u64;
 
     async fn run<C: Conn>(&self, c: &mut C, now: i64) -> Result<u64, StoreError> {
-        record(c, &self.0, now).await
+        record(c, &self.records, self.webhook, now).await
     }
 
     fn removed_personal_data(scrubbed: &u64) -> bool {
@@ -37,6 +45,7 @@ impl Op for Record {
 async fn record<C: Conn>(
     c: &mut C,
     records: &[AttemptRecord],
+    webhook: bool,
     now: i64,
 ) -> Result<u64, StoreError> {
     if records.is_empty() {
@@ -68,7 +77,8 @@ async fn record<C: Conn>(
             .await?;
         }
         if let Some(b) = &r.bounce {
-            super::feedback::upstream_bounce(c, r.delivery_id, &b.effect, &b.rules, now).await?;
+            super::feedback::upstream_bounce(c, r.delivery_id, &b.effect, &b.rules, webhook, now)
+                .await?;
         }
         if let Some(dsn) = &r.dsn {
             c.insert_messages(&[dsn], now).await?;
@@ -82,6 +92,7 @@ async fn record<C: Conn>(
             .await?;
         }
     }
+    super::guard::count_delivered(c, records, &recorded, now).await?;
     let ended: Vec<i64> = records
         .iter()
         .filter(|r| recorded.contains(&r.delivery_id) && is_final(r.status))

@@ -100,7 +100,7 @@ async fn purge_bodies<C: Conn>(
                     "UPDATE messages SET body = NULL WHERE body IS NOT NULL AND received_at <= $1 \
                      AND (received_at, id) > ($2, $3) AND (received_at, id) <= ($4, $5) \
                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
-                         AND (d.status NOT IN ('sent', 'failed', 'suppressed-late') OR d.updated_at > $1))",
+                         AND (d.status NOT IN ('sent', 'failed', 'suppressed-late', 'dropped') OR d.updated_at > $1))",
                 )
                 .arg(cutoff)
                 .arg(after.0)
@@ -144,7 +144,7 @@ async fn purge_deliveries<C: Conn>(
     let ids = first_texts(
         &c.fetch_all(
             Sql::new(
-                "DELETE FROM deliveries WHERE id > $1 AND id <= $2 AND status IN ('sent', 'failed', 'suppressed-late') \
+                "DELETE FROM deliveries WHERE id > $1 AND id <= $2 AND status IN ('sent', 'failed', 'suppressed-late', 'dropped') \
                  AND updated_at < $3 RETURNING message_id",
             )
             .arg(after)
@@ -200,7 +200,7 @@ pub(in crate::store) async fn purge_count<C: Conn>(
             c,
             "SELECT COUNT(*) FROM messages WHERE body IS NOT NULL AND received_at <= $1 \
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
-                     AND (d.status NOT IN ('sent', 'failed', 'suppressed-late') OR d.updated_at > $1))",
+                     AND (d.status NOT IN ('sent', 'failed', 'suppressed-late', 'dropped') OR d.updated_at > $1))",
             cutoffs.message_bodies,
         )
         .await?,
@@ -212,7 +212,7 @@ pub(in crate::store) async fn purge_count<C: Conn>(
         .await?,
         deliveries: count(
             c,
-            "SELECT COUNT(*) FROM deliveries WHERE status IN ('sent', 'failed', 'suppressed-late') AND updated_at < $1",
+            "SELECT COUNT(*) FROM deliveries WHERE status IN ('sent', 'failed', 'suppressed-late', 'dropped') AND updated_at < $1",
             cutoffs.decisions,
         )
         .await?,
@@ -222,10 +222,10 @@ pub(in crate::store) async fn purge_count<C: Conn>(
             "SELECT COUNT(*) FROM messages m WHERE received_at < $1 \
                  AND (EXISTS (SELECT 1 FROM decisions d WHERE d.message_id = m.id AND d.at < $1) \
                    OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id \
-                       AND d.status IN ('sent', 'failed', 'suppressed-late') AND d.updated_at < $1)) \
+                       AND d.status IN ('sent', 'failed', 'suppressed-late', 'dropped') AND d.updated_at < $1)) \
                  AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.message_id = m.id AND d.at >= $1) \
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id \
-                     AND (d.status NOT IN ('sent', 'failed', 'suppressed-late') OR d.updated_at >= $1))",
+                     AND (d.status NOT IN ('sent', 'failed', 'suppressed-late', 'dropped') OR d.updated_at >= $1))",
             cutoffs.decisions,
         )
         .await?,

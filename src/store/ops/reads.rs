@@ -187,7 +187,12 @@ pub(in crate::store) async fn subject_record<C: Conn>(
         .iter()
         .map(held_bounce_from_row)
         .collect::<Result<Vec<_>, _>>()?;
+    let suppressions = match &subject {
+        Some(_) => super::suppressions::suppressions_of(c, address, crate::time::now_ms()).await?,
+        None => Vec::new(),
+    };
     let record = SubjectRecord {
+        suppressions,
         subject,
         states,
         events,
@@ -317,7 +322,8 @@ pub(in crate::store) async fn decisions<C: Conn>(
         .collect()
 }
 
-/// How many copies are queued, deferred and being sent, by status.
+/// How many copies are queued, deferred, being sent and held, by status
+/// (held through its partial index).
 pub(in crate::store) async fn queue_depth<C: Conn>(
     c: &mut C,
 ) -> Result<Vec<(String, i64)>, StoreError> {
@@ -325,7 +331,8 @@ pub(in crate::store) async fn queue_depth<C: Conn>(
     // status index for leased ones.
     c.fetch_all(Sql::new(
         "SELECT status, COUNT(*) FROM deliveries WHERE status IN ('queued', 'deferred') GROUP BY status \
-         UNION ALL SELECT 'sending', COUNT(*) FROM deliveries WHERE status = 'sending'",
+         UNION ALL SELECT 'sending', COUNT(*) FROM deliveries WHERE status = 'sending' \
+         UNION ALL SELECT 'held', COUNT(*) FROM deliveries WHERE status = 'held'",
     ))
     .await?
     .iter()
@@ -333,7 +340,7 @@ pub(in crate::store) async fn queue_depth<C: Conn>(
     .collect()
 }
 
-/// Deliveries not yet final (queued, sending, deferred) and failed ones.
+/// Deliveries not yet final (queued, sending, deferred, held) and failed ones.
 pub(in crate::store) async fn queue<C: Conn>(
     c: &mut C,
     limit: i64,
@@ -343,7 +350,7 @@ pub(in crate::store) async fn queue<C: Conn>(
             "SELECT d.id, d.message_id, m.kind, d.recipient, m.mail_from, m.campaign, d.status, \
              d.attempts, d.next_attempt_at, d.last_reply, m.received_at \
              FROM deliveries d JOIN messages m ON m.id = d.message_id \
-             WHERE d.status IN ('queued', 'sending', 'deferred', 'failed') \
+             WHERE d.status IN ('queued', 'sending', 'deferred', 'held', 'failed') \
              ORDER BY d.id LIMIT $1",
         )
         .arg(limit),

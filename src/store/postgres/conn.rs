@@ -13,7 +13,8 @@ use crate::consent::policy::Outcome;
 use crate::store::ops::outcomes::is_final;
 use crate::store::ops::{Conn, KeySpace, accept, binds, conn_queries};
 use crate::store::{
-    AttemptRecord, ClaimedDelivery, NewMessage, NewSubject, RecipientDecision, StoreError,
+    AttemptRecord, ClaimedDelivery, MessageKind, NewMessage, NewSubject, RecipientDecision,
+    StoreError,
 };
 
 /// Advisory lock spaces (first key of `pg_advisory_xact_lock(int, int)`).
@@ -31,6 +32,7 @@ impl Conn for PgConnection {
     const ARRAYS: bool = true;
     const LIST_CHUNK: usize = usize::MAX;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     // Due rows through the partial index; a row is a head when no older
     // row of its subject is left (a later event waits for the earlier
     // one, also while another node sends it). A row another node is
@@ -151,9 +153,11 @@ impl Conn for PgConnection {
         if !delivered.is_empty() {
             sqlx::query(
                 "INSERT INTO deliveries (message_id, recipient, rcpt_to, status, attempts, next_attempt_at, created_at, updated_at) \
-                 SELECT v.message_id, v.recipient, v.rcpt_to, 'queued', 0, v.next_attempt_at, $4, $4 \
-                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $5::text[]) WITH ORDINALITY \
-                   AS v (message_id, recipient, next_attempt_at, rcpt_to, n) \
+                 SELECT v.message_id, v.recipient, v.rcpt_to, \
+                   CASE WHEN v.campaign IS NOT NULL AND EXISTS (SELECT 1 FROM campaign_pauses p WHERE p.campaign = v.campaign) \
+                   THEN 'held' ELSE 'queued' END, 0, v.next_attempt_at, $4, $4 \
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $5::text[], $6::text[]) WITH ORDINALITY \
+                   AS v (message_id, recipient, next_attempt_at, rcpt_to, campaign, n) \
                  ORDER BY v.n",
             )
             .bind(delivered.iter().map(|(m, _)| m.id.as_str()).collect::<Vec<_>>())
@@ -161,6 +165,14 @@ impl Conn for PgConnection {
             .bind(delivered.iter().map(|(m, _)| m.received_at).collect::<Vec<_>>())
             .bind(now)
             .bind(delivered.iter().map(|(_, r)| r.rcpt_to.as_deref()).collect::<Vec<_>>())
+            // Relayed copies are held while their campaign is paused
+            // (`ops::guard`); the relay's own mail never is.
+            .bind(
+                delivered
+                    .iter()
+                    .map(|(m, _)| (m.kind == MessageKind::Relay).then_some(m.campaign.as_str()))
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *self)
             .await?;
         }

@@ -27,6 +27,7 @@ impl Conn for SqliteConnection {
     const ARRAYS: bool = false;
     const LIST_CHUNK: usize = 500;
     const FOR_UPDATE: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
     // Due rows through the partial index; a row is a head when no older
     // row of its subject is left (a later event waits for the earlier one).
     // Due rows first, through the partial index; then rows whose lease
@@ -121,9 +122,16 @@ impl Conn for SqliteConnection {
             q.push_values(chunk, |mut b, (m, r)| {
                 b.push_bind(&m.id)
                     .push_bind(&r.recipient)
-                    .push_bind(&r.rcpt_to)
-                    .push_bind("queued")
-                    .push_bind(0i64)
+                    .push_bind(&r.rcpt_to);
+                if m.kind == MessageKind::Relay {
+                    // Held while its campaign is paused (`ops::guard`).
+                    b.push("CASE WHEN EXISTS (SELECT 1 FROM campaign_pauses WHERE campaign = ")
+                        .push_bind_unseparated(&m.campaign)
+                        .push_unseparated(") THEN 'held' ELSE 'queued' END");
+                } else {
+                    b.push_bind("queued");
+                }
+                b.push_bind(0i64)
                     .push_bind(m.received_at)
                     .push_bind(now)
                     .push_bind(now);

@@ -82,6 +82,12 @@ impl SqliteStore {
             )
             .execute(&mut conn)
             .await?;
+            sqlx::query(
+                "UPDATE webhook_notices SET status = 'pending', lease_owner = NULL, lease_until = NULL \
+                 WHERE status = 'sending'",
+            )
+            .execute(&mut conn)
+            .await?;
         }
         let (tx, rx) = mpsc::channel(4096);
         let task = tokio::spawn(writer::writer_loop(conn, rx));

@@ -19,8 +19,10 @@ use crate::store::ops::import::{AppendOnce, Import};
 use crate::store::ops::nodes::{Heartbeat, Join, Leave};
 use crate::store::ops::outcomes::Record;
 use crate::store::ops::purge::Purge;
-use crate::store::ops::webhooks::{ClaimWebhooks, RecordWebhook, ReleaseWebhooks};
-use crate::store::ops::{Conn, Op};
+use crate::store::ops::webhooks::{
+    ClaimNotices, ClaimWebhooks, RecordNotice, RecordWebhook, ReleaseWebhooks,
+};
+use crate::store::ops::{Conn, Op, guard, suppressions};
 use crate::store::{NewMessage, StoreError};
 
 /// Jobs a writer transaction can hold at most.
@@ -83,6 +85,12 @@ macro_rules! each_job {
             Job::NodeHeartbeat($p) => $e,
             Job::LeaveNode($p) => $e,
             Job::Identity($p) => $e,
+            Job::PauseCampaign($p) => $e,
+            Job::ResumeCampaign($p) => $e,
+            Job::DropHeld($p) => $e,
+            Job::RemoveSuppressions($p) => $e,
+            Job::ClaimNotices($p) => $e,
+            Job::RecordNotice($p) => $e,
             Job::ReceiveReport($p) => $e,
             Job::ApplyReport($p) => $e,
             Job::PurgeReports($p) => $e,
@@ -121,6 +129,12 @@ jobs! {
     NodeHeartbeat(Heartbeat),
     LeaveNode(Leave),
     Identity(BringToIdentity),
+    PauseCampaign(guard::Pause),
+    ResumeCampaign(guard::Resume),
+    DropHeld(guard::DropHeld),
+    RemoveSuppressions(suppressions::Remove),
+    ClaimNotices(ClaimNotices),
+    RecordNotice(RecordNotice),
     ReceiveReport(Receive),
     ApplyReport(Apply),
     PurgeReports(PurgeReports),

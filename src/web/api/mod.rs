@@ -58,6 +58,11 @@ pub(crate) fn router(state: WebState) -> Router<WebState> {
         )
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/campaigns", get(campaigns))
+        .route("/api/v1/suppressions", get(suppressions))
+        .route(
+            "/api/v1/suppressions/{email}",
+            axum::routing::delete(remove_suppression),
+        )
         .route("/api/{*rest}", any(not_found))
         .layer(RequestBodyLimitLayer::new(API_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state, auth::authorize))
@@ -302,21 +307,8 @@ async fn decisions(
                     ApiError::bad("since", "is not an RFC 3339 time or a date (2026-11-01)")
                 })?)
             }
-            "limit" => {
-                filter.limit = value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=PAGE_MAX).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad("limit", format!("must be a number from 1 to {PAGE_MAX}"))
-                    })?
-            }
-            "cursor" => {
-                filter.after_id =
-                    Some(value.parse::<i64>().map_err(|_| {
-                        ApiError::bad("cursor", "is not a cursor this API returned")
-                    })?)
-            }
+            "limit" => filter.limit = page_limit(&value)?,
+            "cursor" => filter.after_id = Some(page_cursor(&value)?),
             other => {
                 return Err(ApiError::bad(
                     other,
@@ -338,6 +330,120 @@ async fn decisions(
     let decisions: Vec<Value> = rows.iter().map(rights::decision).collect();
     Ok(axum::Json(json!({ "decisions": decisions, "next_cursor": next_cursor })).into_response())
 }
+
+/// A page size from `limit`: 1 to [`PAGE_MAX`].
+fn page_limit(value: &str) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (1..=PAGE_MAX).contains(n))
+        .ok_or_else(|| ApiError::bad("limit", format!("must be a number from 1 to {PAGE_MAX}")))
+}
+
+/// A `cursor` this API returned (a row id).
+fn page_cursor(value: &str) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .map_err(|_| ApiError::bad("cursor", "is not a cursor this API returned"))
+}
+
+/// `GET /api/v1/suppressions?limit=&cursor=`: the suppressions in force,
+/// newest first; `next_cursor` names the next page, as for decisions.
+async fn suppressions(
+    State(web): State<WebState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let (mut page, mut before) = (PAGE_DEFAULT, None);
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*name {
+            "limit" => page = page_limit(&value)?,
+            "cursor" => before = Some(page_cursor(&value)?),
+            other => {
+                return Err(ApiError::bad(
+                    other,
+                    "is not a parameter (use limit, cursor)",
+                ));
+            }
+        }
+    }
+    // One row more than asked tells whether there is a next page.
+    let mut rows = web.store.active_suppressions(page + 1, before).await?;
+    let next_cursor = if rows.len() as i64 > page {
+        rows.truncate(page as usize);
+        rows.last().map(|r| r.suppression.id.to_string())
+    } else {
+        None
+    };
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut doc = rights::suppression(&r.suppression);
+            doc["subject_id"] = json!(r.subject_id);
+            doc["email"] = json!(r.address);
+            doc["address_hash"] = json!(r.address_hash);
+            doc
+        })
+        .collect();
+    Ok(axum::Json(json!({ "suppressions": list, "next_cursor": next_cursor })).into_response())
+}
+
+/// `DELETE /api/v1/suppressions/{email}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemovalBody {
+    reason: String,
+}
+
+/// `DELETE /api/v1/suppressions/{email}` with `{"reason": ...}` (or
+/// `?reason=`): the person's suppressions in force are removed, recorded
+/// as by `api` with the reason; `404` when none was in force.
+async fn remove_suppression(
+    State(web): State<WebState>,
+    Path(email): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let who = subject_path(&email)?;
+    let mut reason = None;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*name {
+            "reason" => reason = Some(value.into_owned()),
+            other => return Err(ApiError::bad(other, "is not a parameter (use reason)")),
+        }
+    }
+    if body.as_ref().is_ok_and(|b| !b.is_empty()) || body.is_err() {
+        let b: RemovalBody = parse_json(body)?;
+        reason = Some(b.reason);
+    }
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad(
+                "reason",
+                "is required: say why the person may be mailed again",
+            )
+        })?;
+    let removed = web
+        .store
+        .remove_suppressions(who.canonical(), API_OPERATOR, &reason)
+        .await?;
+    if removed.is_empty() {
+        return Err(ApiError::NotFound(
+            "no suppression in force for this address",
+        ));
+    }
+    tracing::info!(
+        removed = removed.len(),
+        by = API_OPERATOR,
+        "api: suppressions removed"
+    );
+    let list: Vec<Value> = removed.iter().map(rights::suppression).collect();
+    Ok(axum::Json(json!({ "removed": list })).into_response())
+}
+
+/// Who an API change is recorded as: the bearer tokens carry no name.
+const API_OPERATOR: &str = "api";
 
 /// `GET /api/v1/campaigns`: every configured campaign, in display order.
 async fn campaigns(State(web): State<WebState>) -> Response {

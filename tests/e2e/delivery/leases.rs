@@ -115,6 +115,7 @@ async fn two_nodes_never_take_the_same_row() {
         attempted: true,
         reply: "250 ok".into(),
         next_attempt_at: 0,
+        campaign: None,
         late_decision: None,
         dsn: None,
         bounce: None,
