@@ -20,6 +20,7 @@ mod decisions;
 mod delivery;
 mod erasure;
 mod expiring;
+mod feedback;
 mod identity;
 mod import;
 mod migrate;
