@@ -16,6 +16,8 @@
 //! known here.
 
 pub mod classify;
+pub mod door;
+pub mod pending;
 pub mod report;
 
 #[cfg(test)]

@@ -1,42 +1,121 @@
 //! What comes back (SPEC "What comes back: bounces and complaints"), end
-//! to end: the three doors and a real Postfix as the upstream.
+//! to end: the three doors (`smtp`, `cli`, `api`), a report processed once
+//! whichever door and whatever crash (`once`), and a real Postfix as the
+//! upstream writing its own DSN back to the relay (`postfix`).
 
-use std::io::{Read, Write};
-use std::time::Duration;
+mod api;
+mod cli;
+mod once;
+mod postfix;
+mod smtp;
 
-use crate::common::{postfix::Postfix, sink::Sink};
+use std::path::Path;
 
-/// The fixture itself: the throwaway Postfix delivers to a user it knows
-/// and writes its own DSN for one it does not, sent to the bounce domain's
-/// next hop (here a sink).
-#[tokio::test]
-async fn the_test_postfix_bounces_an_unknown_user_to_the_bounce_domain() {
-    let sink = Sink::start().await;
-    let Some(pf) = Postfix::start(
-        "feedback::the_test_postfix",
-        "postfix.test",
-        &["alice"],
-        "bounces.test",
-        sink.addr(),
-    ) else {
-        return;
-    };
-    let mut s = std::net::TcpStream::connect(pf.addr).expect("connect");
-    let mut greeting = [0u8; 512];
-    let _ = s.read(&mut greeting).expect("greeting");
-    s.write_all(
-        b"EHLO x\r\nMAIL FROM:<b-x@bounces.test>\r\nRCPT TO:<zed@postfix.test>\r\n\
-          RCPT TO:<alice@postfix.test>\r\nDATA\r\n",
+use consent_relay::config::Config;
+use consent_relay::token::bounce;
+use sqlx::Row as _;
+
+use crate::common::admin::admin_config;
+use crate::common::relay::{TestRelay, message};
+use crate::common::sink::Sink;
+
+/// The bounce domain and the complaints address of every config here.
+pub const BOUNCES: &str = "bounces.test";
+pub const FBL: &str = "fbl@relay.test";
+
+/// The admin config (API token) with `[bounces]` and `[complaints]`.
+pub fn feedback_config(dir: &Path, upstream: &str, bounces_extra: &str) -> String {
+    admin_config(dir, upstream)
+        + &format!(
+            "\n[bounces]\ndomain = \"{BOUNCES}\"\n{bounces_extra}\n\n[complaints]\naddress = \"{FBL}\"\n"
+        )
+}
+
+/// A relay with [`feedback_config`], sending to `sink`.
+pub async fn start(sink: &Sink, bounces_extra: &str) -> TestRelay {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = feedback_config(
+        dir.path(),
+        &format!("smtp://{}", sink.addr()),
+        bounces_extra,
+    );
+    TestRelay::start_with(dir, &text).await
+}
+
+/// Sends one `prospecting` (opt-out) message to `rcpt` and waits for its
+/// copy; the delivery's id.
+pub async fn delivered_copy(relay: &TestRelay, sink: &Sink, rcpt: &str) -> i64 {
+    let before = sink.count();
+    let reply = relay.send(&[rcpt], &message("prospecting", "Hello")).await;
+    assert!(reply.starts_with("250"), "{reply}");
+    sink.wait_for(before + 1, std::time::Duration::from_secs(10))
+        .await;
+    let mut c = crate::common::backend::connect(relay.dir.path()).await;
+    sqlx::query("SELECT id FROM deliveries WHERE recipient = $1 ORDER BY id DESC")
+        .bind(crate::common::relay::canonical(rcpt))
+        .fetch_one(&mut c)
+        .await
+        .expect("the copy's delivery")
+        .get::<i64, _>(0)
+}
+
+/// The return path of a copy: `b-TOKEN@bounces.test`.
+pub fn return_path(config: &Config, delivery: i64) -> String {
+    let local = bounce::local_part(&config.signing, delivery).expect("sign");
+    format!("{local}@{BOUNCES}")
+}
+
+/// A DSN as Postfix writes it for `rcpt` (RFC 3464: a `message/delivery-status`
+/// part with `status`, and the returned copy's header with the relay's
+/// delivery header), to `to`.
+pub fn dsn(config: &Config, delivery: i64, rcpt: &str, status: &str) -> String {
+    let to = return_path(config, delivery);
+    let local = bounce::local_part(&config.signing, delivery).expect("sign");
+    format!(
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
+         To: {to}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\
+         \r\n\
+         --B\r\n\
+         Content-Type: text/plain\r\n\
+         \r\n\
+         Your message could not be delivered.\r\n\
+         \r\n\
+         --B\r\n\
+         Content-Type: message/delivery-status\r\n\
+         \r\n\
+         Reporting-MTA: dns; mx.example.net\r\n\
+         \r\n\
+         Final-Recipient: rfc822; {rcpt}\r\n\
+         Action: failed\r\n\
+         Status: {status}\r\n\
+         Diagnostic-Code: smtp; 550 {status} <{rcpt}>: user unknown\r\n\
+         \r\n\
+         --B\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         From: shop@example.com\r\n\
+         To: {rcpt}\r\n\
+         Subject: Hello\r\n\
+         X-Consent-Relay-Delivery: {local}\r\n\
+         \r\n\
+         --B--\r\n"
     )
-    .expect("write");
-    std::thread::sleep(Duration::from_millis(300));
-    s.write_all(b"Subject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n")
-        .expect("write");
-    let got = sink.wait_for(1, Duration::from_secs(30)).await;
-    assert_eq!(got[0].mail_from, "");
-    assert_eq!(got[0].rcpt_to, ["b-x@bounces.test"]);
-    let dsn = String::from_utf8_lossy(&got[0].data);
-    assert!(dsn.contains("Status: 5.1.1"), "{dsn}");
-    assert!(dsn.contains("zed@postfix.test"), "{dsn}");
-    assert_eq!(pf.delivered("alice").len(), 1, "{}", pf.log());
+}
+
+/// A message that is no report at all.
+pub const NOT_A_REPORT: &str = "From: someone@example.org\r\nTo: x@bounces.test\r\n\
+     Subject: lunch?\r\n\r\nAre you free on Friday?\r\n";
+
+/// One number from the store of the test whose directory is `dir`.
+pub async fn count(dir: &Path, sql: &str) -> i64 {
+    let mut c = crate::common::backend::connect(dir).await;
+    sqlx::query(sql)
+        .fetch_one(&mut c)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get::<i64, _>(0)
 }
