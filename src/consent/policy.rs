@@ -2,7 +2,7 @@
 //! campaign, what the store holds about the recipient and the time in;
 //! deliver or suppress, with the reason and the consent event it rests on, out.
 
-use crate::config::{Campaign, Policy};
+use crate::config::{BounceMandatory, Campaign, Policy};
 use crate::consent::{State, Status};
 
 /// What the store knows about one recipient, for one campaign.
@@ -14,6 +14,14 @@ pub struct RecipientConsent {
     pub campaign: Option<State>,
     /// State for all campaigns (`*`): "unsubscribe from all".
     pub all: Option<State>,
+    /// The mailbox bounced: an active suppression (hard, or soft until it
+    /// expires) that no new grant or operator lifted.
+    pub bounced: bool,
+    /// The campaign's state rests on a complaint (a `withdraw` with source
+    /// `complaint`).
+    pub campaign_by_complaint: bool,
+    /// The `*` state rests on a complaint.
+    pub all_by_complaint: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -67,8 +75,15 @@ pub struct Decision {
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Decides for one recipient. `now` is unix milliseconds.
-pub fn decide(campaign: &Campaign, consent: &RecipientConsent, now: i64) -> Decision {
+/// Decides for one recipient. `now` is unix milliseconds; `bounces` is
+/// `[bounces] mandatory`: whether a bounced mailbox still gets a mandatory
+/// campaign's mail.
+pub fn decide(
+    campaign: &Campaign,
+    consent: &RecipientConsent,
+    bounces: BounceMandatory,
+    now: i64,
+) -> Decision {
     use Outcome::{Deliver, Suppress};
     let d = |outcome, reason, state: Option<State>| Decision {
         outcome,
@@ -76,10 +91,16 @@ pub fn decide(campaign: &Campaign, consent: &RecipientConsent, now: i64) -> Deci
         event_id: state.map(|s| s.event_id),
     };
     if campaign.policy == Policy::Mandatory {
+        if consent.bounced && bounces == BounceMandatory::Suppress {
+            return d(Suppress, Reason::Bounced, None);
+        }
         return d(Deliver, Reason::Mandatory, None);
     }
     if consent.erased {
         return d(Suppress, Reason::Erased, None);
+    }
+    if consent.bounced {
+        return d(Suppress, Reason::Bounced, None);
     }
     // "Unsubscribe from all" wins over any campaign state older than it; a
     // later, explicit choice for this campaign wins over it.
@@ -87,10 +108,18 @@ pub fn decide(campaign: &Campaign, consent: &RecipientConsent, now: i64) -> Deci
         && all.status == Status::Withdrawn
         && consent.campaign.is_none_or(|c| is_later(all, c))
     {
-        return d(Suppress, Reason::UnsubscribedAll, consent.all);
+        let reason = if consent.all_by_complaint {
+            Reason::Complained
+        } else {
+            Reason::UnsubscribedAll
+        };
+        return d(Suppress, reason, consent.all);
     }
     let state = consent.campaign;
     match (campaign.policy, state.map(|s| s.status)) {
+        (_, Some(Status::Withdrawn)) if consent.campaign_by_complaint => {
+            d(Suppress, Reason::Complained, state)
+        }
         (_, Some(Status::Withdrawn)) => d(Suppress, Reason::Withdrawn, state),
         (Policy::OptIn, Some(Status::Granted)) => {
             let expired = match (campaign.consent_max_age_days, state) {
@@ -147,7 +176,12 @@ mod tests {
         max_age: Option<u32>,
         consent: RecipientConsent,
     ) -> (Outcome, Reason, Option<i64>) {
-        let d = decide(&campaign(policy, max_age), &consent, NOW);
+        let d = decide(
+            &campaign(policy, max_age),
+            &consent,
+            BounceMandatory::Suppress,
+            NOW,
+        );
         (d.outcome, d.reason, d.event_id)
     }
 
@@ -350,5 +384,88 @@ mod tests {
             ]
         );
         assert_eq!("no-consent".parse::<Reason>(), Ok(Reason::NoConsent));
+    }
+
+    #[test]
+    fn a_bounced_mailbox_is_suppressed_mandatory_too_unless_told() {
+        let granted = RecipientConsent {
+            campaign: st(Status::Granted, NOW - DAY_MS, 7),
+            bounced: true,
+            ..RecipientConsent::default()
+        };
+        for policy in [OptIn, OptOut] {
+            assert_eq!(
+                check(policy, None, granted),
+                (Suppress, Reason::Bounced, None)
+            );
+        }
+        assert_eq!(
+            check(Mandatory, None, granted),
+            (Suppress, Reason::Bounced, None)
+        );
+        let d = decide(
+            &campaign(Mandatory, None),
+            &granted,
+            BounceMandatory::Deliver,
+            NOW,
+        );
+        assert_eq!((d.outcome, d.reason), (Deliver, Reason::Mandatory));
+        // With [bounces] mandatory = "deliver", other campaigns still wait.
+        let d = decide(
+            &campaign(OptIn, None),
+            &granted,
+            BounceMandatory::Deliver,
+            NOW,
+        );
+        assert_eq!((d.outcome, d.reason), (Suppress, Reason::Bounced));
+        // Erasure still says erased.
+        let erased = RecipientConsent {
+            erased: true,
+            bounced: true,
+            ..RecipientConsent::default()
+        };
+        assert_eq!(check(OptIn, None, erased), (Suppress, Reason::Erased, None));
+    }
+
+    #[test]
+    fn a_withdrawal_by_complaint_says_complained() {
+        let by_complaint = RecipientConsent {
+            campaign: st(Status::Withdrawn, NOW - DAY_MS, 8),
+            campaign_by_complaint: true,
+            ..RecipientConsent::default()
+        };
+        assert_eq!(
+            check(OptIn, None, by_complaint),
+            (Suppress, Reason::Complained, Some(8))
+        );
+        assert_eq!(
+            check(OptOut, None, by_complaint),
+            (Suppress, Reason::Complained, Some(8))
+        );
+        let all = RecipientConsent {
+            all: st(Status::Withdrawn, NOW - DAY_MS, 9),
+            all_by_complaint: true,
+            ..RecipientConsent::default()
+        };
+        assert_eq!(
+            check(OptOut, None, all),
+            (Suppress, Reason::Complained, Some(9))
+        );
+        // A later grant lifts it: the campaign's grant is newer.
+        let regranted = RecipientConsent {
+            campaign: st(Status::Granted, NOW, 10),
+            ..all
+        };
+        assert_eq!(
+            check(OptIn, None, regranted),
+            (Deliver, Reason::Granted, Some(10))
+        );
+        // Mandatory mail is not consent-based: a complaint does not stop it.
+        assert_eq!(
+            check(Mandatory, None, all),
+            (Deliver, Reason::Mandatory, None)
+        );
+        assert_eq!(Reason::Bounced.as_str(), "bounced");
+        assert_eq!("complained".parse::<Reason>(), Ok(Reason::Complained));
     }
 }

@@ -112,7 +112,7 @@ impl Delivery {
                 if let Some(id) = &k.subject_id {
                     rechecked.subjects.insert(r.id, id.clone());
                 }
-                let d = policy::decide(campaign, &k.consent, now);
+                let d = policy::decide(campaign, &k.consent, cfg.bounces.mandatory, now);
                 if d.outcome == Outcome::Suppress {
                     rechecked.late.insert(
                         r.id,
@@ -171,6 +171,7 @@ fn into_jobs(
         let Some(prepared) = cache.get(&c.message_id).cloned() else {
             // The body is gone (purged): nothing can ever be sent.
             let _ = records.send(AttemptRecord {
+                bounce: None,
                 delivery_id: c.id,
                 status: DeliveryStatus::Failed,
                 attempted: false,
@@ -204,5 +205,6 @@ fn suppressed_late(c: &ClaimedDelivery, l: LateDecision, now: i64) -> AttemptRec
         next_attempt_at: now,
         late_decision: Some(l),
         dsn: None,
+        bounce: None,
     }
 }

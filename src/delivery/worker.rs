@@ -313,6 +313,9 @@ fn attempt_record(cfg: &Config, job: &Job, outcome: &AttemptOutcome) -> AttemptR
         next_attempt_at: next,
         late_decision: None,
         dsn,
+        bounce: (status == DeliveryStatus::Failed && d.kind == MessageKind::Relay)
+            .then(|| crate::feedback::intake::upstream_bounce(cfg, outcome.reply()))
+            .flatten(),
     }
 }
 

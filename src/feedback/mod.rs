@@ -9,14 +9,20 @@
 //! - [`classify`] says what a report means for each person it is about
 //!   (hard or soft bounce, no change, complaint, recorded, ignored).
 //!
-//! Both are pure (values in, values out; the layers test holds them to
-//! it). The rules that turn a verdict into suppressions and withdrawals,
-//! and the reputation guard, belong here too and will use the store; the
-//! doors (SMTP, `consent-relay feedback`, the API) call in and are not
-//! known here.
+//! - [`intake`] is the one entry of the three doors (SMTP, `consent-relay
+//!   feedback`, the API): read, store, find whom it is about, apply. The
+//!   rules themselves (suppressions, soft days, withdrawals, the
+//!   reputation guard) run in the store's transaction
+//!   (`store::ops::feedback`), so a report is applied exactly once.
+//! - [`door`] is what every door says about a report it took (its log
+//!   line); [`pending`] is serve's loop over reports stored but not applied.
+//!
+//! `report` and `classify` are pure (values in, values out; the layers
+//! test holds them to it). The doors call in and are not known here.
 
 pub mod classify;
 pub mod door;
+pub mod intake;
 pub mod pending;
 pub mod report;
 

@@ -41,8 +41,27 @@ pub async fn purge(
         report.add(&removed);
         step = next;
     }
+    // `[retention] feedback`: the raw reports (what they changed stays).
+    let cutoff = now.saturating_sub(r.feedback.as_millis() as i64);
+    let mut reports = 0;
+    while stop.is_none_or(|rx| !*rx.borrow()) {
+        let n = store.purge_reports(cutoff, REPORTS_BATCH).await?;
+        reports += n;
+        if n < REPORTS_BATCH as u64 {
+            break;
+        }
+    }
+    if reports > 0 {
+        tracing::info!(
+            raw_reports = reports,
+            "retention purge of raw feedback reports"
+        );
+    }
     Ok(report)
 }
+
+/// Raw reports a purge batch removes at most.
+const REPORTS_BATCH: i64 = 2000;
 
 /// What [`purge`] would remove as of `now`, changing nothing.
 pub async fn dry_run(

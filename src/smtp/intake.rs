@@ -220,7 +220,7 @@ impl Intake {
         };
         for (identity, address) in recipients.iter().zip(addresses) {
             let k = known.get(&address).cloned().unwrap_or_default();
-            let d = policy::decide(campaign, &k.consent, now);
+            let d = policy::decide(campaign, &k.consent, self.config.bounces.mandatory, now);
             // An erased person stays known only by their hash: a mandatory
             // copy to them creates no new subject.
             let new_subject = match (&k.subject_id, d.outcome) {

@@ -15,6 +15,7 @@
 //!
 //! Knows nothing of SMTP or HTML.
 
+mod feedback;
 mod idempotency;
 mod ops;
 mod postgres;
@@ -162,6 +163,10 @@ pub struct RecipientDecision {
 
 /// A subject to create: its identity is the subject module's.
 pub use crate::consent::subject::NewSubject;
+pub use feedback::{
+    Applied, Door, Effect, FeedbackEvent, FeedbackRules, Findings, NewReport, PendingReport,
+    ReceivedReport, ReportKind, ReportResult, Target, UpstreamBounce,
+};
 
 /// A message to accept: stored with its decisions and deliveries in one transaction.
 #[derive(Debug, Clone)]
@@ -214,6 +219,9 @@ pub struct AttemptRecord {
     pub late_decision: Option<LateDecision>,
     /// For `failed`: the bounce to queue to the envelope sender.
     pub dsn: Option<NewMessage>,
+    /// For a relayed copy the upstream refused for good: what its reply
+    /// means for the person (`[bounces]` rules, as for a DSN).
+    pub bounce: Option<Box<UpstreamBounce>>,
 }
 
 #[derive(Debug, Clone)]
@@ -676,7 +684,49 @@ impl Store {
         if addresses.is_empty() {
             return Ok(HashMap::new());
         }
-        read!(self, c => ops::reads::recipients_consent(c, campaign, addresses, hashes))
+        let now = crate::time::now_ms();
+        read!(self, c => ops::reads::recipients_consent(c, campaign, addresses, hashes, now))
+    }
+
+    /// Stores a report as received, before anything is read from it; the
+    /// same bytes again give the row they made. Returns after the commit.
+    pub async fn receive_report(&self, report: NewReport) -> Result<ReceivedReport, StoreError> {
+        use sha2::Digest as _;
+        // The same bytes to the same address are one report (a door's
+        // retry, a report sent twice); to another return path, another.
+        let mut h = sha2::Sha256::new();
+        h.update(report.envelope_to.as_deref().unwrap_or("").to_lowercase());
+        h.update([0]);
+        h.update(&report.raw);
+        let digest = hex::encode(h.finalize());
+        self.write(ops::feedback::Receive {
+            report: Box::new(report),
+            digest,
+        })
+        .await
+    }
+
+    /// Applies what a stored report was found to mean, once: a report
+    /// applied before (by any node) changes nothing more.
+    pub async fn apply_report(&self, findings: Findings) -> Result<Applied, StoreError> {
+        let webhook = self.webhook();
+        self.write(ops::feedback::Apply {
+            findings: Box::new(findings),
+            webhook,
+        })
+        .await
+    }
+
+    /// Removes the raw messages of reports applied before `cutoff`, up to
+    /// `batch` of them in one transaction; how many it removed.
+    pub async fn purge_reports(&self, cutoff: i64, batch: i64) -> Result<u64, StoreError> {
+        self.write(ops::feedback::PurgeReports { cutoff, batch })
+            .await
+    }
+
+    /// Reports stored but not applied (a crash between), oldest first.
+    pub async fn pending_reports(&self, limit: i64) -> Result<Vec<PendingReport>, StoreError> {
+        read!(self, c => ops::reads::pending_reports(c, limit))
     }
 
     /// Stores a message, its decisions and its deliveries in one transaction.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::*;
-use crate::consent::{self, State};
+use crate::consent::{self, Source, State};
 
 /// The column reads the mappers need, by position.
 pub(super) trait Cols {
@@ -214,12 +214,16 @@ pub(super) fn known_recipients(
         };
         let entry = known.entry(address).or_default();
         entry.subject_id = Some(row.text(1)?);
+        entry.consent.bounced |= row.flag(8)?;
         if let Some(c) = row.opt_text(3)? {
             let state = state_from(&row.text(4)?, row.int(5)?, row.int(6)?)?;
+            let by_complaint = row.opt_text(7)?.as_deref() == Some(Source::Complaint.as_str());
             if c == consent::ALL_CAMPAIGNS {
                 entry.consent.all = Some(state);
+                entry.consent.all_by_complaint = by_complaint;
             } else {
                 entry.consent.campaign = Some(state);
+                entry.consent.campaign_by_complaint = by_complaint;
             }
         }
     }

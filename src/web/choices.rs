@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use crate::config::{Campaign, CampaignState, Policy};
+use crate::config::{BounceMandatory, Campaign, CampaignState, Policy};
 use crate::consent::policy::{self, Outcome, RecipientConsent};
 use crate::consent::{self, ALL_CAMPAIGNS, Action, State as ConsentState, Status};
 use crate::store::StateRow;
@@ -47,8 +47,10 @@ pub(super) fn delivered(
         erased: false,
         campaign: state_of(states, &campaign.id),
         all,
+        ..RecipientConsent::default()
     };
-    policy::decide(campaign, &consent, now).outcome == Outcome::Deliver
+    // The page shows the person's own choices; a bounce is not one.
+    policy::decide(campaign, &consent, BounceMandatory::Deliver, now).outcome == Outcome::Deliver
 }
 
 /// The events a save makes, in order: one per actual change between what

@@ -15,6 +15,7 @@ mod common;
 
 mod api;
 mod binary;
+mod bounces;
 mod copies;
 mod decisions;
 mod delivery;

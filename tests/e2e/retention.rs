@@ -395,6 +395,7 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
             next_attempt_at: now,
             late_decision: None,
             dsn: Some(dsn),
+            bounce: None,
         }])
         .await
         .unwrap();
@@ -628,6 +629,7 @@ async fn two_nodes_purging_at_once_remove_each_row_once() {
                     next_attempt_at: now,
                     late_decision: None,
                     dsn: None,
+                    bounce: None,
                 })
                 .collect(),
         )

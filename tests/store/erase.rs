@@ -68,6 +68,7 @@ async fn erase_scrubs_every_table_and_counts_what_it_did() {
             next_attempt_at: 0,
             late_decision: None,
             dsn: None,
+            bounce: None,
         }])
         .await
         .unwrap();
@@ -361,6 +362,7 @@ async fn the_notice_is_queued_then_scrubbed_once_sent() {
             next_attempt_at: 0,
             late_decision: None,
             dsn: None,
+            bounce: None,
         }])
         .await
         .unwrap();

@@ -17,6 +17,7 @@ fn attempt(id: i64, status: DeliveryStatus, reply: &str, next: i64) -> AttemptRe
         next_attempt_at: next,
         late_decision: None,
         dsn: None,
+        bounce: None,
     }
 }
 

@@ -31,6 +31,7 @@ async fn purge_counts_then_removes_what_ended_before_the_cutoffs() {
             next_attempt_at: 0,
             late_decision: None,
             dsn: None,
+            bounce: None,
         }])
         .await
         .unwrap();
@@ -161,6 +162,7 @@ async fn purge_of_bodies_keeps_rows_younger_than_the_decision_cutoff() {
             next_attempt_at: 0,
             late_decision: None,
             dsn: None,
+            bounce: None,
         }])
         .await
         .unwrap();

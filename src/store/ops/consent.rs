@@ -62,7 +62,7 @@ pub(super) async fn consent_event<C: Conn>(
         )
         .await?
         .text(0)?;
-    let event = insert_event(
+    subject_event(
         c,
         EventRow {
             subject_id: &subject_id,
@@ -77,26 +77,38 @@ pub(super) async fn consent_event<C: Conn>(
         webhook,
         now,
     )
-    .await?;
+    .await
+}
+
+/// Appends `e` for a subject the caller holds (its row locked where rows
+/// lock) and updates the derived state, in the caller's transaction.
+pub(super) async fn subject_event<C: Conn>(
+    c: &mut C,
+    e: EventRow<'_>,
+    webhook: bool,
+    now: i64,
+) -> Result<ConsentEvent, StoreError> {
+    let (subject_id, campaign, action, at) = (e.subject_id, e.campaign, e.action, e.at);
+    let event = insert_event(c, e, webhook, now).await?;
     let current = c
         .fetch_optional(
             Sql::new(
                 "SELECT status, since, event_id FROM consent_state WHERE subject_id = $1 AND campaign = $2",
             )
-            .arg(&subject_id)
-            .arg(&e.campaign),
+            .arg(subject_id)
+            .arg(campaign),
         )
         .await?
         .map(|r| state_from(&r.text(0)?, r.int(1)?, r.int(2)?))
         .transpose()?;
-    match consent::apply(current, e.action, e.at, event.id) {
-        Some(s) if Some(s) != current => put_state(c, &subject_id, &e.campaign, s).await?,
+    match consent::apply(current, action, at, event.id) {
+        Some(s) if Some(s) != current => put_state(c, subject_id, campaign, s).await?,
         Some(_) => {}
         None => {
             c.execute(
                 Sql::new("DELETE FROM consent_state WHERE subject_id = $1 AND campaign = $2")
-                    .arg(&subject_id)
-                    .arg(&e.campaign),
+                    .arg(subject_id)
+                    .arg(campaign),
             )
             .await?;
         }
@@ -167,6 +179,9 @@ pub(super) async fn insert_event<C: Conn>(
         )
         .await?;
     let event = event_from_row(&row)?;
+    if matches!(e.action, Action::Grant | Action::Confirm) {
+        lift_suppressions(c, e.subject_id, &event, now).await?;
+    }
     if webhook {
         c.execute(
             Sql::new(
@@ -180,4 +195,35 @@ pub(super) async fn insert_event<C: Conn>(
         .await?;
     }
     Ok(event)
+}
+
+/// A new grant (or confirmation) says the mailbox takes mail again: it
+/// lifts the person's bounce suppressions made before it, and the soft
+/// bounces counted so far. An imported grant older than a suppression
+/// lifts nothing.
+async fn lift_suppressions<C: Conn>(
+    c: &mut C,
+    subject_id: &str,
+    event: &ConsentEvent,
+    now: i64,
+) -> Result<(), StoreError> {
+    let reason = format!("a new {} (consent event {})", event.action, event.id);
+    c.execute(
+        Sql::new(
+            "UPDATE suppressions SET removed_at = $3, removed_by = 'grant', removed_reason = $4 \
+             WHERE subject_id = $1 AND removed_at IS NULL AND since <= $2",
+        )
+        .arg(subject_id)
+        .arg(event.at)
+        .arg(now)
+        .arg(&reason),
+    )
+    .await?;
+    c.execute(
+        Sql::new("DELETE FROM soft_bounces WHERE subject_id = $1 AND sent_at <= $2")
+            .arg(subject_id)
+            .arg(event.at),
+    )
+    .await?;
+    Ok(())
 }

@@ -10,7 +10,11 @@
 //! replies were stored masked); the bounces about the address (DSNs to the
 //! sender, which name it) lose their body, and one not sent yet is
 //! dropped; bodies of messages whose only recipient was the address are
-//! removed; the notice, if any, is queued.
+//! removed; the reports that came back about the person (and any other
+//! stored report whose raw message names the address) lose their raw
+//! message and diagnostic, and their soft-bounce days go, while their
+//! suppressions stay under the subject's keyed hash; the notice, if any,
+//! is queued.
 
 use super::consent::{EventRow, insert_event};
 use super::import::forget;
@@ -104,6 +108,7 @@ async fn erase<C: Conn>(
         .await?;
     let bounces_dropped = erase_bounces(c, &bounces, &e.address, event_id, now).await?;
     let bodies_removed = remove_bodies(c, &tag).await?;
+    scrub_reports(c, &subject_id, &e.address).await?;
     if let Some(notice) = &e.notice {
         // Its one row names the address until its delivery ends; the
         // subject lets the scrub put the erased tag in its place.
@@ -367,4 +372,52 @@ async fn remove_bodies<C: Conn>(c: &mut C, tag: &str) -> Result<u64, StoreError>
         .arg(tag),
     )
     .await
+}
+
+/// The reports that came back about the person lose their raw message
+/// and diagnostic (what they changed stays); a stored report that names
+/// no one but whose raw message holds the address loses it too. The
+/// suppressions stay: the subject keeps its keyed hash.
+async fn scrub_reports<C: Conn>(
+    c: &mut C,
+    subject_id: &str,
+    address: &str,
+) -> Result<(), StoreError> {
+    c.execute(
+        Sql::new("UPDATE feedback_reports SET raw = NULL, detail = NULL WHERE subject_id = $1")
+            .arg(subject_id),
+    )
+    .await?;
+    c.execute(Sql::new("DELETE FROM soft_bounces WHERE subject_id = $1").arg(subject_id))
+        .await?;
+    let needle = address.to_lowercase().into_bytes();
+    let mut after = 0i64;
+    loop {
+        let rows = c
+            .fetch_all(
+                Sql::new(
+                    "SELECT id, raw FROM feedback_reports WHERE subject_id IS NULL AND raw IS NOT NULL AND id > $1 \
+                     ORDER BY id LIMIT 200",
+                )
+                .arg(after),
+            )
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.int(0)?;
+        let mut naming = Vec::new();
+        for row in &rows {
+            let raw = row.opt_bytes(1)?.unwrap_or_default().to_ascii_lowercase();
+            if raw.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                naming.push(row.int(0)?);
+            }
+        }
+        if !naming.is_empty() {
+            c.execute(
+                Sql::new("UPDATE feedback_reports SET raw = NULL, detail = NULL WHERE id")
+                    .ints::<C>(&naming),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }

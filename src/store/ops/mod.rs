@@ -15,6 +15,7 @@
 pub(super) mod accept;
 pub(super) mod consent;
 pub(super) mod erase;
+pub(super) mod feedback;
 pub(super) mod identity;
 pub(super) mod import;
 pub(super) mod nodes;

@@ -67,6 +67,9 @@ async fn record<C: Conn>(
             )
             .await?;
         }
+        if let Some(b) = &r.bounce {
+            super::feedback::upstream_bounce(c, r.delivery_id, &b.effect, &b.rules, now).await?;
+        }
         if let Some(dsn) = &r.dsn {
             c.insert_messages(&[dsn], now).await?;
             // The bounce names the recipient: erasure and access find it

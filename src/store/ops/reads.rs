@@ -26,19 +26,27 @@ pub(in crate::store) async fn recipients_consent<C: Conn>(
     campaign: &str,
     addresses: &[String],
     hashes: &[Vec<String>],
+    now: i64,
 ) -> Result<HashMap<String, KnownRecipient>, StoreError> {
     if addresses.is_empty() {
         return Ok(HashMap::new());
     }
     let all_hashes: Vec<String> = hashes.iter().flatten().cloned().collect();
+    // The source of the event a state rests on (a complaint says
+    // `complained`), and whether an active bounce suppression holds: an
+    // indexed lookup each, for the subjects the message names.
     let rows = c
         .fetch_all(
             Sql::new(
-                "SELECT s.address, s.id, s.address_hash, cs.campaign, cs.status, cs.since, cs.event_id \
+                "SELECT s.address, s.id, s.address_hash, cs.campaign, cs.status, cs.since, cs.event_id, ce.source, \
+                 EXISTS (SELECT 1 FROM suppressions su WHERE su.subject_id = s.id AND su.removed_at IS NULL \
+                 AND (su.until_at IS NULL OR su.until_at > $2)) \
                  FROM subjects s LEFT JOIN consent_state cs ON cs.subject_id = s.id AND cs.campaign IN ($1, '*') \
+                 LEFT JOIN consent_events ce ON ce.id = cs.event_id \
                  WHERE s.address",
             )
             .arg(campaign)
+            .arg(now)
             .texts::<C>(addresses)
             .push(" OR (s.address IS NULL AND s.merged_into IS NULL AND s.address_hash")
             .texts::<C>(&all_hashes)
@@ -398,5 +406,29 @@ pub(in crate::store) async fn grants_since_before<C: Conn>(
     .await?
     .iter()
     .map(grant_from_row)
+    .collect()
+}
+
+/// Reports stored but not yet applied, oldest first.
+pub(in crate::store) async fn pending_reports<C: Conn>(
+    c: &mut C,
+    limit: i64,
+) -> Result<Vec<crate::store::PendingReport>, StoreError> {
+    c.fetch_all(
+        Sql::new(
+            "SELECT id, envelope_to, raw FROM feedback_reports WHERE state = 'pending' \
+             ORDER BY received_at, id LIMIT $1",
+        )
+        .arg(limit),
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(crate::store::PendingReport {
+            id: r.int(0)?,
+            envelope_to: r.opt_text(1)?,
+            raw: r.opt_bytes(2)?.unwrap_or_default(),
+        })
+    })
     .collect()
 }

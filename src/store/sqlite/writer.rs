@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::store::ops::accept::{Accept, ClaimDue, ReleaseLeases};
 use crate::store::ops::consent::AppendEvent;
 use crate::store::ops::erase::Erase;
+use crate::store::ops::feedback::{Apply, PurgeReports, Receive};
 use crate::store::ops::identity::BringToIdentity;
 use crate::store::ops::import::{AppendOnce, Import};
 use crate::store::ops::nodes::{Heartbeat, Join, Leave};
@@ -82,6 +83,9 @@ macro_rules! each_job {
             Job::NodeHeartbeat($p) => $e,
             Job::LeaveNode($p) => $e,
             Job::Identity($p) => $e,
+            Job::ReceiveReport($p) => $e,
+            Job::ApplyReport($p) => $e,
+            Job::PurgeReports($p) => $e,
         }
     };
 }
@@ -117,6 +121,9 @@ jobs! {
     NodeHeartbeat(Heartbeat),
     LeaveNode(Leave),
     Identity(BringToIdentity),
+    ReceiveReport(Receive),
+    ApplyReport(Apply),
+    PurgeReports(PurgeReports),
 }
 
 impl Job {

@@ -117,6 +117,7 @@ async fn two_nodes_never_take_the_same_row() {
         next_attempt_at: 0,
         late_decision: None,
         dsn: None,
+        bounce: None,
     };
     b.record_attempts(all.iter().map(|id| sent(*id)).collect())
         .await
