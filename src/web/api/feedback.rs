@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest as _, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -37,12 +37,11 @@ pub(super) fn router(state: &WebState) -> Router<WebState> {
         .layer(RequestBodyLimitLayer::new(max))
 }
 
-async fn receive(
-    State(web): State<WebState>,
-    peer: Option<ConnectInfo<SocketAddr>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| {
+async fn receive(State(web): State<WebState>, req: Request) -> Result<Response, ApiError> {
+    // The peer when served over a socket (not under `oneshot`).
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().cloned();
+    let body = Bytes::from_request(req, &web).await;
+    let body = body.map_err(|r: BytesRejection| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge
         } else {

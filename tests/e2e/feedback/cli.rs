@@ -96,13 +96,12 @@ async fn a_store_that_cannot_be_opened_exits_75_to_try_again() {
     let dir = tempfile::tempdir().expect("temp dir");
     let sink = Sink::start().await;
     let text = super::feedback_config(dir.path(), &format!("smtp://{}", sink.addr()), "");
-    // The database's directory does not exist: the store cannot be opened.
+    // The database's directory is a file: the store cannot be opened.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").expect("write");
     let url = crate::common::backend::store_url(dir.path());
-    let text = text.replace(&url, "sqlite://missing/dir/relay.db");
-    assert!(
-        text.contains("missing/dir"),
-        "the store url is in the config"
-    );
+    let text = text.replace(&url, &format!("sqlite://{}/relay.db", file.display()));
+    assert!(text.contains("not-a-dir"), "the store url is in the config");
     let loaded = crate::common::relay::write_config(dir.path(), &text);
     let config = dir.path().join("consent-relay.toml");
     let dsn_text = dsn(&loaded, 1, "ann@example.net", "5.1.1");

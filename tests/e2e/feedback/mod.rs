@@ -111,7 +111,7 @@ pub const NOT_A_REPORT: &str = "From: someone@example.org\r\nTo: x@bounces.test\
      Subject: lunch?\r\n\r\nAre you free on Friday?\r\n";
 
 /// One number from the store of the test whose directory is `dir`.
-pub async fn count(dir: &Path, sql: &str) -> i64 {
+pub async fn count(dir: &Path, sql: &'static str) -> i64 {
     let mut c = crate::common::backend::connect(dir).await;
     sqlx::query(sql)
         .fetch_one(&mut c)
