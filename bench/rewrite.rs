@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench rewrite`. The message: 20 KB multipart/alternative,
 //! quoted-printable text and base64 HTML, two placeholders in each. A copy
-//! is what delivery does per recipient: sign three links, render.
+//! is what delivery does per recipient: sign three links and the return
+//! path's token, render.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -12,6 +13,7 @@ use base64::Engine;
 use consent_relay::config::{Campaign, Config};
 use consent_relay::delivery::copy;
 use consent_relay::rewrite::Template;
+use consent_relay::token;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn newsletter() -> Vec<u8> {
@@ -106,7 +108,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % subjects.len();
             let links = copy::links(&cfg, &campaign, &subjects[i]).ok();
-            black_box(copy::render(&cfg, &template, &campaign, links.as_ref()))
+            let delivery = token::bounce::local_part(&cfg.signing, i as i64).unwrap_or_default();
+            black_box(copy::render(
+                &cfg,
+                &template,
+                &campaign,
+                links.as_ref(),
+                &delivery,
+            ))
         })
     });
     g.bench_function("parse_20kb_template", |b| {

@@ -41,6 +41,8 @@
 #   RELAY_BASE_BIN=path  step relay_base: another build under the same load (what a change costs)
 #   BUILD_TIMEOUT=1800   bound on `cargo build --release`
 #   RELAY_STORE_URL=url  the relay's [store] url (default: a fresh SQLite file under $STATE)
+#   BOUNCES=1            the relay's config gets [bounces] domain = "bounces.bench.test": every
+#                        copy goes with a return path of its own (b-TOKEN@bounces.bench.test)
 #   PG_BENCH_URL=postgres://root@127.0.0.1:5432/test  PG_SCHEMA=cr_bench (dropped and
 #                        re-created by each PostgreSQL step)
 #   SCALE_SUBJECTS=1000000  people seeded (each with a grant) by consent_scale
@@ -74,6 +76,7 @@ STATE=${STATE:-/tmp/consent-relay-bench}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
 SETTLE=${SETTLE:-2}
+BOUNCES=${BOUNCES:-0}
 PFX=$STATE/postfix            # throwaway postfix instance (config + queue + data)
 FIGS=$STATE/figures.tsv       # this run's FIGURE lines, for the summary
 FROM=sender@example.com
@@ -281,6 +284,7 @@ drive_relay() { # name port nmsg expect_deliveries cpu_fn
   [[ -n $cpufn ]] && c1=$($cpufn)
   got=$(($(sink_mesg) - m0))
   cond="smtp-source -s $RELAY_SESS -l $RELAY_LEN -r $RELAY_RCPT -m $n -> $name 127.0.0.1:$port -> smtp-sink; sink got $got/$expect deliveries; accept $(secs "$t0" "$t1")s, end-to-end $(secs "$t0" "$t2")s"
+  [[ $BOUNCES == 1 && $name != postfix* ]] && cond+="; [bounces] domain set"
   fig "${name}_accept_msgs_per_s" "$(rate "$n" "$t0" "$t1")" "msg/s" "$cond"
   fig "${name}_accept_rcpts_per_s" "$(rate $((n * RELAY_RCPT)) "$t0" "$t1")" "rcpt/s" "$cond"
   fig "${name}_e2e_msgs_per_s" "$(rate "$n" "$t0" "$t2")" "msg/s" "$cond"
@@ -467,6 +471,9 @@ policy = "opt-out"
 
 ${RELAY_EXTRA:-}
 EOF
+  if [[ $BOUNCES == 1 ]]; then
+    printf '\n[bounces]\ndomain = "bounces.bench.test"\n' >>"$STATE/relay.toml"
+  fi
   chmod 600 "$STATE/relay.toml"
 }
 relay_start() { # bin

@@ -4,7 +4,7 @@
 //! rewritten are copied as they are).
 #![no_main]
 
-use consent_relay::rewrite::{Footer, Links, ListHeaders, Template};
+use consent_relay::rewrite::{FeedbackHeaders, Footer, Links, ListHeaders, Template};
 use libfuzzer_sys::fuzz_target;
 
 const LINKS: Links<'static> = Links {
@@ -12,6 +12,13 @@ const LINKS: Links<'static> = Links {
     preferences: "https://relay.example/p/k1.AQIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     optin: "https://relay.example/o/k1.AQMAAAAAAAAAAAAAAAAAAAAAbmV3c2xldHRlcgAAAAAAAAAAAAAAAAAAAAA",
     mailto: Some("mailto:unsubscribe+k1.AQEAAAAAAAAAAAAAAAAAAAAAbmV3c2xldHRlcgAAAAAAAAAA@u.example"),
+};
+
+const FEEDBACK: FeedbackHeaders<'static> = FeedbackHeaders {
+    delivery: "b-aeaaaaaaaaaaaaacrvhzjr7xqylbkq5",
+    campaign: "newsletter",
+    sender_id: "relay",
+    cfbl_address: Some("fbl@relay.example"),
 };
 
 const FOOTER: Footer<'static> = Footer {
@@ -40,7 +47,7 @@ fn lines(bytes: &[u8]) -> (usize, bool) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // First byte: which kind of copy (footer, list headers).
+    // First byte: which kind of copy (footer, list and feedback headers).
     let Some((&mode, raw)) = data.split_first() else {
         return;
     };
@@ -48,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let list = ListHeaders {
         list_id: (mode & 1 == 1).then_some("newsletter.example.com"),
         add_unsubscribe: mode & 2 == 2,
+        feedback: (mode & 8 == 8).then_some(FEEDBACK),
     };
     let footer = (mode & 4 == 4).then_some(&FOOTER);
     let copy = template.render(&LINKS, &list, footer);

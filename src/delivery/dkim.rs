@@ -6,7 +6,10 @@
 //! signs each instance present and, for a name listed more often than it
 //! occurs, an empty instance. So every listed header is over-signed: a
 //! `List-Unsubscribe` (or a second `From`) added in transit breaks the
-//! signature instead of riding on it.
+//! signature instead of riding on it. The feedback headers are listed too
+//! (RFC 9477 3.2 requires `CFBL-Address` and `CFBL-Feedback-ID` to be
+//! signed; `Feedback-ID` and the relay's delivery header name the copy in
+//! what comes back, so nobody on the way may add or change one).
 //!
 //! Alignment (DMARC, RFC 7489 3.1.1, relaxed): a signature helps DMARC only
 //! when `d=` and the From domain share their organizational domain (found
@@ -20,8 +23,10 @@ use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 
 use crate::config::DkimConfig;
+use crate::rewrite::FEEDBACK_FIELDS;
 
-/// The headers the signature covers (and over-signs).
+/// The headers the signature covers (and over-signs), with the feedback
+/// headers ([`FEEDBACK_FIELDS`]).
 pub const SIGNED_HEADERS: [&str; 10] = [
     "From",
     "To",
@@ -60,8 +65,9 @@ impl Signer {
     /// The signer of `[dkim]` with `key`, as [`crate::config::load::dkim_key`]
     /// read it.
     pub fn new(cfg: &DkimConfig, key: DkimKey) -> Signer {
-        let mut headers = Vec::with_capacity(SIGNED_HEADERS.len() * 2);
-        for h in SIGNED_HEADERS {
+        let names = SIGNED_HEADERS.iter().chain(&FEEDBACK_FIELDS);
+        let mut headers = Vec::with_capacity((SIGNED_HEADERS.len() + FEEDBACK_FIELDS.len()) * 2);
+        for &h in names {
             headers.push(h);
             headers.push(h);
         }

@@ -107,21 +107,6 @@ pub fn build(b: &Bounce<'_>) -> Vec<u8> {
     bytes
 }
 
-/// The enhanced status code in an upstream reply like "550 5.1.1 no such user",
-/// or a generic permanent one.
-pub fn status_of(reply: &str) -> String {
-    reply
-        .split_whitespace()
-        .nth(1)
-        .filter(|s| {
-            let p: Vec<&str> = s.split('.').collect();
-            p.len() == 3
-                && p.iter()
-                    .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map_or_else(|| "5.0.0".to_owned(), str::to_owned)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,11 +162,5 @@ mod tests {
         assert!(text.contains("Content-Type: message/delivery-status\r\n"));
         assert!(text.contains("Final-Recipient: rfc822; ann@example.net\r\n"));
         assert!(text.contains("Content-Type: text/rfc822-headers\r\n"));
-    }
-
-    #[test]
-    fn status_is_read_from_the_reply() {
-        assert_eq!(status_of("550 5.1.1 no such user"), "5.1.1");
-        assert_eq!(status_of("554 transaction failed"), "5.0.0");
     }
 }

@@ -23,10 +23,12 @@ use crate::config::Config;
 use crate::config::reload::LiveConfig;
 use crate::consent::logged;
 use crate::consent::policy::{self, Outcome};
+use crate::feedback::report::StatusCode;
 use crate::store::{
     AttemptRecord, ClaimedDelivery, DeliveryStatus, MessageKind, NewMessage, RecipientDecision,
     Store, StoreError,
 };
+use crate::token;
 
 impl Delivery {
     /// Runs until `shutdown` turns true; then finishes the sends in
@@ -213,12 +215,12 @@ async fn send_loop(
         let signer = signers.get(&cfg, reload_signer);
         let d = &job.delivery;
         let outcome = match signed_copy(&cfg, signer.as_deref(), &job) {
-            Ok(body) => {
+            Ok(out) => {
                 let name = format!("{}-{}", d.message_id, d.id);
                 let copy = Copy {
-                    mail_from: &d.mail_from,
+                    mail_from: &out.mail_from,
                     recipient: &d.rcpt_to,
-                    body: &body,
+                    body: &out.body,
                     name: &name,
                     smtputf8: d.smtputf8,
                 };
@@ -248,27 +250,36 @@ async fn next_job(
     }
 }
 
-/// The bytes to send, DKIM-signed when `[dkim]` is set; a failure to sign
-/// the links or the copy is the attempt's (temporary) outcome.
+/// What goes upstream for one delivery: its envelope sender and its bytes.
+struct Outgoing<'a> {
+    mail_from: Cow<'a, str>,
+    body: Cow<'a, [u8]>,
+}
+
+/// The copy to send, DKIM-signed when `[dkim]` is set; a failure to sign
+/// the tokens or the copy is the attempt's (temporary) outcome.
 fn signed_copy<'a>(
     cfg: &Config,
     signer: Option<&dkim::Signer>,
     job: &'a Job,
-) -> Result<Cow<'a, [u8]>, AttemptOutcome> {
+) -> Result<Outgoing<'a>, AttemptOutcome> {
     let d = &job.delivery;
     let rendered = render(cfg, job).map_err(|e| {
         // Never sent without working links: retried like any temporary
         // failure (a key problem is fixed in the configuration).
-        tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot sign the recipient's links");
-        AttemptOutcome::TemporaryFailure(format!("cannot sign the recipient's links: {e}"))
+        tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot sign the recipient's tokens");
+        AttemptOutcome::TemporaryFailure(format!("cannot sign the recipient's tokens: {e}"))
     })?;
     // With [dkim], every copy leaves signed or not at all: rewritten
     // copies, and the relay's own mail (bounces, confirmations, notices).
     let Some(signer) = signer else {
         return Ok(rendered);
     };
-    match signer.sign(&rendered) {
-        Ok(signed) => Ok(Cow::Owned(signed)),
+    match signer.sign(&rendered.body) {
+        Ok(signed) => Ok(Outgoing {
+            body: Cow::Owned(signed),
+            ..rendered
+        }),
         Err(e) => {
             tracing::error!(queue_id = %d.message_id, delivery = d.id, cause = %e, "cannot DKIM-sign the copy");
             Err(AttemptOutcome::TemporaryFailure(format!(
@@ -335,25 +346,38 @@ fn reload_signer(
     }
 }
 
-/// The bytes to send: the recipient's rendered copy, or the message as
-/// stored for what the relay wrote itself.
-fn render<'a>(cfg: &Config, job: &'a Job) -> Result<Cow<'a, [u8]>, crate::token::TokenError> {
+/// The recipient's rendered copy with its return path, or the message as
+/// stored with its own envelope for what the relay wrote itself.
+fn render<'a>(cfg: &Config, job: &'a Job) -> Result<Outgoing<'a>, String> {
     let d = &job.delivery;
+    let as_stored = Outgoing {
+        mail_from: Cow::Borrowed(&d.mail_from),
+        body: Cow::Borrowed(&job.prepared.original[..]),
+    };
+    if d.kind != MessageKind::Relay {
+        return Ok(as_stored);
+    }
+    // One HMAC per copy: the return path and the feedback headers.
+    let delivery = token::bounce::local_part(&cfg.signing, d.id).map_err(|e| e.to_string())?;
+    let mail_from = copy::return_path(cfg, &delivery, &d.mail_from);
     let (Some(template), Some(campaign)) = (&job.prepared.template, cfg.campaign(&d.campaign))
     else {
-        return Ok(Cow::Borrowed(&job.prepared.original[..]));
+        return Ok(Outgoing {
+            mail_from,
+            ..as_stored
+        });
     };
     let links = job
         .subject_id
         .as_deref()
         .map(|s| copy::links(cfg, campaign, s))
-        .transpose()?;
-    Ok(Cow::Owned(copy::render(
-        cfg,
-        template,
-        campaign,
-        links.as_ref(),
-    )))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let body = copy::render(cfg, template, campaign, links.as_ref(), &delivery);
+    Ok(Outgoing {
+        mail_from,
+        body: Cow::Owned(body),
+    })
 }
 
 /// The DSN message (kind `dsn`, null sender) for a failed delivery.
@@ -367,7 +391,9 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
         other => other.reply().to_owned(),
     };
     let status = match outcome {
-        AttemptOutcome::PermanentFailure(r) => dsn::status_of(r),
+        AttemptOutcome::PermanentFailure(r) => StatusCode::from_reply(r)
+            .unwrap_or(StatusCode::new(5, 0, 0))
+            .to_string(),
         _ => "4.4.7".to_owned(),
     };
     let id = ulid::Ulid::generate().to_string();

@@ -3,8 +3,8 @@
 
 use super::classify::{BounceOutcome, DEFAULT_HARD, Verdict, classify};
 use super::report::{
-    Action, BounceFormat, EnclosedForm, FeedbackType, Kind, NotAReport, Report, StatusCode, read,
-    unsubscribe_token,
+    Action, BounceFormat, DELIVERY_HEADER, EnclosedForm, FeedbackType, Kind, NotAReport, Report,
+    StatusCode, read, unsubscribe_token,
 };
 use crate::config::{Secret, SigningConfig};
 use crate::token::{self, Purpose};
@@ -290,13 +290,98 @@ fn yahoo_arf_with_a_redacted_recipient_finds_the_person_through_our_header() {
     // The report's own List-Unsubscribe (Yahoo's) is never the one read.
     let token = r.relay_header().and_then(unsubscribe_token);
     assert_eq!(token, Some(TOKEN));
-    let signing = SigningConfig {
-        current: "k1".into(),
-        keys: [("k1".to_owned(), Secret(vec![7; 32]))].into(),
-    };
-    let claims = token::verify_for(&signing, TOKEN, Purpose::Unsubscribe).unwrap();
+    let claims = token::verify_for(&fixture_signing(), TOKEN, Purpose::Unsubscribe).unwrap();
     assert_eq!(claims.subject_id, "AAECAwQFBgcICQoLDA0ODw");
     assert_eq!(claims.campaign.as_deref(), Some("news"));
+}
+
+/// The `b-TOKEN` of delivery 4242 under the fixtures' key `k1` (32 × 7);
+/// the reports' own headers carry delivery 4243's, which is never read.
+const DELIVERY_4242: &str = "b-aeaaaaaaaaabbeuv2fmsxbjr72de3ta";
+const DELIVERY_4243: &str = "b-aeaaaaaaaaabbe4dckvvi6hf3y5rmtq";
+
+fn fixture_signing() -> SigningConfig {
+    SigningConfig {
+        current: "k1".into(),
+        keys: [("k1".to_owned(), Secret(vec![7; 32]))].into(),
+    }
+}
+
+/// The delivery a report names through the relay's header.
+fn named_delivery(r: &Report) -> Option<i64> {
+    let token = token::bounce::token_of(r.delivery_token()?)?;
+    token::bounce::verify(&fixture_signing(), token).ok()
+}
+
+#[test]
+fn a_dsn_to_another_address_finds_the_delivery_through_our_header() {
+    // Sent with the client's envelope (no [bounces] domain): the bounce
+    // came to the CRM's postmaster, who passed it on; the returned
+    // header still names the delivery.
+    let r = read(fixture!("dsn-delivery-header.eml"));
+    assert_eq!(outcomes(&r), [BounceOutcome::Hard(code("5.1.1"))]);
+    assert_eq!(
+        r.enclosed.as_ref().map(|e| e.form),
+        Some(EnclosedForm::Headers)
+    );
+    assert_eq!(r.delivery_token(), Some(DELIVERY_4242));
+    assert_eq!(named_delivery(&r), Some(4242));
+    // Not the old header: this copy has no List-Unsubscribe.
+    assert_eq!(r.relay_header(), None);
+}
+
+#[test]
+fn a_redacted_arf_finds_the_delivery_in_the_attached_copy() {
+    let raw = String::from_utf8_lossy(fixture!("arf-redacted-delivery-header.eml")).into_owned();
+    let r = read(raw.as_bytes());
+    let c = complaint(&r);
+    assert_eq!(c.original_rcpt_to.as_deref(), Some("xxxxxxxxxx@yahoo.com"));
+    assert_eq!(
+        c.original_mail_from.as_deref(),
+        Some("redacted@bounces.example.com")
+    );
+    assert_eq!(classify(&r, DEFAULT_HARD), Verdict::Complaint);
+    assert_eq!(r.delivery_token(), Some(DELIVERY_4242));
+    assert_eq!(named_delivery(&r), Some(4242));
+
+    // Without our header, RFC 9477's CFBL-Feedback-ID names it.
+    let ours = format!("{DELIVERY_HEADER}: {DELIVERY_4242}\n");
+    let without = raw.replace(&ours, "");
+    assert_ne!(without, raw);
+    let r = read(without.as_bytes());
+    assert_eq!(r.delivery_token(), Some(DELIVERY_4242));
+    // Without either, nothing: the report's own header is never read.
+    let neither = without.replace(&format!("CFBL-Feedback-ID: {DELIVERY_4242}\n"), "");
+    assert!(neither.contains(DELIVERY_4243));
+    let r = read(neither.as_bytes());
+    assert!(matches!(r.kind, Kind::Complaint(_)));
+    assert_eq!(r.delivery_token(), None);
+}
+
+#[test]
+fn a_delivery_header_not_of_the_tokens_shape_is_passed_over() {
+    let raw = String::from_utf8_lossy(fixture!("arf-redacted-delivery-header.eml")).into_owned();
+    for bad in [
+        "b-",
+        "b-short",
+        "x-aeaaaaaaaaabbeuv2fmsxbjr72de3ta",
+        "b-aeaaaaaaaaabbeuv2fmsxbjr72de3t!",
+    ] {
+        let forged = raw
+            .replace(
+                &format!("X-Consent-Relay-Delivery: {DELIVERY_4242}"),
+                &format!("X-Consent-Relay-Delivery: {bad}"),
+            )
+            .replace(
+                &format!("CFBL-Feedback-ID: {DELIVERY_4242}"),
+                "CFBL-Feedback-ID: none",
+            );
+        assert_eq!(read(forged.as_bytes()).delivery_token(), None, "{bad}");
+    }
+    // Upper case (a mail system that changed it) still reads, and verifies.
+    let upper = raw.replace(DELIVERY_4242, &DELIVERY_4242.to_ascii_uppercase());
+    let r = read(upper.as_bytes());
+    assert_eq!(named_delivery(&r), Some(4242));
 }
 
 #[test]

@@ -1,10 +1,21 @@
 //! Header blocks as raw bytes: line-ending repair, finding fields by name,
-//! and writing the list headers we add (RFC 2369, RFC 2919, RFC 8058),
-//! folded so that no line exceeds 998 octets (RFC 5322 section 2.1.1).
+//! and writing the list headers we add (RFC 2369, RFC 2919, RFC 8058) and
+//! the feedback headers (the relay's delivery header, Gmail's
+//! `Feedback-ID`, RFC 9477's `CFBL-*`), folded so that no line exceeds 998 octets (RFC 5322 section 2.1.1).
 //!
 //! Nothing here interprets MIME: `mime` and `body` do that.
 
-use super::Span;
+use super::{FeedbackHeaders, Span};
+
+/// The feedback fields the relay writes on a copy, in the order it writes
+/// them. The first is the relay's own, read back from returned copies
+/// (`feedback::report::DELIVERY_HEADER`).
+pub const FEEDBACK_FIELDS: [&str; 4] = [
+    "X-Consent-Relay-Delivery",
+    "Feedback-ID",
+    "CFBL-Address",
+    "CFBL-Feedback-ID",
+];
 
 /// The longest line RFC 5322 allows, without its CRLF.
 pub(super) const MAX_LINE: usize = 998;
@@ -199,6 +210,27 @@ pub(super) fn write_list_headers(
             format!("List-Id: <{id}>")
         };
         write_folded(out, line.as_bytes());
+    }
+}
+
+/// Writes the [`FEEDBACK_FIELDS`] of one copy.
+pub(super) fn write_feedback_headers(out: &mut Vec<u8>, f: &FeedbackHeaders<'_>) {
+    let [delivery, feedback_id, cfbl_address, cfbl_feedback_id] = FEEDBACK_FIELDS;
+    write_folded(out, format!("{delivery}: {}", f.delivery).as_bytes());
+    write_folded(
+        out,
+        format!("{feedback_id}: {}:{}", f.campaign, f.sender_id).as_bytes(),
+    );
+    if let Some(address) = f.cfbl_address {
+        // RFC 9477 3.1: the address, then the report format.
+        write_folded(
+            out,
+            format!("{cfbl_address}: {address}; report=arf").as_bytes(),
+        );
+        write_folded(
+            out,
+            format!("{cfbl_feedback_id}: {}", f.delivery).as_bytes(),
+        );
     }
 }
 

@@ -3,6 +3,8 @@
 //! [`Template::parse`] reads a stored message once; [`Template::render`]
 //! then writes one recipient's copy: the campaign header removed, our
 //! `List-Unsubscribe`, `List-Unsubscribe-Post` and `List-Id` added, the
+//! per-copy feedback headers (`X-Consent-Relay-Delivery`, `Feedback-ID`,
+//! `CFBL-Address`, `CFBL-Feedback-ID`: [`FeedbackHeaders`]) added, the
 //! placeholders `[[UNSUBSCRIBE_URL]]`, `[[PREFERENCES_URL]]` and
 //! `[[OPTIN_URL]]` replaced with the recipient's links in the text/plain
 //! and text/html parts, or, when the message has no placeholder, a footer
@@ -26,6 +28,11 @@
 //! - Existing `List-Unsubscribe` and `List-Unsubscribe-Post` fields are
 //!   always removed, also for mandatory campaigns: unsubscribing is the
 //!   relay's, and a sender's own link would bypass the consent records.
+//! - Existing feedback headers ([`FEEDBACK_FIELDS`]) are always removed,
+//!   whether or not the copy gets ours: a sender who wrote its own
+//!   `X-Consent-Relay-Delivery` or `CFBL-Feedback-ID` could otherwise name
+//!   another delivery in the reports that come back, and its own
+//!   `Feedback-ID` would mislabel the copy at the mailbox provider.
 //! - Our headers go after the leading `Received` fields, before the rest.
 //! - A 7bit or 8bit part whose new text would need a line over 998 octets
 //!   (or 8-bit data in 7bit) is re-encoded as quoted-printable, and its
@@ -77,6 +84,9 @@ use transfer::Cte;
 /// HTML escaping for text and attribute values (also used by the pages).
 pub use placeholders::html_escape;
 
+/// The fields of [`FeedbackHeaders`], removed from every message.
+pub use headers::FEEDBACK_FIELDS;
+
 /// A recipient's signed links.
 #[derive(Debug, Clone, Copy)]
 pub struct Links<'a> {
@@ -87,7 +97,8 @@ pub struct Links<'a> {
     pub mailto: Option<&'a str>,
 }
 
-/// The list headers of a copy.
+/// The headers the relay adds to a copy: the list headers and the
+/// feedback headers.
 #[derive(Debug, Clone, Copy)]
 pub struct ListHeaders<'a> {
     /// `List-Id` value: `<id>` is added around it unless it has brackets.
@@ -95,6 +106,25 @@ pub struct ListHeaders<'a> {
     /// Add `List-Unsubscribe` and `List-Unsubscribe-Post` (false for
     /// mandatory campaigns).
     pub add_unsubscribe: bool,
+    /// The per-copy feedback headers (every relayed copy has them; `None`
+    /// only leaves them out, a sender's own are removed either way).
+    pub feedback: Option<FeedbackHeaders<'a>>,
+}
+
+/// What comes back names the copy through these (SPEC "What comes back").
+/// The values must already be safe for a header (printable ASCII, no CR
+/// or LF): they are the relay's token and validated configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedbackHeaders<'a> {
+    /// `b-TOKEN`, the return path's local part: the value of
+    /// `X-Consent-Relay-Delivery` and of `CFBL-Feedback-ID`.
+    pub delivery: &'a str,
+    /// The campaign's id, the first field of `Feedback-ID`.
+    pub campaign: &'a str,
+    /// The SenderId, the last field of `Feedback-ID` (Gmail's format).
+    pub sender_id: &'a str,
+    /// `CFBL-Address` (RFC 9477), with `report=arf`, when set.
+    pub cfbl_address: Option<&'a str>,
 }
 
 /// The footer added to messages without placeholders.
@@ -265,6 +295,9 @@ impl Template {
             match segment {
                 Segment::Raw(s) => out.extend_from_slice(&self.raw[s.start..s.end]),
                 Segment::ListHeaders => {
+                    if let Some(f) = &list.feedback {
+                        headers::write_feedback_headers(&mut out, f);
+                    }
                     headers::write_list_headers(&mut out, unsubscribe, list_id.as_deref());
                 }
                 Segment::ListId(s) => {
@@ -350,8 +383,8 @@ fn prepare(raw: &[u8], notes: &mut Vec<String>) -> (Vec<u8>, Option<String>) {
     }
 }
 
-/// Removals of the campaign and `List-Unsubscribe*` fields, existing
-/// `List-Id` fields, and where our list headers go.
+/// Removals of the campaign, `List-Unsubscribe*` and feedback fields,
+/// existing `List-Id` fields, and where our list headers go.
 fn header_edits(raw: &[u8], block: &headers::Block, campaign_header: &str) -> Vec<Edit> {
     // An empty name would match lines that have no colon.
     let campaign = Some(campaign_header.trim()).filter(|name| !name.is_empty());
@@ -362,6 +395,7 @@ fn header_edits(raw: &[u8], block: &headers::Block, campaign_header: &str) -> Ve
         if campaign.is_some_and(|name| field.is(raw, name))
             || field.is(raw, "List-Unsubscribe")
             || field.is(raw, "List-Unsubscribe-Post")
+            || FEEDBACK_FIELDS.iter().any(|name| field.is(raw, name))
         {
             edits.push((field.span, None));
         } else if field.is(raw, "List-Id") {

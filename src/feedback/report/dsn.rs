@@ -71,7 +71,9 @@ impl StatusCode {
 
     /// The enhanced code an SMTP reply carries (`550 5.1.1 no such user`,
     /// `550-5.1.1 ...`, `#5.1.1`), or the generic one its basic code stands
-    /// for (`550 no such user` → 5.0.0), or none.
+    /// for (`550 no such user` → 5.0.0), or none. The one reading of a
+    /// reply: a DSN's `Diagnostic-Code`, the upstream's own reply to a copy
+    /// (its rules, and the `Status` of the DSN delivery writes for it).
     pub fn from_reply(reply: &str) -> Option<StatusCode> {
         let mut basic = None;
         for token in reply
@@ -440,6 +442,10 @@ mod tests {
         );
         assert_eq!(c("550 Requested action not taken"), Some("5.0.0".into()));
         assert_eq!(c("452 4.2.2 mailbox full"), Some("4.2.2".into()));
+        // The upstream's replies to a copy, as delivery reads them for the
+        // DSN it writes (this replaced `delivery::dsn::status_of`).
+        assert_eq!(c("550 5.1.1 no such user"), Some("5.1.1".into()));
+        assert_eq!(c("554 transaction failed"), Some("5.0.0".into()));
         assert_eq!(c("no code here at all"), None);
         assert_eq!(c("version 10.2.3.4 of 990"), None);
     }

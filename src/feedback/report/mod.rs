@@ -19,7 +19,9 @@
 //! `message/global`, `text/rfc822-headers`, `message/global-headers`, or
 //! the copy a plain bounce quotes after its marker line) is kept as its
 //! header fields, so the caller can find the delivery from the relay's own
-//! header in it ([`Report::relay_header`]), never from the report's `From:`.
+//! header in it ([`Report::delivery_token`], then [`Report::relay_header`]
+//! for copies sent before the relay wrote it), never from the report's
+//! `From:`.
 //!
 //! Limits: the first [`MAX_INPUT`] bytes are read (the report parts come
 //! before the returned message, so a cut only shortens that), at most
@@ -42,11 +44,23 @@ pub use plain::AutoReply;
 /// Bytes of a message that are read.
 pub const MAX_INPUT: usize = 4 * 1024 * 1024;
 
-/// The header the relay puts on every copy it sends for a campaign that is
-/// not mandatory, naming the person and the campaign through the signed
-/// unsubscribe token in its links (`rewrite::headers`,
-/// `delivery::copy::links`). The bounce and complaint work adds a header
-/// of its own per delivery; until then this is the one to look for.
+/// The relay's own header on every copy it relays (mandatory campaigns
+/// too, with or without `[bounces] domain`): `X-Consent-Relay-Delivery:
+/// b-TOKEN`, the return path's local part (`token::bounce`), naming the
+/// delivery. Written by the rewrite (`rewrite::FEEDBACK_FIELDS`), which
+/// removes any a sender put in the message, and covered by DKIM.
+pub const DELIVERY_HEADER: &str = "X-Consent-Relay-Delivery";
+
+/// RFC 9477's `CFBL-Feedback-ID`: the same `b-TOKEN`, on copies sent with
+/// `[complaints] cfbl_address`; feedback loops that return only part of the
+/// header keep this one.
+pub const CFBL_FEEDBACK_ID: &str = "CFBL-Feedback-ID";
+
+/// The fallback for copies sent before the relay wrote [`DELIVERY_HEADER`]:
+/// every copy of a campaign that is not mandatory carries our
+/// `List-Unsubscribe`, naming the person and the campaign through the
+/// signed unsubscribe token in its links (`rewrite::headers`,
+/// `delivery::copy::links`), not the delivery.
 pub const RELAY_HEADER: &str = "List-Unsubscribe";
 
 /// Which kind of bounce.
@@ -144,12 +158,39 @@ impl Report {
         self.enclosed.as_ref().and_then(|e| e.header(name))
     }
 
-    /// The relay's own header ([`RELAY_HEADER`]) in the returned or
-    /// attached original: how a report whose recipient is blanked (RFC
-    /// 6590) still names the person. See [`unsubscribe_token`].
+    /// The `b-TOKEN` of the returned or attached original: its
+    /// [`DELIVERY_HEADER`], else its [`CFBL_FEEDBACK_ID`]; how a report
+    /// whose recipient is blanked (RFC 6590), or that came to another
+    /// address than the return path, still names the delivery. A value not
+    /// of the token's shape is passed over; the caller verifies the token
+    /// (`token::bounce::token_of`, `token::bounce::verify`).
+    pub fn delivery_token(&self) -> Option<&str> {
+        let enclosed = self.enclosed.as_ref()?;
+        [DELIVERY_HEADER, CFBL_FEEDBACK_ID]
+            .into_iter()
+            .flat_map(|name| enclosed.headers.all(name))
+            .map(str::trim)
+            .find(|v| is_delivery_token(v))
+    }
+
+    /// The relay's older header ([`RELAY_HEADER`]) in the returned or
+    /// attached original: how a report about a copy sent before
+    /// [`DELIVERY_HEADER`] still names the person. See [`unsubscribe_token`].
     pub fn relay_header(&self) -> Option<&str> {
         self.enclosed_header(RELAY_HEADER)
     }
+}
+
+/// Whether `value` looks like `b-TOKEN`: the prefix in any case, then the
+/// token's length of base32 characters (a mail system may change case).
+fn is_delivery_token(value: &str) -> bool {
+    use crate::token::bounce::{PREFIX, TOKEN_LEN};
+    value.len() == PREFIX.len() + TOKEN_LEN
+        && value.is_char_boundary(PREFIX.len())
+        && value[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+        && value[PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The signed token in a `List-Unsubscribe` value the relay wrote: from

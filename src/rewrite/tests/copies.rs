@@ -220,6 +220,7 @@ fn mandatory_copy_has_no_list_unsubscribe_and_no_footer() {
     let no_list = ListHeaders {
         list_id: None,
         add_unsubscribe: false,
+        feedback: None,
     };
     let out = template.render(&links(), &no_list, None);
     assert_well_formed(&raw, &out);
@@ -233,6 +234,7 @@ fn mandatory_copy_has_no_list_unsubscribe_and_no_footer() {
     let with_id = ListHeaders {
         list_id: Some("invoices.shop.example"),
         add_unsubscribe: false,
+        feedback: None,
     };
     let out = template.render(&links(), &with_id, None);
     assert!(header_values(&out, "List-Unsubscribe").is_empty());

@@ -190,6 +190,7 @@ fn hostile_links_and_list_id_cannot_inject_headers() {
     let list = ListHeaders {
         list_id: Some("evil\r\nBcc: victim@example.org"),
         add_unsubscribe: true,
+        feedback: None,
     };
     let out = template.render(&links, &list, Some(&FOOTER));
     assert_well_formed(&raw, &out);

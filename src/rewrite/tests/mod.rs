@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 
-use super::{Footer, Links, ListHeaders, Template};
+use super::{FEEDBACK_FIELDS, FeedbackHeaders, Footer, Links, ListHeaders, Template};
 
 pub(super) const UNSUB: &str = "https://relay.example/u/TOKEN-1?a=1&b=2";
 pub(super) const UNSUB_HTML: &str = "https://relay.example/u/TOKEN-1?a=1&amp;b=2";
@@ -34,6 +34,7 @@ pub(super) fn list() -> ListHeaders<'static> {
     ListHeaders {
         list_id: Some("newsletter.shop.example"),
         add_unsubscribe: true,
+        feedback: None,
     }
 }
 

@@ -136,6 +136,59 @@ fn existing_list_id_is_replaced_only_when_we_add_ours() {
 }
 
 #[test]
+fn feedback_headers_replace_the_senders_own() {
+    let raw = crlf(
+        b"Received: from crm\nX-Consent-Relay-Delivery: b-forged\nFeedback-ID: x:evil\n\
+          cfbl-address: evil@example.org; report=arf\nCFBL-Feedback-ID: b-forged\n\
+          X-Campaign: c\nSubject: s\n\nbody\n",
+    );
+    let template = Template::parse(&raw, "X-Campaign");
+    let feedback = FeedbackHeaders {
+        delivery: "b-token",
+        campaign: "news",
+        sender_id: "relay",
+        cfbl_address: Some("fbl@relay.example"),
+    };
+    let with = ListHeaders {
+        feedback: Some(feedback),
+        ..list()
+    };
+    let out = template.render(&links(), &with, None);
+    assert_well_formed(&raw, &out);
+    assert_eq!(header_values(&out, "X-Consent-Relay-Delivery"), ["b-token"]);
+    assert_eq!(header_values(&out, "Feedback-ID"), ["news:relay"]);
+    assert_eq!(
+        header_values(&out, "CFBL-Address"),
+        ["fbl@relay.example; report=arf"]
+    );
+    assert_eq!(header_values(&out, "CFBL-Feedback-ID"), ["b-token"]);
+    // After the leading Received, before the rest.
+    let text = String::from_utf8(out).expect("ascii");
+    assert!(
+        text.starts_with("Received: from crm\r\nX-Consent-Relay-Delivery: b-token\r\n"),
+        "{text}"
+    );
+
+    // Without an address, no CFBL field; without feedback headers, none,
+    // and never the sender's.
+    let no_cfbl = ListHeaders {
+        feedback: Some(FeedbackHeaders {
+            cfbl_address: None,
+            ..feedback
+        }),
+        ..list()
+    };
+    let out = template.render(&links(), &no_cfbl, None);
+    assert_eq!(header_values(&out, "Feedback-ID"), ["news:relay"]);
+    assert!(header_values(&out, "CFBL-Address").is_empty());
+    assert!(header_values(&out, "CFBL-Feedback-ID").is_empty());
+    let out = template.render(&links(), &list(), None);
+    for name in FEEDBACK_FIELDS {
+        assert!(header_values(&out, name).is_empty(), "{name}");
+    }
+}
+
+#[test]
 fn signed_content_is_never_rewritten() {
     let raw = crlf(
         b"From: a@shop.example\nX-Campaign: c\nMIME-Version: 1.0\n\

@@ -1,6 +1,7 @@
 //! End to end: with `[dkim]` each copy leaves signed after rewriting, and
 //! an independent verifier (dkimpy, fed the test key instead of DNS)
-//! accepts the signature; `h=` covers the list headers. Keys are made by
+//! accepts the signature; `h=` covers the list headers and the feedback
+//! headers (the relay's delivery header, `Feedback-ID`, `CFBL-*`). Keys are made by
 //! the openssl CLI in the test: RSA 2048 and Ed25519.
 //!
 //! Needs `python3` with `dkimpy` and `pynacl` (for Ed25519), and `openssl`; when missing the tests say
@@ -133,7 +134,8 @@ async fn signed_copy_verifies(algorithm: &str) {
     let txt = key(dir.path(), algorithm);
     let mut text = config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", "");
     text.push_str(
-        "\n[dkim]\ndomain = \"example.com\"\nselector = \"relay\"\nprivate_key = \"dkim.pem\"\nexpire = \"7d\"\n",
+        "\n[dkim]\ndomain = \"example.com\"\nselector = \"relay\"\nprivate_key = \"dkim.pem\"\nexpire = \"7d\"\n\
+         \n[complaints]\ncfbl_address = \"fbl@example.com\"\n",
     );
     let relay = TestRelay::start_with(dir, &text).await;
     let msg = "From: shop@example.com\r\nTo: ann@example.net\r\nSubject: News\r\n\
@@ -160,6 +162,10 @@ async fn signed_copy_verifies(algorithm: &str) {
         "list-unsubscribe",
         "list-unsubscribe-post",
         "list-id",
+        "x-consent-relay-delivery",
+        "feedback-id",
+        "cfbl-address",
+        "cfbl-feedback-id",
     ] {
         // Present once, and over-signed: named once more than it occurs.
         assert!(
@@ -188,6 +194,25 @@ async fn signed_copy_verifies(algorithm: &str) {
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nList-Unsubscribe-Post:",
         1,
     );
+    assert!(!verify(added.as_bytes(), &txt));
+    // And changing which delivery the copy names, or adding a second name.
+    let delivery = text
+        .split("\r\n")
+        .find(|l| l.starts_with("X-Consent-Relay-Delivery: b-"))
+        .expect("the delivery header")
+        .to_owned();
+    let changed = text.replace(
+        &delivery,
+        "X-Consent-Relay-Delivery: b-aeaaaaaaaaabbeuv2fmsxbjr72de3ta",
+    );
+    assert_ne!(changed, text);
+    assert!(!verify(changed.as_bytes(), &txt));
+    let added = text.replacen(
+        "CFBL-Feedback-ID:",
+        "CFBL-Feedback-ID: b-aeaaaaaaaaabbeuv2fmsxbjr72de3ta\r\nCFBL-Feedback-ID:",
+        1,
+    );
+    assert_ne!(added, text);
     assert!(!verify(added.as_bytes(), &txt));
 }
 
