@@ -67,6 +67,8 @@ async fn every_route_needs_the_right_bearer_token() {
     // subject exists for the reads and is gone for the last one).
     let expected = [
         StatusCode::CREATED,
+        // A message, but no report: read for real and refused.
+        StatusCode::UNPROCESSABLE_ENTITY,
         StatusCode::OK,
         StatusCode::NO_CONTENT,
         StatusCode::OK,

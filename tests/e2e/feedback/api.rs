@@ -59,10 +59,7 @@ async fn a_report_posted_is_202_and_suppresses_the_person() {
     let a = post(&relay, Some(ADMIN_TOKEN), NOT_A_REPORT).await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
     assert_eq!(a.body["error"], "not-a-report");
-    let big = raw.replace(
-        "Your message could not be delivered.\r\n",
-        &"x".repeat(5000),
-    );
+    let big = raw.replace("I could not deliver your message.\r\n", &"x".repeat(5000));
     let a = post(&relay, Some(ADMIN_TOKEN), &big).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(

@@ -65,45 +65,18 @@ pub fn return_path(config: &Config, delivery: i64) -> String {
     format!("{local}@{BOUNCES}")
 }
 
-/// A DSN as Postfix writes it for `rcpt` (RFC 3464: a `message/delivery-status`
-/// part with `status`, and the returned copy's header with the relay's
-/// delivery header), to `to`.
+/// A DSN (RFC 3464, `crate::bounces::dsn`) for `rcpt` with `status`,
+/// returning the copy's header with the relay's delivery header.
 pub fn dsn(config: &Config, delivery: i64, rcpt: &str, status: &str) -> String {
-    let to = return_path(config, delivery);
     let local = bounce::local_part(&config.signing, delivery).expect("sign");
-    format!(
-        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
-         To: {to}\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\n\
-         Auto-Submitted: auto-replied\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\
-         \r\n\
-         --B\r\n\
-         Content-Type: text/plain\r\n\
-         \r\n\
-         Your message could not be delivered.\r\n\
-         \r\n\
-         --B\r\n\
-         Content-Type: message/delivery-status\r\n\
-         \r\n\
-         Reporting-MTA: dns; mx.example.net\r\n\
-         \r\n\
-         Final-Recipient: rfc822; {rcpt}\r\n\
-         Action: failed\r\n\
-         Status: {status}\r\n\
-         Diagnostic-Code: smtp; 550 {status} <{rcpt}>: user unknown\r\n\
-         \r\n\
-         --B\r\n\
-         Content-Type: text/rfc822-headers\r\n\
-         \r\n\
-         From: shop@example.com\r\n\
-         To: {rcpt}\r\n\
-         Subject: Hello\r\n\
-         X-Consent-Relay-Delivery: {local}\r\n\
-         \r\n\
-         --B--\r\n"
-    )
+    let raw = crate::bounces::dsn(
+        rcpt,
+        "failed",
+        status,
+        &format!("550 {status} <{rcpt}>: user unknown"),
+        &format!("X-Consent-Relay-Delivery: {local}\r\n"),
+    );
+    String::from_utf8(raw).expect("ASCII")
 }
 
 /// A message that is no report at all.

@@ -88,8 +88,8 @@ async fn a_report_over_max_report_size_gets_552_and_is_not_stored() {
     let sink = Sink::start().await;
     let relay = super::start(&sink, "max_report_size = 4096").await;
     let big = dsn(&relay.config, 1, "ann@example.net", "5.1.1").replace(
-        "Your message could not be delivered.\r\n",
-        &"Your message could not be delivered.\r\n".repeat(200),
+        "I could not deliver your message.\r\n",
+        &"I could not deliver your message.\r\n".repeat(200),
     );
     assert!(big.len() > 4096);
     let r = send_report(&relay, &return_path(&relay.config, 1), &big).await;
