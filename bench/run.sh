@@ -14,8 +14,11 @@
 #   relay_pg        the relay load with the store on PostgreSQL (PG_BENCH_URL, schema PG_SCHEMA)
 #   relay_pg2       two relay nodes on one PostgreSQL schema, the load split between them
 #   consent_scale   accept rate on an empty store vs one with SCALE_SUBJECTS people (SQLite, PostgreSQL)
+#   feedback        report intake: N_FEEDBACK copies sent through the relay (with [bounces]),
+#                   then one ~3 KB DSN (bench/feedback.py) per copy to its SMTP door from
+#                   FEEDBACK_SESS connections: reports/s, and every report processed once
 #
-# Usage:  bench/run.sh [sink] [postfix] [relay] [relay_base] [relay_pg] [relay_pg2] [consent_scale]
+# Usage:  bench/run.sh [sink] [postfix] [relay] [relay_base] [relay_pg] [relay_pg2] [consent_scale] [feedback]
 # Output: one line per figure:  FIGURE<TAB>name<TAB>value<TAB>unit<TAB>conditions
 #         then a markdown summary table (stdout); progress and problems on stderr ("# ...").
 # Needs : root (Postfix's master and smtp-sink -u), postfix (smtp-source, smtp-sink; installed
@@ -49,6 +52,8 @@
 #   SCALE_KINDS="sqlite pg"  the stores consent_scale measures
 #   SETTLE=2             seconds to wait after the last expected delivery before the
 #                        exactly-once recount (a duplicate arriving late shows up)
+#   N_FEEDBACK=10000 FEEDBACK_SESS=20   reports and concurrent sessions of the feedback step
+#   RELAY_EXTRA=toml     appended to the generated relay.toml (the feedback step sets [bounces])
 set -u
 export LC_ALL=C
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH:$HOME/.cargo/bin
@@ -463,6 +468,8 @@ url = "${RELAY_STORE_URL:-sqlite://$STATE/relay/consent-relay.db}"
 id = "prospecting"
 label = "Offers"
 policy = "opt-out"
+
+${RELAY_EXTRA:-}
 EOF
   if [[ $BOUNCES == 1 ]]; then
     printf '\n[bounces]\ndomain = "bounces.bench.test"\n' >>"$STATE/relay.toml"
@@ -813,6 +820,59 @@ bench_consent_scale() {
   done
 }
 
+# ---------------------------------------------------------------- report intake
+N_FEEDBACK=${N_FEEDBACK:-10000}
+FEEDBACK_SESS=${FEEDBACK_SESS:-20}
+FEEDBACK_DOMAIN=bounces.bench.example
+
+sqlite_rows() { # db sql -> tab-separated rows
+  timeout 120 python3 - "$1" "$2" <<'PY'
+import sqlite3, sys
+for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
+    print("\t".join(str(c) for c in row))
+PY
+}
+
+# The SMTP door under load: first N_FEEDBACK copies through the relay (each to
+# another person, smtp-source -N) so that every report names a real delivery,
+# then one realistic DSN per copy (a hard bounce, 5.1.1) from FEEDBACK_SESS
+# connections. reports/s is to the last 250 (each after the report is stored);
+# then the store must show every report once, processed, and one suppression each.
+bench_feedback() {
+  ensure_postfix || return 1
+  relay_build || return 1
+  local db=$STATE/relay/consent-relay.db n msgs key t0 t1 c0 c1
+  RELAY_EXTRA=$(printf '[bounces]\ndomain = "%s"\n' "$FEEDBACK_DOMAIN") relay_config
+  start_sink || return 1
+  relay_start "$RELAY_EXE" || return 1
+  msgs=$(((N_FEEDBACK + RELAY_RCPT - 1) / RELAY_RCPT))
+  bounded "$RUN_TIMEOUT" smtp-source -N -s "$RELAY_SESS" -l "$RELAY_LEN" -m "$msgs" -r "$RELAY_RCPT" \
+    -f "$FROM" -t "$TO" 127.0.0.1:"$RELAY_UNDER_TEST_PORT" || log "smtp-source rc=$?"
+  wait_sink $((msgs * RELAY_RCPT)) "$RUN_TIMEOUT" || log "feedback: sink got only $(sink_mesg) copies"
+  sqlite_rows "$db" "SELECT id, recipient FROM deliveries WHERE status = 'sent' ORDER BY id LIMIT $N_FEEDBACK" >"$STATE/feedback.ids"
+  n=$(wc -l <"$STATE/feedback.ids")
+  ((n > 0)) || { log "feedback: no sent copies to bounce"; stop_relay; stop_sink; return 1; }
+  key=$(sed -n 's/^keys = { k1 = "\(.*\)" }$/\1/p' "$STATE/relay.toml")
+  c0=$(relay_cpu)
+  t0=$(now)
+  bounded "$RUN_TIMEOUT" python3 "$REPO/bench/feedback.py" --port "$RELAY_UNDER_TEST_PORT" \
+    --domain "$FEEDBACK_DOMAIN" --key "$key" --ids "$STATE/feedback.ids" --sessions "$FEEDBACK_SESS" \
+    >"$STATE/feedback.out" || log "feedback.py: not every report was answered 250"
+  t1=$(now)
+  c1=$(relay_cpu)
+  tee -a "$FIGS" <"$STATE/feedback.out"
+  fig feedback_cpu_ms_per_report "$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN{printf "%.2f", (b-a)*1000/n}')" \
+    cpu-ms/report "CPU of the relay over the $(secs "$t0" "$t1")s the $n reports took"
+  sleep "$SETTLE"   # a report left pending is processed by serve's loop
+  local rows done sup once=no
+  read -r rows done sup < <(sqlite_rows "$db" "SELECT (SELECT count(*) FROM feedback_reports), (SELECT count(*) FROM feedback_reports WHERE state = 'done'), (SELECT count(DISTINCT subject_id) FROM suppressions WHERE removed_at IS NULL)")
+  ((rows == n && done == n && sup == n)) && once=yes
+  fig feedback_exactly_once "$once" bool "$n reports sent: $rows stored, $done processed, $sup people suppressed (expected $n each, ${SETTLE}s after the run)"
+  stop_relay
+  rm -f "$STATE/relay.timeout.pid"
+  stop_sink
+}
+
 # ---------------------------------------------------------------- summary
 summary() { # markdown table from this run's figures
   [[ -s $FIGS ]] || return 0
@@ -861,6 +921,9 @@ summary() { # markdown table from this run's figures
           ratio("consent_relay_e2e_deliveries_per_s", "consent_relay_base_e2e_deliveries_per_s")
       for (k in v) if (k ~ /^consent_lookup_/) lookups = lookups sprintf("\n%s: %s ms", k, v[k])
       if (lookups != "") print "\nconsent lookup, one statement for " lrcpt " recipients (median):" lookups
+      if ("feedback_reports_per_s" in v)
+        printf "\nreport intake (SMTP door, ~3 KB DSNs): %s reports/s, %s CPU ms/report, exactly once: %s\n",
+          v["feedback_reports_per_s"], g("feedback_cpu_ms_per_report"), g("feedback_exactly_once")
       if ("consent_relay_idle_rss_delta_kb" in v)
         printf "\nconsent-relay, %s idle connections: +%s kB RSS (%s bytes per connection)\n",
           g("consent_relay_idle_greeted"), v["consent_relay_idle_rss_delta_kb"], g("consent_relay_idle_rss_per_conn_bytes")
@@ -881,7 +944,7 @@ trap 'exit 130' INT TERM
 
 steps=("$@"); ((${#steps[@]})) || steps=(sink postfix relay)
 for s in "${steps[@]}"; do
-  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay relay_base relay_pg relay_pg2 consent_scale)"; exit 2; }
+  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay relay_base relay_pg relay_pg2 consent_scale feedback)"; exit 2; }
 done
 cleanup   # leftovers of an interrupted earlier run
 : >"$FIGS"

@@ -1,5 +1,6 @@
 //! `serve`: opens the store, binds the SMTP and HTTP listeners, starts
-//! delivery (and, with `[webhook]`, the webhook dispatcher), and drains on
+//! delivery, the loop over pending reports (and, with `[webhook]`, the
+//! webhook dispatcher), and drains on
 //! SIGTERM/SIGINT: stop accepting, let sessions finish the transaction in
 //! progress and requests their answer, finish sends and webhook posts in
 //! flight, hand leases back, exit 0. SIGHUP reloads what can be reloaded
@@ -45,6 +46,8 @@ pub struct Running {
     webhook: Option<JoinHandle<()>>,
     /// The `[retention]` purge, at start and every `purge_interval`.
     retention: JoinHandle<()>,
+    /// Reports stored but not applied, at start and every few seconds.
+    pending_reports: JoinHandle<()>,
     /// This process as a node of the queue (`[queue] node`), and its heartbeat.
     node: Arc<Node>,
     heartbeat: Option<JoinHandle<crate::delivery::node::HeartbeatEnd>>,
@@ -85,7 +88,9 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let wake = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let live = LiveConfig::new(config.clone());
-    let intake = Intake::new(config.clone(), store.clone(), wake.clone());
+    let pending_wake = Arc::new(Notify::new());
+    let intake = Intake::new(config.clone(), store.clone(), wake.clone())
+        .waking_pending_reports(pending_wake.clone());
     let smtp_tls = tls.clone();
     let listener = smtp::bind(live.clone(), intake, shutdown_rx.clone(), tls)
         .await
@@ -103,6 +108,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         live.clone(),
         store.clone(),
         wake.clone(),
+        pending_wake.clone(),
         shutdown_rx.clone(),
     )
     .await
@@ -130,6 +136,12 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         store.clone(),
         shutdown_rx.clone(),
     ));
+    let pending_reports = tokio::spawn(crate::feedback::pending::run(
+        live.clone(),
+        store.clone(),
+        pending_wake,
+        shutdown_rx.clone(),
+    ));
     let heartbeat = Some(tokio::spawn(node.clone().heartbeat(shutdown_rx.clone())));
     let delivery = tokio::spawn(delivery.run(shutdown_rx));
     tracing::info!(smtp = %smtp_addr, http = %http_addr, store = %shown_store(&config.store.url), node = %node.name, "consent-relay started");
@@ -145,6 +157,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         delivery,
         webhook,
         retention,
+        pending_reports,
         node,
         heartbeat,
         live,
@@ -255,6 +268,13 @@ impl Running {
         // A purge stops after the batch in progress.
         if tokio::time::timeout(GRACE, self.retention).await.is_err() {
             tracing::warn!("the retention purge did not stop within the grace period");
+        }
+        // A round applies the batch in progress, then stops.
+        if tokio::time::timeout(GRACE, self.pending_reports)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the pending reports loop did not stop within the grace period");
         }
         if let Some(heartbeat) = self.heartbeat {
             let _ = heartbeat.await;

@@ -9,6 +9,7 @@ mod consent;
 mod erase;
 pub mod expiring;
 mod export;
+mod feedback;
 mod hash_password;
 pub mod import;
 mod log;
@@ -72,6 +73,8 @@ pub enum Command {
     Export { email: String },
     /// Erase an address (right to be forgotten); a keyed hash stays as a suppression
     Erase { email: String },
+    /// Take one bounce or complaint (a DSN or ARF report) from FILE or stdin; exit 0 stored, 65 not a report, 75 try again
+    Feedback(feedback::FeedbackArgs),
     /// Read a password from stdin (first line) and print its argon2id hash for [[smtp.user]]
     HashPassword,
     /// Remove what [retention] no longer allows to keep, and print per kind what went
@@ -157,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Webhooks(a) => webhooks::run(&config, a).await,
         Command::Export { email } => export::run(&config, &email).await,
         Command::Erase { email } => erase::run(&config, &email).await,
+        Command::Feedback(a) => feedback::run(&config, a).await,
         Command::HashPassword => hash_password::run(),
         Command::MigrateStore(a) => migrate::run(a).await,
         Command::Purge { dry_run } => purge::run(&config, dry_run).await,

@@ -14,12 +14,16 @@
 //!   rules themselves (suppressions, soft days, withdrawals, the
 //!   reputation guard) run in the store's transaction
 //!   (`store::ops::feedback`), so a report is applied exactly once.
+//! - [`door`] is what every door says about a report it took (its log
+//!   line); [`pending`] is serve's loop over reports stored but not applied.
 //!
 //! `report` and `classify` are pure (values in, values out; the layers
 //! test holds them to it). The doors call in and are not known here.
 
 pub mod classify;
+pub mod door;
 pub mod intake;
+pub mod pending;
 pub mod report;
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! recipient, and commit message, decisions and deliveries in one
 //! transaction. Whatever receives mail (the SMTP session today) calls
 //! [`Intake::accept`] and answers from its result; `250` only after the commit.
-//! Also records withdrawals asked for by mail ([`Intake::unsubscribe_by_mail`]).
+//! Also records withdrawals asked for by mail ([`Intake::unsubscribe_by_mail`])
+//! and hands reports to the feedback intake ([`Intake::report`]).
 //!
 //! Does not own the consent rule (`policy::decide`) nor the SQL (`store`),
 //! nor anything of the SMTP dialogue: its callers turn a [`Refusal`] into a reply.
@@ -79,6 +80,9 @@ pub struct Intake {
     store: Store,
     /// Woken after each commit so delivery starts at once.
     wake: Arc<Notify>,
+    /// Wakes serve's loop over pending reports after a report could not
+    /// be taken whole (it may be stored but not yet applied).
+    pending_reports: Arc<Notify>,
 }
 
 impl Intake {
@@ -87,6 +91,15 @@ impl Intake {
             config,
             store,
             wake,
+            pending_reports: Arc::default(),
+        }
+    }
+
+    /// The same intake waking `pending` when a report was not taken whole.
+    pub fn waking_pending_reports(self, pending: Arc<Notify>) -> Intake {
+        Intake {
+            pending_reports: pending,
+            ..self
         }
     }
 
@@ -352,6 +365,38 @@ impl Intake {
             .await?;
         tracing::info!(event = event.id, campaign = %campaign, client = %client, "unsubscribed by mail");
         Ok(())
+    }
+}
+
+impl Intake {
+    /// Stores and applies a report that came to the report address `to`
+    /// (the SMTP door). The raw message as received, nothing added, so
+    /// that the same report by another door is the same row.
+    pub async fn report(
+        &self,
+        mail_from: String,
+        to: String,
+        client: IpAddr,
+        raw: Vec<u8>,
+    ) -> Result<crate::feedback::intake::Processed, crate::feedback::intake::IntakeError> {
+        let size = raw.len();
+        let report = crate::store::NewReport {
+            door: crate::store::Door::Smtp,
+            envelope_from: Some(mail_from),
+            envelope_to: Some(to),
+            client_ip: Some(client.to_string()),
+            raw,
+            received_at: crate::time::now_ms(),
+        };
+        let r = crate::feedback::intake::receive(&self.store, &self.config, report).await;
+        match &r {
+            Ok(p) => crate::feedback::door::log_report(p, "smtp", &client.to_string(), size),
+            Err(crate::feedback::intake::IntakeError::Store(_)) => {
+                self.pending_reports.notify_one()
+            }
+            Err(_) => {}
+        }
+        r
     }
 }
 

@@ -214,10 +214,10 @@ impl SmtpServer {
         limits: &Limits,
     ) -> Result<(OwnedSemaphorePermit, PerIpGuard), Reply> {
         let ip = peer.ip().to_canonical();
-        if !authorized && cfg.smtp.users.is_empty() && cfg.http.unsubscribe_mailto_domain.is_none()
-        {
+        if !authorized && cfg.smtp.users.is_empty() && !session::open_to_anyone(cfg) {
             // Nobody outside the allowed networks can ever send here
-            // (with a mailto unsubscribe domain, anyone may write to it).
+            // (with a mailto unsubscribe domain or a report address,
+            // anyone may write to those).
             tracing::info!(peer = %peer, "connection refused: not in allowed_networks");
             crate::metrics::refused("network");
             return Err(Reply::new(

@@ -54,6 +54,9 @@ pub struct WebState {
     /// Wakes the delivery worker after the web queued mail (the double
     /// opt-in confirmation), so it goes at once rather than at its next poll.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Wakes serve's loop over pending reports after `POST
+    /// /api/v1/feedback` could not take a report whole.
+    pub pending_reports: Arc<tokio::sync::Notify>,
 }
 
 /// Every route of the HTTP listener, with the body limit, the request

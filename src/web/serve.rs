@@ -56,6 +56,7 @@ pub async fn bind(
     live: LiveConfig,
     store: Store,
     wake: Arc<Notify>,
+    pending_reports: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<HttpServer> {
     let config = live.get();
@@ -66,6 +67,7 @@ pub async fn bind(
             config: config.clone(),
             store: store.clone(),
             wake: wake.clone(),
+            pending_reports: pending_reports.clone(),
         },
         limiter.clone(),
     );
@@ -77,6 +79,7 @@ pub async fn bind(
             live,
             store,
             wake,
+            pending_reports,
             limiter,
             current: PerConfig::new(config, router),
         }),
@@ -91,6 +94,7 @@ struct Routers {
     live: LiveConfig,
     store: Store,
     wake: Arc<Notify>,
+    pending_reports: Arc<Notify>,
     limiter: Limiter,
     current: PerConfig<Router>,
 }
@@ -102,6 +106,7 @@ impl Routers {
                 config: config.clone(),
                 store: self.store.clone(),
                 wake: self.wake.clone(),
+                pending_reports: self.pending_reports.clone(),
             };
             router_limited(state, self.limiter.clone())
         })

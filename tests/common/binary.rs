@@ -73,6 +73,14 @@ impl Serve {
         self.wait().await
     }
 
+    /// SIGKILL (`kill -9`): no shutdown runs, nothing is handed back.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Waits for the exit (the process ends by itself).
     pub async fn wait(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");

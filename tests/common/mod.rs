@@ -8,5 +8,6 @@ pub mod admin;
 pub mod backend;
 pub mod binary;
 pub mod ca;
+pub mod postfix;
 pub mod relay;
 pub mod sink;

@@ -80,7 +80,13 @@ pub(crate) fn return_path(relay: &TestRelay, delivery: i64) -> String {
 
 /// A DSN (RFC 3464) for `rcpt` with this action, status and diagnostic,
 /// returning the copy's header (`returned`).
-fn dsn(rcpt: &str, action: &str, status: &str, diagnostic: &str, returned: &str) -> Vec<u8> {
+pub(crate) fn dsn(
+    rcpt: &str,
+    action: &str,
+    status: &str,
+    diagnostic: &str,
+    returned: &str,
+) -> Vec<u8> {
     format!(
         "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
          To: someone@bounces.test\r\n\

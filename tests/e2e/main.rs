@@ -21,6 +21,7 @@ mod decisions;
 mod delivery;
 mod erasure;
 mod expiring;
+mod feedback;
 mod guard;
 mod identity;
 mod import;

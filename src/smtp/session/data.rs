@@ -3,14 +3,19 @@
 //! cannot be relayed (too large, lines over `max_line_length` or long lines
 //! that no copy could be made without, NUL, 8-bit headers without SMTPUTF8
 //! or headers that are not UTF-8 with it), records `unsubscribe+TOKEN` requests, and hands the rest to
-//! the intake; the reply says what the intake did. Does not decide consent
-//! nor store anything itself.
+//! the intake; the reply says what the intake did. A report (the
+//! transaction's recipient is a report address) goes to the feedback
+//! intake instead, up to `[bounces] max_report_size`, with none of the
+//! checks a relayed message needs: `250` once it is stored, `550 5.6.0`
+//! for a message that is not a report, `451 4.3.0` when the store cannot
+//! take it. Does not decide consent nor store anything itself.
 
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Late, MAX_TEXT_LINE, Next, Phase, Session};
+use crate::feedback::intake::IntakeError;
 use crate::smtp::data::{DataReader, Progress};
 use crate::smtp::intake::{Accepted, Envelope, Refusal};
 use crate::smtp::reply::{self, Reply};
@@ -33,6 +38,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let Some(message) = self.read_message().await? else {
             return Ok(Next::Close);
         };
+        if let Some(to) = self.report_to.take() {
+            let r = self.report(to, message).await;
+            self.reset_transaction();
+            self.reply(r);
+            return Ok(Next::Continue);
+        }
         let r = match self.message_refusal(&message) {
             Some(r) => r,
             None => {
@@ -53,7 +64,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// answered here). Input after the end of data stays buffered.
     async fn read_message(&mut self) -> std::io::Result<Option<DataReader>> {
         let cfg = &self.ctx.config.smtp;
-        let mut reader = DataReader::new(cfg.max_message_size, cfg.max_line_length);
+        let max_size = match self.report_to {
+            Some(_) => self.ctx.config.bounces.max_report_size,
+            None => cfg.max_message_size,
+        };
+        let mut reader = DataReader::new(max_size, cfg.max_line_length);
         let mut budget = Budget::new(cfg.data_timeout, cfg.guard.min_data_rate);
         let mut pending = std::mem::take(&mut self.inbuf);
         loop {
@@ -143,6 +158,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let envelope = self.take_envelope();
         let accepted = self.ctx.intake.accept(&envelope, &body).await;
         self.intake_reply(accepted)
+    }
+
+    /// Hands a report to the feedback intake; the reply says what it did.
+    async fn report(&mut self, to: String, message: DataReader) -> Reply {
+        if message.oversize {
+            tracing::info!(peer = %self.peer, reason = "over [bounces] max_report_size", "report refused");
+            crate::metrics::refused("report_too_large");
+            return Reply::new(552, "5.3.4", "report exceeds the maximum report size");
+        }
+        let from = std::mem::take(&mut self.mail_from);
+        match self
+            .ctx
+            .intake
+            .report(from, to, self.peer.ip(), message.body)
+            .await
+        {
+            Ok(p) => Reply::new(
+                250,
+                "2.0.0",
+                format!("report {} received ({})", p.received.id, p.applied.result),
+            ),
+            Err(IntakeError::NotAReport(why)) => {
+                tracing::info!(peer = %self.peer, reason = %why, "report refused: not a report");
+                crate::metrics::refused("not_a_report");
+                Reply::new(550, "5.6.0", format!("not a report: {why}"))
+            }
+            Err(IntakeError::TooBig { .. }) => {
+                crate::metrics::refused("report_too_large");
+                Reply::new(552, "5.3.4", "report exceeds the maximum report size")
+            }
+            Err(IntakeError::Store(e)) => {
+                tracing::error!(peer = %self.peer, cause = %e, "report not stored");
+                crate::metrics::refused("store_failed");
+                reply::store_failed()
+            }
+        }
     }
 
     async fn unsubscribe_by_mail(&self, claims: &[crate::token::Claims]) -> Result<(), Reply> {

@@ -1,6 +1,6 @@
 //! MAIL FROM (RFC 5321 4.1.1.2): starts a transaction once greeted, and
 //! only for a client that may send (by network or AUTH), unless the relay
-//! takes mail to its unsubscribe addresses from anyone. Checks the
+//! takes mail to its unsubscribe or report addresses from anyone. Checks the
 //! declared SIZE, control characters in parameters, and SMTPUTF8.
 
 use std::borrow::Cow;
@@ -34,7 +34,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     /// Why MAIL FROM is refused in the `Greeted` phase, if it is.
     fn mail_from_refusal(&self, from: &MailFrom<Cow<'_, str>>) -> Option<Reply> {
-        if !self.may_send() && self.ctx.config.http.unsubscribe_mailto_domain.is_none() {
+        if !self.may_send() && !super::open_to_anyone(&self.ctx.config) {
             return Some(Reply::new(530, "5.7.0", "authentication required"));
         }
         if from.size > self.ctx.config.smtp.max_message_size {

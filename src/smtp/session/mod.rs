@@ -8,6 +8,11 @@
 //! flushed before each read, so pipelined commands get their replies in one
 //! write (RFC 2920).
 //!
+//! A transaction to a report address (any address at `[bounces] domain`,
+//! and `[complaints] address`) is a report for the feedback intake, from
+//! any client and without AUTH: it has that one recipient, is never
+//! relayed, and is at most `[bounces] max_report_size` (see `rcpt`, `data`).
+//!
 //! STARTTLS (RFC 3207) ends the session with [`Ended::StartTls`], handing
 //! the plain stream back: the server does the handshake and runs a fresh
 //! session (nothing buffered, state reset) over the TLS stream. AUTH PLAIN
@@ -138,6 +143,8 @@ struct Session<'a, S> {
     rcpt_to: Vec<String>,
     /// `unsubscribe+TOKEN@domain` recipients of this transaction (RFC 2369).
     unsubscribes: Vec<Claims>,
+    /// The report address this transaction is to (its only recipient).
+    report_to: Option<String>,
     /// RCPTs of this transaction refused with 452 for `max_recipients`.
     overshoot: usize,
     errors: usize,
@@ -188,6 +195,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         smtputf8: false,
         rcpt_to: Vec::new(),
         unsubscribes: Vec::new(),
+        report_to: None,
         overshoot: 0,
         errors: 0,
         authorized,
@@ -277,6 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.smtputf8 = false;
         self.rcpt_to.clear();
         self.unsubscribes.clear();
+        self.report_to = None;
         self.overshoot = 0;
         if !matches!(self.phase, Phase::Connected) {
             self.phase = Phase::Greeted;
@@ -302,6 +311,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 || (cfg.allow_plain_auth_on_loopback
                     && self.peer.ip().to_canonical().is_loopback()))
     }
+}
+
+/// Whether a client outside `allowed_networks`, without AUTH, has
+/// anything to send here: mail to the unsubscribe addresses or to the
+/// report addresses.
+pub fn open_to_anyone(cfg: &Config) -> bool {
+    cfg.http.unsubscribe_mailto_domain.is_some()
+        || cfg.bounces.domain.is_some()
+        || cfg.complaints.address.is_some()
 }
 
 fn not_offered(cmd: &str) -> Reply {

@@ -1,7 +1,10 @@
 //! RCPT TO (RFC 5321 4.1.1.3): one recipient of the transaction. A
 //! `unsubscribe+TOKEN@<unsubscribe_mailto_domain>` address is taken from
-//! anyone with a valid token (RFC 2369); any other only from a client that
-//! may send, as a plain mailbox without `%`/`!` routing, up to
+//! anyone with a valid token (RFC 2369); a report address (any address at
+//! `[bounces] domain`, and `[complaints] address`) from anyone, as the one
+//! recipient of its transaction (`452 4.5.3` to mixing it with others: the
+//! client sends them separately); any other only from a client that may
+//! send, as a plain mailbox without `%`/`!` routing, up to
 //! `max_recipients`.
 
 use std::borrow::Cow;
@@ -32,6 +35,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if mailbox == Err(AddressError::Routed) {
             tracing::info!(peer = %self.peer, "recipient with % or ! routing refused");
             return self.refuse(reply::routed_address());
+        }
+        if self.is_report_address(&address) {
+            return self.report_rcpt(address);
+        }
+        if self.report_to.is_some() {
+            return self.refuse(separately());
         }
         if let Some(token) = self.unsubscribe_token(&address) {
             return self.unsubscribe_rcpt(token);
@@ -85,6 +94,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         local.strip_prefix("unsubscribe+")
     }
 
+    /// An address at `[bounces] domain` (any local part: a token that does
+    /// not verify is the intake's to record), or `[complaints] address`.
+    fn is_report_address(&self, address: &str) -> bool {
+        let cfg = &self.ctx.config;
+        let at_bounce_domain = match (address.rsplit_once('@'), &cfg.bounces.domain) {
+            (Some((_, domain)), Some(bounces)) => domain.eq_ignore_ascii_case(bounces),
+            _ => false,
+        };
+        at_bounce_domain
+            || cfg
+                .complaints
+                .address
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(address))
+    }
+
+    /// A report address: the transaction's one recipient.
+    fn report_rcpt(&mut self, address: String) -> Next {
+        if self.report_to.is_some() || !self.rcpt_to.is_empty() || !self.unsubscribes.is_empty() {
+            return self.refuse(separately());
+        }
+        self.report_to = Some(address);
+        self.phase = Phase::Rcpt;
+        self.reply(Reply::new(250, "2.1.5", "report address OK"));
+        Next::Continue
+    }
+
     fn unsubscribe_rcpt(&mut self, token: &str) -> Next {
         match crate::token::verify_for(&self.ctx.config.signing, token, Purpose::Unsubscribe) {
             Ok(claims) => {
@@ -99,4 +135,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
     }
+}
+
+/// A report address and another recipient in one transaction: the client
+/// sends them separately (RFC 5321 4.5.3.1.10: 452 is flow control, the
+/// rest goes in another transaction).
+fn separately() -> Reply {
+    Reply::new(
+        452,
+        "4.5.3",
+        "a report goes in a transaction of its own: send this recipient separately",
+    )
 }

@@ -23,6 +23,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 mod auth;
 mod error;
+mod feedback;
 mod idempotency;
 
 pub use error::ApiError;
@@ -65,6 +66,8 @@ pub(crate) fn router(state: WebState) -> Router<WebState> {
         )
         .route("/api/{*rest}", any(not_found))
         .layer(RequestBodyLimitLayer::new(API_BODY_LIMIT))
+        // After the 64 KB limit: a report has its own, `[bounces] max_report_size`.
+        .merge(feedback::router(&state))
         .layer(middleware::from_fn_with_state(state, auth::authorize))
 }
 

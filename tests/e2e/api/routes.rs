@@ -22,8 +22,13 @@ fn consent(email: &str, campaign: &str, action: &str) -> Value {
 async fn every_route_needs_the_right_bearer_token() {
     let (_sink, relay) = start().await;
     let body = consent("ann@example.com", "newsletter", "grant").to_string();
-    let routes: [(Method, &str, Option<String>); 6] = [
+    let routes: [(Method, &str, Option<String>); 7] = [
         (Method::POST, "/api/v1/consent", Some(body.clone())),
+        (
+            Method::POST,
+            "/api/v1/feedback",
+            Some("Subject: x\r\n\r\nx\r\n".into()),
+        ),
         (Method::GET, "/api/v1/subjects/ann@example.com", None),
         (Method::DELETE, "/api/v1/subjects/ann@example.com", None),
         (Method::GET, "/api/v1/decisions", None),
@@ -62,6 +67,8 @@ async fn every_route_needs_the_right_bearer_token() {
     // subject exists for the reads and is gone for the last one).
     let expected = [
         StatusCode::CREATED,
+        // A message, but no report: read for real and refused.
+        StatusCode::UNPROCESSABLE_ENTITY,
         StatusCode::OK,
         StatusCode::NO_CONTENT,
         StatusCode::OK,
