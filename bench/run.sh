@@ -41,6 +41,7 @@
 #   RELAY_BASE_BIN=path  step relay_base: another build under the same load (what a change costs)
 #   BUILD_TIMEOUT=1800   bound on `cargo build --release`
 #   RELAY_STORE_URL=url  the relay's [store] url (default: a fresh SQLite file under $STATE)
+#   BASE_BOUNCES=1       the same for step relay_base (off by default: older builds refuse [bounces])
 #   BOUNCES=1            the relay's config gets [bounces] domain = "bounces.bench.test": every
 #                        copy goes with a return path of its own (b-TOKEN@bounces.bench.test)
 #   PG_BENCH_URL=postgres://root@127.0.0.1:5432/test  PG_SCHEMA=cr_bench (dropped and
@@ -592,7 +593,8 @@ bench_relay() {
 bench_relay_base() {
   [[ -n ${RELAY_BASE_BIN:-} ]] || { log "relay_base: set RELAY_BASE_BIN to a consent-relay binary; skipping"; return 0; }
   ensure_postfix || return 1
-  run_relay consent_relay_base "$RELAY_BASE_BIN" no
+  # [bounces] only with BASE_BOUNCES=1: a build from before issue 14 refuses the section.
+  BOUNCES=${BASE_BOUNCES:-0} run_relay consent_relay_base "$RELAY_BASE_BIN" no
 }
 
 # ---------------------------------------------------------------- PostgreSQL and scale
