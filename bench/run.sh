@@ -844,7 +844,8 @@ bench_feedback() {
   ensure_postfix || return 1
   relay_build || return 1
   local db=$STATE/relay/consent-relay.db n msgs key t0 t1 c0 c1
-  RELAY_EXTRA=$(printf '[bounces]\ndomain = "%s"\n' "$FEEDBACK_DOMAIN") relay_config
+  # The step writes [bounces] itself (BOUNCES=1 would write it twice).
+  BOUNCES=0 RELAY_EXTRA=$(printf '[bounces]\ndomain = "%s"\n' "$FEEDBACK_DOMAIN") relay_config
   start_sink || return 1
   relay_start "$RELAY_EXE" || return 1
   msgs=$(((N_FEEDBACK + RELAY_RCPT - 1) / RELAY_RCPT))
