@@ -10,6 +10,22 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The day (days since the epoch, UTC) unix milliseconds fall on: how
+/// `campaign_days` and the soft-bounce count name a day.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// `YYYY-MM-DD` of a day as [`day_of`] counts it.
+pub fn format_day(day: i64) -> String {
+    let mut t = format_time(day.saturating_mul(DAY_MS));
+    t.truncate(10);
+    t
+}
+
 /// Formats unix milliseconds as RFC 3339 (UTC, seconds).
 pub fn format_time(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);

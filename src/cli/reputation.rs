@@ -8,7 +8,8 @@ use clap::Args;
 
 use super::open;
 use crate::config::{Config, rate_percent};
-use crate::store::{CampaignDay, CampaignPause, day_of};
+use crate::store::{CampaignDay, CampaignPause};
+use crate::time::{day_of, format_day};
 use crate::time::{format_time, now_ms};
 
 #[derive(Args, Debug)]
@@ -39,11 +40,6 @@ fn mark(config: &Config, d: &CampaignDay) -> &'static str {
 
 fn shown(rate: Option<f64>) -> String {
     rate.map(rate_percent).unwrap_or_else(|| "-".to_owned())
-}
-
-/// `YYYY-MM-DD` of a `campaign_days` day.
-fn date(day: i64) -> String {
-    format_time(day * 86_400_000)[..10].to_owned()
 }
 
 pub(super) async fn run(config: &Config, a: ReputationArgs) -> anyhow::Result<()> {
@@ -103,7 +99,7 @@ pub(super) async fn run(config: &Config, a: ReputationArgs) -> anyhow::Result<()
         println!(
             "{:<20}  {:<10}  {:>9}  {:>6} {:>8}  {:>6} {:>8}  {:>10} {:>8}  {:<5}  {}",
             d.campaign,
-            date(d.day),
+            format_day(d.day),
             d.delivered,
             d.hard_bounces,
             shown(rate(d.hard_bounces, d.delivered)),
@@ -132,7 +128,7 @@ fn print_json(
         .iter()
         .map(|d| {
             serde_json::json!({
-                "campaign": d.campaign, "day": date(d.day), "delivered": d.delivered,
+                "campaign": d.campaign, "day": format_day(d.day), "delivered": d.delivered,
                 "hard_bounces": d.hard_bounces, "hard_bounce_rate": rate(d.hard_bounces, d.delivered),
                 "soft_bounces": d.soft_bounces, "soft_bounce_rate": rate(d.soft_bounces, d.delivered),
                 "complaints": d.complaints, "complaint_rate": rate(d.complaints, d.delivered),

@@ -347,32 +347,26 @@ fn permanent_status(s: &str) -> Option<String> {
     Some(format!("5.{}.{}", num(subject, 3)?, num(detail, 3)?))
 }
 
-/// An address with a local part and a domain name.
+/// A mailbox by the rules SMTP reads addresses with (`mail::address`),
+/// at a domain name (not a literal); kept with its domain's A-labels,
+/// lowercased, as the SMTP door compares it.
 fn mailbox(c: &mut Check<'_>, key: &str, raw: Option<&str>) -> Option<Option<String>> {
     let Some(text) = raw else { return Some(None) };
-    let ok = text.rsplit_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty()
-            && local.len() <= 64
-            && local
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !b"<>()[]\\,;:@\"".contains(&b))
-            && is_dns_name(domain.trim_end_matches('.'), 2)
-    });
-    if ok {
-        let (local, domain) = text.rsplit_once('@').expect("checked");
-        return Some(Some(format!(
-            "{local}@{}",
-            domain.trim_end_matches('.').to_ascii_lowercase()
-        )));
+    match crate::mail::address::Mailbox::parse(text) {
+        Ok(m) if !m.is_literal() && is_dns_name(m.domain_ascii(), 2) => {
+            Some(Some(format!("{}@{}", m.local(), m.domain_ascii())))
+        }
+        _ => {
+            c.error(
+                key,
+                format_args!(
+                    "{} is not a plain address (use e.g. \"fbl@example.com\")",
+                    shown(text)
+                ),
+            );
+            None
+        }
     }
-    c.error(
-        key,
-        format_args!(
-            "{} is not a plain address (use e.g. \"fbl@example.com\")",
-            shown(text)
-        ),
-    );
-    None
 }
 
 #[cfg(test)]

@@ -169,11 +169,14 @@ pub async fn process_pending(
         let read = report::read(&p.raw);
         // A stored report was read as one when it came in; this reading
         // of the same bytes only fails if the reader changed since.
-        let kind = kind_of(&read).unwrap_or(ReportKind::AutoReply);
+        let read_as = kind_of(&read);
+        let kind = read_as.unwrap_or(ReportKind::AutoReply);
         let mut findings = findings(config, p.id, kind, &read, p.envelope_to.as_deref());
-        if kind_of(&read).is_none() {
+        if read_as.is_none() {
+            // Its raw message went with an erasure, or this version reads
+            // the bytes otherwise than the one that took them.
             findings.effect = Effect::Ignored {
-                why: "no longer read as a report by this version".into(),
+                why: "no longer read as a report (raw message erased, or read otherwise by this version)".into(),
             };
         }
         let applied = store.apply_report(findings).await?;
@@ -216,18 +219,15 @@ fn hard_statuses(config: &Config) -> Vec<StatusCode> {
 }
 
 fn kind_of(read: &Report) -> Option<ReportKind> {
-    match &read.kind {
-        Kind::Bounce(_) => Some(ReportKind::Bounce),
-        Kind::Complaint(c) => Some(match classify::classify(read, &[]) {
-            Verdict::Complaint => ReportKind::Complaint,
-            _ => {
-                let _ = c;
-                ReportKind::Feedback
-            }
-        }),
-        Kind::AutoReply(_) => Some(ReportKind::AutoReply),
-        Kind::NotAReport(_) => None,
-    }
+    Some(match &read.kind {
+        Kind::Bounce(_) => ReportKind::Bounce,
+        Kind::Complaint(_) if classify::classify(read, &[]) == Verdict::Complaint => {
+            ReportKind::Complaint
+        }
+        Kind::Complaint(_) => ReportKind::Feedback,
+        Kind::AutoReply(_) => ReportKind::AutoReply,
+        Kind::NotAReport(_) => return None,
+    })
 }
 
 /// What a read report means and whom it is about.

@@ -49,12 +49,6 @@ pub struct CampaignDay {
     pub warned_at: Option<i64>,
 }
 
-/// The day (days since the epoch, UTC) a time in unix ms falls on, as
-/// `campaign_days` counts.
-pub fn day_of(ms: i64) -> i64 {
-    ops::guard::day_of(ms)
-}
-
 /// A suppression of a person (a hard bounce, or soft bounces over the limit).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Suppression {

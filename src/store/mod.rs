@@ -618,7 +618,7 @@ macro_rules! snapshot {
 mod guard;
 pub use guard::{
     ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
-    Released, Suppression, day_of,
+    Released, Suppression,
 };
 
 impl Store {

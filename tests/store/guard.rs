@@ -6,8 +6,9 @@
 
 use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::store::{
-    AttemptRecord, DeliveryStatus, NoticeKind, PurgeCutoffs, WebhookOutcome, day_of,
+    AttemptRecord, DeliveryStatus, NoticeKind, PurgeCutoffs, WebhookOutcome,
 };
+use consent_relay::time::day_of;
 
 use super::*;
 use crate::both_stores;

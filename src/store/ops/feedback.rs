@@ -29,8 +29,7 @@ use crate::store::feedback::{
     ReportResult, Target,
 };
 use crate::store::rows::Cols;
-
-const DAY_MS: i64 = 86_400_000;
+use crate::time::day_of;
 
 /// Who pauses a campaign when the complaint rate crosses `pause_rate`.
 pub(in crate::store) const GUARD: &str = "reputation-guard";
@@ -347,7 +346,7 @@ async fn effect<C: Conn>(
             let detail = diagnosis(Some(status), diagnostic.as_deref(), &p.address);
             hard(c, p, status, diagnostic.as_deref(), origin, now, &mut out).await?;
             out.detail = format!("{detail}; {}", out.detail);
-            count_bounce(c, p, "hard_bounces", origin).await?;
+            count_bounce(c, p, Tally::Hard, origin).await?;
         }
         Effect::Soft { status, diagnostic } => {
             let detail = diagnosis(status.as_deref(), diagnostic.as_deref(), &p.address);
@@ -363,7 +362,7 @@ async fn effect<C: Conn>(
             )
             .await?;
             out.detail = format!("{detail}; {}", out.detail);
-            count_bounce(c, p, "soft_bounces", origin).await?;
+            count_bounce(c, p, Tally::Soft, origin).await?;
         }
         Effect::NoChange { why } => {
             out.result = ReportResult::NoChange;
@@ -466,7 +465,7 @@ async fn soft<C: Conn>(
     out: &mut Applied,
 ) -> Result<(), StoreError> {
     out.result = ReportResult::Soft;
-    let day = now.div_euclid(DAY_MS);
+    let day = day_of(now);
     let counted = c
         .execute(
             Sql::new(
@@ -597,7 +596,7 @@ async fn suppress<C: Conn>(
 async fn count_bounce<C: Conn>(
     c: &mut C,
     p: &Person,
-    column: &'static str,
+    tally: Tally,
     origin: Origin,
 ) -> Result<(), StoreError> {
     let (Some(campaign), Some(delivery_id)) = (&p.campaign, p.delivery_id) else {
@@ -616,26 +615,34 @@ async fn count_bounce<C: Conn>(
     if earlier.is_some() {
         return Ok(());
     }
-    count(c, campaign, p.sent_at.div_euclid(DAY_MS), column).await
+    count(c, campaign, day_of(p.sent_at), tally).await
 }
 
-/// Adds one to `column` of (campaign, day).
+/// What a campaign day counts from reports.
+#[derive(Debug, Clone, Copy)]
+enum Tally {
+    Hard,
+    Soft,
+    Complaint,
+}
+
+/// Adds one to the `tally` of (campaign, day).
 async fn count<C: Conn>(
     c: &mut C,
     campaign: &str,
     day: i64,
-    column: &'static str,
+    tally: Tally,
 ) -> Result<(), StoreError> {
-    let text = match column {
-        "hard_bounces" => {
+    let text = match tally {
+        Tally::Hard => {
             "INSERT INTO campaign_days (campaign, day, hard_bounces) VALUES ($1, $2, 1) \
              ON CONFLICT (campaign, day) DO UPDATE SET hard_bounces = campaign_days.hard_bounces + 1"
         }
-        "soft_bounces" => {
+        Tally::Soft => {
             "INSERT INTO campaign_days (campaign, day, soft_bounces) VALUES ($1, $2, 1) \
              ON CONFLICT (campaign, day) DO UPDATE SET soft_bounces = campaign_days.soft_bounces + 1"
         }
-        _ => {
+        Tally::Complaint => {
             "INSERT INTO campaign_days (campaign, day, complaints) VALUES ($1, $2, 1) \
              ON CONFLICT (campaign, day) DO UPDATE SET complaints = campaign_days.complaints + 1"
         }
@@ -708,8 +715,8 @@ async fn complaint<C: Conn>(
         event_id: event.id,
     });
     if let Some(copy_campaign) = &p.campaign {
-        let day = p.sent_at.div_euclid(DAY_MS);
-        count(c, copy_campaign, day, "complaints").await?;
+        let day = day_of(p.sent_at);
+        count(c, copy_campaign, day, Tally::Complaint).await?;
         judge(c, copy_campaign, day, rules, now, &mut out.events).await?;
     }
     Ok(())
@@ -760,12 +767,14 @@ async fn judge<C: Conn>(
         let reason = format!(
             "complaint rate {} ({complaints} of {delivered} delivered on {}) reached the pause rate {}",
             crate::config::rate_percent(rate),
-            crate::time::format_time(day * DAY_MS)
-                .get(..10)
-                .unwrap_or(""),
+            crate::time::format_day(day),
             crate::config::rate_percent(rules.pause_rate)
         );
-        if pause(c, campaign, GUARD, &reason, now).await? {
+        // The notice goes with the event (`effect`), which says why.
+        if super::guard::pause(c, false, campaign, GUARD, &reason, now)
+            .await?
+            .paused
+        {
             events.push(FeedbackEvent::CampaignPaused {
                 campaign: campaign.to_owned(),
                 day,
@@ -776,21 +785,6 @@ async fn judge<C: Conn>(
         }
     }
     Ok(())
-}
-
-/// Pauses `campaign` (false: it was paused already) and holds its copies
-/// still waiting to be sent.
-pub(in crate::store) async fn pause<C: Conn>(
-    c: &mut C,
-    campaign: &str,
-    by: &str,
-    reason: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
-    // The notice goes with the event (`effect`), which says why.
-    Ok(super::guard::pause(c, false, campaign, by, reason, now)
-        .await?
-        .paused)
 }
 
 /// `[retention] feedback`: raw messages of reports applied before the

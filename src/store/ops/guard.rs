@@ -19,11 +19,6 @@ use crate::store::{
     AttemptRecord, CampaignDay, CampaignPause, DeliveryStatus, Paused, Released, StoreError,
 };
 
-/// A day as `campaign_days` counts it: days since the epoch, UTC.
-pub(in crate::store) fn day_of(ms: i64) -> i64 {
-    ms.div_euclid(86_400_000)
-}
-
 /// Adds the copies among `records` that were just recorded `sent` to
 /// their campaign's `delivered` on the day of `now`: one upsert for the
 /// batch, one row per campaign (in campaign order, so two nodes updating
@@ -46,7 +41,7 @@ pub(super) async fn count_delivered<C: Conn>(
     if counts.is_empty() {
         return Ok(());
     }
-    let day = day_of(now);
+    let day = crate::time::day_of(now);
     let q = Sql::new("INSERT INTO campaign_days (campaign, day, delivered) VALUES ")
         .values(
             counts

@@ -224,8 +224,7 @@ pub(in crate::store) async fn feedback_notices<C: Conn>(
         if let Some(o) = payload.as_object_mut() {
             o.remove("event");
             if let Some(day) = o.get("day").and_then(serde_json::Value::as_i64) {
-                let date = crate::time::format_time(day * 86_400_000);
-                o.insert("date".into(), date.get(..10).unwrap_or("").into());
+                o.insert("date".into(), crate::time::format_day(day).into());
             }
             if kind == NoticeKind::CampaignPaused {
                 o.insert("paused_by".into(), super::feedback::GUARD.into());
