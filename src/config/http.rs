@@ -1,5 +1,6 @@
 //! `[http]`: the listener of the pages and the API, the public URL links
-//! in mail point at, the API's tokens and the request limits.
+//! in mail point at, the operators who may use the API and the console
+//! (`[[http.operator]]`, in [`super::operator`]) and the request limits.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use url::Url;
 
+use super::operator::{self, Operator, RawOperator};
 use super::{Check, NONZERO, is_dns_name};
 
 /// `http.listen`.
@@ -28,8 +30,10 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Base of every link in mail, no trailing slash in use.
     pub public_url: Url,
-    /// SHA-256 digests of the API bearer tokens.
-    pub admin_token_sha256: Vec<[u8; 32]>,
+    /// Who may use the API and the console: the legacy
+    /// `admin_token_sha256` digests (named `admin`, role admin), then the
+    /// `[[http.operator]]` entries. Names and digests are unique.
+    pub operators: Vec<Operator>,
     pub unsubscribe_mailto_domain: Option<String>,
     /// Clients that may read `/metrics` (default: loopback only).
     pub metrics_allowed_networks: Vec<IpNet>,
@@ -52,6 +56,7 @@ pub(super) struct RawHttp {
     listen: Option<String>,
     public_url: Option<String>,
     admin_token_sha256: Vec<String>,
+    operator: Vec<RawOperator>,
     unsubscribe_mailto_domain: Option<String>,
     metrics_allowed_networks: Option<Vec<String>>,
     rate_limit: Option<i64>,
@@ -80,16 +85,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
             c.file
         ));
     }
-    let mut admin_token_sha256 = Vec::new();
-    for (i, hex) in raw.admin_token_sha256.iter().enumerate() {
-        match sha256_hex(hex) {
-            Some(digest) => admin_token_sha256.push(digest),
-            None => c.error(
-                &format!("http.admin_token_sha256[{i}]"),
-                "is not a SHA-256 digest (use 64 hex digits, e.g. from: printf %s TOKEN | sha256sum)",
-            ),
-        }
-    }
+    let operators = operator::check(c, &raw.admin_token_sha256, &raw.operator);
     if let Some(domain) = raw.unsubscribe_mailto_domain.as_deref()
         && !is_dns_name(domain, 2)
     {
@@ -134,22 +130,16 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
         header_timeout: header_timeout?,
         listen: listen?,
         public_url: public_url?,
-        admin_token_sha256: (admin_token_sha256.len() == raw.admin_token_sha256.len())
-            .then_some(admin_token_sha256)?,
+        operators: operators?,
         unsubscribe_mailto_domain: raw.unsubscribe_mailto_domain.clone(),
     })
 }
 
-/// 64 hex digits → 32 bytes.
-fn sha256_hex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+impl HttpConfig {
+    /// The operator whose token this is (constant time over every digest).
+    pub fn operator_by_token(&self, token: &[u8]) -> Option<&Operator> {
+        operator::by_token(&self.operators, token)
     }
-    let mut digest = [0u8; 32];
-    for (i, byte) in digest.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(digest)
 }
 
 #[cfg(test)]
@@ -220,9 +210,13 @@ mod tests {
             &format!("public_url = \"https://relay.test\"\nadmin_token_sha256 = [\"{digest}\"]"),
         )]);
         let expected: [u8; 32] = std::array::from_fn(|i| if i % 2 == 0 { 0 } else { 0xff });
-        assert_eq!(
-            parse(&text).expect("valid").http.admin_token_sha256,
-            [expected]
-        );
+        let digests: Vec<[u8; 32]> = parse(&text)
+            .expect("valid")
+            .http
+            .operators
+            .iter()
+            .map(|o| o.token_sha256)
+            .collect();
+        assert_eq!(digests, [expected]);
     }
 }

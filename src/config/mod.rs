@@ -28,6 +28,7 @@ mod http;
 pub mod load;
 mod locate;
 mod log;
+mod operator;
 mod queue;
 pub mod reload;
 mod retention;
@@ -50,6 +51,7 @@ pub use feedback::{
 pub use http::{HttpConfig, MAX_HTTP_CONNECTIONS};
 pub use locate::{DEFAULT_LOCATIONS, locate};
 pub use log::{LogConfig, LogRecipients};
+pub use operator::{LEGACY_ADMIN, Operator, Role};
 pub use queue::QueueConfig;
 pub use retention::RetentionConfig;
 pub use signing::{EXAMPLE_SIGNING_KEY, SigningConfig};

@@ -103,7 +103,7 @@ fn defaults_are_applied() {
     assert_eq!(upstream.timeout, Duration::from_secs(60));
 
     assert_eq!(config.http.listen, "127.0.0.1:8080".parse().expect("addr"));
-    assert!(config.http.admin_token_sha256.is_empty());
+    assert!(config.http.operators.is_empty());
     assert_eq!(config.http.unsubscribe_mailto_domain, None);
     assert_eq!(
         config.store.url,
