@@ -294,6 +294,20 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "operator_sessions",
+        order_by: "id_hash",
+        identity: None,
+        columns: &[
+            ("id_hash", Text),
+            ("operator", Text),
+            ("csrf", Text),
+            ("created_at", Int),
+            ("seen_at", Int),
+            ("ip", Text),
+            ("user_agent", Text),
+        ],
+    },
+    Table {
         name: "store_steps",
         order_by: "name",
         identity: None,

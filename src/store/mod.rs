@@ -614,12 +614,14 @@ macro_rules! snapshot {
     };
 }
 
-// After the macros above, which it uses.
+// After the macros above, which they use.
 mod guard;
+mod sessions;
 pub use guard::{
     ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
     Released, Suppression,
 };
+pub use sessions::{OperatorSession, SessionRules, TOUCH_EVERY_MS};
 
 impl Store {
     /// Opens the store named by `[store] url` and brings its schema up to date.

@@ -10,6 +10,7 @@
 
 mod api;
 mod choices;
+mod console;
 mod error;
 mod form;
 mod html;
@@ -57,6 +58,8 @@ pub struct WebState {
     /// Wakes serve's loop over pending reports after `POST
     /// /api/v1/feedback` could not take a report whole.
     pub pending_reports: Arc<tokio::sync::Notify>,
+    /// The console's sign-in rate limit (lives as long as the listener).
+    pub sign_in: console::session::SignInLimiter,
 }
 
 /// Every route of the HTTP listener, with the body limit, the request
@@ -81,6 +84,7 @@ pub(crate) fn router_limited(state: WebState, limiter: limit::Limiter) -> Router
         .route("/o/{token}", get(pages::optin_form).post(pages::optin))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(console::router())
         .fallback(pages::not_found)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         // After the pages' limit: the API has its own, larger one.

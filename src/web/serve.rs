@@ -27,6 +27,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::Service as _;
 
+use super::console::session::SignInLimiter;
 use super::limit::Limiter;
 use super::{WebState, router_limited};
 use crate::config::reload::{LiveConfig, PerConfig};
@@ -62,12 +63,14 @@ pub async fn bind(
     let config = live.get();
     let listener = TcpListener::bind(config.http.listen).await?;
     let limiter = Limiter::new(&config.http);
+    let sign_in = SignInLimiter::default();
     let router = router_limited(
         WebState {
             config: config.clone(),
             store: store.clone(),
             wake: wake.clone(),
             pending_reports: pending_reports.clone(),
+            sign_in: sign_in.clone(),
         },
         limiter.clone(),
     );
@@ -81,6 +84,7 @@ pub async fn bind(
             wake,
             pending_reports,
             limiter,
+            sign_in,
             current: PerConfig::new(config, router),
         }),
         shutdown,
@@ -96,6 +100,7 @@ struct Routers {
     wake: Arc<Notify>,
     pending_reports: Arc<Notify>,
     limiter: Limiter,
+    sign_in: SignInLimiter,
     current: PerConfig<Router>,
 }
 
@@ -107,6 +112,7 @@ impl Routers {
                 store: self.store.clone(),
                 wake: self.wake.clone(),
                 pending_reports: self.pending_reports.clone(),
+                sign_in: self.sign_in.clone(),
             };
             router_limited(state, self.limiter.clone())
         })

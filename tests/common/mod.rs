@@ -8,6 +8,7 @@ pub mod admin;
 pub mod backend;
 pub mod binary;
 pub mod ca;
+pub mod console;
 pub mod postfix;
 pub mod relay;
 pub mod sink;

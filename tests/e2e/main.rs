@@ -16,6 +16,7 @@ mod common;
 mod api;
 mod binary;
 mod bounces;
+mod console;
 mod copies;
 mod decisions;
 mod delivery;

@@ -23,6 +23,7 @@ pub(super) mod nodes;
 pub(super) mod outcomes;
 pub(super) mod purge;
 pub(super) mod reads;
+pub(super) mod sessions;
 pub(super) mod suppressions;
 pub(super) mod webhooks;
 

@@ -22,7 +22,7 @@ use crate::store::ops::purge::Purge;
 use crate::store::ops::webhooks::{
     ClaimNotices, ClaimWebhooks, RecordNotice, RecordWebhook, ReleaseWebhooks,
 };
-use crate::store::ops::{Conn, Op, guard, suppressions};
+use crate::store::ops::{Conn, Op, guard, sessions, suppressions};
 use crate::store::{NewMessage, StoreError};
 
 /// Jobs a writer transaction can hold at most.
@@ -94,6 +94,9 @@ macro_rules! each_job {
             Job::ReceiveReport($p) => $e,
             Job::ApplyReport($p) => $e,
             Job::PurgeReports($p) => $e,
+            Job::OpenSession($p) => $e,
+            Job::TouchSession($p) => $e,
+            Job::CloseSession($p) => $e,
         }
     };
 }
@@ -138,6 +141,9 @@ jobs! {
     ReceiveReport(Receive),
     ApplyReport(Apply),
     PurgeReports(PurgeReports),
+    OpenSession(sessions::Open),
+    TouchSession(sessions::Touch),
+    CloseSession(sessions::Close),
 }
 
 impl Job {

@@ -1,0 +1,4 @@
+//! The console (`/admin`) over real HTTP against the relay in-process:
+//! sign-in, sessions and their cookie, CSRF, roles, and each view.
+
+mod sign_in;
