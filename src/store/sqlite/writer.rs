@@ -11,6 +11,7 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::ops::accept::{Accept, ClaimDue, ReleaseLeases};
+use crate::store::ops::audit;
 use crate::store::ops::consent::AppendEvent;
 use crate::store::ops::erase::Erase;
 use crate::store::ops::feedback::{Apply, PurgeReports, Receive};
@@ -94,6 +95,8 @@ macro_rules! each_job {
             Job::ReceiveReport($p) => $e,
             Job::ApplyReport($p) => $e,
             Job::PurgeReports($p) => $e,
+            Job::Audit($p) => $e,
+            Job::Queue($p) => $e,
         }
     };
 }
@@ -138,6 +141,8 @@ jobs! {
     ReceiveReport(Receive),
     ApplyReport(Apply),
     PurgeReports(PurgeReports),
+    Audit(audit::Record),
+    Queue(crate::store::ops::queue::Act),
 }
 
 impl Job {
