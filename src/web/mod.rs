@@ -9,6 +9,7 @@
 //! format is `token`'s and the words are `texts`'.
 
 mod api;
+mod change;
 mod choices;
 mod console;
 mod error;
@@ -38,7 +39,7 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::texts::Language;
 
-pub(crate) use api::FUTURE_SKEW_MS;
+pub(crate) use change::FUTURE_SKEW_MS;
 pub use error::WebError;
 pub use serve::{HttpServer, bind};
 

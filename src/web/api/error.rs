@@ -77,6 +77,18 @@ impl ApiError {
     }
 }
 
+impl From<crate::web::change::ChangeError> for ApiError {
+    fn from(e: crate::web::change::ChangeError) -> ApiError {
+        match e {
+            crate::web::change::ChangeError::Address(reason) => ApiError::Address {
+                field: "email",
+                reason,
+            },
+            other => ApiError::bad(other.field(), other.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

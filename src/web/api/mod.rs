@@ -9,7 +9,6 @@
 //! Does not own what an export holds or what erasure removes (`rights`,
 //! `store`), nor the recipient's pages (`pages`).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -32,15 +31,12 @@ mod idempotency;
 pub use error::ApiError;
 pub(crate) use error::error_response;
 
-use super::{USER_AGENT_MAX, WebState};
-use crate::config::{Campaign, CampaignState, Operator, Policy};
+use super::WebState;
+use super::change::{self, ChangeRequest};
+use crate::config::{CampaignState, Operator, Policy};
 use crate::consent::identity::Identity;
-use crate::consent::subject;
-use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::rights;
-use crate::store::{
-    ConsentEvent, DecisionFilter, FollowUp, KeyedConsent, KeyedOutcome, NewConsentEvent,
-};
+use crate::store::{DecisionFilter, KeyedConsent, KeyedOutcome};
 use crate::time::parse_rfc3339;
 
 /// Largest API request body: a consent record with generous evidence.
@@ -48,9 +44,6 @@ pub const API_BODY_LIMIT: usize = 64 * 1024;
 /// Decision rows per page: default and most.
 const PAGE_DEFAULT: i64 = 100;
 const PAGE_MAX: i64 = 1000;
-/// How far ahead of our clock an event's `at` may be (clock skew). A grant
-/// dated later would outrank every change made before that time.
-pub(crate) const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// The `/api/v1` routes, behind the bearer check and their own body limit.
 pub(crate) fn router(state: WebState) -> Router<WebState> {
@@ -97,28 +90,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// `POST /api/v1/consent`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsentBody {
-    email: String,
-    campaign: String,
-    action: Change,
-    source: Option<String>,
-    evidence: Option<String>,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    /// RFC 3339; default now.
-    at: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Change {
-    Grant,
-    Withdraw,
-}
-
 async fn record_consent(
     State(web): State<WebState>,
     Extension(operator): Extension<Operator>,
@@ -127,17 +98,22 @@ async fn record_consent(
 ) -> Result<Response, ApiError> {
     let key = idempotency::key(&headers)?;
     let raw = body.as_ref().ok().cloned();
-    let b: ConsentBody = parse_json(body)?;
-    let (mut new_event, campaign, identity) = checked_event(&web, b)?;
-    new_event.actor = Some(auth::actor(&operator));
-    let action = new_event.action;
-    let confirm = campaign.filter(|_| action == Action::Request);
-    let status = if confirm.is_some() {
+    let b: ChangeRequest = parse_json(body)?;
+    let checked = change::check(
+        &web.config,
+        b,
+        auth::actor(&operator),
+        crate::time::now_ms(),
+    )?;
+    let follow_up = checked.confirmation(&web.config);
+    let confirm = follow_up.is_some();
+    let status = if confirm {
         StatusCode::ACCEPTED
     } else {
         StatusCode::CREATED
     };
-    let follow_up = confirm.map(|c| confirmation_mail(&web, c, &identity));
+    let action = checked.event.action;
+    let new_event = checked.event;
     let (event, answer) = match key {
         None => {
             let event = web
@@ -168,109 +144,10 @@ async fn record_consent(
         }
     };
     tracing::info!(subject = %event.subject_id, campaign = %event.campaign, action = %action, event = event.id, "api: consent recorded");
-    if confirm.is_some() {
+    if confirm {
         web.wake.notify_one();
     }
     Ok(idempotency::json(status, answer))
-}
-
-/// The event a request body asks for, every field checked, its campaign
-/// (`None` for `*`) and who it is about. A grant for a double opt-in
-/// campaign is a `request` until the person confirms.
-fn checked_event(
-    web: &WebState,
-    b: ConsentBody,
-) -> Result<(NewConsentEvent, Option<&Campaign>, Identity), ApiError> {
-    let identity = Identity::of(&b.email).map_err(|reason| ApiError::Address {
-        field: "email",
-        reason,
-    })?;
-    let address = identity.canonical().to_owned();
-    let mut action = match b.action {
-        Change::Grant => Action::Grant,
-        Change::Withdraw => Action::Withdraw,
-    };
-    if b.campaign == ALL_CAMPAIGNS && action == Action::Grant {
-        return Err(ApiError::bad(
-            "campaign",
-            "a grant names one campaign ('*' is for withdraw only)",
-        ));
-    }
-    let campaign = web
-        .config
-        .campaign(&b.campaign)
-        .filter(|c| c.state != CampaignState::Deleted);
-    if b.campaign != ALL_CAMPAIGNS && campaign.is_none() {
-        return Err(ApiError::bad("campaign", "is not a configured campaign"));
-    }
-    if action == Action::Grant && campaign.is_some_and(|c| c.double_opt_in) {
-        action = Action::Request;
-    }
-    let source = match &b.source {
-        Some(s) => Source::given(s).map_err(|e| ApiError::bad("source", e))?,
-        None => Source::Api,
-    };
-    let at = checked_at(b.at.as_deref(), crate::time::now_ms())?;
-    let ip = b.ip.as_deref().map(checked_ip).transpose()?;
-    let user_agent = b
-        .user_agent
-        .map(|ua| ua.chars().take(USER_AGENT_MAX).collect());
-    let event = NewConsentEvent {
-        new_subject: subject::new_subject(&web.config.signing, &address),
-        address,
-        campaign: b.campaign,
-        action,
-        at,
-        source,
-        ip,
-        user_agent,
-        evidence: b.evidence,
-        actor: None,
-    };
-    Ok((event, campaign, identity))
-}
-
-/// When the change happened: `now` by default, never in the future.
-fn checked_at(at: Option<&str>, now: i64) -> Result<i64, ApiError> {
-    let Some(t) = at else {
-        return Ok(now);
-    };
-    let at = parse_rfc3339(t).ok_or_else(|| {
-        ApiError::bad("at", "is not an RFC 3339 time (e.g. 2026-11-01T08:00:00Z)")
-    })?;
-    if at > now + FUTURE_SKEW_MS {
-        return Err(ApiError::bad("at", "is in the future"));
-    }
-    Ok(at)
-}
-
-/// The person's IP address as proof, in its canonical form.
-fn checked_ip(ip: &str) -> Result<String, ApiError> {
-    Ok(ip
-        .trim()
-        .parse::<IpAddr>()
-        .map_err(|_| ApiError::bad("ip", "is not an IP address"))?
-        .to_canonical()
-        .to_string())
-}
-
-/// The double opt-in mail. The relay mails the confirmation link itself,
-/// through its queue: the mail is built from the recorded event (its id,
-/// its subject) and queued in the event's transaction, so there is never a
-/// request without its mail, even when the answer is replayed to a retry.
-fn confirmation_mail(web: &WebState, campaign: &Campaign, to: &Identity) -> FollowUp {
-    let (config, campaign, to) = (web.config.clone(), campaign.clone(), to.clone());
-    Arc::new(move |e: &ConsentEvent| {
-        crate::rights::confirmation::message(
-            &config,
-            &campaign,
-            &e.subject_id,
-            &to,
-            e.id,
-            crate::time::now_ms(),
-        )
-        .map_err(|e| e.to_string())
-    })
 }
 
 /// `GET /api/v1/subjects/{email}`: access and portability.
