@@ -623,6 +623,7 @@ macro_rules! snapshot {
 // After the macros above, which they use.
 mod audit;
 mod guard;
+mod person;
 mod queue;
 mod sessions;
 pub use audit::{Actor, AuditAction, AuditEntry, AuditFilter, AuditRow, Via};
@@ -630,6 +631,7 @@ pub use guard::{
     ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
     Released, Suppression,
 };
+pub use person::{Person, PersonQuery, PersonSubject};
 pub use queue::{QueueAction, QueueChange, QueueError};
 pub use sessions::{OperatorSession, SessionRules, TOUCH_EVERY_MS};
 

@@ -19,6 +19,7 @@ mod guard;
 mod identity;
 mod nodes;
 mod outcomes;
+mod person;
 mod purge;
 mod reads;
 mod webhooks;

@@ -3,7 +3,10 @@
 //! without its row (nor a row without its change); [`Record`] is the write
 //! of a row alone.
 
+use std::collections::HashMap;
+
 use super::{Conn, Op, Sql};
+use crate::consent::Source;
 use crate::mail::mask::mask_address;
 use crate::store::rows::{Cols, parsed};
 use crate::store::{Actor, AuditAction, AuditEntry, AuditFilter, AuditRow, StoreError};
@@ -57,6 +60,63 @@ pub(in crate::store) fn typed(text: &str, address: &str) -> String {
     mask_address(text, address).into_owned()
 }
 
+/// The detail of a consent event's row: it names the event, so the
+/// event's proof can say who recorded it ([`recorded_by`] reads it back).
+pub(in crate::store) fn event_detail(event_id: i64, source: Source) -> String {
+    format!("event {event_id}, source {source}")
+}
+
+/// The event a row of [`recorded_by`]'s actions names: an erasure's
+/// target, a consent row's [`event_detail`].
+fn event_named(action: AuditAction, target: Option<&str>, detail: Option<&str>) -> Option<i64> {
+    let text = match action {
+        AuditAction::SubjectErase => target?,
+        _ => detail?.strip_prefix("event ")?.split(',').next()?,
+    };
+    text.trim().parse().ok()
+}
+
+/// Who recorded the consent events of `subject_id` an operator made (the
+/// newest `limit` such rows), by event id.
+pub(in crate::store) async fn recorded_by<C: Conn>(
+    c: &mut C,
+    subject_id: &str,
+    limit: i64,
+) -> Result<HashMap<i64, Actor>, StoreError> {
+    let actions: Vec<String> = [
+        AuditAction::ConsentGrant,
+        AuditAction::ConsentWithdraw,
+        AuditAction::ConsentRequest,
+        AuditAction::ConsentConfirm,
+        AuditAction::SubjectErase,
+    ]
+    .iter()
+    .map(|a| a.as_str().to_owned())
+    .collect();
+    let rows = c
+        .fetch_all(
+            Sql::new(
+                "SELECT action, actor, via, target, detail FROM audit_events WHERE subject_id = ",
+            )
+            .bind(subject_id)
+            .push(" AND action")
+            .texts::<C>(&actions)
+            .push(" ORDER BY id DESC LIMIT ")
+            .bind(limit),
+        )
+        .await?;
+    let mut out = HashMap::new();
+    for r in &rows {
+        let action: AuditAction = parsed(r.text(0)?, "audit_events.action")?;
+        let (target, detail) = (r.opt_text(3)?, r.opt_text(4)?);
+        if let Some(event) = event_named(action, target.as_deref(), detail.as_deref()) {
+            let actor = Actor::new(r.text(1)?, parsed(r.text(2)?, "audit_events.via")?);
+            out.insert(event, actor);
+        }
+    }
+    Ok(out)
+}
+
 /// [`Store::record_audit`](crate::store::Store::record_audit).
 pub(in crate::store) struct Record(pub Box<AuditEntry>);
 
@@ -105,4 +165,34 @@ pub(in crate::store) async fn rows<C: Conn>(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_a_row_names_is_read_back() {
+        let detail = event_detail(42, Source::Admin);
+        assert_eq!(
+            event_named(AuditAction::ConsentGrant, Some("news"), Some(&detail)),
+            Some(42)
+        );
+        assert_eq!(
+            event_named(AuditAction::SubjectErase, Some("7"), Some("3 events kept")),
+            Some(7)
+        );
+        assert_eq!(
+            event_named(AuditAction::ConsentGrant, Some("news"), None),
+            None
+        );
+        assert_eq!(
+            event_named(
+                AuditAction::ConsentWithdraw,
+                None,
+                Some("an operator's words")
+            ),
+            None
+        );
+    }
 }

@@ -81,7 +81,7 @@ pub(super) async fn consent_event<C: Conn>(
     if let Some(actor) = &e.actor
         && let Some(action) = AuditAction::of_consent(e.action)
     {
-        let detail = format!("event {}, source {}", event.id, event.source);
+        let detail = audit::event_detail(event.id, event.source);
         audit::about(
             c,
             actor,

@@ -22,6 +22,7 @@ pub(super) mod identity;
 pub(super) mod import;
 pub(super) mod nodes;
 pub(super) mod outcomes;
+pub(super) mod person;
 pub(super) mod purge;
 pub(super) mod queue;
 pub(super) mod reads;

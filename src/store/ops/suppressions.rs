@@ -51,15 +51,45 @@ pub(in crate::store) async fn suppressions_of<C: Conn>(
     address: &str,
     now: i64,
 ) -> Result<Vec<Suppression>, StoreError> {
+    listed(
+        c,
+        " FROM suppressions s JOIN subjects sub ON sub.id = s.subject_id WHERE sub.address = $1",
+        address,
+        now,
+    )
+    .await
+}
+
+/// Every suppression of the subject `subject_id` (live or erased: they
+/// stay under its keyed hash), removed and expired ones too, oldest first.
+pub(in crate::store) async fn suppressions_of_subject<C: Conn>(
+    c: &mut C,
+    subject_id: &str,
+    now: i64,
+) -> Result<Vec<Suppression>, StoreError> {
+    listed(
+        c,
+        " FROM suppressions s WHERE s.subject_id = $1",
+        subject_id,
+        now,
+    )
+    .await
+}
+
+/// The rows `from` (its `$1` bound to `key`) selects, oldest first.
+async fn listed<C: Conn>(
+    c: &mut C,
+    from: &'static str,
+    key: &str,
+    now: i64,
+) -> Result<Vec<Suppression>, StoreError> {
     let rows = c
         .fetch_all(
             Sql::new("SELECT ")
                 .push(COLUMNS)
-                .push(
-                    " FROM suppressions s JOIN subjects sub ON sub.id = s.subject_id \
-                     WHERE sub.address = $1 ORDER BY s.id",
-                )
-                .arg(address),
+                .push(from)
+                .push(" ORDER BY s.id")
+                .arg(key),
         )
         .await?;
     rows.iter().map(|r| suppression_from_row(r, now)).collect()
