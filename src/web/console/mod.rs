@@ -13,6 +13,7 @@
 mod chart;
 mod layout;
 mod overview;
+mod person;
 mod register;
 pub(crate) mod session;
 mod table;
@@ -42,6 +43,14 @@ pub(crate) fn router() -> Router<WebState> {
         .route("/admin/sign-in", post(sign_in))
         .route("/admin/sign-out", post(sign_out))
         .route("/admin/register", get(register::show))
+        .route("/admin/person", get(person::show))
+        .route("/admin/person/consent", post(person::record_consent))
+        .route("/admin/person/export", post(person::export))
+        .route("/admin/person/erase", post(person::erase))
+        .route(
+            "/admin/person/suppression",
+            post(person::remove_suppression),
+        )
 }
 
 /// The path the relay is served under (`public_url`'s, without the
@@ -98,6 +107,11 @@ impl Desk {
     pub fn t(&self, en: &'static str, fr: &'static str) -> &'static str {
         tr(self.lang, en, fr)
     }
+}
+
+/// `text` percent-encoded for a query string's value.
+pub(crate) fn url_escape(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// One text in the visitor's language.

@@ -11,7 +11,11 @@ use crate::common::console::{self, ADMIN, Operator, VIEWER};
 use crate::common::sink::Sink;
 
 /// Every view of the console (each view's helper adds its route here).
-const ROUTES: &[&str] = &["/admin", "/admin/register"];
+const ROUTES: &[&str] = &[
+    "/admin",
+    "/admin/register",
+    "/admin/person?address=ann%40example.net",
+];
 
 async fn every_route_asks_for_sign_in_then_shows_itself() {
     let sink = Sink::start().await;
