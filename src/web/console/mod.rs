@@ -9,7 +9,6 @@
 //! Sign-in and sessions are [`session`]'s; what the store holds and how
 //! it changes is `store`'s; the charts are [`chart`]'s.
 
-#[allow(dead_code)] // drawn by the overview, once its rollups land
 mod chart;
 mod layout;
 mod overview;
@@ -98,6 +97,11 @@ impl Desk {
     pub fn t(&self, en: &'static str, fr: &'static str) -> &'static str {
         tr(self.lang, en, fr)
     }
+}
+
+/// `text` percent-encoded for a query string's value.
+pub(crate) fn url_escape(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// One text in the visitor's language.
