@@ -241,7 +241,7 @@ fn channel_name(desk: &Desk, c: Channel) -> &'static str {
 /// The queue now, and its oldest deferred copy.
 fn queue(desk: &Desk, q: &QueueNow) -> String {
     let mut out = format!(
-        "<h2>{}</h2>\n<div class=\"grid\">",
+        "<h2>{}</h2>\n<div class=\"figures\">",
         desk.t("Queue now", "File d'attente maintenant")
     );
     for (name, n) in [
@@ -354,7 +354,7 @@ fn figure(
 fn charts(desk: &Desk, o: &Overview, from: i64, span: i64) -> String {
     let days = day_labels(o, from);
     let mut out = format!(
-        "<h2>{}</h2>\n<p>{}</p>\n<div class=\"grid\">",
+        "<h2>{}</h2>\n<p>{}</p>\n<div class=\"charts\">",
         desk.t("By day", "Par jour"),
         span_links(desk, span)
     );
