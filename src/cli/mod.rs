@@ -61,7 +61,7 @@ pub enum Command {
     Consent(ConsentCommand),
     /// Import consent records from a CSV file (checked whole first; a re-run adds nothing)
     Import(import::ImportArgs),
-    /// Read the decision log: every recipient of every accepted message
+    /// Read the decision log: every recipient of every accepted message, the newest rows (printed oldest first)
     Log(log::LogArgs),
     /// Print how the relay's log lines name an address ([log] recipients = "hash"), to grep for it
     LogHash(log_hash::LogHashArgs),

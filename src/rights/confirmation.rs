@@ -70,7 +70,7 @@ pub fn message(
         helo: host.clone(),
         auth_user: None,
         campaign: campaign.id.clone(),
-        header_message_id: None,
+        header_message_id: crate::mail::header::message_id(&body),
         body,
         received_at: now,
         recipients: vec![RecipientDecision {

@@ -62,6 +62,7 @@ pub const STORE_TABLES: &[&str] = &[
     "messages",
     "decisions",
     "deliveries",
+    "delivery_attempts",
     "webhook_outbox",
     "idempotency_keys",
     "feedback_reports",

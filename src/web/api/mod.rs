@@ -34,6 +34,7 @@ use crate::config::{Campaign, CampaignState, Policy};
 use crate::consent::identity::Identity;
 use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
+use crate::mail::ids;
 use crate::rights;
 use crate::store::{
     ConsentEvent, DecisionFilter, FollowUp, KeyedConsent, KeyedOutcome, NewConsentEvent,
@@ -292,7 +293,9 @@ async fn erase_subject(
     }
 }
 
-/// `GET /api/v1/decisions?recipient=&campaign=&since=&limit=&cursor=`.
+/// `GET /api/v1/decisions?recipient=&campaign=&queue_id=&message_id=&since=&order=&limit=&cursor=`:
+/// oldest first (`order=oldest`, the default) or newest first
+/// (`order=newest`); `next_cursor` names the next page in the same order.
 async fn decisions(
     State(web): State<WebState>,
     RawQuery(query): RawQuery,
@@ -301,24 +304,47 @@ async fn decisions(
         limit: PAGE_DEFAULT,
         ..Default::default()
     };
+    let mut cursor = None;
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match &*name {
             "recipient" => filter.recipient = Some(recipient_filter(&value)?),
             "campaign" => filter.campaign = Some(value.into_owned()),
+            "queue_id" => {
+                filter.queue_id =
+                    Some(ids::queue_id(&value).map_err(|e| ApiError::bad("queue_id", e))?)
+            }
+            "message_id" => {
+                filter.message_id =
+                    Some(ids::message_id(&value).map_err(|e| ApiError::bad("message_id", e))?)
+            }
             "since" => {
                 filter.since = Some(parse_rfc3339(&value).ok_or_else(|| {
                     ApiError::bad("since", "is not an RFC 3339 time or a date (2026-11-01)")
                 })?)
             }
+            "order" => {
+                filter.newest_first = match &*value {
+                    "oldest" => false,
+                    "newest" => true,
+                    _ => return Err(ApiError::bad("order", "must be oldest or newest")),
+                }
+            }
             "limit" => filter.limit = page_limit(&value)?,
-            "cursor" => filter.after_id = Some(page_cursor(&value)?),
+            "cursor" => cursor = Some(page_cursor(&value)?),
             other => {
                 return Err(ApiError::bad(
                     other,
-                    "is not a parameter (use recipient, campaign, since, limit, cursor)",
+                    "is not a parameter (use recipient, campaign, queue_id, message_id, since, order, limit, cursor)",
                 ));
             }
         }
+    }
+    // The cursor is the last row of the page before: the next page starts
+    // after it in the order asked for.
+    if filter.newest_first {
+        filter.before_id = cursor;
+    } else {
+        filter.after_id = cursor;
     }
     let page = filter.limit;
     // One row more than asked tells whether there is a next page.
