@@ -244,6 +244,21 @@ impl TestRelay {
             .expect("consent event");
     }
 
+    /// Runs the real binary with `args` on this relay's config and store,
+    /// as the user `user` (`$USER`, the CLI's actor), without blocking the
+    /// runtime the relay runs on.
+    pub async fn cli_as(&self, user: &str, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("consent-relay.toml"))
+            .current_dir(self.dir.path())
+            .env("USER", user)
+            .output()
+            .await
+            .expect("run consent-relay")
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
     }
