@@ -362,6 +362,7 @@ impl Intake {
                     "{} from <{sender}>",
                     crate::consent::MAILTO_EVIDENCE
                 )),
+                actor: None,
             })
             .await?;
         tracing::info!(event = event.id, campaign = %campaign, client = %client, "unsubscribed by mail");
@@ -388,6 +389,7 @@ impl Intake {
             client_ip: Some(client.to_string()),
             raw,
             received_at: crate::time::now_ms(),
+            actor: None,
         };
         let r = crate::feedback::intake::receive(&self.store, &self.config, report).await;
         match &r {

@@ -278,6 +278,10 @@ pub struct NewConsentEvent {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub evidence: Option<String>,
+    /// The operator who records it (an audit row is written with it);
+    /// `None` when the person acted (a page, a mail, the SMTP side) or a
+    /// report did.
+    pub actor: Option<Actor>,
 }
 
 /// A consent event as stored.
@@ -496,6 +500,8 @@ pub struct Erasure {
     pub new_subject: NewSubject,
     pub source: Source,
     pub at: i64,
+    /// The operator who asked (the audit row names them).
+    pub actor: Actor,
     /// `[erasure] notify`: the mail telling the person, queued in the same
     /// transaction (kind `erasure-notice`, its one recipient the address).
     /// Queued only when something was erased.
@@ -677,10 +683,13 @@ macro_rules! snapshot {
 }
 
 // After the macros above, which they use.
+mod audit;
 mod guard;
 mod overview;
+mod queue;
 mod sessions;
 mod trace;
+pub use audit::{Actor, AuditAction, AuditEntry, AuditFilter, AuditRow, Via};
 pub use guard::{
     ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
     Released, Suppression,
@@ -690,6 +699,7 @@ pub use overview::{
 };
 pub use sessions::{OperatorSession, SessionRules, TOUCH_EVERY_MS};
 pub use trace::{MessageTrace, TRACE_MAX};
+pub use queue::{QueueAction, QueueChange, QueueError};
 
 impl Store {
     /// Opens the store named by `[store] url` and brings its schema up to date.

@@ -69,6 +69,7 @@ pub const STORE_TABLES: &[&str] = &[
     "suppressions",
     "soft_bounces",
     "daily_counts",
+    "audit_events",
 ];
 
 /// The PostgreSQL tables of this test's store with a live row holding

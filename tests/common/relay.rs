@@ -131,6 +131,7 @@ pub fn admin_event(
         ip: None,
         user_agent: None,
         evidence: None,
+        actor: None,
     }
 }
 
@@ -241,6 +242,21 @@ impl TestRelay {
             })
             .await
             .expect("consent event");
+    }
+
+    /// Runs the real binary with `args` on this relay's config and store,
+    /// as the user `user` (`$USER`, the CLI's actor), without blocking the
+    /// runtime the relay runs on.
+    pub async fn cli_as(&self, user: &str, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("consent-relay.toml"))
+            .current_dir(self.dir.path())
+            .env("USER", user)
+            .output()
+            .await
+            .expect("run consent-relay")
     }
 
     pub async fn client(&self) -> Client {

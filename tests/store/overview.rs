@@ -178,6 +178,7 @@ async fn fill(store: &Store, today: i64) -> i64 {
             client_ip: None,
             raw: b"an ARF report".to_vec(),
             received_at: at,
+            actor: None,
         })
         .await
         .unwrap();
@@ -326,6 +327,7 @@ async fn the_overview_counts_what_was_committed_by_day_and_campaign() {
             new_subject: subject(8),
             source: Source::Admin,
             at: now(),
+            actor: crate::operator("dpo"),
             notice: None,
         })
         .await

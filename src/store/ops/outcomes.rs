@@ -159,7 +159,10 @@ async fn masked_replies<'r, C: Conn>(
 /// (the last one and each attempt's, which may quote the address) keep
 /// only their code, and the body goes.
 /// Returns the number of notices scrubbed.
-async fn scrub_erasure_notices<C: Conn>(c: &mut C, final_ids: &[i64]) -> Result<u64, StoreError> {
+pub(super) async fn scrub_erasure_notices<C: Conn>(
+    c: &mut C,
+    final_ids: &[i64],
+) -> Result<u64, StoreError> {
     if final_ids.is_empty() {
         return Ok(0);
     }
