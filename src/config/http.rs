@@ -1,5 +1,6 @@
 //! `[http]`: the listener of the pages and the API, the public URL links
-//! in mail point at, the API's tokens and the request limits.
+//! in mail point at, the API's tokens and the request limits; who is
+//! asking, as the pages say it, is [`super::controller`]'s.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use url::Url;
 
+use super::controller::{Controller, RawController};
 use super::{Check, NONZERO, is_dns_name};
 
 /// `http.listen`.
@@ -44,6 +46,9 @@ pub struct HttpConfig {
     /// Connections one client address (IPv6: its /64) may hold open at
     /// once (default 64).
     pub max_connections_per_client: usize,
+    /// Who is asking, as every recipient page says it (`organisation`,
+    /// `privacy_url`, `contact`, `logo_file`).
+    pub controller: Controller,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +63,10 @@ pub(super) struct RawHttp {
     rate_limit_burst: Option<i64>,
     header_timeout: Option<String>,
     max_connections_per_client: Option<i64>,
+    organisation: Option<String>,
+    privacy_url: Option<String>,
+    contact: Option<String>,
+    logo_file: Option<String>,
 }
 
 pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
@@ -126,7 +135,17 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
         DEFAULT_MAX_HTTP_CONNECTIONS_PER_CLIENT,
         1..=MAX_HTTP_CONNECTIONS as i64,
     );
+    let controller = super::controller::check(
+        c,
+        RawController {
+            organisation: &raw.organisation,
+            privacy_url: &raw.privacy_url,
+            contact: &raw.contact,
+            logo_file: &raw.logo_file,
+        },
+    );
     Some(HttpConfig {
+        controller: controller?,
         max_connections_per_client: max_connections_per_client?,
         metrics_allowed_networks: metrics_allowed_networks?,
         rate_limit: rate_limit?,
