@@ -274,6 +274,17 @@ impl Session<'_> {
             .to_owned()
     }
 
+    /// Asserts that the page needs no horizontal scrolling (on a phone).
+    pub async fn assert_fits_the_width(&self, px: i64) {
+        let width = self
+            .script("return document.documentElement.scrollWidth;")
+            .await;
+        assert!(
+            width.as_i64().is_some_and(|w| w <= px),
+            "no horizontal scrolling on a phone: {width}"
+        );
+    }
+
     pub async fn script(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": [] }))
             .await

@@ -32,7 +32,7 @@ mod idempotency;
 pub use error::ApiError;
 pub(crate) use error::error_response;
 
-use super::{USER_AGENT_MAX, WebState};
+use super::{USER_AGENT_MAX, Visitor, WebState};
 use crate::config::{Campaign, CampaignState, Operator, Policy};
 use crate::consent::identity::Identity;
 use crate::consent::subject;
@@ -42,6 +42,7 @@ use crate::rights;
 use crate::store::{
     ConsentEvent, DecisionFilter, FollowUp, KeyedConsent, KeyedOutcome, NewConsentEvent,
 };
+use crate::texts::Language;
 use crate::time::parse_rfc3339;
 
 /// Largest API request body: a consent record with generous evidence.
@@ -483,14 +484,18 @@ async fn remove_suppression(
 }
 
 /// `GET /api/v1/campaigns`: every configured campaign, in display order.
-async fn campaigns(State(web): State<WebState>) -> Response {
+/// `label` is in the language of `Accept-Language` (else `[texts]
+/// default_language`), as a page would show it; a label given per
+/// language also comes as `labels`, one per language the relay speaks.
+async fn campaigns(State(web): State<WebState>, visitor: Visitor) -> Response {
+    let default = web.config.texts.default_language;
     let mut list: Vec<_> = web.config.campaigns.iter().collect();
     list.sort_by_key(|c| c.order);
     let campaigns: Vec<Value> = list
         .into_iter()
         .map(|c| {
-            json!({
-                "id": c.id, "label": c.label,
+            let mut campaign = json!({
+                "id": c.id, "label": c.label_in(visitor.lang, default),
                 "policy": match c.policy {
                     Policy::OptIn => "opt-in",
                     Policy::OptOut => "opt-out",
@@ -503,7 +508,15 @@ async fn campaigns(State(web): State<WebState>) -> Response {
                 },
                 "order": c.order, "list_id": c.list_id, "double_opt_in": c.double_opt_in,
                 "consent_max_age_days": c.consent_max_age_days,
-            })
+            });
+            if c.label.is_per_language() {
+                let labels: serde_json::Map<String, Value> = Language::ALL
+                    .into_iter()
+                    .map(|lang| (lang.code().to_owned(), json!(c.label_in(lang, default))))
+                    .collect();
+                campaign["labels"] = Value::Object(labels);
+            }
+            campaign
         })
         .collect();
     axum::Json(json!({ "campaigns": campaigns })).into_response()

@@ -534,7 +534,10 @@ fn campaigns(desk: &Desk, web: &WebState, o: &Overview, from: i64, span: i64) ->
         } else {
             web.config
                 .campaign(campaign)
-                .map(|k| k.label.clone())
+                .map(|k| {
+                    k.label_in(desk.lang, web.config.texts.default_language)
+                        .to_owned()
+                })
                 .unwrap_or_default()
         };
         t.row(&[

@@ -11,6 +11,20 @@ use crate::common::relay::TestRelay;
 use crate::common::sink::Sink;
 use consent_relay::consent::Action;
 use consent_relay::token::Purpose;
+use serde_json::json;
+use std::time::Duration;
+
+/// The event's user agent is the browser's.
+fn assert_from_chromium(e: &consent_relay::store::ConsentEvent) {
+    assert!(
+        e.user_agent
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Chrome"),
+        "{:?}",
+        e.user_agent
+    );
+}
 
 async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium() {
     let Some(driver) = Driver::start().await else {
@@ -91,14 +105,7 @@ async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium
         ("prospecting", "withdraw", "preference-page")
     );
     assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
-    assert!(
-        e.user_agent
-            .as_deref()
-            .unwrap_or_default()
-            .contains("Chrome"),
-        "{:?}",
-        e.user_agent
-    );
+    assert_from_chromium(e);
     assert_eq!(events.len(), 2, "{events:?}");
 
     // The unsubscribe page, then its button.
@@ -150,13 +157,7 @@ async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium
     // A phone.
     let mobile = driver.session("mobile", "en-US", true).await;
     mobile.open(&preferences).await;
-    let width = mobile
-        .script("return document.documentElement.scrollWidth;")
-        .await;
-    assert!(
-        width.as_i64().is_some_and(|w| w <= 390),
-        "no horizontal scrolling on a phone: {width}"
-    );
+    mobile.assert_fits_the_width(390).await;
     mobile.screenshot("preferences-en-mobile").await;
     mobile.quit().await;
 
@@ -243,3 +244,131 @@ async fn a_form_another_site_posts_from_chromium_is_refused() {
     drop(driver);
 }
 both_stores!(a_form_another_site_posts_from_chromium_is_refused);
+
+/// A small logo for the pages (an SVG, as `[http] logo_file`).
+const LOGO: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"168\" height=\"48\" viewBox=\"0 0 168 48\">\
+<rect width=\"48\" height=\"48\" rx=\"10\" fill=\"#0b57d0\"/>\
+<path d=\"M12 14h10a10 10 0 0 1 0 20H12zM28 14h10v4h-6v4h5v4h-5v8h-4z\" fill=\"#fff\"/>\
+<text x=\"58\" y=\"31\" font-family=\"sans-serif\" font-size=\"17\" font-weight=\"700\" fill=\"#1b1f24\">Dupont &amp; Fils</text></svg>";
+
+/// Pages that say who is asking, in Chromium: the logo (a `data:` URI)
+/// really shows under the pages' CSP, the footer names the organisation,
+/// and the "unsubscribed" page's undo button works from the keyboard and
+/// records a grant. Screenshots in EN and FR, desktop and 390 px.
+async fn who_is_asking_and_the_undo_button_in_chromium() {
+    use super::asking::{PUBLIC, WHO};
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("logo.svg"), LOGO).expect("write logo");
+    let text =
+        crate::common::relay::config_text(dir.path(), &format!("smtp://{}", sink.addr()), "", "")
+            .replacen(
+                PUBLIC,
+                &format!("{PUBLIC}\n{WHO}\nlogo_file = \"logo.svg\""),
+                1,
+            )
+            .replacen(
+                "label = \"Newsletter\"",
+                "label = { en = \"Newsletter\", fr = \"la Lettre d'information\" }",
+                1,
+            );
+    let relay = TestRelay::start_with(dir, &text).await;
+    let unsubscribe = |who: &str| {
+        let who = who.to_owned();
+        let relay = &relay;
+        async move {
+            relay.consent(&who, "newsletter", Action::Grant, None).await;
+            let subject = relay.subject_id(&who).await;
+            relay.url(&format!(
+                "/u/{}",
+                relay.token(Purpose::Unsubscribe, &subject, Some("newsletter"))
+            ))
+        }
+    };
+    let logo_shown = "const i = document.querySelector('.logo img'); \
+                      return i.complete ? i.naturalWidth : -1;";
+
+    // English, desktop.
+    let email = "pat@example.net";
+    let en = driver.session("asking-en", "en-US", false).await;
+    en.open(&unsubscribe(email).await).await;
+    assert_eq!(en.script(logo_shown).await, json!(168), "the logo shows");
+    assert!(en.source().await.contains("p•••@example.net"));
+    en.screenshot("asking-unsubscribe-en").await;
+    let button = en.find("button[type=submit]").await;
+    en.click(&button).await;
+    en.find("form.undo").await;
+    en.screenshot("asking-unsubscribed-en").await;
+    // By keyboard: the preferences link, then the undo button.
+    for want in ["a", "button"] {
+        en.press(TAB).await;
+        let got = en
+            .script("return document.activeElement.tagName.toLowerCase();")
+            .await;
+        assert_eq!(got, json!(want));
+    }
+    en.screenshot("asking-unsubscribed-en-focus").await;
+    en.press("\u{E007}").await;
+    en.find("h1").await;
+    let mut source = String::new();
+    for _ in 0..50 {
+        source = en.source().await;
+        if source.contains("is cancelled") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        source.contains("Your unsubscription from Newsletter is cancelled."),
+        "{source}"
+    );
+    en.screenshot("asking-undone-en").await;
+    let e = relay.events(email).await.pop().expect("event");
+    assert_eq!(
+        (e.campaign.as_str(), e.action.as_str(), e.source.as_str()),
+        ("newsletter", "grant", "link")
+    );
+    assert_from_chromium(&e);
+    assert!(
+        e.evidence
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("unsubscribed-page en texts:")
+    );
+    en.quit().await;
+
+    // A phone.
+    let mobile = driver.session("asking-mobile", "en-US", true).await;
+    mobile.open(&unsubscribe("sam@example.net").await).await;
+    let button = mobile.find("button[type=submit]").await;
+    mobile.click(&button).await;
+    mobile.find("form.undo").await;
+    mobile.assert_fits_the_width(390).await;
+    mobile.screenshot("asking-unsubscribed-en-mobile").await;
+    mobile.quit().await;
+
+    // French.
+    let fr = driver.session("asking-fr", "fr", false).await;
+    fr.open(&unsubscribe("lou@example.net").await).await;
+    assert_eq!(fr.script(logo_shown).await, json!(168));
+    let source = fr.source().await;
+    assert!(
+        source.contains("Vous désabonner de la Lettre d'information"),
+        "{source}"
+    );
+    fr.screenshot("asking-unsubscribe-fr").await;
+    let button = fr.find("button[type=submit]").await;
+    fr.click(&button).await;
+    fr.find("form.undo").await;
+    fr.screenshot("asking-unsubscribed-fr").await;
+    let mobile = driver.session("asking-fr-mobile", "fr", true).await;
+    mobile.open(&unsubscribe("max@example.net").await).await;
+    mobile.screenshot("asking-unsubscribe-fr-mobile").await;
+    mobile.quit().await;
+    fr.quit().await;
+    drop(driver);
+}
+both_stores!(who_is_asking_and_the_undo_button_in_chromium);
