@@ -18,9 +18,9 @@ use crate::consent::identity::Identity;
 use crate::consent::policy::{Outcome, Reason};
 use crate::consent::subject;
 use crate::store::{
-    Actor, AuditAction, AuditEntry, ConsentEvent, DecisionRow, DeliveryRow, DeliveryStatus, Erasure,
-    ErasureReport, MessageKind, NewMessage, RecipientDecision, Store, StoreError, SubjectRecord,
-    Suppression,
+    Actor, AuditAction, AuditEntry, ConsentEvent, DecisionRow, DeliveryRow, DeliveryStatus,
+    Erasure, ErasureReport, MessageKind, NewMessage, RecipientDecision, Store, StoreError,
+    SubjectRecord, Suppression,
 };
 use crate::texts::Language;
 

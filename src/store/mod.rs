@@ -697,9 +697,9 @@ pub use guard::{
 pub use overview::{
     Channel, Counts, OVERVIEW_MAX_DAYS, OldestDeferred, Overview, OverviewDay, QueueNow,
 };
+pub use queue::{QueueAction, QueueChange, QueueError};
 pub use sessions::{OperatorSession, SessionRules, TOUCH_EVERY_MS};
 pub use trace::{MessageTrace, TRACE_MAX};
-pub use queue::{QueueAction, QueueChange, QueueError};
 
 impl Store {
     /// Opens the store named by `[store] url` and brings its schema up to date.

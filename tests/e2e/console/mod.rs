@@ -2,5 +2,6 @@
 //! sign-in, sessions and their cookie, CSRF, roles, and each view.
 
 mod browser;
+mod message;
 mod overview;
 mod sign_in;
