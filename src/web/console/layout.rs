@@ -87,52 +87,28 @@ header.top .who{flex-basis:100%;order:3}\
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
     Overview,
-    Person,
     Message,
-    Campaigns,
-    Queue,
-    Suppressions,
     Register,
-    Audit,
     /// A page that is none of them (a refusal).
     None,
 }
 
 impl Nav {
-    const ALL: [Nav; 8] = [
-        Nav::Overview,
-        Nav::Person,
-        Nav::Message,
-        Nav::Campaigns,
-        Nav::Queue,
-        Nav::Suppressions,
-        Nav::Register,
-        Nav::Audit,
-    ];
+    const ALL: [Nav; 3] = [Nav::Overview, Nav::Message, Nav::Register];
 
     fn path(self) -> &'static str {
         match self {
             Nav::Overview | Nav::None => "/admin",
-            Nav::Person => "/admin/person",
             Nav::Message => "/admin/message",
-            Nav::Campaigns => "/admin/campaigns",
-            Nav::Queue => "/admin/queue",
-            Nav::Suppressions => "/admin/suppressions",
             Nav::Register => "/admin/register",
-            Nav::Audit => "/admin/audit",
         }
     }
 
     fn name(self, lang: Language) -> &'static str {
         match self {
             Nav::Overview | Nav::None => tr(lang, "Overview", "Vue d'ensemble"),
-            Nav::Person => tr(lang, "Person", "Personne"),
             Nav::Message => tr(lang, "Message", "Message"),
-            Nav::Campaigns => tr(lang, "Campaigns", "Campagnes"),
-            Nav::Queue => tr(lang, "Queue", "File d'attente"),
-            Nav::Suppressions => tr(lang, "Suppressions", "Suppressions"),
             Nav::Register => tr(lang, "Register", "Registre"),
-            Nav::Audit => tr(lang, "Audit", "Journal d'audit"),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! `/admin`: the overview. Search boxes for a person (by address) and a
-//! message (queue id or Message-ID); today, 7 and 30 days of messages
+//! `/admin`: the overview. A search box for a message (queue id or
+//! Message-ID); today, 7 and 30 days of messages
 //! accepted, copies delivered, suppressions by reason, unsubscribes by
 //! channel, bounce and complaint rates; the queue now; and the same by day
 //! as charts (each with its figures in a table beside it) and by campaign.
@@ -69,20 +69,11 @@ pub(super) async fn show(
 pub(super) fn search_forms(desk: &Desk) -> String {
     format!(
         "<div class=\"grid\">\
-         <form class=\"search\" method=\"get\" action=\"{person}\" role=\"search\">\
-         <div><label for=\"address\">{find_person}</label>\
-         <input type=\"email\" id=\"address\" name=\"address\" required placeholder=\"ann@example.net\"></div>\
-         <button type=\"submit\">{find}</button></form>\
          <form class=\"search\" method=\"get\" action=\"{message}\" role=\"search\">\
          <div><label for=\"id\">{find_message}</label>\
          <input type=\"search\" id=\"id\" name=\"id\" required placeholder=\"01J… / &lt;id@crm&gt;\"></div>\
          <button type=\"submit\">{find}</button></form></div>\n",
-        person = escape(&desk.href("/admin/person")),
         message = escape(&desk.href("/admin/message")),
-        find_person = desk.t(
-            "Find a person by address",
-            "Trouver une personne par adresse"
-        ),
         find_message = desk.t(
             "Find a message by queue id or Message-ID",
             "Trouver un message par identifiant de file ou Message-ID"
@@ -285,11 +276,6 @@ fn queue(desk: &Desk, q: &QueueNow) -> String {
             desk.t("No copy is deferred.", "Aucune copie n'est différée.")
         )),
     }
-    out.push_str(&format!(
-        "<p><a href=\"{}\">{}</a></p>\n",
-        escape(&desk.href("/admin/queue")),
-        desk.t("Open the queue", "Ouvrir la file d'attente")
-    ));
     out
 }
 
@@ -558,10 +544,8 @@ fn campaigns(desk: &Desk, web: &WebState, o: &Overview, from: i64, span: i64) ->
         desk.t("days", "jours")
     );
     format!(
-        "<h2>{}</h2>\n{}<p><a href=\"{}\">{}</a></p>\n",
+        "<h2>{}</h2>\n{}",
         desk.t("Campaigns", "Campagnes"),
         t.html(&caption),
-        escape(&desk.href("/admin/campaigns")),
-        desk.t("Open the campaigns", "Ouvrir les campagnes")
     )
 }
