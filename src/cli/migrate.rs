@@ -152,6 +152,18 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "delivery_attempts",
+        order_by: "id",
+        identity: Some("id"),
+        columns: &[
+            ("id", Int),
+            ("delivery_id", Int),
+            ("at", Int),
+            ("status", Text),
+            ("reply", Text),
+        ],
+    },
+    Table {
         name: "webhook_outbox",
         order_by: "event_id",
         identity: None,
@@ -262,6 +274,18 @@ const TABLES: &[Table] = &[
             ("soft_bounces", Int),
             ("complaints", Int),
             ("warned_at", Int),
+        ],
+    },
+    Table {
+        name: "daily_counts",
+        order_by: "day, campaign, metric, slot",
+        identity: None,
+        columns: &[
+            ("day", Int),
+            ("campaign", Text),
+            ("metric", Text),
+            ("slot", Int),
+            ("n", Int),
         ],
     },
     Table {

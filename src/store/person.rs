@@ -11,9 +11,7 @@
 use std::collections::HashMap;
 
 use super::{Actor, ops};
-use super::{
-    ConsentEvent, DecisionRow, DeliveryRow, MessageKind, StateRow, Store, StoreError, Suppression,
-};
+use super::{ConsentEvent, DecisionRow, DeliveryRow, StateRow, Store, StoreError, Suppression};
 
 /// Which person to read, and how much of them.
 #[derive(Debug, Clone)]
@@ -57,9 +55,8 @@ pub struct Person {
     /// Newest first, at most the limit; `decisions_total` in all.
     pub decisions: Vec<DecisionRow>,
     pub decisions_total: i64,
-    /// The kind of each message a shown decision is about, by queue id.
-    pub kinds: HashMap<String, MessageKind>,
-    /// The copies, newest first, at most the limit; `deliveries_total` in all.
+    /// The copies, newest first, at most the limit; `deliveries_total` in
+    /// all (their attempts are not read: the message trace shows them).
     pub deliveries: Vec<DeliveryRow>,
     pub deliveries_total: i64,
     /// Every suppression, removed and expired ones too, oldest first.

@@ -62,11 +62,13 @@ pub const STORE_TABLES: &[&str] = &[
     "messages",
     "decisions",
     "deliveries",
+    "delivery_attempts",
     "webhook_outbox",
     "idempotency_keys",
     "feedback_reports",
     "suppressions",
     "soft_bounces",
+    "daily_counts",
     "audit_events",
 ];
 

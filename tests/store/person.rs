@@ -76,7 +76,7 @@ async fn the_newest_rows_come_first_and_the_totals_say_how_many_more() {
     assert_eq!((p.decisions.len(), p.decisions_total), (3, 5));
     let ids: Vec<&str> = p.decisions.iter().map(|d| d.message_id.as_str()).collect();
     assert_eq!(ids, ["m4", "m3", "m2"]);
-    assert_eq!(p.kinds["m4"], MessageKind::Relay);
+    assert_eq!(p.decisions[0].kind, MessageKind::Relay);
     assert_eq!(p.deliveries_total, 0);
     assert_eq!(p.states.len(), 1);
     // Only suppressed mail names b: held, without a subject.
@@ -115,7 +115,7 @@ async fn an_erased_person_is_found_by_the_keyed_hash() {
         .await
         .unwrap();
     let report = store
-        .erase(super::erase::erasure(a, 2, None))
+        .erase(erasure(a, 2, None))
         .await
         .unwrap()
         .expect("erased");

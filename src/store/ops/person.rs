@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use super::{Conn, Sql, audit, reads, suppressions};
 use crate::consent::subject::erased_tag;
-use crate::store::rows::{Cols, decision_from_row, delivery_from_row, event_from_row, parsed};
+use crate::store::rows::{
+    Cols, DECISIONS_SELECT, DELIVERIES_SELECT, decision_from_row, delivery_from_row, event_from_row,
+};
 use crate::store::{Person, PersonQuery, PersonSubject, StoreError};
 
 /// The subject columns [`subject_from_row`] reads.
@@ -72,7 +74,6 @@ pub(in crate::store) async fn person<C: Conn>(
         recorded_by: HashMap::new(),
         decisions: Vec::new(),
         decisions_total,
-        kinds: HashMap::new(),
         deliveries: Vec::new(),
         deliveries_total,
         suppressions: Vec::new(),
@@ -102,35 +103,23 @@ pub(in crate::store) async fn person<C: Conn>(
         person.suppressions = suppressions::suppressions_of_subject(c, &s.id, now).await?;
     }
     person.subject = subject;
-    // The decision columns as `rows::decision_from_row` reads them, the
-    // message's kind and Message-ID after them.
-    let rows = c
+    person.decisions = c
         .fetch_all(
-            Sql::new(
-                "SELECT d.id, d.at, d.message_id, d.recipient, d.campaign, d.outcome, d.reason, d.event_id, d.stage, \
-                 m.kind, m.header_message_id FROM decisions d JOIN messages m ON m.id = d.message_id \
-                 WHERE d.recipient = $1 ORDER BY d.id DESC LIMIT $2",
-            )
-            .arg(&recipient)
-            .arg(q.limit),
+            Sql::new(DECISIONS_SELECT)
+                .push(" WHERE d.recipient = $1 ORDER BY d.id DESC LIMIT $2")
+                .arg(&recipient)
+                .arg(q.limit),
         )
-        .await?;
-    for r in &rows {
-        let d = decision_from_row(r)?;
-        person
-            .kinds
-            .insert(d.message_id.clone(), parsed(r.text(9)?, "messages.kind")?);
-        person.decisions.push(d);
-    }
+        .await?
+        .iter()
+        .map(decision_from_row)
+        .collect::<Result<_, _>>()?;
     person.deliveries = c
         .fetch_all(
-            Sql::new(
-                "SELECT d.id, d.message_id, m.campaign, d.status, d.attempts, d.last_reply, d.created_at, d.updated_at, \
-                 COALESCE(d.rcpt_to, d.recipient) FROM deliveries d JOIN messages m ON m.id = d.message_id \
-                 WHERE d.recipient = $1 ORDER BY d.id DESC LIMIT $2",
-            )
-            .arg(&recipient)
-            .arg(q.limit),
+            Sql::new(DELIVERIES_SELECT)
+                .push(" WHERE d.recipient = $1 ORDER BY d.id DESC LIMIT $2")
+                .arg(&recipient)
+                .arg(q.limit),
         )
         .await?
         .iter()

@@ -11,7 +11,7 @@ use sqlx::{PgConnection, Postgres, Row};
 
 use crate::consent::policy::Outcome;
 use crate::store::ops::outcomes::is_final;
-use crate::store::ops::{Conn, KeySpace, accept, binds, conn_queries};
+use crate::store::ops::{Conn, KeySpace, accept, binds, conn_queries, rollups};
 use crate::store::{
     AttemptRecord, ClaimedDelivery, MessageKind, NewMessage, NewSubject, RecipientDecision,
     StoreError,
@@ -31,6 +31,9 @@ impl Conn for PgConnection {
     type Row = sqlx::postgres::PgRow;
     const ARRAYS: bool = true;
     const LIST_CHUNK: usize = usize::MAX;
+    // A pool's connections have their own backends: sixteen slots make two
+    // of them adding to the same counter at once rare.
+    const COUNT_SLOT: &'static str = "pg_backend_pid() % 16";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     // Due rows through the partial index; a row is a head when no older
@@ -71,8 +74,9 @@ impl Conn for PgConnection {
 
     conn_queries!(Postgres);
 
-    /// Inserts messages with their subjects, decisions and deliveries: four
-    /// statements, each binding its columns as arrays, however many rows.
+    /// Inserts messages with their subjects, decisions and deliveries, and
+    /// their counts: five statements, each binding its columns as arrays
+    /// (the counts: one multi-row upsert), however many rows.
     async fn insert_messages(
         &mut self,
         messages: &[&NewMessage],
@@ -176,7 +180,7 @@ impl Conn for PgConnection {
             .execute(&mut *self)
             .await?;
         }
-        Ok(())
+        rollups::count_accepted(self, messages).await
     }
 
     /// Each leased row holds its message's columns already.
@@ -207,12 +211,18 @@ impl Conn for PgConnection {
         records: &[AttemptRecord],
         now: i64,
     ) -> Result<HashSet<i64>, StoreError> {
+        // One statement: the rows set, then (a data-modifying CTE, run
+        // whether read or not) the real attempts among them logged.
         sqlx::query(
-            "UPDATE deliveries SET status = v.status, attempts = attempts + v.attempted, \
+            "WITH updated AS (UPDATE deliveries SET status = v.status, attempts = attempts + v.attempted, \
              next_attempt_at = v.next_attempt_at, last_reply = v.reply, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) \
                AS v (id, status, attempted, next_attempt_at, reply) \
-             WHERE deliveries.id = v.id AND deliveries.status = 'sending' RETURNING deliveries.id",
+             WHERE deliveries.id = v.id AND deliveries.status = 'sending' \
+             RETURNING deliveries.id, v.status, v.attempted, v.reply), \
+             logged AS (INSERT INTO delivery_attempts (delivery_id, at, status, reply) \
+               SELECT id, $6, status, reply FROM updated WHERE attempted = 1 ORDER BY id) \
+             SELECT id FROM updated",
         )
         .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())

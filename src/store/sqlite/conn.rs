@@ -1,6 +1,6 @@
 //! What SQLite does its own way under the shared operations
 //! ([`Conn`]): lists bound one value each, no row locks (one writer),
-//! multi-row `VALUES` inserts, leases by `UPDATE ... RETURNING`, and
+//! multi-row `VALUES` inserts (accepted mail, each batch's attempts), leases by `UPDATE ... RETURNING`, and
 //! `secure_delete` for what erasure and purge remove.
 
 use std::collections::{HashMap, HashSet};
@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::consent::policy::Outcome;
 use crate::store::ops::outcomes::is_final;
-use crate::store::ops::{Conn, KeySpace, Sql, accept, binds, conn_queries};
+use crate::store::ops::{Conn, KeySpace, Sql, accept, binds, conn_queries, rollups};
 use crate::store::{
     AttemptRecord, ClaimedDelivery, MessageKind, NewMessage, NewSubject, RecipientDecision,
     StoreError,
@@ -26,6 +26,7 @@ impl Conn for SqliteConnection {
     type Row = sqlx::sqlite::SqliteRow;
     const ARRAYS: bool = false;
     const LIST_CHUNK: usize = 500;
+    const COUNT_SLOT: &'static str = "0";
     const FOR_UPDATE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     // Due rows through the partial index; a row is a head when no older
@@ -53,8 +54,9 @@ impl Conn for SqliteConnection {
 
     conn_queries!(Sqlite);
 
-    /// Inserts messages with their subjects, decisions and deliveries: four
-    /// multi-row statements for the whole group, not four per message.
+    /// Inserts messages with their subjects, decisions and deliveries, and
+    /// their counts: five multi-row statements for the whole group, not
+    /// five per message.
     async fn insert_messages(
         &mut self,
         messages: &[&NewMessage],
@@ -138,7 +140,7 @@ impl Conn for SqliteConnection {
             });
             q.build().execute(&mut *self).await?;
         }
-        Ok(())
+        rollups::count_accepted(self, messages).await
     }
 
     /// The messages of the leased rows, in one statement.
@@ -229,12 +231,30 @@ impl Conn for SqliteConnection {
         q.push(
             ") AS v WHERE deliveries.id = v.column1 AND deliveries.status = 'sending' RETURNING id",
         );
-        q.build()
+        let recorded = q
+            .build()
             .fetch_all(&mut *self)
             .await?
             .iter()
             .map(|r| Ok(r.try_get(0)?))
-            .collect()
+            .collect::<Result<HashSet<i64>, StoreError>>()?;
+        let attempts: Vec<&AttemptRecord> = records
+            .iter()
+            .filter(|r| r.attempted && recorded.contains(&r.delivery_id))
+            .collect();
+        for chunk in attempts.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO delivery_attempts (delivery_id, at, status, reply) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.delivery_id)
+                    .push_bind(now)
+                    .push_bind(r.status.as_str())
+                    .push_bind(&r.reply);
+            });
+            q.build().execute(&mut *self).await?;
+        }
+        Ok(recorded)
     }
 
     /// One writer: nothing else writes meanwhile.

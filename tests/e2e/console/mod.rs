@@ -1,5 +1,8 @@
 //! The console (`/admin`) over real HTTP against the relay in-process:
 //! sign-in, sessions and their cookie, CSRF, roles, and each view.
 
+mod browser;
+mod message;
+mod overview;
 mod person;
 mod sign_in;

@@ -212,6 +212,10 @@ async fn the_page_tells_the_whole_story() {
     assert!(body.contains("<code>granted</code>"));
     assert!(body.contains("<code>not-objected</code>"));
     assert!(body.contains("the CRM&#39;s mail"), "{body}");
+    assert!(
+        body.contains("&lt;m1@example.com&gt;"),
+        "the Message-ID: {body}"
+    );
     // Copies: sent, and failed with the upstream's reply.
     assert!(body.contains(">sent<"), "{body}");
     assert!(body.contains(">failed<"), "{body}");

@@ -95,7 +95,7 @@ fn consent_form(web: &WebState, desk: &Desk, hidden: &str) -> String {
         options.push_str(&format!(
             "<option value=\"{}\">{} ({})</option>",
             escape(&c.id),
-            escape(&c.label),
+            escape(c.label_in(desk.lang, web.config.texts.default_language)),
             escape(&c.id)
         ));
     }

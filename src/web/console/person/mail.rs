@@ -24,10 +24,14 @@ pub(super) fn decisions(desk: &Desk, p: &Person) -> String {
         t.row(&[
             time(d.at),
             message_link(desk, &d.message_id),
-            p.kinds
-                .get(&d.message_id)
-                .map(|k| escape(kind_name(desk, *k)))
-                .unwrap_or_default(),
+            match &d.header_message_id {
+                Some(id) => format!(
+                    "{}<br><code>{}</code>",
+                    escape(kind_name(desk, d.kind)),
+                    escape(id)
+                ),
+                None => escape(kind_name(desk, d.kind)),
+            },
             format!("<code>{}</code>", escape(&d.campaign)),
             outcome(desk, d.outcome),
             format!("<code>{}</code>", escape(d.reason.as_str())),

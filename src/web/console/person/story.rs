@@ -169,7 +169,11 @@ pub(super) fn consent_now(
             ));
         }
         t.row(&[
-            format!("{} <code>{}</code>", escape(&c.label), escape(&c.id)),
+            format!(
+                "{} <code>{}</code>",
+                escape(c.label_in(desk.lang, web.config.texts.default_language)),
+                escape(&c.id)
+            ),
             policy,
             status(desk, s.map(|s| s.status)),
             s.map(|s| time(s.since)).unwrap_or_else(|| "—".into()),
