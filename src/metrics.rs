@@ -177,13 +177,18 @@ pub fn complaint(campaign: &str) {
     metrics::counter!(COMPLAINTS, "campaign" => campaign.to_owned()).increment(1);
 }
 
-/// A campaign paused; `by` is `reputation-guard` or an operator's name
-/// (counted as `operator`, so names do not make label values).
+/// The `by` label of a pause by the reputation guard.
+pub const PAUSED_BY_GUARD: &str = "reputation-guard";
+/// The `by` label of a pause by any operator (names make no label values).
+pub const PAUSED_BY_OPERATOR: &str = "operator";
+
+/// A campaign paused; `by` is [`PAUSED_BY_GUARD`] or anything else,
+/// counted as [`PAUSED_BY_OPERATOR`].
 pub fn campaign_paused(campaign: &str, by: &str) {
-    let by = if by == "reputation-guard" {
-        "reputation-guard"
+    let by = if by == PAUSED_BY_GUARD {
+        PAUSED_BY_GUARD
     } else {
-        "operator"
+        PAUSED_BY_OPERATOR
     };
     metrics::counter!(CAMPAIGN_PAUSES, "campaign" => campaign.to_owned(), "by" => by).increment(1);
 }

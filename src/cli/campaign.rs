@@ -3,13 +3,14 @@
 //! accepted and decided; its copies are held (on every node) until
 //! `resume` puts them back in the queue, due now, or `drop-held` ends them
 //! as `dropped` (the campaign stays paused). Who did it is `$USER`, or
-//! `admin` when unset ([`operator`]).
+//! `admin` when unset ([`operator`]): the audit row's actor, via cli.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
 
 use super::open;
 use crate::config::Config;
+use crate::store::{Actor, Via};
 use crate::time::format_time;
 
 #[derive(Subcommand, Debug)]
@@ -30,13 +31,16 @@ pub struct PauseArgs {
     pub reason: String,
 }
 
-/// The name an operator's change is recorded under: `$USER`, or `admin`.
-pub(super) fn operator() -> String {
-    std::env::var("USER")
+/// Who an operator's change from the command line is recorded under
+/// (the audit row's actor, `removed_by`, `paused_by`): `$USER`, or
+/// `admin` when unset, via cli.
+pub(super) fn operator() -> Actor {
+    let name = std::env::var("USER")
         .ok()
         .map(|u| u.trim().to_owned())
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "admin".to_owned())
+        .unwrap_or_else(|| "admin".to_owned());
+    Actor::new(name, Via::Cli)
 }
 
 /// Refuses an id that is not a configured campaign (nor, for `paused_ok`,
@@ -77,7 +81,7 @@ async fn run_on(
                 println!("campaign {} was paused already; nothing changed", a.id);
                 return Ok(());
             }
-            tracing::info!(campaign = %a.id, by = %by, held = p.held, "campaign paused");
+            tracing::info!(campaign = %a.id, by = %by.name, held = p.held, "campaign paused");
             println!(
                 "paused campaign {} ({} copies held); `consent-relay campaign resume {}` sends them",
                 a.id, p.held, a.id
@@ -85,7 +89,7 @@ async fn run_on(
         }
         CampaignCommand::Resume { id } => {
             known_campaign(config, &id, &paused(store).await?)?;
-            let r = store.resume_campaign(&id).await?;
+            let r = store.resume_campaign(&id, &by).await?;
             let Some(pause) = r.pause else {
                 if r.copies > 0 {
                     println!(
@@ -97,7 +101,7 @@ async fn run_on(
                 }
                 return Ok(());
             };
-            tracing::info!(campaign = %id, by = %by, at = %format_time(crate::time::now_ms()), paused_by = %pause.paused_by, queued = r.copies, "campaign resumed");
+            tracing::info!(campaign = %id, by = %by.name, at = %format_time(crate::time::now_ms()), paused_by = %pause.paused_by, queued = r.copies, "campaign resumed");
             println!(
                 "resumed campaign {id} (paused {} by {}: {}); {} held copies queued",
                 format_time(pause.paused_at),
@@ -108,8 +112,8 @@ async fn run_on(
         }
         CampaignCommand::DropHeld { id } => {
             known_campaign(config, &id, &paused(store).await?)?;
-            let r = store.drop_held(&id).await?;
-            tracing::info!(campaign = %id, by = %by, dropped = r.copies, "held copies dropped");
+            let r = store.drop_held(&id, &by).await?;
+            tracing::info!(campaign = %id, by = %by.name, dropped = r.copies, "held copies dropped");
             println!("dropped {} held copies of campaign {id}", r.copies);
             if paused(store).await?.contains(&id) {
                 println!(

@@ -62,6 +62,7 @@ pub(super) async fn run(config: &Config, c: ConsentCommand) -> anyhow::Result<()
             ip: None,
             user_agent: None,
             evidence: a.evidence,
+            actor: Some(super::campaign::operator()),
         })
         .await?;
     store.close().await;

@@ -5,14 +5,14 @@ use anyhow::bail;
 
 use super::open;
 use crate::config::Config;
-use crate::consent::Source;
 
-/// `erase EMAIL`: as `DELETE /api/v1/subjects/{email}`, source `admin`.
+/// `erase EMAIL`: as `DELETE /api/v1/subjects/{email}`, source `admin`,
+/// the audit row's actor `$USER` via cli.
 pub(super) async fn run(config: &Config, email: &str) -> anyhow::Result<()> {
     let who = super::identity(email)?;
     let address = who.canonical();
     let store = open(config).await?;
-    let report = crate::rights::erase(&store, config, &who, Source::Admin).await;
+    let report = crate::rights::erase(&store, config, &who, &super::campaign::operator()).await;
     store.close().await;
     let Some(r) = report? else {
         bail!("nothing is held about {address}; nothing erased");

@@ -42,6 +42,8 @@ pub async fn run(config: &Config, a: FeedbackArgs) -> anyhow::Result<()> {
         client_ip: None,
         raw,
         received_at: crate::time::now_ms(),
+        // A mail system's pipe, like the SMTP door: no operator acts.
+        actor: None,
     };
     let r = intake::receive(&store, config, report).await;
     store.close().await;

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use anyhow::bail;
 use clap::Args;
 use sha2::{Digest, Sha256};
 
@@ -20,7 +21,7 @@ use crate::config::{CampaignState, Config};
 use crate::consent::identity::{Identity, legacy_form};
 use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
-use crate::store::{ImportEvent, NewConsentEvent, Store};
+use crate::store::{AuditAction, AuditEntry, ImportEvent, NewConsentEvent, Store};
 
 /// sysexits EX_DATAERR: the input file is wrong.
 pub const EXIT_DATA: i32 = 65;
@@ -640,19 +641,51 @@ async fn import(
                     ip: None,
                     user_agent: None,
                     evidence: Some(r.evidence),
+                    // One audit row for the run, not one per line.
+                    actor: None,
                 },
                 key: r.key,
             })
             .collect();
-        let counts = store.import_events(batch).await.map_err(|e| {
-            anyhow::anyhow!(
-                "{file}: {e}; {imported} rows imported before the failure: run the same import again to add the rest"
-            )
-        })?;
+        let counts = match store.import_events(batch).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                if let Err(audit) = record_run(store, file, imported, present).await {
+                    tracing::error!(cause = %audit, "import: the run's audit row was not written");
+                }
+                bail!(
+                    "{file}: {e}; {imported} rows imported before the failure: run the same import again to add the rest"
+                );
+            }
+        };
         imported += counts.imported;
         present += counts.present;
     }
+    record_run(store, file, imported, present).await?;
     Ok((imported, present))
+}
+
+/// The run's one audit row (its events carry none: a file of a million
+/// lines is one operator's act), when it imported anything; the actor is
+/// `$USER` via cli. The file is named unless its name holds an `@` (the
+/// trail never names a person).
+async fn record_run(store: &Store, file: &str, imported: u64, present: u64) -> anyhow::Result<()> {
+    if imported == 0 {
+        return Ok(());
+    }
+    let named = if file.contains('@') { "a file" } else { file };
+    store
+        .record_audit(AuditEntry {
+            actor: super::campaign::operator(),
+            action: AuditAction::ConsentImport,
+            subject_id: None,
+            target: None,
+            detail: Some(format!(
+                "{imported} events imported from {named} ({present} already present)"
+            )),
+        })
+        .await?;
+    Ok(())
 }
 
 /// Prints every error to stderr; the error that ends the program.

@@ -308,6 +308,21 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "audit_events",
+        order_by: "id",
+        identity: Some("id"),
+        columns: &[
+            ("id", Int),
+            ("at", Int),
+            ("actor", Text),
+            ("via", Text),
+            ("action", Text),
+            ("subject_id", Text),
+            ("target", Text),
+            ("detail", Text),
+        ],
+    },
+    Table {
         name: "store_steps",
         order_by: "name",
         identity: None,

@@ -95,6 +95,7 @@ async fn remove(config: &Config, a: RemoveArgs) -> anyhow::Result<()> {
     if removed.is_empty() {
         bail!("no suppression in force for {address}");
     }
+    let by = &by.name;
     tracing::info!(address = %address, by = %by, removed = removed.len(), "suppressions removed");
     println!(
         "removed {} suppression(s) of {address} (by {by}: {reason})",

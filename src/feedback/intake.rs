@@ -95,7 +95,7 @@ fn log_events(applied: &Applied) {
             E::Complained { campaign, .. } => crate::metrics::complaint(campaign),
             E::CampaignWarning { campaign, .. } => crate::metrics::campaign_warning(campaign),
             E::CampaignPaused { campaign, .. } => {
-                crate::metrics::campaign_paused(campaign, "reputation-guard")
+                crate::metrics::campaign_paused(campaign, crate::metrics::PAUSED_BY_GUARD)
             }
         }
         match e {

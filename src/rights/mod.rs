@@ -14,13 +14,12 @@ pub mod retention;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::consent::Source;
 use crate::consent::identity::Identity;
 use crate::consent::policy::{Outcome, Reason};
 use crate::consent::subject;
 use crate::store::{
-    ConsentEvent, DecisionRow, DeliveryRow, Erasure, ErasureReport, MessageKind, NewMessage,
-    RecipientDecision, Store, StoreError, SubjectRecord, Suppression,
+    Actor, AuditAction, AuditEntry, ConsentEvent, DecisionRow, DeliveryRow, Erasure, ErasureReport,
+    MessageKind, NewMessage, RecipientDecision, Store, StoreError, SubjectRecord, Suppression,
 };
 use crate::texts::Language;
 
@@ -30,29 +29,46 @@ pub fn time(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// Everything held about the person `who` names as one JSON document;
-/// `None` if nothing is.
+/// Everything held about the person `who` names as one JSON document,
+/// handed to `actor` (an audit row says so); `None` if nothing is held
+/// (and nothing is recorded).
 pub async fn export(
     store: &Store,
     config: &Config,
     who: &Identity,
+    actor: &Actor,
 ) -> Result<Option<Value>, StoreError> {
     let address = who.canonical();
-    Ok(store
-        .subject_record(address)
-        .await?
-        .map(|r| document(config, address, &r)))
+    let Some(record) = store.subject_record(address).await? else {
+        return Ok(None);
+    };
+    store
+        .record_audit(AuditEntry {
+            actor: actor.clone(),
+            action: AuditAction::SubjectExport,
+            subject_id: record.subject.as_ref().map(|s| s.id.clone()),
+            target: None,
+            detail: Some(format!(
+                "{} events, {} decisions, {} deliveries",
+                record.events.len(),
+                record.decisions.len(),
+                record.deliveries.len()
+            )),
+        })
+        .await?;
+    Ok(Some(document(config, address, &record)))
 }
 
 /// Erases the person `who` names, every spelling of their address (see
 /// `store::Erasure`); `None` if nothing was held. With `[erasure] notify`,
 /// the person's notice is queued in the same transaction, to the address
-/// as it was written.
+/// as it was written. The `erase` event's source and the audit row
+/// follow `actor` (`api` through the API, `admin` otherwise).
 pub async fn erase(
     store: &Store,
     config: &Config,
     who: &Identity,
-    source: Source,
+    actor: &Actor,
 ) -> Result<Option<ErasureReport>, StoreError> {
     let address = who.canonical().to_owned();
     let now = crate::time::now_ms();
@@ -70,8 +86,9 @@ pub async fn erase(
         .erase(Erasure {
             new_subject: subject::new_subject(&config.signing, &address),
             address,
-            source,
+            source: actor.via.source(),
             at: now,
+            actor: actor.clone(),
             notice,
         })
         .await

@@ -361,6 +361,7 @@ impl Intake {
                 ip: Some(client.to_string()),
                 user_agent: None,
                 evidence: Some(format!("mailto unsubscribe (RFC 2369) from <{sender}>")),
+                actor: None,
             })
             .await?;
         tracing::info!(event = event.id, campaign = %campaign, client = %client, "unsubscribed by mail");
@@ -387,6 +388,7 @@ impl Intake {
             client_ip: Some(client.to_string()),
             raw,
             received_at: crate::time::now_ms(),
+            actor: None,
         };
         let r = crate::feedback::intake::receive(&self.store, &self.config, report).await;
         match &r {

@@ -28,6 +28,9 @@ pub struct NewReport {
     pub client_ip: Option<String>,
     pub raw: Vec<u8>,
     pub received_at: i64,
+    /// The operator who submitted it (`/api/v1/feedback`, `consent-relay
+    /// feedback`): a stored report gets an audit row; `None` for mail.
+    pub actor: Option<super::Actor>,
 }
 
 /// A report stored.

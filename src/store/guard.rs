@@ -5,7 +5,7 @@
 //! `ops::suppressions` and `ops::webhooks`.
 
 use super::ops;
-use super::{Store, StoreError, WebhookOutcome};
+use super::{Actor, Store, StoreError, WebhookOutcome};
 use crate::consent::policy::Reason;
 
 /// A paused campaign (`campaign_pauses`).
@@ -128,42 +128,51 @@ pub struct NoticeRow {
 }
 
 impl Store {
-    /// Pauses `campaign` (`by`: the operator's name): its queued and
-    /// deferred copies are held, and its new ones will be, on every node,
-    /// until [`Store::resume_campaign`]. A campaign paused already stays
-    /// as it was (`paused` false).
+    /// Pauses `campaign` (`paused_by`: the operator's name, who is the
+    /// audit row's actor): its queued and deferred copies are held, and
+    /// its new ones will be, on every node, until
+    /// [`Store::resume_campaign`]. A campaign paused already stays as it
+    /// was (`paused` false, no audit row).
     pub async fn pause_campaign(
         &self,
         campaign: &str,
-        by: &str,
+        actor: &Actor,
         reason: &str,
     ) -> Result<Paused, StoreError> {
         let paused = self
             .write(ops::guard::Pause {
                 campaign: campaign.to_owned(),
-                by: by.to_owned(),
+                actor: actor.clone(),
                 reason: reason.to_owned(),
                 webhook: self.webhook(),
             })
             .await?;
         if paused.paused {
-            crate::metrics::campaign_paused(campaign, by);
+            crate::metrics::campaign_paused(campaign, crate::metrics::PAUSED_BY_OPERATOR);
         }
         Ok(paused)
     }
 
-    /// Lifts `campaign`'s pause; its held copies are due now.
-    pub async fn resume_campaign(&self, campaign: &str) -> Result<Released, StoreError> {
+    /// Lifts `campaign`'s pause; its held copies are due now. An audit
+    /// row names `actor` when anything changed.
+    pub async fn resume_campaign(
+        &self,
+        campaign: &str,
+        actor: &Actor,
+    ) -> Result<Released, StoreError> {
         self.write(ops::guard::Resume {
             campaign: campaign.to_owned(),
+            actor: actor.clone(),
         })
         .await
     }
 
-    /// Ends `campaign`'s held copies as `dropped` (never sent); the pause stays.
-    pub async fn drop_held(&self, campaign: &str) -> Result<Released, StoreError> {
+    /// Ends `campaign`'s held copies as `dropped` (never sent); the pause
+    /// stays. An audit row names `actor` when copies were dropped.
+    pub async fn drop_held(&self, campaign: &str, actor: &Actor) -> Result<Released, StoreError> {
         self.write(ops::guard::DropHeld {
             campaign: campaign.to_owned(),
+            actor: actor.clone(),
         })
         .await
     }
@@ -201,19 +210,20 @@ impl Store {
     }
 
     /// Removes the suppressions in force of the person `address`
-    /// (canonical identity) names, recording `by` and `reason`; the next
-    /// mail to them is decided on consent alone. Returns what was removed
-    /// (empty: nothing was in force).
+    /// (canonical identity) names, recording the actor's name as
+    /// `removed_by`, the `reason`, and an audit row; the next mail to
+    /// them is decided on consent alone. Returns what was removed (empty:
+    /// nothing was in force, and nothing is recorded).
     pub async fn remove_suppressions(
         &self,
         address: &str,
-        by: &str,
+        actor: &Actor,
         reason: &str,
     ) -> Result<Vec<Suppression>, StoreError> {
         let removed = self
             .write(ops::suppressions::Remove {
                 address: address.to_owned(),
-                by: by.to_owned(),
+                actor: actor.clone(),
                 reason: reason.to_owned(),
                 webhook: self.webhook(),
             })

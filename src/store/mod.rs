@@ -251,6 +251,10 @@ pub struct NewConsentEvent {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub evidence: Option<String>,
+    /// The operator who records it (an audit row is written with it);
+    /// `None` when the person acted (a page, a mail, the SMTP side) or a
+    /// report did.
+    pub actor: Option<Actor>,
 }
 
 /// A consent event as stored.
@@ -434,6 +438,8 @@ pub struct Erasure {
     pub new_subject: NewSubject,
     pub source: Source,
     pub at: i64,
+    /// The operator who asked (the audit row names them).
+    pub actor: Actor,
     /// `[erasure] notify`: the mail telling the person, queued in the same
     /// transaction (kind `erasure-notice`, its one recipient the address).
     /// Queued only when something was erased.
@@ -615,12 +621,16 @@ macro_rules! snapshot {
 }
 
 // After the macros above, which they use.
+mod audit;
 mod guard;
+mod queue;
 mod sessions;
+pub use audit::{Actor, AuditAction, AuditEntry, AuditFilter, AuditRow, Via};
 pub use guard::{
     ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
     Released, Suppression,
 };
+pub use queue::{QueueAction, QueueChange, QueueError};
 pub use sessions::{OperatorSession, SessionRules, TOUCH_EVERY_MS};
 
 impl Store {

@@ -48,7 +48,7 @@ cols!(sqlx::sqlite::SqliteRow, |r, i| r.try_get::<i64, _>(i)? != 0);
 cols!(sqlx::postgres::PgRow, |r, i| r.try_get::<bool, _>(i)?);
 
 /// A stored wire name (`table.column`) as its enum.
-fn parsed<T: std::str::FromStr<Err = String>>(
+pub(super) fn parsed<T: std::str::FromStr<Err = String>>(
     value: String,
     column: &str,
 ) -> Result<T, StoreError> {

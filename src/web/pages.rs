@@ -149,6 +149,7 @@ impl WebState {
                 ip: visitor.ip.clone(),
                 user_agent: visitor.user_agent.clone(),
                 evidence: Some(evidence.clone()),
+                actor: None,
             })
             .await?;
         tracing::info!(

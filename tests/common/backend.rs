@@ -67,6 +67,7 @@ pub const STORE_TABLES: &[&str] = &[
     "feedback_reports",
     "suppressions",
     "soft_bounces",
+    "audit_events",
 ];
 
 /// The PostgreSQL tables of this test's store with a live row holding

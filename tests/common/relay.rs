@@ -131,6 +131,7 @@ pub fn admin_event(
         ip: None,
         user_agent: None,
         evidence: None,
+        actor: None,
     }
 }
 

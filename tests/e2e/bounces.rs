@@ -182,6 +182,7 @@ pub(crate) async fn take(relay: &TestRelay, to: Option<String>, raw: Vec<u8>) ->
             client_ip: None,
             raw,
             received_at: consent_relay::time::now_ms(),
+            actor: None,
         },
     )
     .await
@@ -454,6 +455,7 @@ async fn delayed_and_automatic_replies_change_nothing_and_non_reports_are_refuse
             client_ip: None,
             raw: b"From: a@example.net\r\nSubject: hi\r\n\r\njust a message\r\n".to_vec(),
             received_at: 0,
+            actor: None,
         },
     )
     .await
@@ -662,6 +664,7 @@ async fn a_report_stored_but_not_applied_is_applied_once_later() {
             client_ip: Some("127.0.0.1".into()),
             raw: hard_dsn(to),
             received_at: consent_relay::time::now_ms(),
+            actor: None,
         })
         .await
         .unwrap();
@@ -699,7 +702,7 @@ async fn erasure_keeps_the_suppression_and_drops_the_raw_reports() {
         relay.store(),
         &relay.config,
         &consent_relay::consent::identity::Identity::of(to).unwrap(),
-        Source::Admin,
+        &consent_relay::store::Actor::new("dpo", consent_relay::store::Via::Cli),
     )
     .await
     .expect("erased");

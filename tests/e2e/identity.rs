@@ -127,10 +127,15 @@ async fn the_copy_goes_upstream_as_the_client_wrote_the_address() {
     assert_eq!(got, [["Ann@Example.NET"], ["Bob.Smith@Example.NET"]]);
     // The record is the identity's; access shows where the copy went.
     let bob = consent_relay::consent::identity::Identity::of("BOB.smith@example.net").unwrap();
-    let doc = consent_relay::rights::export(relay.store(), &relay.config, &bob)
-        .await
-        .expect("store")
-        .expect("bob is known");
+    let doc = consent_relay::rights::export(
+        relay.store(),
+        &relay.config,
+        &bob,
+        &consent_relay::store::Actor::new("dpo", consent_relay::store::Via::Cli),
+    )
+    .await
+    .expect("store")
+    .expect("bob is known");
     assert_eq!(doc["subject"]["address"], "bob.smith@example.net", "{doc}");
     assert_eq!(
         doc["deliveries"][0]["sent_to"], "Bob.Smith@Example.NET",

@@ -42,7 +42,7 @@ async fn erase(relay: &TestRelay, email: &str) {
         relay.store(),
         &relay.config,
         &consent_relay::consent::identity::Identity::of(email).unwrap(),
-        consent_relay::consent::Source::Admin,
+        &consent_relay::store::Actor::new("dpo", consent_relay::store::Via::Cli),
     )
     .await
     .unwrap()

@@ -149,6 +149,7 @@ async fn filled_sqlite(dir: &Path, sink: &Sink) -> String {
                 client_ip: None,
                 raw: raw.into_bytes(),
                 received_at: consent_relay::time::now_ms(),
+                actor: None,
             },
         )
         .await

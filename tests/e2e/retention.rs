@@ -16,7 +16,7 @@ use crate::common::relay::{
     TestRelay, admin_event, config_text, eventually, message, write_config,
 };
 use crate::common::sink::{Fault, Sink};
-use consent_relay::consent::{Action, Source};
+use consent_relay::consent::Action;
 use consent_relay::consent::{policy, subject};
 use consent_relay::rights::retention;
 use consent_relay::store::{
@@ -371,7 +371,7 @@ async fn a_copy_failing_after_erasure_bounces_without_the_address() {
         &store,
         &config,
         &consent_relay::consent::identity::Identity::of(erin).unwrap(),
-        Source::Admin,
+        &consent_relay::store::Actor::new("dpo", consent_relay::store::Via::Cli),
     )
     .await
     .unwrap()

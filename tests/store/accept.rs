@@ -248,6 +248,7 @@ async fn recipients_consent_reads_state_per_address_and_erased_hashes() {
             new_subject: subject(99),
             source: Source::Admin,
             at: 30,
+            actor: crate::operator("dpo"),
             notice: None,
         })
         .await

@@ -389,6 +389,7 @@ async fn grants_before_a_cutoff_leave_out_unsubscribed_all_and_erased() {
             new_subject: subject(60),
             source: Source::Admin,
             at: 200,
+            actor: crate::operator("dpo"),
             notice: None,
         })
         .await

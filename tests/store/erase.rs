@@ -12,12 +12,13 @@ use consent_relay::store::{
 use super::*;
 use crate::both_stores;
 
-fn erasure(address: &str, n: u32, notice: Option<NewMessage>) -> Erasure {
+pub(crate) fn erasure(address: &str, n: u32, notice: Option<NewMessage>) -> Erasure {
     Erasure {
         address: address.into(),
         new_subject: subject(n),
         source: Source::Admin,
         at: 5000,
+        actor: crate::operator("dpo"),
         notice,
     }
 }
@@ -308,9 +309,9 @@ async fn an_address_known_only_by_its_mail_becomes_a_suppression() {
 }
 both_stores!(an_address_known_only_by_its_mail_becomes_a_suppression);
 
-async fn the_notice_is_queued_then_scrubbed_once_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), false).await;
+/// a@example.net (subject-1, hash-1) granted, then erased with the
+/// notice `notice1` queued to it.
+pub(crate) async fn erased_with_notice(store: &Store) -> consent_relay::store::ErasureReport {
     store
         .append_consent_event(event("a@example.net", 1, "news", Action::Grant, 100))
         .await
@@ -322,11 +323,29 @@ async fn the_notice_is_queued_then_scrubbed_once_sent() {
         vec![rcpt("a@example.net", Outcome::Deliver, Reason::Mandatory)],
     );
     notice.kind = MessageKind::ErasureNotice;
-    let report = store
+    store
         .erase(erasure("a@example.net", 9, Some(notice)))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+/// The notice's rows name the erased subject, not the address.
+pub(crate) async fn assert_notice_scrubbed(d: &Path) {
+    assert_eq!(
+        column(d, "SELECT recipient FROM decisions").await,
+        vec![Some("erased:hash-1".to_owned())]
+    );
+    assert_eq!(
+        column(d, "SELECT recipient FROM deliveries").await,
+        vec![Some("erased:hash-1".to_owned())]
+    );
+}
+
+async fn the_notice_is_queued_then_scrubbed_once_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), false).await;
+    let report = erased_with_notice(&store).await;
     let queue = store.queue(10).await.unwrap();
     assert_eq!(queue.len(), 1);
     assert_eq!(
@@ -369,14 +388,7 @@ async fn the_notice_is_queued_then_scrubbed_once_sent() {
         .await
         .unwrap();
     let d = dir.path();
-    assert_eq!(
-        column(d, "SELECT recipient FROM decisions").await,
-        vec![Some("erased:hash-1".to_owned())]
-    );
-    assert_eq!(
-        column(d, "SELECT recipient FROM deliveries").await,
-        vec![Some("erased:hash-1".to_owned())]
-    );
+    assert_notice_scrubbed(d).await;
     assert_eq!(
         column(d, "SELECT last_reply FROM deliveries").await,
         vec![Some(

@@ -53,14 +53,14 @@ async fn a_pause_holds_the_campaigns_copies_until_resume() {
         .await
         .unwrap();
     let paused = store
-        .pause_campaign("news", "alice", "too many complaints")
+        .pause_campaign("news", &crate::operator("alice"), "too many complaints")
         .await
         .unwrap();
     assert!(paused.paused);
     assert_eq!(paused.held, 2);
     assert!(
         !store
-            .pause_campaign("news", "bob", "again")
+            .pause_campaign("news", &crate::operator("bob"), "again")
             .await
             .unwrap()
             .paused,
@@ -98,7 +98,10 @@ async fn a_pause_holds_the_campaigns_copies_until_resume() {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].campaign, "promo");
 
-    let resumed = store.resume_campaign("news").await.unwrap();
+    let resumed = store
+        .resume_campaign("news", &crate::operator("alice"))
+        .await
+        .unwrap();
     assert_eq!(resumed.copies, 3);
     assert_eq!(resumed.pause.map(|p| p.paused_by), Some("alice".to_owned()));
     assert!(store.campaign_pauses().await.unwrap().is_empty());
@@ -107,7 +110,10 @@ async fn a_pause_holds_the_campaigns_copies_until_resume() {
     got.sort();
     assert_eq!(got, ["a@example.net", "b@example.net", "d@example.net"]);
     // Resuming again finds nothing to do.
-    let again = store.resume_campaign("news").await.unwrap();
+    let again = store
+        .resume_campaign("news", &crate::operator("alice"))
+        .await
+        .unwrap();
     assert_eq!((again.pause, again.copies), (None, 0));
     store.close().await;
 }
@@ -120,7 +126,10 @@ async fn drop_held_ends_the_copies_and_their_bodies_go_with_the_purge() {
         .accept_message(to("m1", "news", &["a@example.net"]))
         .await
         .unwrap();
-    store.pause_campaign("news", "alice", "why").await.unwrap();
+    store
+        .pause_campaign("news", &crate::operator("alice"), "why")
+        .await
+        .unwrap();
     let cutoffs = PurgeCutoffs {
         message_bodies: now() + 86_400_000,
         decisions: 0,
@@ -130,7 +139,10 @@ async fn drop_held_ends_the_copies_and_their_bodies_go_with_the_purge() {
         0,
         "a held copy keeps its body"
     );
-    let dropped = store.drop_held("news").await.unwrap();
+    let dropped = store
+        .drop_held("news", &crate::operator("alice"))
+        .await
+        .unwrap();
     assert_eq!(dropped.copies, 1);
     assert_eq!(
         column(dir.path(), "SELECT status FROM deliveries").await,
@@ -227,7 +239,13 @@ async fn sent_copies_count_as_delivered_per_campaign_and_day() {
 both_stores!(sent_copies_count_as_delivered_per_campaign_and_day);
 
 /// Inserts a suppression row for `subject` as the feedback rules do.
-async fn suppress(dir: &Path, subject: &str, kind: &str, since: i64, until: Option<i64>) {
+pub(crate) async fn suppress(
+    dir: &Path,
+    subject: &str,
+    kind: &str,
+    since: i64,
+    until: Option<i64>,
+) {
     let mut c = common::backend::connect(dir).await;
     sqlx::query(
         "INSERT INTO suppressions (subject_id, kind, status_code, diagnostic, source, campaign, since, until_at) \
@@ -290,7 +308,7 @@ async fn suppressions_are_listed_and_removed_with_who_and_why() {
     assert_eq!(record.suppressions.len(), 2);
 
     let removed = store
-        .remove_suppressions("a@example.net", "alice", "mailbox fixed")
+        .remove_suppressions("a@example.net", &crate::operator("alice"), "mailbox fixed")
         .await
         .unwrap();
     assert_eq!(removed.len(), 1);
@@ -305,7 +323,7 @@ async fn suppressions_are_listed_and_removed_with_who_and_why() {
     assert!(hard.removed_at.is_some_and(|at| at >= t));
     assert!(
         store
-            .remove_suppressions("a@example.net", "alice", "again")
+            .remove_suppressions("a@example.net", &crate::operator("alice"), "again")
             .await
             .unwrap()
             .is_empty(),
@@ -313,7 +331,7 @@ async fn suppressions_are_listed_and_removed_with_who_and_why() {
     );
     assert!(
         store
-            .remove_suppressions("nobody@example.net", "alice", "x")
+            .remove_suppressions("nobody@example.net", &crate::operator("alice"), "x")
             .await
             .unwrap()
             .is_empty()
@@ -337,8 +355,14 @@ both_stores!(suppressions_are_listed_and_removed_with_who_and_why);
 async fn notices_are_leased_retried_and_removed_once_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), true).await;
-    store.pause_campaign("news", "alice", "why").await.unwrap();
-    store.pause_campaign("promo", "alice", "why").await.unwrap();
+    store
+        .pause_campaign("news", &crate::operator("alice"), "why")
+        .await
+        .unwrap();
+    store
+        .pause_campaign("promo", &crate::operator("alice"), "why")
+        .await
+        .unwrap();
     let rows = store.webhook_notices(10).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].kind, "campaign-paused");
@@ -417,7 +441,10 @@ both_stores!(notices_are_leased_retried_and_removed_once_accepted);
 async fn without_webhook_no_notice_is_queued() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), false).await;
-    store.pause_campaign("news", "alice", "why").await.unwrap();
+    store
+        .pause_campaign("news", &crate::operator("alice"), "why")
+        .await
+        .unwrap();
     assert!(store.webhook_notices(10).await.unwrap().is_empty());
     store.close().await;
 }

@@ -215,6 +215,7 @@ async fn opening_an_old_store_merges_the_subjects_of_one_mailbox() {
         new_subject: subject(n),
         source: consent_relay::consent::Source::Admin,
         at: now(),
+        actor: crate::operator("dpo"),
         notice: None,
     };
     let old = store
@@ -292,6 +293,7 @@ fn erasure_of(address: &str, n: u32) -> consent_relay::store::Erasure {
         new_subject: subject(n),
         source: consent_relay::consent::Source::Admin,
         at: now(),
+        actor: crate::operator("dpo"),
         notice: None,
     }
 }

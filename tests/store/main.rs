@@ -12,6 +12,7 @@ mod common {
 }
 
 mod accept;
+mod audit;
 mod consent;
 mod erase;
 mod guard;
@@ -82,6 +83,11 @@ pub fn message(
     }
 }
 
+/// An operator acting from the command line, the audit rows' actor.
+pub fn operator(name: &str) -> consent_relay::store::Actor {
+    consent_relay::store::Actor::new(name, consent_relay::store::Via::Cli)
+}
+
 /// A consent event for `address` (subject `subject(n)` if new).
 pub fn event(address: &str, n: u32, campaign: &str, action: Action, at: i64) -> NewConsentEvent {
     NewConsentEvent {
@@ -94,6 +100,7 @@ pub fn event(address: &str, n: u32, campaign: &str, action: Action, at: i64) -> 
         ip: Some("198.51.100.7".into()),
         user_agent: Some("agent/1".into()),
         evidence: Some("form #3".into()),
+        actor: None,
     }
 }
 

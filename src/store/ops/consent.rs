@@ -4,11 +4,11 @@
 //! without its outbox row would never reach the CRM.
 
 use super::accept::queue_follow_up;
-use super::{Conn, Op, Sql};
+use super::{Conn, Op, Sql, audit};
 use crate::consent::{self, Action, Source, State};
 use crate::store::rows::Cols;
 use crate::store::rows::{event_from_row, state_from};
-use crate::store::{ConsentEvent, FollowUp, NewConsentEvent, StoreError};
+use crate::store::{AuditAction, ConsentEvent, FollowUp, NewConsentEvent, StoreError};
 
 /// Appends an event (`webhook`: queued in the outbox too) and queues the
 /// mail `follow_up` builds from it.
@@ -62,7 +62,7 @@ pub(super) async fn consent_event<C: Conn>(
         )
         .await?
         .text(0)?;
-    subject_event(
+    let event = subject_event(
         c,
         EventRow {
             subject_id: &subject_id,
@@ -77,7 +77,23 @@ pub(super) async fn consent_event<C: Conn>(
         webhook,
         now,
     )
-    .await
+    .await?;
+    if let Some(actor) = &e.actor
+        && let Some(action) = AuditAction::of_consent(e.action)
+    {
+        let detail = format!("event {}, source {}", event.id, event.source);
+        audit::about(
+            c,
+            actor,
+            action,
+            Some(&subject_id),
+            &e.campaign,
+            detail,
+            now,
+        )
+        .await?;
+    }
+    Ok(event)
 }
 
 /// Appends `e` for a subject the caller holds (its row locked where rows

@@ -19,10 +19,10 @@
 use super::consent::{EventRow, insert_event};
 use super::import::forget;
 use super::reads::dsns_about;
-use super::{Conn, Op, Sql, first_texts};
+use super::{Conn, Op, Sql, audit, first_texts};
 use crate::consent::{self, Action};
 use crate::store::rows::Cols;
-use crate::store::{Erasure, ErasureReport, StoreError};
+use crate::store::{AuditAction, Erasure, ErasureReport, StoreError};
 
 /// Erases an address (`webhook`: the `erase` event goes to the outbox).
 pub(in crate::store) struct Erase {
@@ -120,7 +120,7 @@ async fn erase<C: Conn>(
         }
         c.insert_messages(&[&notice], now).await?;
     }
-    Ok(Some(ErasureReport {
+    let report = ErasureReport {
         subject_id,
         address_hash,
         event_id,
@@ -132,7 +132,28 @@ async fn erase<C: Conn>(
         replies_scrubbed,
         bounces: bounces.len() as u64,
         bounces_dropped,
-    }))
+    };
+    let detail = format!(
+        "{} events kept without proof, {} decisions, {} deliveries, {} copies cancelled, {} bodies removed, {} bounces",
+        report.events_kept,
+        report.decisions,
+        report.deliveries,
+        report.cancelled,
+        report.bodies_removed,
+        report.bounces
+    );
+    let target = event_id.to_string();
+    audit::about(
+        c,
+        &e.actor,
+        AuditAction::SubjectErase,
+        Some(&report.subject_id),
+        target,
+        detail,
+        now,
+    )
+    .await?;
+    Ok(Some(report))
 }
 
 /// The subject of the address, its address removed: the live one, or a

@@ -23,12 +23,12 @@ use super::{Conn, Op, Sql};
 use crate::config::ComplaintScope;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
 use crate::mail::mask::mask_address;
-use crate::store::StoreError;
 use crate::store::feedback::{
     Applied, Effect, FeedbackEvent, FeedbackRules, Findings, NewReport, ReceivedReport,
     ReportResult, Target,
 };
 use crate::store::rows::Cols;
+use crate::store::{AuditAction, StoreError};
 use crate::time::day_of;
 
 /// Who pauses a campaign when the complaint rate crosses `pause_rate`.
@@ -44,7 +44,7 @@ pub(in crate::store) struct Receive {
 impl Op for Receive {
     type Out = ReceivedReport;
 
-    async fn run<C: Conn>(&self, c: &mut C, _now: i64) -> Result<ReceivedReport, StoreError> {
+    async fn run<C: Conn>(&self, c: &mut C, now: i64) -> Result<ReceivedReport, StoreError> {
         let r = &self.report;
         let inserted = c
             .fetch_optional(
@@ -63,8 +63,22 @@ impl Op for Receive {
             )
             .await?;
         if let Some(row) = inserted {
+            let id = row.int(0)?;
+            if let Some(actor) = &r.actor {
+                let detail = format!("{} bytes, door {}", r.raw.len(), r.door);
+                super::audit::about(
+                    c,
+                    actor,
+                    AuditAction::FeedbackSubmit,
+                    None,
+                    id.to_string(),
+                    detail,
+                    now,
+                )
+                .await?;
+            }
             return Ok(ReceivedReport {
-                id: row.int(0)?,
+                id,
                 duplicate: false,
                 pending: true,
             });

@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 
 use super::webhooks::notice;
-use super::{Conn, Op, Sql, Val};
+use super::{Conn, Op, Sql, Val, audit};
 use crate::store::NoticeKind;
 use crate::store::rows::Cols;
 use crate::store::{
-    AttemptRecord, CampaignDay, CampaignPause, DeliveryStatus, Paused, Released, StoreError,
+    Actor, AttemptRecord, AuditAction, CampaignDay, CampaignPause, DeliveryStatus, Paused,
+    Released, StoreError,
 };
 
 /// Adds the copies among `records` that were just recorded `sent` to
@@ -105,10 +106,12 @@ pub(in crate::store) async fn pause<C: Conn>(
     Ok(Paused { paused: true, held })
 }
 
-/// `consent-relay campaign pause`: [`pause`] as a write of its own.
+/// An operator's pause (`consent-relay campaign pause`, the console):
+/// [`pause`] as a write of its own, `paused_by` the operator's name, with
+/// its audit row.
 pub(in crate::store) struct Pause {
     pub campaign: String,
-    pub by: String,
+    pub actor: Actor,
     pub reason: String,
     pub webhook: bool,
 }
@@ -117,7 +120,14 @@ impl Op for Pause {
     type Out = Paused;
 
     async fn run<C: Conn>(&self, c: &mut C, now: i64) -> Result<Paused, StoreError> {
-        pause(c, self.webhook, &self.campaign, &self.by, &self.reason, now).await
+        let (campaign, reason) = (&self.campaign, &self.reason);
+        let paused = pause(c, self.webhook, campaign, &self.actor.name, reason, now).await?;
+        if paused.paused {
+            let detail = format!("{reason} ({} copies held)", paused.held);
+            let action = AuditAction::CampaignPause;
+            audit::about(c, &self.actor, action, None, campaign, detail, now).await?;
+        }
+        Ok(paused)
     }
 
     fn wrote_events(p: &Paused) -> bool {
@@ -129,6 +139,7 @@ impl Op for Pause {
 /// due now (`deferred` for a copy tried before, as a lease handed back is).
 pub(in crate::store) struct Resume {
     pub campaign: String,
+    pub actor: Actor,
 }
 
 impl Op for Resume {
@@ -158,6 +169,11 @@ impl Op for Resume {
                 .arg(now),
             )
             .await?;
+        if pause.is_some() || copies > 0 {
+            let detail = format!("{copies} held copies queued");
+            let action = AuditAction::CampaignResume;
+            audit::about(c, &self.actor, action, None, &self.campaign, detail, now).await?;
+        }
         Ok(Released { pause, copies })
     }
 }
@@ -166,6 +182,7 @@ impl Op for Resume {
 /// bodies purgeable as for any ended delivery). The pause stays.
 pub(in crate::store) struct DropHeld {
     pub campaign: String,
+    pub actor: Actor,
 }
 
 impl Op for DropHeld {
@@ -184,6 +201,11 @@ impl Op for DropHeld {
                 .arg(now),
             )
             .await?;
+        if copies > 0 {
+            let detail = format!("{copies} held copies dropped");
+            let action = AuditAction::CampaignDropHeld;
+            audit::about(c, &self.actor, action, None, &self.campaign, detail, now).await?;
+        }
         Ok(Released {
             pause: None,
             copies,

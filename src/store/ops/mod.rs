@@ -13,6 +13,7 @@
 //! this module owns what the operations mean.
 
 pub(super) mod accept;
+pub(super) mod audit;
 pub(super) mod consent;
 pub(super) mod erase;
 pub(super) mod feedback;
@@ -22,6 +23,7 @@ pub(super) mod import;
 pub(super) mod nodes;
 pub(super) mod outcomes;
 pub(super) mod purge;
+pub(super) mod queue;
 pub(super) mod reads;
 pub(super) mod sessions;
 pub(super) mod suppressions;

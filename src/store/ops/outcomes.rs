@@ -150,7 +150,10 @@ async fn masked_replies<'r, C: Conn>(
 /// `erased:<address_hash>` of the erased subject, the upstream's reply
 /// (which may quote the address) keeps only its code, and the body goes.
 /// Returns the number of notices scrubbed.
-async fn scrub_erasure_notices<C: Conn>(c: &mut C, final_ids: &[i64]) -> Result<u64, StoreError> {
+pub(super) async fn scrub_erasure_notices<C: Conn>(
+    c: &mut C,
+    final_ids: &[i64],
+) -> Result<u64, StoreError> {
     if final_ids.is_empty() {
         return Ok(0);
     }

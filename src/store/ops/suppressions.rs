@@ -8,10 +8,10 @@
 //! soft bounces over the limit); a new grant lifts them there.
 
 use super::webhooks::notice;
-use super::{Conn, Op, Sql};
+use super::{Conn, Op, Sql, audit};
 use crate::store::NoticeKind;
 use crate::store::rows::Cols;
-use crate::store::{ActiveSuppression, StoreError, Suppression};
+use crate::store::{ActiveSuppression, Actor, AuditAction, StoreError, Suppression};
 
 /// A suppression row `s` in force at `$1` (now).
 pub(in crate::store) const ACTIVE: &str =
@@ -102,7 +102,8 @@ pub(in crate::store) async fn active<C: Conn>(
 /// Returns the rows removed (none: nothing was in force).
 pub(in crate::store) struct Remove {
     pub address: String,
-    pub by: String,
+    /// Recorded as `removed_by`, and as the audit row's actor.
+    pub actor: Actor,
     pub reason: String,
     pub webhook: bool,
 }
@@ -135,7 +136,7 @@ impl Op for Remove {
                      removed_at, removed_by, removed_reason, report_id, delivery_id",
                 )
                 .arg(now)
-                    .arg(&self.by)
+                    .arg(&self.actor.name)
                     .arg(&self.reason)
                     .arg(&subject_id),
             )
@@ -155,7 +156,7 @@ impl Op for Remove {
                 "id": s.id, "kind": s.kind, "status_code": s.status_code,
                 "since": crate::time::format_time(s.since),
             })).collect::<Vec<_>>(),
-            "removed_by": self.by, "removed_reason": self.reason,
+            "removed_by": self.actor.name, "removed_reason": self.reason,
             "removed_at": crate::time::format_time(now),
         });
         notice(
@@ -164,6 +165,18 @@ impl Op for Remove {
             NoticeKind::SuppressionRemoved,
             Some(&subject_id),
             &payload,
+            now,
+        )
+        .await?;
+        let ids: Vec<String> = removed.iter().map(|s| s.id.to_string()).collect();
+        let detail = audit::typed(&self.reason, &self.address);
+        audit::about(
+            c,
+            &self.actor,
+            AuditAction::SuppressionRemove,
+            Some(&subject_id),
+            ids.join(", "),
+            detail,
             now,
         )
         .await?;

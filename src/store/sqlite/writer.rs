@@ -11,6 +11,7 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::ops::accept::{Accept, ClaimDue, ReleaseLeases};
+use crate::store::ops::audit;
 use crate::store::ops::consent::AppendEvent;
 use crate::store::ops::erase::Erase;
 use crate::store::ops::feedback::{Apply, PurgeReports, Receive};
@@ -97,6 +98,8 @@ macro_rules! each_job {
             Job::OpenSession($p) => $e,
             Job::TouchSession($p) => $e,
             Job::CloseSession($p) => $e,
+            Job::Audit($p) => $e,
+            Job::Queue($p) => $e,
         }
     };
 }
@@ -144,6 +147,8 @@ jobs! {
     OpenSession(sessions::Open),
     TouchSession(sessions::Touch),
     CloseSession(sessions::Close),
+    Audit(audit::Record),
+    Queue(crate::store::ops::queue::Act),
 }
 
 impl Job {

@@ -7,6 +7,7 @@ use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::config::Role;
 use crate::mail::address::AddressError;
 use crate::store::StoreError;
 
@@ -20,6 +21,15 @@ const RETRY_FULL_SECONDS: u64 = 60;
 pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// The operator's role does not allow the request: 403.
+    #[error("role {role} may not {what} (needs role {needs})")]
+    Forbidden {
+        role: Role,
+        /// What the request does, e.g. "change consent, erase or remove suppressions".
+        what: &'static str,
+        /// The roles that may, e.g. "admin or dpo".
+        needs: &'static str,
+    },
     /// `field` names the JSON field or query parameter at fault.
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
@@ -54,6 +64,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest { .. } | ApiError::NotJson(_) | ApiError::Unreadable => {
                 StatusCode::BAD_REQUEST
             }
@@ -79,6 +90,10 @@ impl IntoResponse for ApiError {
                 body["error"] = json!("invalid-address");
                 body["field"] = json!(field);
                 body["message"] = json!(self.to_string());
+            }
+            ApiError::Forbidden { role, .. } => {
+                body["role"] = json!(role.as_str());
+                body["message"] = json!(format!("this operator's {self}"));
             }
             ApiError::NotJson(m) => body["message"] = json!(m),
             ApiError::NotFound(m) => body["message"] = json!(m),
@@ -115,6 +130,7 @@ impl IntoResponse for ApiError {
 pub(crate) fn error_body(status: StatusCode) -> Value {
     let (code, message) = match status {
         StatusCode::UNAUTHORIZED => ("unauthorized", "a valid bearer token is required"),
+        StatusCode::FORBIDDEN => ("forbidden", "the operator's role does not allow this"),
         StatusCode::NOT_FOUND => ("not-found", "not found"),
         StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "method not allowed"),
         StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "the request body is too large"),

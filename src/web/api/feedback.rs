@@ -4,14 +4,16 @@
 //! body may be up to `[bounces] max_report_size` (413 beyond). `202` once
 //! the report is stored, with what it changed; `422` for a message that is
 //! not a report (not stored); `503` when the store cannot take it (retry).
-//! Behind the same bearer check as every API route.
+//! Behind the same bearer check as every API route; role admin only (a
+//! report can suppress people and pause campaigns). A stored report gets
+//! an audit row naming the operator.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest as _, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, FromRequest as _, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +22,7 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use super::ApiError;
+use crate::config::Operator;
 use crate::feedback::intake::{self, IntakeError};
 use crate::store::{Door, NewReport};
 use crate::web::WebState;
@@ -37,7 +40,11 @@ pub(super) fn router(state: &WebState) -> Router<WebState> {
         .layer(RequestBodyLimitLayer::new(max))
 }
 
-async fn receive(State(web): State<WebState>, req: Request) -> Result<Response, ApiError> {
+async fn receive(
+    State(web): State<WebState>,
+    Extension(operator): Extension<Operator>,
+    req: Request,
+) -> Result<Response, ApiError> {
     // The peer when served over a socket (not under `oneshot`).
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().cloned();
     let body = Bytes::from_request(req, &web).await;
@@ -57,6 +64,7 @@ async fn receive(State(web): State<WebState>, req: Request) -> Result<Response, 
         client_ip: client.clone(),
         raw: body.to_vec(),
         received_at: crate::time::now_ms(),
+        actor: Some(super::auth::actor(&operator)),
     };
     match intake::receive(&web.store, &web.config, report).await {
         Ok(p) => {

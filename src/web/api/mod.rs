@@ -1,6 +1,9 @@
 //! The admin API under `/api/v1`: JSON for the CRM and the data-protection
 //! officer. Every route needs `Authorization: Bearer <token>`, whose SHA-256
-//! is compared (in constant time) with `[http] admin_token_sha256`.
+//! is compared (in constant time) with the operators' digests
+//! (`[[http.operator]]`, `[http] admin_token_sha256`); the operator's role
+//! decides what it may do, and every change names the operator as its
+//! actor in the audit trail.
 //!
 //! Owns the routes, the bearer check, request parsing and the JSON errors.
 //! Does not own what an export holds or what erasure removes (`rights`,
@@ -12,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -30,7 +33,7 @@ pub use error::ApiError;
 pub(crate) use error::error_response;
 
 use super::{USER_AGENT_MAX, WebState};
-use crate::config::{Campaign, CampaignState, Policy};
+use crate::config::{Campaign, CampaignState, Operator, Policy};
 use crate::consent::identity::Identity;
 use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
@@ -118,13 +121,15 @@ enum Change {
 
 async fn record_consent(
     State(web): State<WebState>,
+    Extension(operator): Extension<Operator>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let key = idempotency::key(&headers)?;
     let raw = body.as_ref().ok().cloned();
     let b: ConsentBody = parse_json(body)?;
-    let (new_event, campaign, identity) = checked_event(&web, b)?;
+    let (mut new_event, campaign, identity) = checked_event(&web, b)?;
+    new_event.actor = Some(auth::actor(&operator));
     let action = new_event.action;
     let confirm = campaign.filter(|_| action == Action::Request);
     let status = if confirm.is_some() {
@@ -220,6 +225,7 @@ fn checked_event(
         ip,
         user_agent,
         evidence: b.evidence,
+        actor: None,
     };
     Ok((event, campaign, identity))
 }
@@ -270,9 +276,11 @@ fn confirmation_mail(web: &WebState, campaign: &Campaign, to: &Identity) -> Foll
 /// `GET /api/v1/subjects/{email}`: access and portability.
 async fn export_subject(
     State(web): State<WebState>,
+    Extension(operator): Extension<Operator>,
     Path(email): Path<String>,
 ) -> Result<Response, ApiError> {
-    match rights::export(&web.store, &web.config, &subject_path(&email)?).await? {
+    let actor = auth::actor(&operator);
+    match rights::export(&web.store, &web.config, &subject_path(&email)?, &actor).await? {
         Some(doc) => Ok(axum::Json(doc).into_response()),
         None => Err(ApiError::NotFound("nothing is held about this address")),
     }
@@ -281,11 +289,13 @@ async fn export_subject(
 /// `DELETE /api/v1/subjects/{email}`: erasure.
 async fn erase_subject(
     State(web): State<WebState>,
+    Extension(operator): Extension<Operator>,
     Path(email): Path<String>,
 ) -> Result<Response, ApiError> {
-    match rights::erase(&web.store, &web.config, &subject_path(&email)?, Source::Api).await? {
+    let actor = auth::actor(&operator);
+    match rights::erase(&web.store, &web.config, &subject_path(&email)?, &actor).await? {
         Some(r) => {
-            tracing::info!(subject = %r.subject_id, decisions = r.decisions, deliveries = r.deliveries, cancelled = r.cancelled, "api: subject erased");
+            tracing::info!(operator = %operator.name, subject = %r.subject_id, decisions = r.decisions, deliveries = r.deliveries, cancelled = r.cancelled, "api: subject erased");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         None => Err(ApiError::NotFound("nothing is held about this address")),
@@ -399,9 +409,10 @@ struct RemovalBody {
 
 /// `DELETE /api/v1/suppressions/{email}` with `{"reason": ...}` (or
 /// `?reason=`): the person's suppressions in force are removed, recorded
-/// as by `api` with the reason; `404` when none was in force.
+/// as by the operator with the reason; `404` when none was in force.
 async fn remove_suppression(
     State(web): State<WebState>,
+    Extension(operator): Extension<Operator>,
     Path(email): Path<String>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -429,7 +440,7 @@ async fn remove_suppression(
         })?;
     let removed = web
         .store
-        .remove_suppressions(who.canonical(), API_OPERATOR, &reason)
+        .remove_suppressions(who.canonical(), &auth::actor(&operator), &reason)
         .await?;
     if removed.is_empty() {
         return Err(ApiError::NotFound(
@@ -438,15 +449,12 @@ async fn remove_suppression(
     }
     tracing::info!(
         removed = removed.len(),
-        by = API_OPERATOR,
+        by = %operator.name,
         "api: suppressions removed"
     );
     let list: Vec<Value> = removed.iter().map(rights::suppression).collect();
     Ok(axum::Json(json!({ "removed": list })).into_response())
 }
-
-/// Who an API change is recorded as: the bearer tokens carry no name.
-const API_OPERATOR: &str = "api";
 
 /// `GET /api/v1/campaigns`: every configured campaign, in display order.
 async fn campaigns(State(web): State<WebState>) -> Response {

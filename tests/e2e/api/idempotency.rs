@@ -132,7 +132,7 @@ async fn a_retry_replays_the_first_answer_and_records_nothing() {
         relay.store(),
         &relay.config,
         &consent_relay::consent::identity::Identity::of("ann@example.com").unwrap(),
-        consent_relay::consent::Source::Api,
+        &consent_relay::store::Actor::new("dpo", consent_relay::store::Via::Api),
     )
     .await
     .unwrap()
