@@ -265,6 +265,18 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "daily_counts",
+        order_by: "day, campaign, metric, slot",
+        identity: None,
+        columns: &[
+            ("day", Int),
+            ("campaign", Text),
+            ("metric", Text),
+            ("slot", Int),
+            ("n", Int),
+        ],
+    },
+    Table {
         name: "campaign_pauses",
         order_by: "campaign",
         identity: None,

@@ -69,6 +69,11 @@ impl Source {
     }
 }
 
+/// How the evidence of a withdrawal by mail (RFC 2369 `mailto:` in
+/// `List-Unsubscribe`, source `one-click`) begins: what tells that channel
+/// apart (the overview's `mail`). Migration 0011 reads the same text.
+pub const MAILTO_EVIDENCE: &str = "mailto unsubscribe (RFC 2369)";
+
 /// The campaign an event is about: one campaign, or all of them (`*`).
 pub const ALL_CAMPAIGNS: &str = "*";
 

@@ -32,7 +32,7 @@ pub enum Outcome {
 }
 
 /// SPEC's closed set of decision reasons, used by logs, CLI and API alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     Granted,

@@ -360,7 +360,10 @@ impl Intake {
                 source: crate::consent::Source::OneClick,
                 ip: Some(client.to_string()),
                 user_agent: None,
-                evidence: Some(format!("mailto unsubscribe (RFC 2369) from <{sender}>")),
+                evidence: Some(format!(
+                    "{} from <{sender}>",
+                    crate::consent::MAILTO_EVIDENCE
+                )),
                 actor: None,
             })
             .await?;

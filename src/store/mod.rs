@@ -52,6 +52,10 @@ pub enum StoreError {
     Closed,
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    /// The caller asked for something the store cannot answer (the message
+    /// says what and why).
+    #[error("{0}")]
+    Invalid(String),
     /// What is stored with an event (a [`FollowUp`] mail, a keyed answer)
     /// could not be made; the event was not stored either.
     #[error("cannot make what is stored with the event: {0}")]
@@ -623,12 +627,16 @@ macro_rules! snapshot {
 // After the macros above, which they use.
 mod audit;
 mod guard;
+mod overview;
 mod queue;
 mod sessions;
 pub use audit::{Actor, AuditAction, AuditEntry, AuditFilter, AuditRow, Via};
 pub use guard::{
     ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
     Released, Suppression,
+};
+pub use overview::{
+    Channel, Counts, OVERVIEW_MAX_DAYS, OldestDeferred, Overview, OverviewDay, QueueNow,
 };
 pub use queue::{QueueAction, QueueChange, QueueError};
 pub use sessions::{OperatorSession, SessionRules, TOUCH_EVERY_MS};

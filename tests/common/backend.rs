@@ -68,6 +68,7 @@ pub const STORE_TABLES: &[&str] = &[
     "suppressions",
     "soft_bounces",
     "audit_events",
+    "daily_counts",
 ];
 
 /// The PostgreSQL tables of this test's store with a live row holding

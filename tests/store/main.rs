@@ -19,6 +19,7 @@ mod guard;
 mod identity;
 mod nodes;
 mod outcomes;
+mod overview;
 mod purge;
 mod reads;
 mod webhooks;

@@ -1,14 +1,15 @@
 //! Consent events: appending one (creating its subject), the derived
-//! state it changes, and its row in the webhook outbox. Every insert into
-//! `consent_events` goes through [`insert_event`]: an event committed
-//! without its outbox row would never reach the CRM.
+//! state it changes, its row in the webhook outbox, and a withdrawal's
+//! count in the overview's rollups. Every insert into `consent_events`
+//! goes through [`insert_event`]: an event committed without its outbox
+//! row would never reach the CRM, nor a withdrawal the unsubscribe chart.
 
 use super::accept::queue_follow_up;
 use super::{Conn, Op, Sql, audit};
 use crate::consent::{self, Action, Source, State};
 use crate::store::rows::Cols;
 use crate::store::rows::{event_from_row, state_from};
-use crate::store::{AuditAction, ConsentEvent, FollowUp, NewConsentEvent, StoreError};
+use crate::store::{AuditAction, Channel, ConsentEvent, FollowUp, NewConsentEvent, StoreError};
 
 /// Appends an event (`webhook`: queued in the outbox too) and queues the
 /// mail `follow_up` builds from it.
@@ -168,7 +169,8 @@ pub(super) struct EventRow<'a> {
 
 /// Appends one consent event, in the caller's transaction, and with
 /// `webhook` (`[webhook]` is set) queues it in `webhook_outbox` in the same
-/// transaction. After the commit, the store wakes this process's dispatcher
+/// transaction; a withdrawal counts in `daily_counts` (by its channel, on
+/// the day it happened). After the commit, the store wakes this process's dispatcher
 /// ([`Op::wrote_events`]); other nodes find the row by polling.
 pub(super) async fn insert_event<C: Conn>(
     c: &mut C,
@@ -195,6 +197,10 @@ pub(super) async fn insert_event<C: Conn>(
         )
         .await?;
     let event = event_from_row(&row)?;
+    if e.action == Action::Withdraw {
+        let channel = Channel::of(e.source, e.evidence);
+        super::rollups::count_unsubscribe(c, e.campaign, channel, e.at).await?;
+    }
     if matches!(e.action, Action::Grant | Action::Confirm) {
         lift_suppressions(c, e.subject_id, &event, now).await?;
     }

@@ -267,7 +267,31 @@ async fn cancel_unsent<C: Conn>(
         )
         .await?;
     }
+    count_cancelled(c, &first_texts(&cancelled)?, now).await?;
     Ok(cancelled.len() as u64)
+}
+
+/// Counts the relayed copies among these (a message id per copy) as
+/// suppressed late, reason `erased` (the overview's rollups; the relay's
+/// own mail is not counted there).
+async fn count_cancelled<C: Conn>(
+    c: &mut C,
+    message_ids: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut campaigns = std::collections::HashMap::new();
+    for chunk in message_ids.chunks(C::LIST_CHUNK) {
+        let q = Sql::new("SELECT id, campaign FROM messages WHERE kind = 'relay' AND id")
+            .texts::<C>(chunk);
+        for r in c.fetch_all(q).await? {
+            campaigns.insert(r.text(0)?, r.text(1)?);
+        }
+    }
+    let late = message_ids
+        .iter()
+        .filter_map(|id| campaigns.get(id))
+        .map(|campaign| (campaign.as_str(), crate::consent::policy::Reason::Erased));
+    super::rollups::count_late(c, late, now).await
 }
 
 /// Masks the address in the stored replies of its copies (what the

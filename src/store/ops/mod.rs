@@ -25,6 +25,7 @@ pub(super) mod outcomes;
 pub(super) mod purge;
 pub(super) mod queue;
 pub(super) mod reads;
+pub(super) mod rollups;
 pub(super) mod sessions;
 pub(super) mod suppressions;
 pub(super) mod webhooks;
@@ -196,6 +197,11 @@ pub(super) trait Conn: Send + Sized {
     /// orders concurrent writers about one person (PostgreSQL, several
     /// nodes; SQLite's one writer needs nothing).
     const FOR_UPDATE: &'static str;
+    /// The `slot` of `daily_counts` this connection adds to (an SQL
+    /// expression): one per connection on PostgreSQL, so concurrent
+    /// transactions rarely wait for one counter's row lock; SQLite's one
+    /// writer uses one.
+    const COUNT_SLOT: &'static str;
     /// Ends the `SELECT` of rows to lease: rows another node is leasing
     /// right now are left to it (PostgreSQL; SQLite has one writer).
     const SKIP_LOCKED: &'static str;
@@ -233,7 +239,9 @@ pub(super) trait Conn: Send + Sized {
     }
 
     /// Inserts messages with their subjects, decisions and deliveries, a
-    /// few multi-row statements for all of them.
+    /// few multi-row statements for all of them, and adds them to the
+    /// day's counts (`rollups::count_accepted`, last: on PostgreSQL the
+    /// counters' row locks are held for the rest of the transaction only).
     fn insert_messages(
         &mut self,
         messages: &[&NewMessage],

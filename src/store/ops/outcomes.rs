@@ -1,6 +1,7 @@
 //! Recording attempt outcomes, and what follows from them in the same
 //! transaction: the late decision, the bounce, the campaign's delivered
-//! count (`campaign_days`, for the reputation guard), and the scrub of an
+//! count (`campaign_days`, for the reputation guard), the late decisions'
+//! count (`daily_counts`, for the overview), and the scrub of an
 //! erasure notice whose delivery ended. The upstream's reply is stored
 //! with the recipient's address masked (`mail::mask`): the rest of it is
 //! the operator's diagnostic, the address is already the row's.
@@ -93,6 +94,12 @@ async fn record<C: Conn>(
         }
     }
     super::guard::count_delivered(c, records, &recorded, now).await?;
+    let late = records
+        .iter()
+        .filter(|r| recorded.contains(&r.delivery_id))
+        .filter_map(|r| r.late_decision.as_ref())
+        .map(|l| (l.campaign.as_str(), l.reason));
+    super::rollups::count_late(c, late, now).await?;
     let ended: Vec<i64> = records
         .iter()
         .filter(|r| recorded.contains(&r.delivery_id) && is_final(r.status))

@@ -11,7 +11,7 @@ use sqlx::{PgConnection, Postgres, Row};
 
 use crate::consent::policy::Outcome;
 use crate::store::ops::outcomes::is_final;
-use crate::store::ops::{Conn, KeySpace, accept, binds, conn_queries};
+use crate::store::ops::{Conn, KeySpace, accept, binds, conn_queries, rollups};
 use crate::store::{
     AttemptRecord, ClaimedDelivery, MessageKind, NewMessage, NewSubject, RecipientDecision,
     StoreError,
@@ -31,6 +31,9 @@ impl Conn for PgConnection {
     type Row = sqlx::postgres::PgRow;
     const ARRAYS: bool = true;
     const LIST_CHUNK: usize = usize::MAX;
+    // A pool's connections have their own backends: sixteen slots make two
+    // of them adding to the same counter at once rare.
+    const COUNT_SLOT: &'static str = "pg_backend_pid() % 16";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     // Due rows through the partial index; a row is a head when no older
@@ -71,8 +74,9 @@ impl Conn for PgConnection {
 
     conn_queries!(Postgres);
 
-    /// Inserts messages with their subjects, decisions and deliveries: four
-    /// statements, each binding its columns as arrays, however many rows.
+    /// Inserts messages with their subjects, decisions and deliveries, and
+    /// their counts: five statements, each binding its columns as arrays
+    /// (the counts: one multi-row upsert), however many rows.
     async fn insert_messages(
         &mut self,
         messages: &[&NewMessage],
@@ -176,7 +180,7 @@ impl Conn for PgConnection {
             .execute(&mut *self)
             .await?;
         }
-        Ok(())
+        rollups::count_accepted(self, messages).await
     }
 
     /// Each leased row holds its message's columns already.

@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::consent::policy::Outcome;
 use crate::store::ops::outcomes::is_final;
-use crate::store::ops::{Conn, KeySpace, Sql, accept, binds, conn_queries};
+use crate::store::ops::{Conn, KeySpace, Sql, accept, binds, conn_queries, rollups};
 use crate::store::{
     AttemptRecord, ClaimedDelivery, MessageKind, NewMessage, NewSubject, RecipientDecision,
     StoreError,
@@ -26,6 +26,7 @@ impl Conn for SqliteConnection {
     type Row = sqlx::sqlite::SqliteRow;
     const ARRAYS: bool = false;
     const LIST_CHUNK: usize = 500;
+    const COUNT_SLOT: &'static str = "0";
     const FOR_UPDATE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     // Due rows through the partial index; a row is a head when no older
@@ -53,8 +54,9 @@ impl Conn for SqliteConnection {
 
     conn_queries!(Sqlite);
 
-    /// Inserts messages with their subjects, decisions and deliveries: four
-    /// multi-row statements for the whole group, not four per message.
+    /// Inserts messages with their subjects, decisions and deliveries, and
+    /// their counts: five multi-row statements for the whole group, not
+    /// five per message.
     async fn insert_messages(
         &mut self,
         messages: &[&NewMessage],
@@ -138,7 +140,7 @@ impl Conn for SqliteConnection {
             });
             q.build().execute(&mut *self).await?;
         }
-        Ok(())
+        rollups::count_accepted(self, messages).await
     }
 
     /// The messages of the leased rows, in one statement.
