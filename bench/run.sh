@@ -17,8 +17,12 @@
 #   feedback        report intake: N_FEEDBACK copies sent through the relay (with [bounces]),
 #                   then one ~3 KB DSN (bench/feedback.py) per copy to its SMTP door from
 #                   FEEDBACK_SESS connections: reports/s, and every report processed once
+#   overview        the console's overview at scale: a SQLite store seeded with OV_DECISIONS
+#                   decision rows and OV_PEOPLE people (bench/seed_overview.py, plain SQL),
+#                   Store::overview timed in-process (bench/overview.rs), then GET /admin timed
+#                   over HTTP against `serve` on that store, signed in with an operator token
 #
-# Usage:  bench/run.sh [sink] [postfix] [relay] [relay_base] [relay_pg] [relay_pg2] [consent_scale] [feedback]
+# Usage:  bench/run.sh [sink] [postfix] [relay] [relay_base] [relay_pg] [relay_pg2] [consent_scale] [feedback] [overview]
 # Output: one line per figure:  FIGURE<TAB>name<TAB>value<TAB>unit<TAB>conditions
 #         then a markdown summary table (stdout); progress and problems on stderr ("# ...").
 # Needs : root (Postfix's master and smtp-sink -u), postfix (smtp-source, smtp-sink; installed
@@ -55,6 +59,10 @@
 #                        exactly-once recount (a duplicate arriving late shows up)
 #   N_FEEDBACK=10000 FEEDBACK_SESS=20   reports and concurrent sessions of the feedback step
 #   RELAY_EXTRA=toml     appended to the generated relay.toml (the feedback step sets [bounces])
+#   OV_PEOPLE=1000000 OV_DECISIONS=10000000 OV_RCPT=10 OV_DAYS=365   the overview step's store
+#   OV_READS=50 OV_REQUESTS=100   Store::overview reads and GET /admin requests timed
+#   OV_HTTP_PORT=8089    the console's port during the HTTP loop;  OV_SEED_TIMEOUT=3600
+#   OV_PROFILE=bench     cargo profile of the in-process read (dev: a quick smoke test, not a figure)
 set -u
 export LC_ALL=C
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH:$HOME/.cargo/bin
@@ -876,6 +884,128 @@ bench_feedback() {
   stop_sink
 }
 
+# ---------------------------------------------------------------- the console's overview at scale
+OV_PEOPLE=${OV_PEOPLE:-1000000}
+OV_DECISIONS=${OV_DECISIONS:-10000000}
+OV_RCPT=${OV_RCPT:-10}
+OV_DAYS=${OV_DAYS:-365}
+OV_READS=${OV_READS:-50}
+OV_REQUESTS=${OV_REQUESTS:-100}
+OV_HTTP_PORT=${OV_HTTP_PORT:-8089}
+OV_SEED_TIMEOUT=${OV_SEED_TIMEOUT:-3600}
+OV_PROFILE=${OV_PROFILE:-bench}
+
+# GET /admin over HTTP, OV_REQUESTS times on one keep-alive connection, after
+# signing in as a browser does: the sign-in form's hidden fields (a CSRF
+# token) and cookies kept, POST /admin/sign-in with the token, the session
+# cookie sent with every request. Prints FIGURE lines; exit 3 when this
+# build serves no /admin.
+admin_http_loop() { # port token requests
+  timeout "$RUN_TIMEOUT" python3 - "$1" "$2" "$3" <<'PY'
+import http.client, re, sys, time, urllib.parse
+port, token, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+origin = f"http://127.0.0.1:{port}"
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+cookies = {}
+def request(method, path, body=None, headers=None):
+    h = dict(headers or {})
+    if cookies:
+        h["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    conn.request(method, path, body=body, headers=h)
+    r = conn.getresponse()
+    data = r.read()
+    for k, v in r.getheaders():
+        if k.lower() == "set-cookie":
+            name, _, rest = v.partition("=")
+            cookies[name.strip()] = rest.split(";", 1)[0]
+    return r.status, data.decode("utf-8", "replace")
+def fig(name, val, unit, cond):
+    print(f"FIGURE\t{name}\t{val}\t{unit}\t{cond}", flush=True)
+status, page = request("GET", "/admin")
+if status == 404:
+    print("# overview: this build serves no /admin (GET /admin answered 404); HTTP loop skipped", file=sys.stderr)
+    sys.exit(3)
+form = {"token": token}
+for tag in re.findall(r"<input[^>]*>", page):
+    if re.search(r'type="?hidden', tag):
+        name = re.search(r'name="([^"]*)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            form[name.group(1)] = value.group(1) if value else ""
+status, _ = request("POST", "/admin/sign-in", urllib.parse.urlencode(form),
+                    {"Content-Type": "application/x-www-form-urlencoded", "Origin": origin})
+if status >= 400:
+    sys.exit(f"# overview: POST /admin/sign-in answered {status}")
+times, size = [], 0
+for i in range(n + 1):
+    t = time.perf_counter()
+    status, page = request("GET", "/admin")
+    ms = (time.perf_counter() - t) * 1000
+    if status != 200 or 'name="token"' in page:
+        sys.exit(f"# overview: GET /admin answered {status}{' with the sign-in form' if status == 200 else ''}")
+    times.append(ms)
+    size = len(page)
+first, rest = times[0], sorted(times[1:])
+at = lambda q: rest[round((len(rest) - 1) * q)]
+cond = (f"GET /admin (the overview) {n} times one after another on one keep-alive connection, "
+        f"signed in with an operator token; page {size} bytes")
+fig("admin_http_first_ms", f"{first:.1f}", "ms", cond)
+fig("admin_http_p50_ms", f"{at(0.5):.1f}", "ms", cond)
+fig("admin_http_p95_ms", f"{at(0.95):.1f}", "ms", cond)
+fig("admin_http_max_ms", f"{at(1.0):.1f}", "ms", cond)
+PY
+}
+
+# The console's overview at scale: the relay creates a fresh SQLite store,
+# bench/seed_overview.py fills it (OV_DECISIONS decision rows, OV_PEOPLE
+# people, OV_DAYS days; the rollups by migration 0011's backfill), then
+# Store::overview is timed in-process (`cargo bench --bench overview`; the
+# store read alone) and GET /admin over HTTP against `serve` on the store.
+bench_overview() {
+  relay_build || return 1
+  local db=$STATE/relay/consent-relay.db token digest
+  relay_config
+  # The console on a port of its own (no rate limit in the loop), and an
+  # operator token: today's [http] admin_token_sha256, which the console
+  # takes as operator `admin`, role admin.
+  token=$(head -c24 /dev/urandom | base64 | tr '+/' '-_')
+  digest=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+  sed -i -e "s|^listen = \"127.0.0.1:0\"|listen = \"127.0.0.1:$OV_HTTP_PORT\"\nadmin_token_sha256 = [\"$digest\"]\nrate_limit = 0|" \
+    -e "s|^public_url = .*|public_url = \"http://127.0.0.1:$OV_HTTP_PORT\"|" "$STATE/relay.toml"
+  # Any command that opens the store runs the migrations.
+  timeout 120 "$RELAY_EXE" queue --config "$STATE/relay.toml" >"$STATE/overview-migrate.log" 2>&1 ||
+    { log "overview: the relay could not create its store:"; tail -5 "$STATE/overview-migrate.log" >&2; return 1; }
+  local t0; t0=$(now)
+  bounded "$OV_SEED_TIMEOUT" python3 "$REPO/bench/seed_overview.py" "$db" "$REPO/migrations/sqlite/0011_rollups.sql" \
+    --people "$OV_PEOPLE" --decisions "$OV_DECISIONS" --rcpt "$OV_RCPT" --days "$OV_DAYS" >"$STATE/seed.out" ||
+    { log "overview: seeding failed"; return 1; }
+  tee -a "$FIGS" <"$STATE/seed.out"
+  fig overview_seed_seconds "$(secs "$t0" "$(now)")" s "bench/seed_overview.py, all of it; store $(du -h "$db" | cut -f1)"
+  # The relay's first open of a store holding people runs its one-time
+  # identity step (store::ops::identity) over them, as a relay that has
+  # run on this store did once; not part of what is timed below.
+  t0=$(now)
+  timeout "$OV_SEED_TIMEOUT" "$RELAY_EXE" queue --config "$STATE/relay.toml" >"$STATE/overview-open.log" 2>&1 ||
+    { log "overview: the relay could not open the seeded store:"; tail -5 "$STATE/overview-open.log" >&2; return 1; }
+  fig overview_first_open_seconds "$(secs "$t0" "$(now)")" s "the relay's first open of the seeded store (its one-time identity step over $OV_PEOPLE people), $RELAY_EXE"
+  if command -v cargo >/dev/null; then
+    log "overview: Store::overview in-process (cargo bench --bench overview; log: $STATE/overview-build.log)"
+    if bounded "$BUILD_TIMEOUT" cargo bench --profile "$OV_PROFILE" --bench overview -- "$db" "$OV_READS" 30 \
+      >"$STATE/overview-read.out" 2>"$STATE/overview-build.log"; then
+      tee -a "$FIGS" <"$STATE/overview-read.out"
+    else
+      log "overview: cargo bench --bench overview failed:"; tail -20 "$STATE/overview-build.log" >&2
+    fi
+  else
+    log "overview: no cargo; the store read is not timed alone"
+  fi
+  if relay_start "$RELAY_EXE"; then
+    admin_http_loop "$OV_HTTP_PORT" "$token" "$OV_REQUESTS" | tee -a "$FIGS"
+  fi
+  stop_relay
+  rm -f "$STATE/relay.timeout.pid"
+}
+
 # ---------------------------------------------------------------- summary
 summary() { # markdown table from this run's figures
   [[ -s $FIGS ]] || return 0
@@ -927,6 +1057,12 @@ summary() { # markdown table from this run's figures
       if ("feedback_reports_per_s" in v)
         printf "\nreport intake (SMTP door, ~3 KB DSNs): %s reports/s, %s CPU ms/report, exactly once: %s\n",
           v["feedback_reports_per_s"], g("feedback_cpu_ms_per_report"), g("feedback_exactly_once")
+      if ("overview_read_p50_ms" in v)
+        printf "\nconsole overview, %s days (seeded in %s s): Store::overview p50 %s ms, p95 %s ms, max %s ms\n",
+          30, g("overview_seed_seconds"), v["overview_read_p50_ms"], g("overview_read_p95_ms"), g("overview_read_max_ms")
+      if ("admin_http_p50_ms" in v)
+        printf "console overview over HTTP (GET /admin): p50 %s ms, p95 %s ms, max %s ms\n",
+          v["admin_http_p50_ms"], g("admin_http_p95_ms"), g("admin_http_max_ms")
       if ("consent_relay_idle_rss_delta_kb" in v)
         printf "\nconsent-relay, %s idle connections: +%s kB RSS (%s bytes per connection)\n",
           g("consent_relay_idle_greeted"), v["consent_relay_idle_rss_delta_kb"], g("consent_relay_idle_rss_per_conn_bytes")
@@ -947,7 +1083,7 @@ trap 'exit 130' INT TERM
 
 steps=("$@"); ((${#steps[@]})) || steps=(sink postfix relay)
 for s in "${steps[@]}"; do
-  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay relay_base relay_pg relay_pg2 consent_scale feedback)"; exit 2; }
+  declare -F "bench_$s" >/dev/null || { log "unknown step '$s' (steps: sink postfix relay relay_base relay_pg relay_pg2 consent_scale feedback overview)"; exit 2; }
 done
 cleanup   # leftovers of an interrupted earlier run
 : >"$FIGS"

@@ -1,12 +1,16 @@
 //! Every text a recipient reads, in English and French: the footer added to
 //! mail and the words of the pages (`page_*`, plain text). Each can be overridden in the TOML file
 //! (`[texts.en]`, `[texts.fr]`); the version of the texts in force is kept
-//! as proof with every consent change made on a page. Pure.
+//! as proof with every consent change made on a page. A campaign label goes
+//! into a text by [`with_label`], which in French makes `de` and `à` agree
+//! with it ([`french`]). Pure.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use sha2::{Digest, Sha256};
+
+pub mod french;
 
 /// A language the relay speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -62,6 +66,25 @@ impl Language {
 impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
+    }
+}
+
+/// `text` with `{label}` filled in: as written in English; in French with
+/// `de` or `à` before it agreeing with the label (`d'Offres`, `du
+/// Bulletin`), see [`french`].
+pub fn with_label(lang: Language, text: &str, label: &str) -> String {
+    match lang {
+        Language::En => text.replace("{label}", label),
+        Language::Fr => french::fill(text, label),
+    }
+}
+
+/// A label standing alone (an item of a list, a sender's name) in `lang`:
+/// in French with a capital if it opens with a lowercase article.
+pub fn label_alone(lang: Language, label: &str) -> String {
+    match lang {
+        Language::En => label.to_owned(),
+        Language::Fr => french::capitalised(label),
     }
 }
 
@@ -189,6 +212,48 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "page_optin_done",
         "Thank you: you will receive {label}.",
         "Merci\u{a0}: vous recevrez {label}.",
+    ),
+    (
+        "page_undo_question",
+        "Changed your mind?",
+        "Vous avez changé d'avis\u{a0}?",
+    ),
+    (
+        "page_undo_button",
+        "Undo the unsubscription",
+        "Annuler le désabonnement",
+    ),
+    (
+        "page_undo_done",
+        "Your unsubscription from {label} is cancelled.",
+        "Votre désabonnement de {label} est annulé.",
+    ),
+    (
+        "page_undo_done_detail",
+        "Your earlier choices apply again; you can change them at any time on your preferences page.",
+        "Vos choix précédents s'appliquent de nouveau\u{a0}; vous pouvez les modifier à tout moment sur la page de vos préférences.",
+    ),
+    // What every page says around its content (`[http] organisation`,
+    // `privacy_url`, `contact`; GDPR Art. 13) and which address it is about.
+    (
+        "page_address",
+        "This page is about the address {address}.",
+        "Cette page concerne l'adresse {address}.",
+    ),
+    (
+        "page_controller",
+        "Data controller: {organisation}",
+        "Responsable du traitement\u{a0}: {organisation}",
+    ),
+    (
+        "page_privacy_link",
+        "Privacy notice",
+        "Politique de confidentialité",
+    ),
+    (
+        "page_contact",
+        "Questions about your data: {contact}",
+        "Questions sur vos données\u{a0}: {contact}",
     ),
     (
         "page_error_link_title",
@@ -366,6 +431,51 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(keys.len(), unique.len(), "duplicate text keys");
+    }
+
+    #[test]
+    fn labels_go_into_texts_as_each_language_writes_them() {
+        let t = Texts::default();
+        let fill = |lang, key, label| with_label(lang, t.get(lang, key), label);
+        assert_eq!(
+            fill(
+                Language::Fr,
+                "page_unsubscribe_question",
+                "Offres pour les professionnels"
+            ),
+            "Vous désabonner d'Offres pour les professionnels\u{a0}?"
+        );
+        assert_eq!(
+            fill(
+                Language::Fr,
+                "page_unsubscribe_question",
+                "la Lettre d'information"
+            ),
+            "Vous désabonner de la Lettre d'information\u{a0}?"
+        );
+        assert_eq!(
+            fill(Language::Fr, "page_undo_done", "le Bulletin"),
+            "Votre désabonnement du Bulletin est annulé."
+        );
+        assert_eq!(
+            fill(Language::Fr, "page_mandatory_unsubscribe", "les Factures"),
+            "Les Factures\u{a0}: ces messages sont toujours envoyés, car ils sont nécessaires à votre compte ou à votre contrat."
+        );
+        assert_eq!(
+            fill(Language::Fr, "optin_mail_text", "Actualités")
+                .lines()
+                .nth(2),
+            Some(
+                "Nous avons reçu une demande d'envoi d'Actualités à cette adresse. Pour confirmer que vous le souhaitez, ouvrez ce lien et appuyez sur le bouton\u{a0}:"
+            )
+        );
+        // English: as written, wherever it stands.
+        assert_eq!(
+            fill(Language::En, "page_unsubscribe_question", "offers"),
+            "Unsubscribe from offers?"
+        );
+        assert_eq!(label_alone(Language::Fr, "la Lettre"), "La Lettre");
+        assert_eq!(label_alone(Language::En, "la Lettre"), "la Lettre");
     }
 
     #[test]

@@ -152,6 +152,18 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "delivery_attempts",
+        order_by: "id",
+        identity: Some("id"),
+        columns: &[
+            ("id", Int),
+            ("delivery_id", Int),
+            ("at", Int),
+            ("status", Text),
+            ("reply", Text),
+        ],
+    },
+    Table {
         name: "webhook_outbox",
         order_by: "event_id",
         identity: None,

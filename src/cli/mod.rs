@@ -61,12 +61,12 @@ pub enum Command {
     Consent(ConsentCommand),
     /// Import consent records from a CSV file (checked whole first; a re-run adds nothing)
     Import(import::ImportArgs),
-    /// Read the decision log: every recipient of every accepted message
+    /// Read the decision log: every recipient of every accepted message, the newest rows (printed oldest first)
     Log(log::LogArgs),
     /// Print how the relay's log lines name an address ([log] recipients = "hash"), to grep for it
     LogHash(log_hash::LogHashArgs),
-    /// List queued, deferred and failed deliveries with their last upstream reply
-    Queue(queue::QueueArgs),
+    /// List queued, deferred and failed deliveries with their last upstream reply; or retry, release or drop one
+    Queue(queue::QueueCommand),
     /// List consent events not yet accepted by the CRM's webhook, with the last error
     Webhooks(queue::QueueArgs),
     /// Print everything held about an address as JSON (access, portability)

@@ -1,11 +1,34 @@
 //! `consent-relay queue`: deliveries not yet ended and those that failed,
-//! with their last upstream reply.
+//! with their last upstream reply; `queue retry|release|drop DELIVERY`:
+//! an operator's hand on one copy (`store::queue`), recorded in the audit
+//! trail under `$USER` ([`super::campaign::operator`]).
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::open;
 use crate::config::Config;
+use crate::store::QueueAction;
 use crate::time::format_time;
+
+/// `queue [--limit N] [--json]`, or one of its actions.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct QueueCommand {
+    #[command(subcommand)]
+    pub action: Option<QueueActionCommand>,
+    #[command(flatten)]
+    pub list: QueueArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueActionCommand {
+    /// Make a deferred copy due now (its next attempt is not waited for)
+    Retry { delivery: i64 },
+    /// Queue a held copy again, due now (its campaign must not be paused)
+    Release { delivery: i64 },
+    /// End a queued, deferred or held copy as dropped (never sent)
+    Drop { delivery: i64 },
+}
 
 #[derive(Args, Debug)]
 pub struct QueueArgs {
@@ -15,7 +38,27 @@ pub struct QueueArgs {
     pub json: bool,
 }
 
-pub(super) async fn run(config: &Config, a: QueueArgs) -> anyhow::Result<()> {
+pub(super) async fn run(config: &Config, c: QueueCommand) -> anyhow::Result<()> {
+    let (action, delivery) = match c.action {
+        None => return list(config, c.list).await,
+        Some(QueueActionCommand::Retry { delivery }) => (QueueAction::Retry, delivery),
+        Some(QueueActionCommand::Release { delivery }) => (QueueAction::Release, delivery),
+        Some(QueueActionCommand::Drop { delivery }) => (QueueAction::Drop, delivery),
+    };
+    let by = super::campaign::operator();
+    let store = open(config).await?;
+    let done = store.queue_action(action, delivery, &by).await;
+    store.close().await;
+    let d = done?;
+    tracing::info!(delivery = d.delivery_id, queue_id = %d.message_id, action = %action, by = %by.name, "queue: copy changed");
+    println!(
+        "delivery {} (queue id {}, campaign {}): {} to {}",
+        d.delivery_id, d.message_id, d.campaign, d.from, d.to
+    );
+    Ok(())
+}
+
+async fn list(config: &Config, a: QueueArgs) -> anyhow::Result<()> {
     let store = open(config).await?;
     let rows = store.queue(a.limit.max(1)).await?;
     store.close().await;

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::Check;
+use super::label::{self, Label};
+use crate::texts::Language;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Policy {
@@ -24,7 +26,8 @@ pub enum CampaignState {
 #[derive(Debug, Clone)]
 pub struct Campaign {
     pub id: String,
-    pub label: String,
+    /// What recipients see: read it with [`Campaign::label_in`].
+    pub label: Label,
     pub policy: Policy,
     pub state: CampaignState,
     pub consent_max_age_days: Option<u32>,
@@ -33,14 +36,25 @@ pub struct Campaign {
     /// Display order on the preference page; defaults to the position in the file.
     pub order: i64,
     /// Language of the footer in this campaign's mail; default `[texts] default_language`.
-    pub language: Option<crate::texts::Language>,
+    pub language: Option<Language>,
+}
+
+impl Campaign {
+    /// The label a visitor reading `lang` sees: in `lang` if the file gives
+    /// one, else in the campaign's `language`, else in `default_language`
+    /// (`[texts] default_language`), else the first given.
+    pub fn label_in(&self, lang: Language, default_language: Language) -> &str {
+        self.label
+            .get(lang, self.language.unwrap_or(default_language))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawCampaign {
     id: Option<String>,
-    label: Option<String>,
+    /// A text, or a table of texts by language: checked by `label`.
+    label: Option<toml::Value>,
     policy: Option<String>,
     state: Option<String>,
     consent_max_age_days: Option<i64>,
@@ -112,17 +126,7 @@ fn one<'r>(
             }
         }
     }
-    let label = c.required(
-        &at("label"),
-        &raw.label,
-        r#"add the name recipients see, e.g. label = "Newsletter""#,
-    );
-    if label.is_some_and(|l| l.trim().is_empty()) {
-        c.error(
-            &at("label"),
-            "is empty (give the name recipients see, e.g. \"Newsletter\")",
-        );
-    }
+    let label = label::check(c, &at("label"), &raw.label);
     let policy = match c.required(
         &at("policy"),
         &raw.policy,
@@ -185,7 +189,7 @@ fn one<'r>(
     }
     Some(Campaign {
         id: id?.to_owned(),
-        label: label?.to_owned(),
+        label: label?,
         policy: policy?,
         state: state?,
         consent_max_age_days: max_age.map_or(Some(None), |d| d.map(Some))?,

@@ -160,6 +160,34 @@ impl Check<'_> {
         url
     }
 
+    /// A mailbox by the rules SMTP reads addresses with (`mail::address`),
+    /// at a domain name (not a literal); kept with its domain's A-labels,
+    /// lowercased, as the SMTP door compares it. `example` is offered in
+    /// the fix.
+    pub(super) fn mailbox(
+        &mut self,
+        key: &str,
+        raw: Option<&str>,
+        example: &str,
+    ) -> Option<Option<String>> {
+        let Some(text) = raw else { return Some(None) };
+        match crate::mail::address::Mailbox::parse(text) {
+            Ok(m) if !m.is_literal() && is_dns_name(m.domain_ascii(), 2) => {
+                Some(Some(format!("{}@{}", m.local(), m.domain_ascii())))
+            }
+            _ => {
+                self.error(
+                    key,
+                    format_args!(
+                        "{} is not a plain address (use e.g. \"{example}\")",
+                        shown(text)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// A file name from the configuration: relative to the configuration's directory.
     pub(super) fn resolve(&self, file: &str) -> PathBuf {
         let path = Path::new(file);

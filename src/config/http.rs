@@ -1,6 +1,7 @@
 //! `[http]`: the listener of the pages and the API, the public URL links
 //! in mail point at, the operators who may use the API and the console
-//! (`[[http.operator]]`, in [`super::operator`]) and the request limits.
+//! (`[[http.operator]]`, in [`super::operator`]) and the request limits;
+//! who is asking, as the pages say it, is [`super::controller`]'s.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use url::Url;
 
+use super::controller::{Controller, RawController};
 use super::operator::{self, Operator, RawOperator};
 use super::{Check, NONZERO, is_dns_name};
 
@@ -48,6 +50,9 @@ pub struct HttpConfig {
     /// Connections one client address (IPv6: its /64) may hold open at
     /// once (default 64).
     pub max_connections_per_client: usize,
+    /// Who is asking, as every recipient page says it (`organisation`,
+    /// `privacy_url`, `contact`, `logo_file`).
+    pub controller: Controller,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +68,10 @@ pub(super) struct RawHttp {
     rate_limit_burst: Option<i64>,
     header_timeout: Option<String>,
     max_connections_per_client: Option<i64>,
+    organisation: Option<String>,
+    privacy_url: Option<String>,
+    contact: Option<String>,
+    logo_file: Option<String>,
 }
 
 pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
@@ -122,7 +131,17 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawHttp) -> Option<HttpConfig> {
         DEFAULT_MAX_HTTP_CONNECTIONS_PER_CLIENT,
         1..=MAX_HTTP_CONNECTIONS as i64,
     );
+    let controller = super::controller::check(
+        c,
+        RawController {
+            organisation: &raw.organisation,
+            privacy_url: &raw.privacy_url,
+            contact: &raw.contact,
+            logo_file: &raw.logo_file,
+        },
+    );
     Some(HttpConfig {
+        controller: controller?,
         max_connections_per_client: max_connections_per_client?,
         metrics_allowed_networks: metrics_allowed_networks?,
         rate_limit: rate_limit?,

@@ -21,10 +21,12 @@ use serde::Deserialize;
 
 mod campaign;
 mod check;
+mod controller;
 mod dkim;
 mod erasure;
 mod feedback;
 mod http;
+mod label;
 pub mod load;
 mod locate;
 mod log;
@@ -43,12 +45,14 @@ mod upstream;
 mod webhook;
 
 pub use campaign::{Campaign, CampaignState, Policy};
+pub use controller::{Controller, LOGO_MAX, Logo};
 pub use dkim::DkimConfig;
 pub use erasure::ErasureConfig;
 pub use feedback::{
     BounceMandatory, BouncesConfig, ComplaintScope, ComplaintsConfig, percent as rate_percent,
 };
 pub use http::{HttpConfig, MAX_HTTP_CONNECTIONS};
+pub use label::{LABEL_MAX, Label};
 pub use locate::{DEFAULT_LOCATIONS, locate};
 pub use log::{LogConfig, LogRecipients};
 pub use operator::{LEGACY_ADMIN, Operator, Role};

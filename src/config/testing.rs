@@ -23,6 +23,9 @@ url = "smtp://mail.test"
 
 [http]
 public_url = "https://relay.test"
+organisation = "Relay Test Ltd"
+privacy_url = "https://relay.test/privacy"
+contact = "dpo@relay.test"
 
 [signing]
 current = "k1"

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::testing::*;
+use crate::texts::Language;
 
 #[test]
 fn the_example_parses() {
@@ -37,6 +38,18 @@ fn the_example_parses() {
         newsletter.list_id.as_deref(),
         Some("newsletter.example.com")
     );
+    assert_eq!(
+        newsletter.label_in(Language::Fr, Language::En),
+        "la Lettre d'information"
+    );
+    assert_eq!(
+        newsletter.label_in(Language::En, Language::En),
+        "Newsletter"
+    );
+    let who = &config.http.controller;
+    assert_eq!(who.organisation.as_deref(), Some("Example Ltd"));
+    assert_eq!(who.contact.as_deref(), Some("dpo@example.com"));
+    assert!(who.privacy_url.is_some() && who.logo.is_none());
     let prospecting = config.campaign("prospecting").expect("prospecting");
     assert_eq!((prospecting.policy, prospecting.order), (Policy::OptOut, 2));
     let invoices = config.campaign("invoices").expect("invoices");

@@ -418,7 +418,7 @@ fn bounce(cfg: &Config, job: &Job, outcome: &AttemptOutcome, now: i64) -> NewMes
         helo: cfg.smtp.hostname.clone(),
         auth_user: None,
         campaign: String::new(),
-        header_message_id: None,
+        header_message_id: crate::mail::header::message_id(&body),
         body,
         received_at: now,
         recipients: vec![RecipientDecision {

@@ -130,6 +130,13 @@ pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The message's `Message-ID` as written (the first one, trimmed, its
+/// angle brackets kept): what the store keeps, so the message is found by
+/// it (`consent-relay log --message-id`, the console's trace).
+pub fn message_id(raw: &[u8]) -> Option<String> {
+    header_values(raw, "Message-ID").into_iter().next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,9 @@
 //! <erin@example.net>: Recipient address rejected"), and that reply is
 //! stored, listed by `consent-relay queue` and logged. The rest of the
 //! reply stays: it is the operator's diagnostic.
+//!
+//! And showing a person which address a page is about without spelling it
+//! out to whoever holds the link: [`partial`] (`a•••@example.net`).
 
 use std::borrow::Cow;
 
@@ -43,6 +46,15 @@ pub fn mask_address<'a>(text: &'a str, address: &str) -> Cow<'a, str> {
     }
     out.push_str(&text[copied..]);
     Cow::Owned(out)
+}
+
+/// What a page shows of `address`: the first character of its local part,
+/// `•••` (whatever the length of the rest), then `@` and the domain.
+/// Quotes around a local part are not characters of it.
+pub fn partial(address: &str) -> String {
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    let first = local.trim_start_matches('"').chars().next().unwrap_or('•');
+    format!("{first}•••@{domain}")
 }
 
 /// The length in bytes of the prefix of `text` that is `address` but for
@@ -86,6 +98,16 @@ mod tests {
             mask_address("550 <zoé@exämple.net>", "<ZOÉ@EXÄMPLE.NET>"),
             "550 <recipient>"
         );
+    }
+
+    #[test]
+    fn a_page_shows_the_first_character_and_the_domain() {
+        assert_eq!(partial("ann@example.net"), "a•••@example.net");
+        assert_eq!(partial("a@example.net"), "a•••@example.net");
+        assert_eq!(partial("zoé.x@exämple.net"), "z•••@exämple.net");
+        assert_eq!(partial("Élodie@example.net"), "É•••@example.net");
+        assert_eq!(partial("\"a b\"@example.net"), "a•••@example.net");
+        assert_eq!(partial("x@[192.0.2.1]"), "x•••@[192.0.2.1]");
     }
 
     #[test]

@@ -43,18 +43,15 @@ pub fn message(
     let base = config.http.public_url.as_str().trim_end_matches('/');
     let url = format!("{base}/o/{token}");
     let lang = campaign.language.unwrap_or(config.texts.default_language);
+    let label = campaign.label_in(lang, config.texts.default_language);
     let fill = |key: &str| {
-        config
-            .texts
-            .get(lang, key)
-            .replace("{label}", &campaign.label)
-            .replace("{url}", &url)
+        crate::texts::with_label(lang, config.texts.get(lang, key), label).replace("{url}", &url)
     };
     let id = ulid::Ulid::generate().to_string();
     let host = &config.smtp.hostname;
     let body = mail(
         config,
-        Some(&campaign.label),
+        Some(&crate::texts::label_alone(lang, label)),
         address,
         lang,
         (&fill("optin_mail_subject"), &fill("optin_mail_text")),
@@ -70,7 +67,7 @@ pub fn message(
         helo: host.clone(),
         auth_user: None,
         campaign: campaign.id.clone(),
-        header_message_id: None,
+        header_message_id: crate::mail::header::message_id(&body),
         body,
         received_at: now,
         recipients: vec![RecipientDecision {

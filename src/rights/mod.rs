@@ -18,8 +18,9 @@ use crate::consent::identity::Identity;
 use crate::consent::policy::{Outcome, Reason};
 use crate::consent::subject;
 use crate::store::{
-    Actor, AuditAction, AuditEntry, ConsentEvent, DecisionRow, DeliveryRow, Erasure, ErasureReport,
-    MessageKind, NewMessage, RecipientDecision, Store, StoreError, SubjectRecord, Suppression,
+    Actor, AuditAction, AuditEntry, ConsentEvent, DecisionRow, DeliveryRow, DeliveryStatus,
+    Erasure, ErasureReport, MessageKind, NewMessage, RecipientDecision, Store, StoreError,
+    SubjectRecord, Suppression,
 };
 use crate::texts::Language;
 
@@ -141,7 +142,7 @@ fn erasure_notice(config: &Config, to: &Identity, lang: Language, now: i64) -> O
         helo: config.smtp.hostname.clone(),
         auth_user: None,
         campaign: String::new(),
-        header_message_id: None,
+        header_message_id: crate::mail::header::message_id(&body),
         body,
         received_at: now,
         recipients: vec![RecipientDecision {
@@ -287,19 +288,30 @@ pub fn event(e: &ConsentEvent) -> Value {
     })
 }
 
-/// A row of the decision log.
+/// A row of the decision log: `kind` says what the message was (`relay`
+/// for the CRM's mail, `confirmation`, `erasure-notice`, `dsn` for the
+/// relay's own), `message_id` its `Message-ID` header.
 pub fn decision(d: &DecisionRow) -> Value {
     json!({
-        "id": d.id, "at": time(d.at), "queue_id": d.message_id, "recipient": d.recipient,
+        "id": d.id, "at": time(d.at), "queue_id": d.message_id, "kind": d.kind,
+        "message_id": d.header_message_id, "recipient": d.recipient,
         "campaign": d.campaign, "outcome": d.outcome, "reason": d.reason,
         "consent_event": d.event_id, "stage": d.stage,
     })
 }
 
-fn delivery(d: &DeliveryRow) -> Value {
+/// A copy, with each attempt upstream and its reply; `next_attempt` while
+/// it waits for one.
+pub fn delivery(d: &DeliveryRow) -> Value {
+    let waiting = matches!(d.status, DeliveryStatus::Queued | DeliveryStatus::Deferred);
     json!({
-        "id": d.id, "queue_id": d.message_id, "campaign": d.campaign, "sent_to": d.sent_to, "status": d.status,
-        "attempts": d.attempts, "last_reply": d.last_reply,
+        "id": d.id, "queue_id": d.message_id, "kind": d.kind, "message_id": d.header_message_id,
+        "campaign": d.campaign, "sent_to": d.sent_to, "status": d.status,
+        "attempts": d.attempts, "next_attempt": waiting.then(|| time(d.next_attempt_at)),
+        "last_reply": d.last_reply,
+        "attempt_log": d.attempt_log.iter().map(|a| json!({
+            "at": time(a.at), "status": a.status, "reply": a.reply,
+        })).collect::<Vec<_>>(),
         "created_at": time(d.created_at), "updated_at": time(d.updated_at),
     })
 }

@@ -90,7 +90,9 @@ pub fn register(config: &Config) -> Register {
             let (legal_basis, article) = basis(c.policy);
             Activity {
                 id: c.id.clone(),
-                purpose: c.label.clone(),
+                purpose: c
+                    .label_in(config.texts.default_language, config.texts.default_language)
+                    .to_owned(),
                 policy: Some(policy_name(c)),
                 state: Some(state_name(c.state).into()),
                 legal_basis: legal_basis.into(),

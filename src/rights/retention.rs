@@ -1,8 +1,9 @@
 //! `[retention]`: how long the relay keeps what it stored, and the purge
 //! that enforces it. Message bodies go `message_bodies` after the last
 //! delivery of their message ended (sent, failed, suppressed-late);
-//! decision and final delivery rows go after `decisions`, with messages left
-//! with no rows. Consent events are proof and stay until erasure.
+//! decision and final delivery rows (each with its attempts) go after
+//! `decisions`, with messages left with no rows. Consent events are proof
+//! and stay until erasure.
 //!
 //! The purge runs in bounded batches (one store transaction each), at the
 //! start of `serve` and then every `purge_interval`, and on demand with

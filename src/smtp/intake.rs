@@ -267,9 +267,7 @@ impl Intake {
     ) -> NewMessage {
         let mut body = received_header(&self.config, envelope, queue_id, now).into_bytes();
         body.extend_from_slice(raw);
-        let header_message_id = crate::mail::header::header_values(raw, "Message-ID")
-            .into_iter()
-            .next();
+        let header_message_id = crate::mail::header::message_id(raw);
         NewMessage {
             id: queue_id.to_owned(),
             kind: MessageKind::Relay,

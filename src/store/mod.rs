@@ -11,7 +11,9 @@
 //! - `sqlite/`, `postgres/`: opening the database, how a write's
 //!   transaction runs (SQLite's group-commit writer, PostgreSQL's pool),
 //!   and their side of `Conn` (binding, locks, leases, multi-row inserts);
-//! - `rows.rs`: stored rows to these types, the same for both.
+//! - `rows.rs`: stored rows to these types, the same for both;
+//! - `guard.rs`, `feedback.rs`, `trace.rs`: the types and methods of what
+//!   comes back (pauses, suppressions, reports) and of the message trace.
 //!
 //! Knows nothing of SMTP or HTML.
 
@@ -105,11 +107,12 @@ fn keyed_answer(k: &KeyedConsent, event: &ConsentEvent) -> Result<String, StoreE
         .map_err(|_| StoreError::FollowUp("making the stored answer panicked".into()))
 }
 
-/// What kind of message a queue entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// What kind of message a queue entry is. Stored (and `Display`ed) by
+/// its wire name; shown to people (the log, the API, exports, JSON) by
+/// [`MessageKind::shown`], which says what the relay's own mail is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
-    /// Mail from a client, relayed after the consent decision.
+    /// Mail from a client (the CRM), relayed after the consent decision.
     Relay,
     /// A delivery status notification the relay wrote to a sender.
     Dsn,
@@ -123,6 +126,26 @@ pub enum MessageKind {
 crate::consent::wire_names!(MessageKind {
     Relay => "relay", Dsn => "dsn", Notice => "notice", ErasureNotice => "erasure-notice",
 });
+
+impl MessageKind {
+    /// The name people read: `relay` (the CRM's mail), `confirmation`
+    /// (the relay's double opt-in mail, stored as `notice`: a decision
+    /// row of it says `deliver pending-confirmation` for the campaign it
+    /// asks about, which is not that campaign's mail), `erasure-notice`,
+    /// `dsn`.
+    pub fn shown(self) -> &'static str {
+        match self {
+            MessageKind::Notice => "confirmation",
+            other => other.as_str(),
+        }
+    }
+}
+
+impl serde::Serialize for MessageKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.shown())
+    }
+}
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -315,7 +338,13 @@ pub struct KnownRecipient {
 pub struct DecisionRow {
     pub id: i64,
     pub at: i64,
+    /// The queue id of the message decided.
     pub message_id: String,
+    /// What the message is: the CRM's mail, or the relay's own
+    /// (confirmation, erasure notice, DSN).
+    pub kind: MessageKind,
+    /// The message's `Message-ID` header as written (`<...>`), if it had one.
+    pub header_message_id: Option<String>,
     pub recipient: String,
     pub campaign: String,
     pub outcome: Outcome,
@@ -324,13 +353,24 @@ pub struct DecisionRow {
     pub stage: String,
 }
 
+/// Which rows of the decision log to read, and in which order.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionFilter {
     pub recipient: Option<String>,
     pub campaign: Option<String>,
+    /// Rows of this message (its queue id).
+    pub queue_id: Option<String>,
+    /// Rows of the messages whose `Message-ID` header is this one, given
+    /// without its angle brackets (`mail::ids::message_id`); a header
+    /// stored with or without them matches.
+    pub message_id: Option<String>,
     pub since: Option<i64>,
-    /// Rows after this id (pagination).
+    /// Rows after this id (pagination, oldest first).
     pub after_id: Option<i64>,
+    /// Rows before this id (pagination, newest first).
+    pub before_id: Option<i64>,
+    /// The newest `limit` rows, newest first (default: the oldest, oldest first).
+    pub newest_first: bool,
     pub limit: i64,
 }
 
@@ -361,19 +401,37 @@ pub struct SubjectInfo {
     pub created_at: i64,
 }
 
-/// A delivery to one address, for access requests.
+/// A delivery (one recipient's copy), for access requests and the trace.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeliveryRow {
     pub id: i64,
+    /// The queue id of its message.
     pub message_id: String,
+    pub kind: MessageKind,
+    /// The message's `Message-ID` header as written, if it had one.
+    pub header_message_id: Option<String>,
     pub campaign: String,
     /// The address the copy goes (or went) to, as the client wrote it.
     pub sent_to: String,
     pub status: DeliveryStatus,
     pub attempts: i64,
+    /// When it is tried next (queued, deferred), or when it ended.
+    pub next_attempt_at: i64,
     pub last_reply: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Every attempt upstream, oldest first.
+    pub attempt_log: Vec<DeliveryAttempt>,
+}
+
+/// One attempt of a copy upstream, as recorded with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryAttempt {
+    pub at: i64,
+    /// The outcome it was recorded with (`sent`, `deferred`, `failed`).
+    pub status: DeliveryStatus,
+    /// The upstream's reply, the recipient's address masked.
+    pub reply: String,
 }
 
 /// Everything the store holds about one address (access and portability).
@@ -520,8 +578,8 @@ pub struct PurgeCutoffs {
     /// Bodies of messages whose deliveries all reached a final outcome
     /// (sent, failed, suppressed-late) before this are set to NULL.
     pub message_bodies: i64,
-    /// Decision rows, and final delivery rows, older than this are deleted,
-    /// with the messages left with no rows.
+    /// Decision rows, and final delivery rows (with their attempts), older
+    /// than this are deleted, with the messages left with no rows.
     pub decisions: i64,
 }
 
@@ -630,6 +688,7 @@ mod guard;
 mod overview;
 mod queue;
 mod sessions;
+mod trace;
 pub use audit::{Actor, AuditAction, AuditEntry, AuditFilter, AuditRow, Via};
 pub use guard::{
     ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
@@ -640,6 +699,7 @@ pub use overview::{
 };
 pub use queue::{QueueAction, QueueChange, QueueError};
 pub use sessions::{OperatorSession, SessionRules, TOUCH_EVERY_MS};
+pub use trace::{MessageTrace, TRACE_MAX};
 
 impl Store {
     /// Opens the store named by `[store] url` and brings its schema up to date.

@@ -66,7 +66,14 @@ pub(super) fn state_from(status: &str, since: i64, event_id: i64) -> Result<Stat
     })
 }
 
-/// `id, at, message_id, recipient, campaign, outcome, reason, event_id, stage`
+/// The decision rows with their messages' kind and `Message-ID`, as
+/// [`decision_from_row`] reads them (`d` the decisions, `m` the messages);
+/// the caller adds `WHERE`, `ORDER BY`.
+pub(super) const DECISIONS_SELECT: &str = "SELECT d.id, d.at, d.message_id, d.recipient, d.campaign, d.outcome, \
+     d.reason, d.event_id, d.stage, m.kind, m.header_message_id \
+     FROM decisions d JOIN messages m ON m.id = d.message_id";
+
+/// A row of [`DECISIONS_SELECT`].
 pub(super) fn decision_from_row(r: &impl Cols) -> Result<DecisionRow, StoreError> {
     Ok(DecisionRow {
         id: r.int(0)?,
@@ -78,6 +85,8 @@ pub(super) fn decision_from_row(r: &impl Cols) -> Result<DecisionRow, StoreError
         reason: parsed(r.text(6)?, "decisions.reason")?,
         event_id: r.opt_int(7)?,
         stage: r.text(8)?,
+        kind: parsed(r.text(9)?, "messages.kind")?,
+        header_message_id: r.opt_text(10)?,
     })
 }
 
@@ -108,19 +117,44 @@ pub(super) fn state_from_row(r: &impl Cols) -> Result<StateRow, StoreError> {
     })
 }
 
-/// `id, message_id, campaign, status, attempts, last_reply, created_at, updated_at`
+/// The delivery rows with their messages' columns, as
+/// [`delivery_from_row`] reads them (`d` the deliveries, `m` the
+/// messages); the caller adds `WHERE`, `ORDER BY`.
+pub(super) const DELIVERIES_SELECT: &str = "SELECT d.id, d.message_id, m.kind, m.header_message_id, m.campaign, \
+     COALESCE(d.rcpt_to, d.recipient), d.status, d.attempts, d.next_attempt_at, d.last_reply, d.created_at, d.updated_at \
+     FROM deliveries d JOIN messages m ON m.id = d.message_id";
+
+/// A row of [`DELIVERIES_SELECT`], its attempts not read yet
+/// (`ops::trace::attach_attempts`).
 pub(super) fn delivery_from_row(r: &impl Cols) -> Result<DeliveryRow, StoreError> {
     Ok(DeliveryRow {
         id: r.int(0)?,
         message_id: r.text(1)?,
-        campaign: r.text(2)?,
-        status: parsed(r.text(3)?, "deliveries.status")?,
-        attempts: r.int(4)?,
-        last_reply: r.opt_text(5)?,
-        created_at: r.int(6)?,
-        updated_at: r.int(7)?,
-        sent_to: r.text(8)?,
+        kind: parsed(r.text(2)?, "messages.kind")?,
+        header_message_id: r.opt_text(3)?,
+        campaign: r.text(4)?,
+        sent_to: r.text(5)?,
+        status: parsed(r.text(6)?, "deliveries.status")?,
+        attempts: r.int(7)?,
+        next_attempt_at: r.int(8)?,
+        last_reply: r.opt_text(9)?,
+        created_at: r.int(10)?,
+        updated_at: r.int(11)?,
+        attempt_log: Vec::new(),
     })
+}
+
+/// `delivery_id, at, status, reply` of `delivery_attempts`: the delivery
+/// and its attempt.
+pub(super) fn attempt_from_row(r: &impl Cols) -> Result<(i64, DeliveryAttempt), StoreError> {
+    Ok((
+        r.int(0)?,
+        DeliveryAttempt {
+            at: r.int(1)?,
+            status: parsed(r.text(2)?, "delivery_attempts.status")?,
+            reply: r.text(3)?,
+        },
+    ))
 }
 
 /// `id, kind, campaign, received_at, body, other_recipients`

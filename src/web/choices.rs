@@ -113,6 +113,17 @@ pub(super) fn already_withdrawn(states: &[StateRow], target: &str) -> bool {
             .all(|s| (current.since, current.event_id) > (s.since, s.event_id))
 }
 
+/// Whether undoing an unsubscription from `campaign` (`None`: from all)
+/// would change nothing: "unsubscribe from all" is not in force, or the
+/// campaign's next message would be delivered already.
+pub(super) fn undone(campaign: Option<&Campaign>, states: &[StateRow], now: i64) -> bool {
+    let all = state_of(states, ALL_CAMPAIGNS);
+    match campaign {
+        None => all.is_none_or(|s| s.status != Status::Withdrawn),
+        Some(c) => delivered(c, states, all, now),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +220,24 @@ mod tests {
             run(&states, &["offers"], true),
             [ch("offers", Action::Grant)]
         );
+    }
+
+    #[test]
+    fn an_undo_is_recorded_only_when_it_changes_something() {
+        let news = campaign("news", Policy::OptIn);
+        let offers = campaign("offers", Policy::OptOut);
+        let w = |c: &str, at: i64| row(c, Status::Withdrawn, at, at);
+        let g = |c: &str, at: i64| row(c, Status::Granted, at, at);
+        assert!(!undone(Some(&news), &[w("news", 10)], NOW));
+        assert!(undone(Some(&news), &[g("news", 10)], NOW));
+        assert!(!undone(Some(&news), &[], NOW));
+        assert!(undone(Some(&offers), &[], NOW));
+        assert!(!undone(Some(&offers), &[w("offers", 10)], NOW));
+        // Granted, but "unsubscribe from all" came later: not delivered.
+        assert!(!undone(Some(&news), &[g("news", 10), w("*", 20)], NOW));
+        assert!(!undone(None, &[g("news", 10), w("*", 20)], NOW));
+        assert!(undone(None, &[g("news", 10)], NOW));
+        assert!(undone(None, &[w("news", 10), g("*", 20)], NOW));
     }
 
     #[test]

@@ -4,35 +4,49 @@
 //! Plain HTML5 that works without JavaScript, with no external assets (the
 //! CSP forbids them): one inline stylesheet, a viewport for phones, `lang`
 //! on the document, a `<label for>` for every checkbox, fieldsets with
-//! legends, and a visible focus ring.
+//! legends, and a visible focus ring. Around each page's content, what
+//! every page says (who is asking, which address): [`super::frame`].
 
 use std::fmt::Write as _;
 
-use crate::texts::{Language, Texts};
+use crate::config::Controller;
+use crate::texts::{self, Language, Texts};
 
 use super::error::ErrorText;
+use super::frame::{self, heading};
 
 /// Escapes text for HTML content and double-quoted attribute values.
 pub fn escape(text: &str) -> String {
     crate::rewrite::html_escape(text)
 }
 
-/// The words of one page, in one language.
+/// The words of one page, in one language, and what every page says
+/// around them.
 #[derive(Clone, Copy)]
 pub struct Words<'a> {
     pub texts: &'a Texts,
     pub lang: Language,
+    /// Who is asking (`[http] organisation`, ...).
+    pub controller: &'a Controller,
+    /// The address the page is about, masked; `None` on a page that knows
+    /// no subject (an error).
+    pub address: Option<&'a str>,
 }
 
 impl Words<'_> {
     /// The text for `key`, escaped.
-    fn get(&self, key: &str) -> String {
+    pub(super) fn get(&self, key: &str) -> String {
         escape(self.texts.get(self.lang, key))
     }
 
-    /// The text for `key`, escaped, with `{label}` replaced by the escaped label.
+    /// The text for `key` with `{label}` filled in (in French with `de`
+    /// agreeing: [`texts::with_label`]), escaped.
     fn with_label(&self, key: &str, label: &str) -> String {
-        self.get(key).replace("{label}", &escape(label))
+        escape(&texts::with_label(
+            self.lang,
+            self.texts.get(self.lang, key),
+            label,
+        ))
     }
 }
 
@@ -63,9 +77,17 @@ button:hover{background:#0842a0;border-color:#0842a0}\
 .notice{background:#e8f5ed;border:1px solid #1e7e46;border-left-width:6px;border-radius:8px;\
 padding:.75rem 1rem;margin:0 0 1.25rem}\
 .problem h1{color:#a4161a}\
+.about{color:#4b5563;font-size:.9375rem;overflow-wrap:anywhere}\
+.logo{margin:0 0 1.25rem}.logo img{display:block;max-width:100%;max-height:4rem;height:auto}\
+.undo{margin-top:1.75rem}\
+button.secondary{color:#0b57d0;background:#fff}\
+button.secondary:hover{color:#fff}\
+footer{border-top:1px solid #d3d8df;margin-top:1.5rem;padding-top:1rem;color:#4b5563;font-size:.9375rem}\
+footer p{margin:0 0 .5rem;overflow-wrap:anywhere}\
 @media (prefers-reduced-motion:no-preference){a,button{transition:background-color .15s}}";
 
-/// A whole document around `body` (already HTML).
+/// A whole document around `body` (already HTML), with the logo above it
+/// and the footer below.
 fn document(w: Words<'_>, title: &str, class: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -73,8 +95,10 @@ fn document(w: Words<'_>, title: &str, class: &str, body: &str) -> String {
          <meta name=\"robots\" content=\"noindex, nofollow\">\n\
          <meta name=\"referrer\" content=\"no-referrer\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n\
-         <body>\n<main class=\"{class}\">\n{body}</main>\n</body>\n</html>\n",
+         <body>\n<main class=\"{class}\">\n{logo}{body}{footer}</main>\n</body>\n</html>\n",
         lang = w.lang.code(),
+        logo = frame::logo(w),
+        footer = frame::footer(w),
     )
 }
 
@@ -84,6 +108,17 @@ fn button_form(field: &str, label: &str) -> String {
     format!(
         "<form method=\"post\">\n<input type=\"hidden\" name=\"{field}\" value=\"1\">\n\
          <p class=\"actions\"><button type=\"submit\">{label}</button></p>\n</form>\n"
+    )
+}
+
+/// The "unsubscribed" page's second thought: a question and a button that
+/// POSTs `undo` back to the page's URL.
+fn undo_form(w: Words<'_>) -> String {
+    format!(
+        "<form method=\"post\" class=\"undo\">\n<input type=\"hidden\" name=\"undo\" value=\"1\">\n\
+         <p>{}</p>\n<p class=\"actions\"><button type=\"submit\" class=\"secondary\">{}</button></p>\n</form>\n",
+        w.get("page_undo_question"),
+        w.get("page_undo_button"),
     )
 }
 
@@ -114,8 +149,8 @@ impl Target<'_> {
 pub fn unsubscribe_form(w: Words<'_>, target: &Target<'_>, preferences: &str) -> String {
     let label = target.label(w);
     let mut body = format!(
-        "<h1>{}</h1>\n<p>{}</p>\n",
-        w.with_label("page_unsubscribe_question", &label),
+        "{}<p>{}</p>\n",
+        heading(w, &w.with_label("page_unsubscribe_question", &label)),
         w.get("page_unsubscribe_explain"),
     );
     if matches!(target, Target::All) {
@@ -126,26 +161,39 @@ pub fn unsubscribe_form(w: Words<'_>, target: &Target<'_>, preferences: &str) ->
     document(w, &w.get("page_unsubscribe_title"), "", &body)
 }
 
-/// After `POST /u/{token}`.
+/// After `POST /u/{token}`: done, and a button to undo it.
 pub fn unsubscribe_done(w: Words<'_>, target: &Target<'_>, preferences: &str) -> String {
     let label = target.label(w);
     let mut body = format!(
-        "<h1>{}</h1>\n<p>{}</p>\n",
-        w.with_label("page_unsubscribe_done", &label),
+        "{}<p>{}</p>\n",
+        heading(w, &w.with_label("page_unsubscribe_done", &label)),
         w.get("page_unsubscribe_done_detail"),
     );
     if matches!(target, Target::All) {
         let _ = writeln!(body, "<p>{}</p>", w.get("page_all_messages_note"));
     }
     body.push_str(&preferences_link(w, preferences));
+    body.push_str(&undo_form(w));
+    document(w, &w.get("page_unsubscribe_title"), "", &body)
+}
+
+/// After the "unsubscribed" page's undo button.
+pub fn undo_done(w: Words<'_>, target: &Target<'_>, preferences: &str) -> String {
+    let label = target.label(w);
+    let body = format!(
+        "{}<p>{}</p>\n{}",
+        heading(w, &w.with_label("page_undo_done", &label)),
+        w.get("page_undo_done_detail"),
+        preferences_link(w, preferences),
+    );
     document(w, &w.get("page_unsubscribe_title"), "", &body)
 }
 
 /// An unsubscribe or opt-in link for a mandatory campaign: nothing to change.
 pub fn mandatory(w: Words<'_>, title_key: &str, label: &str, preferences: &str) -> String {
     let body = format!(
-        "<h1>{}</h1>\n<p>{}</p>\n{}",
-        w.get(title_key),
+        "{}<p>{}</p>\n{}",
+        heading(w, &w.get(title_key)),
         w.with_label("page_mandatory_unsubscribe", label),
         preferences_link(w, preferences),
     );
@@ -165,7 +213,7 @@ pub struct Choice<'a> {
 /// `GET` and `POST /p/{token}`.
 pub fn preferences(w: Words<'_>, choices: &[Choice<'_>], all: bool, saved: bool) -> String {
     let title = w.get("page_preferences_title");
-    let mut body = format!("<h1>{title}</h1>\n");
+    let mut body = heading(w, &title);
     if saved {
         let _ = writeln!(
             body,
@@ -220,8 +268,8 @@ pub fn preferences(w: Words<'_>, choices: &[Choice<'_>], all: bool, saved: bool)
 /// `GET /o/{token}`: the confirmation button.
 pub fn optin_form(w: Words<'_>, label: &str, preferences: &str) -> String {
     let body = format!(
-        "<h1>{}</h1>\n{}{}",
-        w.with_label("page_optin_question", label),
+        "{}{}{}",
+        heading(w, &w.with_label("page_optin_question", label)),
         button_form("confirm", &w.get("page_optin_button")),
         preferences_link(w, preferences),
     );
@@ -231,8 +279,8 @@ pub fn optin_form(w: Words<'_>, label: &str, preferences: &str) -> String {
 /// After `POST /o/{token}`.
 pub fn optin_done(w: Words<'_>, label: &str, preferences: &str) -> String {
     let body = format!(
-        "<h1>{}</h1>\n{}",
-        w.with_label("page_optin_done", label),
+        "{}{}",
+        heading(w, &w.with_label("page_optin_done", label)),
         preferences_link(w, preferences),
     );
     document(w, &w.get("page_optin_title"), "", &body)
@@ -269,9 +317,12 @@ mod tests {
             "<b>Receive</b> {label}?".to_owned(),
         );
         let texts = Texts::new(Language::En, o);
+        let who = Controller::default();
         let w = Words {
             texts: &texts,
             lang: Language::En,
+            controller: &who,
+            address: None,
         };
         let page = optin_form(w, "<script>alert(1)</script>", "../p/k1.\"x");
         assert!(page.contains(
@@ -285,9 +336,12 @@ mod tests {
     #[test]
     fn preference_page_marks_ticks_and_locks() {
         let texts = Texts::default();
+        let who = Controller::default();
         let w = Words {
             texts: &texts,
             lang: Language::Fr,
+            controller: &who,
+            address: None,
         };
         let choices = [
             Choice {

@@ -13,6 +13,7 @@ mod choices;
 mod console;
 mod error;
 mod form;
+mod frame;
 mod html;
 mod limit;
 mod origin;
@@ -209,11 +210,15 @@ fn html_page(status: StatusCode, lang: Language, body: String) -> Response {
         .into_response()
 }
 
+/// Nothing but the inline stylesheet and forms back to us.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// [`CSP`] with the one image a page may show: the `[http] logo_file`,
+/// embedded as a `data:` URI (no request to anyone). Only on HTML pages,
+/// and only while a logo is configured.
+const CSP_WITH_LOGO: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
-    (
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    ),
+    (header::CONTENT_SECURITY_POLICY, CSP),
     (header::X_FRAME_OPTIONS, "DENY"),
     (header::REFERRER_POLICY, "no-referrer"),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -251,14 +256,27 @@ async fn finish(State(web): State<WebState>, req: Request, next: Next) -> Respon
         let words = html::Words {
             texts: &web.config.texts,
             lang,
+            controller: &web.config.http.controller,
+            address: None,
         };
         let kept = kept_headers(&res);
         res = html_page(status, lang, html::error(words, text));
         res.headers_mut().extend(kept);
     }
+    // Read again: an error may have become a page above.
+    let is_page = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     let headers = res.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    if is_page && web.config.http.controller.logo.is_some() {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP_WITH_LOGO),
+        );
     }
     res
 }

@@ -102,3 +102,46 @@ pub async fn admin(relay: &TestRelay, method: Method, path: &str, body: Option<V
     )
     .await
 }
+
+/// The mail the decision-log tests look up, on a relay of [`start`]: three
+/// prospecting messages, to ann and bob (`<first@example.com>`), to ann and
+/// to cat (both `<second@example.com>`), then the relay's own double opt-in
+/// confirmation to dan (campaign `digest`). Their queue ids, in that order
+/// (the confirmation's last).
+pub async fn mail_to_look_up(relay: &TestRelay) -> [String; 4] {
+    use super::relay::{message_with_id, queue_id_of};
+    let mut ids = Vec::new();
+    for (rcpts, message_id) in [
+        (
+            &["ann@example.net", "bob@example.net"][..],
+            "<first@example.com>",
+        ),
+        (&["ann@example.net"][..], "<second@example.com>"),
+        (&["cat@example.net"][..], "<second@example.com>"),
+    ] {
+        let reply = relay
+            .send(rcpts, &message_with_id("prospecting", message_id, "x"))
+            .await;
+        ids.push(queue_id_of(&reply));
+    }
+    let a = admin(
+        relay,
+        Method::POST,
+        "/api/v1/consent",
+        Some(serde_json::json!({"email": "dan@example.net", "campaign": "digest", "action": "grant"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let confirmation = relay
+        .store()
+        .decisions(&consent_relay::store::DecisionFilter {
+            recipient: Some("dan@example.net".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("decisions");
+    assert_eq!(confirmation.len(), 1);
+    ids.push(confirmation[0].message_id.clone());
+    ids.try_into().expect("four queue ids")
+}

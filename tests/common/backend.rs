@@ -62,13 +62,14 @@ pub const STORE_TABLES: &[&str] = &[
     "messages",
     "decisions",
     "deliveries",
+    "delivery_attempts",
     "webhook_outbox",
     "idempotency_keys",
     "feedback_reports",
     "suppressions",
     "soft_bounces",
-    "audit_events",
     "daily_counts",
+    "audit_events",
 ];
 
 /// The PostgreSQL tables of this test's store with a live row holding

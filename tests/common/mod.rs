@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod backend;
 pub mod binary;
+pub mod browser;
 pub mod ca;
 pub mod console;
 pub mod postfix;

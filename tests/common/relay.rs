@@ -244,6 +244,21 @@ impl TestRelay {
             .expect("consent event");
     }
 
+    /// Runs the real binary with `args` on this relay's config and store,
+    /// as the user `user` (`$USER`, the CLI's actor), without blocking the
+    /// runtime the relay runs on.
+    pub async fn cli_as(&self, user: &str, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("consent-relay.toml"))
+            .current_dir(self.dir.path())
+            .env("USER", user)
+            .output()
+            .await
+            .expect("run consent-relay")
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
     }
@@ -275,6 +290,19 @@ impl TestRelay {
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("relay.db")
     }
+
+    /// Runs the real binary with `args` on this relay's config file (and
+    /// store), in its directory.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("consent-relay.toml"))
+            .current_dir(self.dir.path())
+            .output()
+            .await
+            .expect("run consent-relay")
+    }
 }
 
 /// A message tagged with a campaign, CRLF line ends.
@@ -282,6 +310,24 @@ pub fn message(campaign: &str, body: &str) -> String {
     format!(
         "From: CRM <crm@example.com>\r\nTo: list@example.net\r\nSubject: News\r\nMessage-ID: <m1@example.com>\r\nX-Campaign: {campaign}\r\n\r\n{body}\r\n"
     )
+}
+
+/// [`message`] with this `Message-ID` header value instead of `<m1@example.com>`.
+pub fn message_with_id(campaign: &str, message_id: &str, body: &str) -> String {
+    message(campaign, body).replace(
+        "Message-ID: <m1@example.com>",
+        &format!("Message-ID: {message_id}"),
+    )
+}
+
+/// The queue id of a `250 2.0.0 queued as ID (...)` reply.
+pub fn queue_id_of(reply: &str) -> String {
+    assert!(reply.starts_with("250 2.0.0 queued as "), "{reply}");
+    reply
+        .split_whitespace()
+        .nth(4)
+        .expect("a queue id")
+        .to_owned()
 }
 
 /// A raw SMTP client over any stream (TCP, or TLS after STARTTLS): writes

@@ -1,5 +1,6 @@
 //! End to end: consent decisions per policy, over real SMTP to a relay with
-//! a real SQLite file, delivering to a real SMTP sink.
+//! a real SQLite file, delivering to a real SMTP sink; and `consent-relay
+//! log` (the real binary) finding them again.
 
 use std::time::Duration;
 
@@ -387,3 +388,139 @@ async fn erased_address_is_suppressed_by_its_hash() {
     assert!(r.contains("(0 delivered, 1 suppressed)"), "{r}");
 }
 both_stores!(erased_address_is_suppressed_by_its_hash);
+
+/// Rows of `consent-relay log --json`, the command having succeeded.
+fn log_rows(o: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("log --json")
+}
+
+/// `field` of each row.
+fn each<'a>(rows: &'a [serde_json::Value], field: &str) -> Vec<&'a str> {
+    rows.iter()
+        .map(|r| r[field].as_str().unwrap_or_else(|| panic!("{field}: {r}")))
+        .collect()
+}
+
+/// `consent-relay log` finds the mail a person quotes (by the queue id of
+/// the 250 reply, or by its Message-ID, brackets or not), says what kind
+/// each message was, and shows the newest rows, saying when older ones
+/// match too; bad values are refused with a message.
+async fn log_finds_mail_by_queue_id_or_message_id_newest_rows_first() {
+    let sink = Sink::start().await;
+    let relay = common::admin::start(&sink).await;
+    let [first, second, third, confirmation] = common::admin::mail_to_look_up(&relay).await;
+
+    let rows = log_rows(
+        &relay
+            .cli(&["log", "--queue-id", &first.to_lowercase(), "--json"])
+            .await,
+    );
+    assert_eq!(
+        each(&rows, "recipient"),
+        ["ann@example.net", "bob@example.net"]
+    );
+    assert_eq!(each(&rows, "queue_id"), [first.as_str(), first.as_str()]);
+    assert_eq!(each(&rows, "kind"), ["relay", "relay"]);
+    assert_eq!(each(&rows, "message_id"), ["<first@example.com>"; 2]);
+
+    let rows = log_rows(
+        &relay
+            .cli(&["log", "--message-id", " second@example.com ", "--json"])
+            .await,
+    );
+    assert_eq!(each(&rows, "queue_id"), [second.as_str(), third.as_str()]);
+    let o = relay
+        .cli(&["log", "--message-id", "<second@example.com>"])
+        .await;
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains("kind") && lines[0].contains("message-id"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[1].contains(&second) && lines[2].contains(&third),
+        "{text}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("<second@example.com>")),
+        "{text}"
+    );
+
+    // The relay's own double opt-in mail says what it is.
+    let o = relay.cli(&["log", "--recipient", "Dan@Example.net"]).await;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.contains(&confirmation)
+            && line.contains(" confirmation ")
+            && line.contains("digest")
+            && line.contains("pending-confirmation")
+            && line.contains(".optin@relay.test>"),
+        "{text}"
+    );
+    let rows = log_rows(
+        &relay
+            .cli(&["log", "--queue-id", &confirmation, "--json"])
+            .await,
+    );
+    assert_eq!(each(&rows, "kind"), ["confirmation"]);
+
+    // The newest rows, printed oldest first; the note goes to stderr.
+    let o = relay.cli(&["log", "--limit", "2", "--json"]).await;
+    assert_eq!(
+        each(&log_rows(&o), "recipient"),
+        ["cat@example.net", "dan@example.net"]
+    );
+    let note = String::from_utf8_lossy(&o.stderr);
+    assert!(note.contains("showing the newest 2 rows"), "{note}");
+    for args in [&["log", "--json"][..], &["log", "--limit", "5", "--json"]] {
+        let o = relay.cli(args).await;
+        let rows = log_rows(&o);
+        assert_eq!(
+            each(&rows, "recipient"),
+            [
+                "ann@example.net",
+                "bob@example.net",
+                "ann@example.net",
+                "cat@example.net",
+                "dan@example.net"
+            ],
+            "{args:?}"
+        );
+        let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    for (args, says) in [
+        (
+            &["log", "--queue-id", "nope"][..],
+            "--queue-id \"nope\" is not a queue id",
+        ),
+        (
+            &["log", "--message-id", "<a@example.com"],
+            "--message-id \"<a@example.com\" opens with <",
+        ),
+        (
+            &["log", "--message-id", "  "],
+            "--message-id \"  \" is empty",
+        ),
+        (&["log", "--message-id", "a b@example.com"], "white space"),
+        (&["log", "--limit", "0"], "--limit"),
+    ] {
+        let o = relay.cli(args).await;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(says), "{args:?}: {err}");
+    }
+}
+both_stores!(log_finds_mail_by_queue_id_or_message_id_newest_rows_first);

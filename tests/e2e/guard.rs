@@ -118,18 +118,6 @@ async fn start(sink: &Sink, crm: &Crm) -> TestRelay {
 }
 
 /// The real binary with these arguments and the relay's config, as `user`.
-async fn cli(relay: &TestRelay, user: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_consent-relay"))
-        .args(args)
-        .arg("--config")
-        .arg(relay.dir.path().join("consent-relay.toml"))
-        .current_dir(relay.dir.path())
-        .env("USER", user)
-        .output()
-        .await
-        .expect("run consent-relay")
-}
-
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -146,7 +134,7 @@ fn ok(o: Output) -> String {
 }
 
 async fn json_of(relay: &TestRelay, args: &[&str]) -> Value {
-    let out = ok(cli(relay, "alice", args).await);
+    let out = ok(relay.cli_as("alice", args).await);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
@@ -175,7 +163,7 @@ async fn a_paused_campaign_holds_its_copies_until_resume() {
     let crm = Crm::start().await;
     let mut relay = start(&sink, &crm).await;
 
-    let refused = cli(&relay, "alice", &["campaign", "pause", "nope"]).await;
+    let refused = relay.cli_as("alice", &["campaign", "pause", "nope"]).await;
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -183,12 +171,12 @@ async fn a_paused_campaign_holds_its_copies_until_resume() {
         "{err}"
     );
 
-    let out = ok(cli(
-        &relay,
-        "alice",
-        &["campaign", "pause", "prospecting", "--reason", "complaints"],
-    )
-    .await);
+    let out = ok(relay
+        .cli_as(
+            "alice",
+            &["campaign", "pause", "prospecting", "--reason", "complaints"],
+        )
+        .await);
     assert!(out.contains("paused campaign prospecting"), "{out}");
     let paused = crm.wait_for("campaign-paused").await;
     assert_eq!(paused["campaign"], "prospecting");
@@ -229,7 +217,9 @@ async fn a_paused_campaign_holds_its_copies_until_resume() {
     assert_eq!(rep["paused"][0]["campaign"], "prospecting");
     assert_eq!(rep["paused"][0]["paused_by"], "alice");
 
-    let out = ok(cli(&relay, "bob", &["campaign", "resume", "prospecting"]).await);
+    let out = ok(relay
+        .cli_as("bob", &["campaign", "resume", "prospecting"])
+        .await);
     assert!(out.contains("1 held copies queued"), "{out}");
     let got = sink.wait_for(2, Duration::from_secs(10)).await;
     assert!(
@@ -246,7 +236,7 @@ async fn a_paused_campaign_holds_its_copies_until_resume() {
         })
     })
     .await;
-    let table = ok(cli(&relay, "bob", &["reputation"]).await);
+    let table = ok(relay.cli_as("bob", &["reputation"]).await);
     assert!(
         table.contains("prospecting") && table.contains("invoices"),
         "{table}"
@@ -260,13 +250,17 @@ async fn drop_held_ends_the_copies_and_the_campaign_stays_paused() {
     let sink = Sink::start().await;
     let crm = Crm::start().await;
     let mut relay = start(&sink, &crm).await;
-    ok(cli(&relay, "alice", &["campaign", "pause", "prospecting"]).await);
+    ok(relay
+        .cli_as("alice", &["campaign", "pause", "prospecting"])
+        .await);
     let reply = relay
         .send(&["pat@example.org"], &message("prospecting", "Hello"))
         .await;
     assert!(reply.starts_with("250"), "{reply}");
     assert_eq!(queued(&relay, "prospecting").await, ["held"]);
-    let out = ok(cli(&relay, "alice", &["campaign", "drop-held", "prospecting"]).await);
+    let out = ok(relay
+        .cli_as("alice", &["campaign", "drop-held", "prospecting"])
+        .await);
     assert!(
         out.contains("dropped 1 held copies") && out.contains("stays paused"),
         "{out}"
@@ -274,7 +268,9 @@ async fn drop_held_ends_the_copies_and_the_campaign_stays_paused() {
     assert!(queued(&relay, "prospecting").await.is_empty());
     let record = json_of(&relay, &["export", "pat@example.org"]).await;
     assert_eq!(record["deliveries"][0]["status"], "dropped");
-    ok(cli(&relay, "alice", &["campaign", "resume", "prospecting"]).await);
+    ok(relay
+        .cli_as("alice", &["campaign", "resume", "prospecting"])
+        .await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 0, "a dropped copy is never sent");
     relay.stop().await;
@@ -330,7 +326,9 @@ async fn suppressions_are_listed_and_removed_by_the_api_and_the_command_line() {
 
     let listed = json_of(&relay, &["suppression", "list", "--json"]).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
-    let shown = ok(cli(&relay, "alice", &["consent", "show", "ann@example.org"]).await);
+    let shown = ok(relay
+        .cli_as("alice", &["consent", "show", "ann@example.org"])
+        .await);
     assert!(
         shown.contains("suppressions:")
             && shown.contains("hard bounce 5.1.1")
@@ -378,37 +376,36 @@ async fn suppressions_are_listed_and_removed_by_the_api_and_the_command_line() {
     assert_eq!(notice["email"], "ann@example.org");
     assert_eq!(notice["removed_reason"], "the person wrote in");
 
-    let refused = cli(
-        &relay,
-        "alice",
-        &["suppression", "remove", "ben@example.org"],
-    )
-    .await;
+    let refused = relay
+        .cli_as("alice", &["suppression", "remove", "ben@example.org"])
+        .await;
     assert!(!refused.status.success(), "--reason is required");
-    let out = ok(cli(
-        &relay,
-        "alice",
-        &[
-            "suppression",
-            "remove",
-            "ben@example.org",
-            "--reason",
-            "fixed",
-        ],
-    )
-    .await);
+    let out = ok(relay
+        .cli_as(
+            "alice",
+            &[
+                "suppression",
+                "remove",
+                "ben@example.org",
+                "--reason",
+                "fixed",
+            ],
+        )
+        .await);
     assert!(
         out.contains("removed 1 suppression(s)") && out.contains("by alice"),
         "{out}"
     );
-    let none = cli(
-        &relay,
-        "alice",
-        &["suppression", "remove", "ben@example.org", "--reason", "x"],
-    )
-    .await;
+    let none = relay
+        .cli_as(
+            "alice",
+            &["suppression", "remove", "ben@example.org", "--reason", "x"],
+        )
+        .await;
     assert!(!none.status.success());
-    let shown = ok(cli(&relay, "alice", &["consent", "show", "ben@example.org"]).await);
+    let shown = ok(relay
+        .cli_as("alice", &["consent", "show", "ben@example.org"])
+        .await);
     assert!(
         shown.contains("removed") && shown.contains("by alice (fixed)"),
         "{shown}"
@@ -419,6 +416,27 @@ async fn suppressions_are_listed_and_removed_by_the_api_and_the_command_line() {
         crm.of_type("suppression-removed").len() == 2
     })
     .await;
+    // The audit trail names who removed each, and through which door.
+    let trail = relay
+        .store()
+        .audit(&consent_relay::store::AuditFilter {
+            action: Some(consent_relay::store::AuditAction::SuppressionRemove),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let who: Vec<(&str, &str, Option<&str>)> = trail
+        .iter()
+        .map(|r| (r.actor.as_str(), r.via.as_str(), r.detail.as_deref()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("alice", "cli", Some("fixed")),
+            ("admin", "api", Some("the person wrote in"))
+        ]
+    );
     relay.stop().await;
 }
 both_stores!(suppressions_are_listed_and_removed_by_the_api_and_the_command_line);
@@ -452,12 +470,12 @@ async fn what_comes_back_reaches_the_crm_and_an_operator_undoes_it() {
         next_mail(&relay, ann, "prospecting").await,
         pair("suppress", "bounced")
     );
-    ok(cli(
-        &relay,
-        "alice",
-        &["suppression", "remove", ann, "--reason", "new mailbox"],
-    )
-    .await);
+    ok(relay
+        .cli_as(
+            "alice",
+            &["suppression", "remove", ann, "--reason", "new mailbox"],
+        )
+        .await);
     assert_eq!(
         next_mail(&relay, ann, "prospecting").await,
         pair("deliver", "not-objected")

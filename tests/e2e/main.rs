@@ -14,6 +14,7 @@
 mod common;
 
 mod api;
+mod audit;
 mod binary;
 mod bounces;
 mod console;

@@ -6,7 +6,7 @@
 //! suppressed as `erased`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::both_stores;
@@ -21,19 +21,7 @@ use sqlx::{Connection, Row};
 /// An event's action and its proof: ip, user agent, evidence.
 type EventProof = (String, Option<String>, Option<String>, Option<String>);
 
-const BIN: &str = env!("CARGO_BIN_EXE_consent-relay");
 const CAROL: &str = "carol@example.com";
-
-async fn cli(relay: &TestRelay, args: &[&str]) -> Output {
-    tokio::process::Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(relay.dir.path().join("consent-relay.toml"))
-        .current_dir(relay.dir.path())
-        .output()
-        .await
-        .expect("run consent-relay")
-}
 
 /// A newsletter message that names its recipient in `To:`.
 fn to_carol(body: &str) -> String {
@@ -127,7 +115,7 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.body["events"][0]["ip"], "192.0.2.7");
     assert_eq!(a.body["deliveries"].as_array().unwrap().len(), 2);
-    let out = cli(&relay, &["export", CAROL]).await;
+    let out = relay.cli(&["export", CAROL]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -173,12 +161,12 @@ async fn erasure_leaves_only_a_hashed_suppression() {
     )
     .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
-    let out = cli(&relay, &["export", CAROL]).await;
+    let out = relay.cli(&["export", CAROL]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("nothing is held about carol@example.com")
     );
-    let out = cli(&relay, &["erase", CAROL]).await;
+    let out = relay.cli(&["erase", CAROL]).await;
     assert_eq!(out.status.code(), Some(1));
 
     // The copy that was waiting is never sent; every row names the hash.
@@ -296,7 +284,7 @@ async fn suppressed_only_address_can_be_exported_and_erased() {
     assert_eq!(a.body["decisions"][0]["reason"], "no-consent");
     assert_eq!(a.body["events"], json!([]));
 
-    let out = cli(&relay, &["erase", "Dave@Example.com"]).await;
+    let out = relay.cli(&["erase", "Dave@Example.com"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -447,7 +435,7 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
     })
     .await;
 
-    let out = cli(&relay, &["erase", dave]).await;
+    let out = relay.cli(&["erase", dave]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -472,7 +460,7 @@ async fn refused_erasure_notice_leaves_no_trace_and_no_bounce() {
     let a = admin(&relay, Method::POST, "/api/v1/consent", grant).await;
     assert_eq!(a.status, StatusCode::CREATED);
     sink.script([Fault::Rcpt(550, "5.1.1 <dave@example.com>: no such user")]);
-    let out = cli(&relay, &["erase", dave]).await;
+    let out = relay.cli(&["erase", dave]).await;
     assert!(
         out.status.success(),
         "{}",

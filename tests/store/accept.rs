@@ -25,9 +25,11 @@ async fn accept_stores_decisions_deliveries_and_new_subjects() {
         serde_json::to_value(&decisions).unwrap(),
         json!([
             {"id": ids[0], "at": 1000, "message_id": "m1", "recipient": "a@example.net",
-             "campaign": "news", "outcome": "deliver", "reason": "granted", "event_id": null, "stage": "accept"},
+             "campaign": "news", "outcome": "deliver", "reason": "granted", "event_id": null, "stage": "accept",
+             "kind": "relay", "header_message_id": "<m@example.com>"},
             {"id": ids[1], "at": 1000, "message_id": "m1", "recipient": "b@example.net",
-             "campaign": "news", "outcome": "suppress", "reason": "no-consent", "event_id": null, "stage": "accept"},
+             "campaign": "news", "outcome": "suppress", "reason": "no-consent", "event_id": null, "stage": "accept",
+             "kind": "relay", "header_message_id": "<m@example.com>"},
         ])
     );
     // The new subject is named by the decision.

@@ -243,7 +243,7 @@ async fn erasure_and_removal_are_audited_and_the_trail_never_names_the_person() 
     let report = store
         .erase(Erasure {
             actor: dpo.clone(),
-            ..crate::erase::erasure("Ann@example.net", 9, None)
+            ..crate::erasure("Ann@example.net", 9, None)
         })
         .await
         .unwrap()

@@ -5,23 +5,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use consent_relay::consent::policy::{Outcome, Reason};
-use consent_relay::store::{
-    AttemptRecord, DeliveryStatus, Erasure, ImportEvent, KeyedConsent, MessageKind,
-};
+use consent_relay::store::{AttemptRecord, DeliveryStatus, ImportEvent, KeyedConsent, MessageKind};
 
 use super::*;
 use crate::both_stores;
-
-pub(crate) fn erasure(address: &str, n: u32, notice: Option<NewMessage>) -> Erasure {
-    Erasure {
-        address: address.into(),
-        new_subject: subject(n),
-        source: Source::Admin,
-        at: 5000,
-        actor: crate::operator("dpo"),
-        notice,
-    }
-}
 
 async fn erase_scrubs_every_table_and_counts_what_it_did() {
     let dir = tempfile::tempdir().unwrap();
@@ -316,15 +303,8 @@ pub(crate) async fn erased_with_notice(store: &Store) -> consent_relay::store::E
         .append_consent_event(event("a@example.net", 1, "news", Action::Grant, 100))
         .await
         .unwrap();
-    let mut notice = message(
-        "notice1",
-        "",
-        6000,
-        vec![rcpt("a@example.net", Outcome::Deliver, Reason::Mandatory)],
-    );
-    notice.kind = MessageKind::ErasureNotice;
     store
-        .erase(erasure("a@example.net", 9, Some(notice)))
+        .erase(erasure("a@example.net", 9, Some(erasure_notice())))
         .await
         .unwrap()
         .unwrap()

@@ -22,6 +22,7 @@ mod outcomes;
 mod overview;
 mod purge;
 mod reads;
+mod trace;
 mod webhooks;
 
 use std::path::Path;
@@ -29,7 +30,8 @@ use std::path::Path;
 use consent_relay::consent::policy::{Outcome, Reason};
 use consent_relay::consent::{Action, Source};
 use consent_relay::store::{
-    DecisionFilter, MessageKind, NewConsentEvent, NewMessage, NewSubject, RecipientDecision, Store,
+    AttemptRecord, DecisionFilter, DeliveryStatus, Erasure, MessageKind, NewConsentEvent,
+    NewMessage, NewSubject, RecipientDecision, Store,
 };
 
 /// Opens this test's store (`webhook`: consent events go to the outbox).
@@ -82,6 +84,61 @@ pub fn message(
         recipients,
         smtputf8: false,
     }
+}
+
+/// A real attempt's outcome for delivery `id`, tried again at `next`.
+pub fn attempt(id: i64, status: DeliveryStatus, reply: &str, next: i64) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id: id,
+        status,
+        attempted: true,
+        reply: reply.into(),
+        next_attempt_at: next,
+        campaign: None,
+        late_decision: None,
+        dsn: None,
+        bounce: None,
+    }
+}
+
+/// Accepts one message `m1` to these addresses (all delivered) and leases
+/// its copies; their ids, by address.
+pub async fn leased(store: &Store, addresses: &[&str]) -> Vec<i64> {
+    let recipients = addresses
+        .iter()
+        .map(|a| rcpt(a, Outcome::Deliver, Reason::Mandatory))
+        .collect();
+    store
+        .accept_message(message("m1", "news", 1000, recipients))
+        .await
+        .unwrap();
+    let mut claimed = store.claim_due("n1", 1000, 60_000, 10).await.unwrap();
+    claimed.sort_by(|a, b| a.recipient.cmp(&b.recipient));
+    claimed.iter().map(|c| c.id).collect()
+}
+
+/// An erasure of `address` at 5000 by an admin (`subject(n)` if it has none).
+pub fn erasure(address: &str, n: u32, notice: Option<NewMessage>) -> Erasure {
+    Erasure {
+        address: address.into(),
+        new_subject: subject(n),
+        source: Source::Admin,
+        at: 5000,
+        actor: operator("dpo"),
+        notice,
+    }
+}
+
+/// The mail telling a@example.net of its erasure (`notice1`, at 6000).
+pub fn erasure_notice() -> NewMessage {
+    let mut notice = message(
+        "notice1",
+        "",
+        6000,
+        vec![rcpt("a@example.net", Outcome::Deliver, Reason::Mandatory)],
+    );
+    notice.kind = MessageKind::ErasureNotice;
+    notice
 }
 
 /// An operator acting from the command line, the audit rows' actor.

@@ -2,40 +2,11 @@
 //! suppressed-late with its decision, outcomes on rows no longer leased.
 
 use consent_relay::consent::policy::{Outcome, Reason};
-use consent_relay::store::{AttemptRecord, DeliveryStatus, LateDecision, MessageKind};
+use consent_relay::store::{DeliveryStatus, LateDecision, MessageKind};
 use serde_json::json;
 
 use super::*;
 use crate::both_stores;
-
-fn attempt(id: i64, status: DeliveryStatus, reply: &str, next: i64) -> AttemptRecord {
-    AttemptRecord {
-        delivery_id: id,
-        status,
-        attempted: true,
-        reply: reply.into(),
-        next_attempt_at: next,
-        campaign: None,
-        late_decision: None,
-        dsn: None,
-        bounce: None,
-    }
-}
-
-/// Accepts one message to these addresses (all delivered) and leases its copies.
-async fn leased(store: &Store, addresses: &[&str]) -> Vec<i64> {
-    let recipients = addresses
-        .iter()
-        .map(|a| rcpt(a, Outcome::Deliver, Reason::Mandatory))
-        .collect();
-    store
-        .accept_message(message("m1", "news", 1000, recipients))
-        .await
-        .unwrap();
-    let mut claimed = store.claim_due("n1", 1000, 60_000, 10).await.unwrap();
-    claimed.sort_by(|a, b| a.recipient.cmp(&b.recipient));
-    claimed.iter().map(|c| c.id).collect()
-}
 
 async fn outcomes_set_status_attempts_and_reply() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,10 +6,10 @@
 //! dropped. Decision and delivery rows name `erased:<address_hash>`
 //! instead of the address; copies not yet sent become `suppressed-late`
 //! (reply `erased`) with a decision row saying so; the upstream replies
-//! stored for the address's copies lose the address (rows recorded before
-//! replies were stored masked); the bounces about the address (DSNs to the
-//! sender, which name it) lose their body, and one not sent yet is
-//! dropped; bodies of messages whose only recipient was the address are
+//! stored for the address's copies (the last one and each attempt's) lose
+//! the address (rows recorded before replies were stored masked); the
+//! bounces about the address (DSNs to the sender, which name it) lose their
+//! body, and one not sent yet is dropped; bodies of messages whose only recipient was the address are
 //! removed; the reports that came back about the person (and any other
 //! stored report whose raw message names the address) lose their raw
 //! message and diagnostic, and their soft-bounce days go, while their
@@ -294,37 +294,59 @@ async fn count_cancelled<C: Conn>(
     super::rollups::count_late(c, late, now).await
 }
 
-/// Masks the address in the stored replies of its copies (what the
-/// upstream answered, which may quote it: Postfix's "550 5.1.1
-/// <erin@example.net>: Recipient address rejected"); replies are stored
-/// masked since `outcomes` does it, rows recorded before are scrubbed
-/// here. Returns how many replies changed.
+/// Masks the address in the stored replies of its copies, the last one
+/// and each attempt's (what the upstream answered, which may quote it:
+/// Postfix's "550 5.1.1 <erin@example.net>: Recipient address rejected");
+/// replies are stored masked since `outcomes` does it, rows recorded
+/// before are scrubbed here. Returns how many replies changed.
 async fn scrub_replies<C: Conn>(c: &mut C, address: &str) -> Result<u64, StoreError> {
-    let rows = c
-        .fetch_all(
-            Sql::new(
-                "SELECT id, recipient, last_reply, rcpt_to FROM deliveries \
-                 WHERE recipient = $1 AND last_reply LIKE '%@%'",
-            )
-            .arg(address),
+    let last = mask_replies(
+        c,
+        Sql::new(
+            "SELECT id, last_reply, rcpt_to FROM deliveries \
+             WHERE recipient = $1 AND last_reply LIKE '%@%'",
         )
-        .await?;
+        .arg(address),
+        "UPDATE deliveries SET last_reply = $2 WHERE id = $1",
+        address,
+    )
+    .await?;
+    let attempts = mask_replies(
+        c,
+        Sql::new(
+            "SELECT a.id, a.reply, d.rcpt_to FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE d.recipient = $1 AND a.reply LIKE '%@%'",
+        )
+        .arg(address),
+        "UPDATE delivery_attempts SET reply = $2 WHERE id = $1",
+        address,
+    )
+    .await?;
+    Ok(last + attempts)
+}
+
+/// Masks `address`, and the spelling the copy went to where the row names
+/// one, in the replies `select` reads (`id, reply, spelling`); `update`
+/// (`$1` the id, `$2` the reply) writes each changed one back. Returns how
+/// many changed.
+async fn mask_replies<C: Conn>(
+    c: &mut C,
+    select: Sql<'_>,
+    update: &'static str,
+    address: &str,
+) -> Result<u64, StoreError> {
+    let rows = c.fetch_all(select).await?;
     let mut scrubbed = 0;
     for r in &rows {
-        let reply = r.text(2)?;
-        // `recipient` is `address` (the WHERE), so it is masked once.
+        let reply = r.text(1)?;
         let masked = crate::mail::mask::mask_address(&reply, address).into_owned();
-        let masked = match r.opt_text(3)? {
+        let masked = match r.opt_text(2)? {
             Some(spelling) => crate::mail::mask::mask_address(&masked, &spelling).into_owned(),
             None => masked,
         };
         if masked != reply {
-            c.execute(
-                Sql::new("UPDATE deliveries SET last_reply = $2 WHERE id = $1")
-                    .arg(r.int(0)?)
-                    .arg(&*masked),
-            )
-            .await?;
+            c.execute(Sql::new(update).arg(r.int(0)?).arg(&*masked))
+                .await?;
             scrubbed += 1;
         }
     }
@@ -334,8 +356,8 @@ async fn scrub_replies<C: Conn>(c: &mut C, address: &str) -> Result<u64, StoreEr
 /// The bounces about the address (see `reads::dsns_about`): their bodies
 /// go; one not sent yet to the sender is dropped (`suppressed-late`, reply
 /// `erased`, with a decision row saying so), as the copies to the address
-/// are; the replies of their deliveries lose the address too. Returns how
-/// many were dropped.
+/// are; the replies of their deliveries (and of their attempts) lose the
+/// address too. Returns how many were dropped.
 async fn erase_bounces<C: Conn>(
     c: &mut C,
     bounces: &[String],
@@ -374,25 +396,27 @@ async fn erase_bounces<C: Conn>(
         )
         .await?;
     }
-    let replies = c
-        .fetch_all(
-            Sql::new(
-                "SELECT id, last_reply FROM deliveries WHERE last_reply LIKE '%@%' AND message_id",
-            )
-            .texts::<C>(bounces),
+    mask_replies(
+        c,
+        Sql::new(
+            "SELECT id, last_reply, CAST(NULL AS TEXT) FROM deliveries WHERE last_reply LIKE '%@%' AND message_id",
         )
-        .await?;
-    for r in &replies {
-        let reply = r.text(1)?;
-        if let std::borrow::Cow::Owned(masked) = crate::mail::mask::mask_address(&reply, address) {
-            c.execute(
-                Sql::new("UPDATE deliveries SET last_reply = $2 WHERE id = $1")
-                    .arg(r.int(0)?)
-                    .arg(&masked),
-            )
-            .await?;
-        }
-    }
+        .texts::<C>(bounces),
+        "UPDATE deliveries SET last_reply = $2 WHERE id = $1",
+        address,
+    )
+    .await?;
+    mask_replies(
+        c,
+        Sql::new(
+            "SELECT a.id, a.reply, CAST(NULL AS TEXT) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.reply LIKE '%@%' AND d.message_id",
+        )
+        .texts::<C>(bounces),
+        "UPDATE delivery_attempts SET reply = $2 WHERE id = $1",
+        address,
+    )
+    .await?;
     c.execute(
         Sql::new("UPDATE messages SET body = NULL WHERE body IS NOT NULL AND id")
             .texts::<C>(bounces),

@@ -1,15 +1,16 @@
 //! The store's domain operations, written once for both backends: accept,
 //! outcomes, consent events, erasure, imports and keyed events, purge,
-//! the webhook outbox and the read queries. Each write is an [`Op`]: its
-//! input, and what it does in the caller's transaction over a [`Conn`].
+//! the webhook outbox, the read queries and the message trace. Each write
+//! is an [`Op`]: its input, and what it does in the caller's transaction
+//! over a [`Conn`].
 //!
 //! [`Conn`] is the seam: what SQLite and PostgreSQL do differently. Binding
 //! (lists as `IN (...)` or as one array), row locks (`FOR UPDATE` on
 //! PostgreSQL, where several nodes write; SQLite has one writer), reading
 //! an `EXISTS`, and the few statements each backend writes its own way (the
 //! multi-row inserts of accepted mail, leasing due rows, recording a batch
-//! of outcomes, advisory locks). The backends own that, and how a
-//! transaction is run (SQLite's group-commit writer, PostgreSQL's pool);
+//! of outcomes and their attempts, advisory locks). The backends own that,
+//! and how a transaction is run (SQLite's group-commit writer, PostgreSQL's pool);
 //! this module owns what the operations mean.
 
 pub(super) mod accept;
@@ -28,6 +29,7 @@ pub(super) mod reads;
 pub(super) mod rollups;
 pub(super) mod sessions;
 pub(super) mod suppressions;
+pub(super) mod trace;
 pub(super) mod webhooks;
 
 use std::borrow::Cow;
@@ -254,8 +256,9 @@ pub(super) trait Conn: Send + Sized {
         rows: Vec<Self::Row>,
     ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send;
 
-    /// Sets these outcomes on rows still `sending`, in one statement;
-    /// returns the ids it set.
+    /// Sets these outcomes on rows still `sending`, and appends each real
+    /// attempt upstream (`attempted`) of those rows to `delivery_attempts`:
+    /// a statement for the batch, not one per row. Returns the ids it set.
     fn set_outcomes(
         &mut self,
         records: &[AttemptRecord],

@@ -1,10 +1,11 @@
 //! Recording attempt outcomes, and what follows from them in the same
-//! transaction: the late decision, the bounce, the campaign's delivered
-//! count (`campaign_days`, for the reputation guard), the late decisions'
-//! count (`daily_counts`, for the overview), and the scrub of an
-//! erasure notice whose delivery ended. The upstream's reply is stored
-//! with the recipient's address masked (`mail::mask`): the rest of it is
-//! the operator's diagnostic, the address is already the row's.
+//! transaction: each real attempt's row in `delivery_attempts` (with the
+//! outcome, [`Conn::set_outcomes`]), the late decision, the bounce, the
+//! campaign's delivered count (`campaign_days`, for the reputation guard),
+//! the late decisions' count (`daily_counts`, for the overview), and the
+//! scrub of an erasure notice whose delivery ended. The upstream's reply is
+//! stored with the recipient's address masked (`mail::mask`): the rest of
+//! it is the operator's diagnostic, the address is already the row's.
 
 use std::borrow::Cow;
 
@@ -154,8 +155,9 @@ async fn masked_replies<'r, C: Conn>(
 /// just recorded as final: the copy was handed over (or never will be),
 /// so the address goes from the notice's rows as it went from every other
 /// row at erasure. Their decision and delivery rows name
-/// `erased:<address_hash>` of the erased subject, the upstream's reply
-/// (which may quote the address) keeps only its code, and the body goes.
+/// `erased:<address_hash>` of the erased subject, the upstream's replies
+/// (the last one and each attempt's, which may quote the address) keep
+/// only their code, and the body goes.
 /// Returns the number of notices scrubbed.
 pub(super) async fn scrub_erasure_notices<C: Conn>(
     c: &mut C,
@@ -202,6 +204,14 @@ async fn scrub<C: Conn>(c: &mut C, messages: &[String]) -> Result<(), StoreError
                  (SELECT recipient FROM decisions WHERE decisions.message_id = deliveries.message_id LIMIT 1), rcpt_to = NULL, \
                  last_reply = substr(last_reply, 1, 3) || ' (reply removed with the erased address)' \
                  WHERE message_id = $1",
+            )
+            .arg(id),
+        )
+        .await?;
+        c.execute(
+            Sql::new(
+                "UPDATE delivery_attempts SET reply = substr(reply, 1, 3) || ' (reply removed with the erased address)' \
+                 WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id = $1)",
             )
             .arg(id),
         )

@@ -122,9 +122,9 @@ async fn purge_bodies<C: Conn>(
     Ok((removed, Some(next)))
 }
 
-/// Final delivery rows that ended before the cut-off, walking by id: ids
-/// grow with `created_at`, and a row created after the cut-off ended
-/// after it too, so the walk stops there.
+/// Final delivery rows that ended before the cut-off, with their
+/// attempts, walking by id: ids grow with `created_at`, and a row created
+/// after the cut-off ended after it too, so the walk stops there.
 async fn purge_deliveries<C: Conn>(
     c: &mut C,
     cutoff: i64,
@@ -141,6 +141,18 @@ async fn purge_deliveries<C: Conn>(
         return Ok((PurgeReport::default(), None));
     };
     let (last_id, last_created) = (last.int(0)?, last.int(1)?);
+    // A delivery's attempts go with it (before it: they reference it).
+    c.execute(
+        Sql::new(
+            "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries \
+             WHERE id > $1 AND id <= $2 AND status IN ('sent', 'failed', 'suppressed-late', 'dropped') \
+             AND updated_at < $3)",
+        )
+        .arg(after)
+        .arg(last_id)
+        .arg(cutoff),
+    )
+    .await?;
     let ids = first_texts(
         &c.fetch_all(
             Sql::new(

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use super::{Conn, Sql, first_texts, lookup};
 use crate::consent;
 use crate::store::rows::{
-    self, Cols, decision_from_row, delivery_from_row, event_from_row, grant_from_row,
-    held_bounce_from_row, held_message_from_row, queue_from_row, state_from_row,
+    self, Cols, DECISIONS_SELECT, DELIVERIES_SELECT, decision_from_row, delivery_from_row,
+    event_from_row, grant_from_row, held_bounce_from_row, held_message_from_row, queue_from_row,
+    state_from_row,
 };
 use crate::store::{
     ConsentEvent, DecisionFilter, DecisionRow, GrantRow, KnownRecipient, QueueRow, StateRow,
@@ -134,28 +135,25 @@ pub(in crate::store) async fn subject_record<C: Conn>(
     }
     let decisions = c
         .fetch_all(
-            Sql::new(
-                "SELECT id, at, message_id, recipient, campaign, outcome, reason, event_id, stage \
-                 FROM decisions WHERE recipient = $1 ORDER BY id",
-            )
-            .arg(address),
+            Sql::new(DECISIONS_SELECT)
+                .push(" WHERE d.recipient = $1 ORDER BY d.id")
+                .arg(address),
         )
         .await?
         .iter()
         .map(decision_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let deliveries = c
+    let mut deliveries = c
         .fetch_all(
-            Sql::new(
-                "SELECT d.id, d.message_id, m.campaign, d.status, d.attempts, d.last_reply, d.created_at, d.updated_at, \
-                 COALESCE(d.rcpt_to, d.recipient) FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = $1 ORDER BY d.id",
-            )
-            .arg(address),
+            Sql::new(DELIVERIES_SELECT)
+                .push(" WHERE d.recipient = $1 ORDER BY d.id")
+                .arg(address),
         )
         .await?
         .iter()
         .map(delivery_from_row)
         .collect::<Result<Vec<_>, _>>()?;
+    super::trace::attach_attempts(c, &mut deliveries).await?;
     let messages = c
         .fetch_all(
             Sql::new(
@@ -293,28 +291,50 @@ async fn events_of<C: Conn>(c: &mut C, subject_id: &str) -> Result<Vec<ConsentEv
     .collect()
 }
 
-/// The decision log, filtered, oldest first.
+/// The decision log, filtered: the oldest rows first, or the newest
+/// first (`newest_first`). Each filter is an indexed lookup (recipient,
+/// campaign, message, and the Message-ID through its index on `messages`).
 pub(in crate::store) async fn decisions<C: Conn>(
     c: &mut C,
     f: &DecisionFilter,
 ) -> Result<Vec<DecisionRow>, StoreError> {
-    let mut q = Sql::new(
-        "SELECT id, at, message_id, recipient, campaign, outcome, reason, event_id, stage \
-         FROM decisions WHERE 1 = 1",
-    );
+    let forms = f.message_id.as_deref().map(crate::mail::ids::stored_forms);
+    let mut q = Sql::new(DECISIONS_SELECT).push(" WHERE 1 = 1");
     if let Some(r) = &f.recipient {
-        q = q.push(" AND recipient = ").bind(r);
+        q = q.push(" AND d.recipient = ").bind(r);
     }
     if let Some(campaign) = &f.campaign {
-        q = q.push(" AND campaign = ").bind(campaign);
+        q = q.push(" AND d.campaign = ").bind(campaign);
+    }
+    if let Some(id) = &f.queue_id {
+        q = q.push(" AND d.message_id = ").bind(id);
+    }
+    if let Some([bracketed, bare]) = &forms {
+        q = q
+            .push(
+                " AND d.message_id IN (SELECT h.id FROM messages h WHERE h.header_message_id IN (",
+            )
+            .bind(bracketed)
+            .push(", ")
+            .bind(bare)
+            .push("))");
     }
     if let Some(s) = f.since {
-        q = q.push(" AND at >= ").bind(s);
+        q = q.push(" AND d.at >= ").bind(s);
     }
     if let Some(a) = f.after_id {
-        q = q.push(" AND id > ").bind(a);
+        q = q.push(" AND d.id > ").bind(a);
     }
-    q = q.push(" ORDER BY id LIMIT ").bind(f.limit);
+    if let Some(b) = f.before_id {
+        q = q.push(" AND d.id < ").bind(b);
+    }
+    q = q
+        .push(if f.newest_first {
+            " ORDER BY d.id DESC LIMIT "
+        } else {
+            " ORDER BY d.id LIMIT "
+        })
+        .bind(f.limit);
     c.fetch_all(q)
         .await?
         .iter()

@@ -211,12 +211,18 @@ impl Conn for PgConnection {
         records: &[AttemptRecord],
         now: i64,
     ) -> Result<HashSet<i64>, StoreError> {
+        // One statement: the rows set, then (a data-modifying CTE, run
+        // whether read or not) the real attempts among them logged.
         sqlx::query(
-            "UPDATE deliveries SET status = v.status, attempts = attempts + v.attempted, \
+            "WITH updated AS (UPDATE deliveries SET status = v.status, attempts = attempts + v.attempted, \
              next_attempt_at = v.next_attempt_at, last_reply = v.reply, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) \
                AS v (id, status, attempted, next_attempt_at, reply) \
-             WHERE deliveries.id = v.id AND deliveries.status = 'sending' RETURNING deliveries.id",
+             WHERE deliveries.id = v.id AND deliveries.status = 'sending' \
+             RETURNING deliveries.id, v.status, v.attempted, v.reply), \
+             logged AS (INSERT INTO delivery_attempts (delivery_id, at, status, reply) \
+               SELECT id, $6, status, reply FROM updated WHERE attempted = 1 ORDER BY id) \
+             SELECT id FROM updated",
         )
         .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())

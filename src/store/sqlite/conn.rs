@@ -1,6 +1,6 @@
 //! What SQLite does its own way under the shared operations
 //! ([`Conn`]): lists bound one value each, no row locks (one writer),
-//! multi-row `VALUES` inserts, leases by `UPDATE ... RETURNING`, and
+//! multi-row `VALUES` inserts (accepted mail, each batch's attempts), leases by `UPDATE ... RETURNING`, and
 //! `secure_delete` for what erasure and purge remove.
 
 use std::collections::{HashMap, HashSet};
@@ -231,12 +231,30 @@ impl Conn for SqliteConnection {
         q.push(
             ") AS v WHERE deliveries.id = v.column1 AND deliveries.status = 'sending' RETURNING id",
         );
-        q.build()
+        let recorded = q
+            .build()
             .fetch_all(&mut *self)
             .await?
             .iter()
             .map(|r| Ok(r.try_get(0)?))
-            .collect()
+            .collect::<Result<HashSet<i64>, StoreError>>()?;
+        let attempts: Vec<&AttemptRecord> = records
+            .iter()
+            .filter(|r| r.attempted && recorded.contains(&r.delivery_id))
+            .collect();
+        for chunk in attempts.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO delivery_attempts (delivery_id, at, status, reply) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.delivery_id)
+                    .push_bind(now)
+                    .push_bind(r.status.as_str())
+                    .push_bind(&r.reply);
+            });
+            q.build().execute(&mut *self).await?;
+        }
+        Ok(recorded)
     }
 
     /// One writer: nothing else writes meanwhile.

@@ -32,15 +32,17 @@ mod idempotency;
 pub use error::ApiError;
 pub(crate) use error::error_response;
 
-use super::{USER_AGENT_MAX, WebState};
+use super::{USER_AGENT_MAX, Visitor, WebState};
 use crate::config::{Campaign, CampaignState, Operator, Policy};
 use crate::consent::identity::Identity;
 use crate::consent::subject;
 use crate::consent::{ALL_CAMPAIGNS, Action, Source};
+use crate::mail::ids;
 use crate::rights;
 use crate::store::{
     ConsentEvent, DecisionFilter, FollowUp, KeyedConsent, KeyedOutcome, NewConsentEvent,
 };
+use crate::texts::Language;
 use crate::time::parse_rfc3339;
 
 /// Largest API request body: a consent record with generous evidence.
@@ -302,7 +304,9 @@ async fn erase_subject(
     }
 }
 
-/// `GET /api/v1/decisions?recipient=&campaign=&since=&limit=&cursor=`.
+/// `GET /api/v1/decisions?recipient=&campaign=&queue_id=&message_id=&since=&order=&limit=&cursor=`:
+/// oldest first (`order=oldest`, the default) or newest first
+/// (`order=newest`); `next_cursor` names the next page in the same order.
 async fn decisions(
     State(web): State<WebState>,
     RawQuery(query): RawQuery,
@@ -311,24 +315,47 @@ async fn decisions(
         limit: PAGE_DEFAULT,
         ..Default::default()
     };
+    let mut cursor = None;
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match &*name {
             "recipient" => filter.recipient = Some(recipient_filter(&value)?),
             "campaign" => filter.campaign = Some(value.into_owned()),
+            "queue_id" => {
+                filter.queue_id =
+                    Some(ids::queue_id(&value).map_err(|e| ApiError::bad("queue_id", e))?)
+            }
+            "message_id" => {
+                filter.message_id =
+                    Some(ids::message_id(&value).map_err(|e| ApiError::bad("message_id", e))?)
+            }
             "since" => {
                 filter.since = Some(parse_rfc3339(&value).ok_or_else(|| {
                     ApiError::bad("since", "is not an RFC 3339 time or a date (2026-11-01)")
                 })?)
             }
+            "order" => {
+                filter.newest_first = match &*value {
+                    "oldest" => false,
+                    "newest" => true,
+                    _ => return Err(ApiError::bad("order", "must be oldest or newest")),
+                }
+            }
             "limit" => filter.limit = page_limit(&value)?,
-            "cursor" => filter.after_id = Some(page_cursor(&value)?),
+            "cursor" => cursor = Some(page_cursor(&value)?),
             other => {
                 return Err(ApiError::bad(
                     other,
-                    "is not a parameter (use recipient, campaign, since, limit, cursor)",
+                    "is not a parameter (use recipient, campaign, queue_id, message_id, since, order, limit, cursor)",
                 ));
             }
         }
+    }
+    // The cursor is the last row of the page before: the next page starts
+    // after it in the order asked for.
+    if filter.newest_first {
+        filter.before_id = cursor;
+    } else {
+        filter.after_id = cursor;
     }
     let page = filter.limit;
     // One row more than asked tells whether there is a next page.
@@ -457,14 +484,18 @@ async fn remove_suppression(
 }
 
 /// `GET /api/v1/campaigns`: every configured campaign, in display order.
-async fn campaigns(State(web): State<WebState>) -> Response {
+/// `label` is in the language of `Accept-Language` (else `[texts]
+/// default_language`), as a page would show it; a label given per
+/// language also comes as `labels`, one per language the relay speaks.
+async fn campaigns(State(web): State<WebState>, visitor: Visitor) -> Response {
+    let default = web.config.texts.default_language;
     let mut list: Vec<_> = web.config.campaigns.iter().collect();
     list.sort_by_key(|c| c.order);
     let campaigns: Vec<Value> = list
         .into_iter()
         .map(|c| {
-            json!({
-                "id": c.id, "label": c.label,
+            let mut campaign = json!({
+                "id": c.id, "label": c.label_in(visitor.lang, default),
                 "policy": match c.policy {
                     Policy::OptIn => "opt-in",
                     Policy::OptOut => "opt-out",
@@ -477,7 +508,15 @@ async fn campaigns(State(web): State<WebState>) -> Response {
                 },
                 "order": c.order, "list_id": c.list_id, "double_opt_in": c.double_opt_in,
                 "consent_max_age_days": c.consent_max_age_days,
-            })
+            });
+            if c.label.is_per_language() {
+                let labels: serde_json::Map<String, Value> = Language::ALL
+                    .into_iter()
+                    .map(|lang| (lang.code().to_owned(), json!(c.label_in(lang, default))))
+                    .collect();
+                campaign["labels"] = Value::Object(labels);
+            }
+            campaign
         })
         .collect();
     axum::Json(json!({ "campaigns": campaigns })).into_response()

@@ -65,11 +65,19 @@ fn nice_top(max: f64) -> f64 {
 }
 
 /// How a value is written on the axis.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Count,
     /// A fraction, written as a percentage.
     Percent,
+}
+
+/// A value as a point's tooltip gives it.
+fn value_label(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Count => format!("{v:.0}"),
+        Unit::Percent => format!("{:.3} %", v * 100.0),
+    }
 }
 
 fn axis_label(v: f64, unit: Unit) -> String {
@@ -170,6 +178,7 @@ pub fn bars(title: &str, desc: &str, days: &[String], series: &[Series<'_>]) -> 
 pub fn lines(
     title: &str,
     desc: &str,
+    unit: Unit,
     days: &[String],
     series: &[Series<'_>],
     references: &[Line<'_>],
@@ -182,7 +191,7 @@ pub fn lines(
     let top = nice_top(max * 1.1);
     let mut out = String::new();
     open(&mut out, title, desc);
-    frame(&mut out, days, top, Unit::Percent);
+    frame(&mut out, days, top, unit);
     let plot_h = H - TOP - BOTTOM;
     let slot = (W - LEFT - RIGHT) / days.len().max(1) as f64;
     let y_of = |v: f64| TOP + plot_h - plot_h * v.clamp(0.0, top) / top;
@@ -213,12 +222,12 @@ pub fn lines(
         for (d, v) in s.values.iter().enumerate() {
             let _ = write!(
                 out,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{} {}: {:.3} %</title></circle>",
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{} {}: {}</title></circle>",
                 LEFT + slot * (d as f64 + 0.5),
                 y_of(*v),
                 escape(days.get(d).map(String::as_str).unwrap_or_default()),
                 escape(s.name),
-                v * 100.0
+                escape(&value_label(*v, unit)),
             );
         }
     }
@@ -270,6 +279,7 @@ mod tests {
         let svg = lines(
             "rates",
             "d",
+            Unit::Percent,
             &days,
             &[Series {
                 name: "complaints",

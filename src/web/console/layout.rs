@@ -38,7 +38,8 @@ h2{font-size:1.1875rem;margin:1.75rem 0 .625rem}\
 h3{font-size:1rem;margin:1.25rem 0 .5rem}\
 p{margin:0 0 1rem}\
 section.card{background:#fff;border:1px solid #d3d8df;border-radius:8px;padding:1rem 1.25rem;margin:0 0 1.25rem}\
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:1rem}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,15rem),1fr));gap:1rem}\
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,30rem),1fr));gap:1rem}\
 .figure{font-size:1.75rem;font-weight:700;line-height:1.2}\
 .muted{color:#4b5563;font-size:.875rem}\
 .scroll{overflow-x:auto;margin:0 0 1rem;-webkit-overflow-scrolling:touch}\
@@ -47,7 +48,9 @@ caption{text-align:left;font-weight:600;padding:.375rem 0}\
 th,td{text-align:left;padding:.375rem .625rem;border-bottom:1px solid #e5e7eb;vertical-align:top}\
 th{background:#f9fafb;font-weight:600;white-space:nowrap}\
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}\
-td code,td .mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.8125rem;overflow-wrap:anywhere}\
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.8125rem}\
+td code{white-space:nowrap}td .mono{overflow-wrap:anywhere}\
+.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(8.5rem,1fr));gap:.75rem}\
 form.inline{display:inline}\
 form.search{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin:0 0 1rem}\
 label{font-weight:600;display:block;margin:0 0 .25rem}\
@@ -76,58 +79,36 @@ details{margin:0 0 1rem}\
 summary{cursor:pointer;color:#0b57d0}\
 .signin{max-width:26rem;margin:3rem auto;background:#fff;border:1px solid #d3d8df;border-radius:10px;padding:1.5rem}\
 @media (max-width:40rem){main{padding:1rem .75rem 2rem}input[type=search],input[type=email]{width:100%}\
+nav.views ul{flex-wrap:nowrap;overflow-x:auto;white-space:nowrap}nav.views a{padding:.5rem .625rem}\
+header.top .who{flex-basis:100%;order:3}\
 .signin{margin:0;border:0;border-radius:0;min-height:100vh}}";
 
 /// The views, as the navigation lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
     Overview,
-    Person,
     Message,
-    Campaigns,
-    Queue,
-    Suppressions,
     Register,
-    Audit,
     /// A page that is none of them (a refusal).
     None,
 }
 
 impl Nav {
-    const ALL: [Nav; 8] = [
-        Nav::Overview,
-        Nav::Person,
-        Nav::Message,
-        Nav::Campaigns,
-        Nav::Queue,
-        Nav::Suppressions,
-        Nav::Register,
-        Nav::Audit,
-    ];
+    const ALL: [Nav; 3] = [Nav::Overview, Nav::Message, Nav::Register];
 
     fn path(self) -> &'static str {
         match self {
             Nav::Overview | Nav::None => "/admin",
-            Nav::Person => "/admin/person",
             Nav::Message => "/admin/message",
-            Nav::Campaigns => "/admin/campaigns",
-            Nav::Queue => "/admin/queue",
-            Nav::Suppressions => "/admin/suppressions",
             Nav::Register => "/admin/register",
-            Nav::Audit => "/admin/audit",
         }
     }
 
     fn name(self, lang: Language) -> &'static str {
         match self {
             Nav::Overview | Nav::None => tr(lang, "Overview", "Vue d'ensemble"),
-            Nav::Person => tr(lang, "Person", "Personne"),
             Nav::Message => tr(lang, "Message", "Message"),
-            Nav::Campaigns => tr(lang, "Campaigns", "Campagnes"),
-            Nav::Queue => tr(lang, "Queue", "File d'attente"),
-            Nav::Suppressions => tr(lang, "Suppressions", "Suppressions"),
             Nav::Register => tr(lang, "Register", "Registre"),
-            Nav::Audit => tr(lang, "Audit", "Journal d'audit"),
         }
     }
 }

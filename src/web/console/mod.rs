@@ -9,9 +9,9 @@
 //! Sign-in and sessions are [`session`]'s; what the store holds and how
 //! it changes is `store`'s; the charts are [`chart`]'s.
 
-#[allow(dead_code)] // drawn by the overview, once its rollups land
 mod chart;
 mod layout;
+mod message;
 mod overview;
 mod register;
 pub(crate) mod session;
@@ -30,6 +30,7 @@ use super::form::Fields;
 use super::origin::Site;
 use super::{Visitor, WebState};
 use crate::config::{HttpConfig, Role};
+use crate::store::{Actor, AuditAction, AuditEntry, Via};
 use crate::texts::Language;
 use layout::{Nav, Page};
 use session::Cookie;
@@ -42,6 +43,7 @@ pub(crate) fn router() -> Router<WebState> {
         .route("/admin/sign-in", post(sign_in))
         .route("/admin/sign-out", post(sign_out))
         .route("/admin/register", get(register::show))
+        .route("/admin/message", get(message::show))
 }
 
 /// The path the relay is served under (`public_url`'s, without the
@@ -58,10 +60,17 @@ pub(crate) struct Desk {
     pub lang: Language,
     /// `public_url`'s path: every link of the console starts with it.
     pub base: String,
+    /// The TCP peer, when known.
+    pub ip: Option<IpAddr>,
     id_hash: String,
 }
 
 impl Desk {
+    /// Who the changes of this request are recorded as.
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.operator.clone(), Via::Console)
+    }
+
     /// A link to `path` (which starts with `/admin`).
     pub fn href(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -98,6 +107,11 @@ impl Desk {
     pub fn t(&self, en: &'static str, fr: &'static str) -> &'static str {
         tr(self.lang, en, fr)
     }
+}
+
+/// `text` percent-encoded for a query string's value.
+pub(crate) fn url_escape(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// One text in the visitor's language.
@@ -183,7 +197,12 @@ impl FromRequestParts<WebState> for Desk {
             }
             return Err(res);
         };
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_canonical());
         Ok(Desk {
+            ip,
             operator: session.operator,
             role,
             csrf: session.csrf,
@@ -211,6 +230,28 @@ fn safe_next(next: &str) -> String {
         next.to_owned()
     } else {
         "/admin".to_owned()
+    }
+}
+
+/// The actor of a refused sign-in: the token named nobody.
+const UNKNOWN_OPERATOR: &str = "(unknown token)";
+
+/// Records a sign-in, a refused one or a sign-out, from `ip`; `false`
+/// (logged) when the audit trail cannot be written.
+async fn audit(web: &WebState, actor: Actor, action: AuditAction, ip: IpAddr) -> bool {
+    let entry = AuditEntry {
+        actor,
+        action,
+        subject_id: None,
+        target: None,
+        detail: Some(format!("from {ip}")),
+    };
+    match web.store.record_audit(entry).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(cause = %e, action = %action, "console: cannot write the audit trail");
+            false
+        }
     }
 }
 
@@ -248,10 +289,27 @@ async fn sign_in(
         .flatten();
     let Some(operator) = operator else {
         tracing::warn!(peer = %ip, "console: sign-in refused (unknown token)");
+        audit(
+            &web,
+            Actor::new(UNKNOWN_OPERATOR, Via::Console),
+            AuditAction::SignInRefused,
+            ip,
+        )
+        .await;
         let mut res = layout::sign_in_page(&web, lang, &next, Some(layout::SignInProblem::Wrong));
         *res.status_mut() = StatusCode::UNAUTHORIZED;
         return res;
     };
+    if !audit(
+        &web,
+        Actor::new(operator.name.clone(), Via::Console),
+        AuditAction::SignIn,
+        ip,
+    )
+    .await
+    {
+        return layout::unavailable(&web, lang);
+    }
     let id = session::random_token();
     if let Err(e) = web
         .store
@@ -294,6 +352,10 @@ async fn sign_out(
         return layout::unavailable(&web, desk.lang);
     }
     tracing::info!(operator = %desk.operator, "console: signed out");
+    let ip = desk
+        .ip
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    audit(&web, desk.actor(), AuditAction::SignOut, ip).await;
     let cookie = Cookie::of(&web.config.http);
     let mut res = Redirect::to(&desk.href("/admin")).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie.clear()) {

@@ -20,7 +20,6 @@ impl Table {
         }
     }
 
-    #[allow(dead_code)] // the views with figures use it
     /// These columns hold numbers (right-aligned, tabular figures).
     pub fn numeric(mut self, columns: &[usize]) -> Table {
         self.numeric = columns.to_vec();

@@ -369,6 +369,13 @@ async fn decisions_are_listed_page_by_page_with_a_cursor_and_bad_queries_get_400
         ("cursor=abc", "cursor"),
         ("since=soon", "since"),
         ("recipent=a", "recipent"),
+        ("queue_id=abc", "queue_id"),
+        ("queue_id=", "queue_id"),
+        ("message_id=", "message_id"),
+        ("message_id=%3Ca%40example.com", "message_id"),
+        ("message_id=a%20b%40example.com", "message_id"),
+        ("order=sideways", "order"),
+        ("order=newest&cursor=x", "cursor"),
     ] {
         let a = admin(
             &relay,

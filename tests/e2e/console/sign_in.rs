@@ -9,9 +9,14 @@ use reqwest::header::SET_COOKIE;
 use crate::both_stores;
 use crate::common::console::{self, ADMIN, Operator, VIEWER};
 use crate::common::sink::Sink;
+use consent_relay::store::{AuditAction, AuditFilter, Via};
 
 /// Every view of the console (each view's helper adds its route here).
-const ROUTES: &[&str] = &["/admin", "/admin/register"];
+const ROUTES: &[&str] = &[
+    "/admin",
+    "/admin/register",
+    "/admin/message?id=01J0000000000000000000000",
+];
 
 async fn every_route_asks_for_sign_in_then_shows_itself() {
     let sink = Sink::start().await;
@@ -104,6 +109,18 @@ async fn wrong_tokens_forged_forms_and_floods_are_refused() {
     let res = flood.sign_in(ADMIN.1).await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers.contains_key("retry-after"));
+    // The refusals are in the audit trail, with where they came from.
+    let refused = relay
+        .store()
+        .audit(&AuditFilter {
+            action: Some(AuditAction::SignInRefused),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(refused.len() >= 2, "{refused:?}");
+    assert_eq!(refused[0].detail.as_deref(), Some("from 127.0.0.1"));
     relay.stop().await;
 }
 both_stores!(wrong_tokens_forged_forms_and_floods_are_refused);
@@ -125,6 +142,19 @@ async fn sign_out_ends_the_session_and_needs_the_csrf_token() {
     // The old cookie is dead, not only forgotten by this client.
     op.set_cookie(kept);
     assert!(op.get("/admin").await.is_sign_in());
+    // Both ends are in the audit trail, under the operator's name.
+    let rows = relay
+        .store()
+        .audit(&AuditFilter {
+            actor: Some(VIEWER.0.into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<AuditAction> = rows.iter().map(|r| r.action).collect();
+    assert_eq!(actions, [AuditAction::SignOut, AuditAction::SignIn]);
+    assert_eq!(rows[0].via, Via::Console);
     relay.stop().await;
 }
 both_stores!(sign_out_ends_the_session_and_needs_the_csrf_token);

@@ -14,16 +14,16 @@ use consent_relay::token::Purpose;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
-const UA: &str = "consent-relay-test/1 (web.rs)";
+pub(super) const UA: &str = "consent-relay-test/1 (web.rs)";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(super) struct Page {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: String,
 }
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(UA)
         // A redirect would be a bug here: make it visible.
@@ -33,7 +33,7 @@ fn client() -> reqwest::Client {
         .expect("http client")
 }
 
-async fn read(res: reqwest::Response) -> Page {
+pub(super) async fn read(res: reqwest::Response) -> Page {
     Page {
         status: res.status(),
         headers: res.headers().clone(),
@@ -41,11 +41,11 @@ async fn read(res: reqwest::Response) -> Page {
     }
 }
 
-async fn get(url: &str) -> Page {
+pub(super) async fn get(url: &str) -> Page {
     read(client().get(url).send().await.expect("GET")).await
 }
 
-async fn get_lang(url: &str, accept_language: &str) -> Page {
+pub(super) async fn get_lang(url: &str, accept_language: &str) -> Page {
     let res = client()
         .get(url)
         .header("Accept-Language", accept_language)
@@ -55,7 +55,7 @@ async fn get_lang(url: &str, accept_language: &str) -> Page {
     read(res).await
 }
 
-async fn post(url: &str, content_type: &str, body: &str) -> Page {
+pub(super) async fn post(url: &str, content_type: &str, body: &str) -> Page {
     let res = client()
         .post(url)
         .header(CONTENT_TYPE, content_type)
@@ -66,18 +66,18 @@ async fn post(url: &str, content_type: &str, body: &str) -> Page {
     read(res).await
 }
 
-async fn post_form(url: &str, body: &str) -> Page {
+pub(super) async fn post_form(url: &str, body: &str) -> Page {
     post(url, FORM, body).await
 }
 
-async fn start() -> (Sink, TestRelay) {
+pub(super) async fn start() -> (Sink, TestRelay) {
     let sink = Sink::start().await;
     let relay = TestRelay::start(sink.addr(), "", "").await;
     (sink, relay)
 }
 
 /// A subject for `email` (a first consent event creates it); returns its id.
-async fn subject(relay: &TestRelay, email: &str, events: &[(&str, Action)]) -> String {
+pub(super) async fn subject(relay: &TestRelay, email: &str, events: &[(&str, Action)]) -> String {
     for (campaign, action) in events {
         relay.consent(email, campaign, *action, None).await;
     }
@@ -89,7 +89,7 @@ async fn subject(relay: &TestRelay, email: &str, events: &[(&str, Action)]) -> S
     relay.subject_id(email).await
 }
 
-async fn events(relay: &TestRelay, email: &str) -> Vec<ConsentEvent> {
+pub(super) async fn events(relay: &TestRelay, email: &str) -> Vec<ConsentEvent> {
     relay
         .store()
         .subject_consent(email)
@@ -99,13 +99,13 @@ async fn events(relay: &TestRelay, email: &str) -> Vec<ConsentEvent> {
         .unwrap_or_default()
 }
 
-async fn states(relay: &TestRelay, email: &str) -> Vec<(String, Status)> {
+pub(super) async fn states(relay: &TestRelay, email: &str) -> Vec<(String, Status)> {
     let id = relay.subject_id(email).await;
     let rows: Vec<StateRow> = relay.store().subject_states(&id).await.expect("store");
     rows.into_iter().map(|r| (r.campaign, r.status)).collect()
 }
 
-async fn last_reason(relay: &TestRelay, email: &str) -> (String, String) {
+pub(super) async fn last_reason(relay: &TestRelay, email: &str) -> (String, String) {
     let rows = relay
         .store()
         .decisions(&DecisionFilter {
@@ -119,12 +119,12 @@ async fn last_reason(relay: &TestRelay, email: &str) -> (String, String) {
     (d.outcome.to_string(), d.reason.to_string())
 }
 
-fn texts_version(relay: &TestRelay) -> String {
+pub(super) fn texts_version(relay: &TestRelay) -> String {
     relay.config.texts.version().to_owned()
 }
 
 /// The `href` of the preferences link on a page.
-fn preferences_href(body: &str) -> String {
+pub(super) fn preferences_href(body: &str) -> String {
     let start = body.find("href=\"../p/").expect("preferences link") + "href=\"".len();
     let end = start + body[start..].find('"').expect("end of href");
     body[start..end].to_owned()

@@ -1,0 +1,114 @@
+//! The console in headless Chromium: signing in by typing the token, the
+//! views in English and French at desktop and phone (390 px) widths, with
+//! a screenshot of each under `target/screenshots/console-*.png`, and a
+//! form whose CSRF token was taken out refused by the relay.
+
+use crate::both_stores;
+use crate::common::browser::{Driver, Session};
+use crate::common::console::{self, ADMIN, VIEWER};
+use crate::common::relay::{TestRelay, eventually, message};
+use crate::common::sink::Sink;
+use consent_relay::consent::Action;
+
+/// The views, by the name their screenshot takes and their path.
+const VIEWS: &[(&str, &str)] = &[("overview", "/admin"), ("register", "/admin/register")];
+
+/// Some history for the views to show.
+async fn history(relay: &TestRelay, sink: &Sink) {
+    relay
+        .consent("ann@example.net", "newsletter", Action::Grant, None)
+        .await;
+    relay
+        .consent("bob@example.net", "newsletter", Action::Withdraw, None)
+        .await;
+    let reply = relay
+        .send(
+            &["ann@example.net", "bob@example.net", "cy@example.net"],
+            &message("newsletter", "Hello"),
+        )
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    eventually("the copy is delivered", || async {
+        !sink.messages().is_empty()
+    })
+    .await;
+}
+
+/// Signs in on the form every console page shows without a session.
+async fn sign_in(s: &Session<'_>, relay: &TestRelay, token: &str) {
+    s.open(&relay.url("/admin")).await;
+    let field = s.find("input#token").await;
+    s.type_text(&field, token).await;
+    let button = s.find("form[action$='/admin/sign-in'] button").await;
+    s.click(&button).await;
+    s.find("nav.views a[aria-current=page]").await;
+}
+
+async fn the_console_in_chromium_in_both_languages_and_widths() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let mut relay = console::start(&sink).await;
+    history(&relay, &sink).await;
+    for (lang, mobile) in [("en", false), ("fr", false), ("en", true), ("fr", true)] {
+        let size = if mobile { "390" } else { "desktop" };
+        let s = driver
+            .session(&format!("console-{lang}-{size}"), lang, mobile)
+            .await;
+        sign_in(&s, &relay, ADMIN.1).await;
+        let html = s.source().await;
+        assert!(html.contains(&format!("<html lang=\"{lang}\">")), "{html}");
+        for (name, path) in VIEWS {
+            s.open(&relay.url(path)).await;
+            s.find("main#main h1").await;
+            let html = s.source().await;
+            assert!(
+                !html.contains("name=\"token\""),
+                "{path}: signed out? {html}"
+            );
+            // Nothing overflows the phone's width (tables scroll in their box).
+            if mobile {
+                let wide = s
+                    .script("return document.documentElement.scrollWidth > window.innerWidth")
+                    .await;
+                assert_eq!(
+                    wide,
+                    serde_json::json!(false),
+                    "{path} is wider than 390 px"
+                );
+            }
+            s.fit_page(if mobile { 390 } else { 1280 }, mobile).await;
+            s.screenshot(&format!("console-{name}-{lang}-{size}")).await;
+        }
+        s.quit().await;
+    }
+    relay.stop().await;
+}
+both_stores!(the_console_in_chromium_in_both_languages_and_widths);
+
+async fn a_form_without_its_csrf_token_is_refused_in_chromium() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let mut relay = console::start(&sink).await;
+    let s = driver.session("console-csrf", "en", false).await;
+    sign_in(&s, &relay, VIEWER.1).await;
+    // The sign-out form, its token taken out by a script, sent.
+    s.script(
+        "const f = document.querySelector(\"form[action$='/admin/sign-out']\");\
+         f.querySelector(\"input[name=csrf]\").remove(); f.submit(); return 1",
+    )
+    .await;
+    let refused = s.find("p.problem").await;
+    let _ = refused;
+    let html = s.source().await;
+    assert!(html.contains("Nothing was changed"), "{html}");
+    // Still signed in: the session was not ended by the forged form.
+    s.open(&relay.url("/admin")).await;
+    s.find("nav.views").await;
+    s.quit().await;
+    relay.stop().await;
+}
+both_stores!(a_form_without_its_csrf_token_is_refused_in_chromium);
