@@ -21,6 +21,7 @@ mod nodes;
 mod outcomes;
 mod overview;
 mod purge;
+mod queue_view;
 mod reads;
 mod trace;
 mod webhooks;
