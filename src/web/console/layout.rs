@@ -52,6 +52,11 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font
 td code{white-space:nowrap}td .mono{overflow-wrap:anywhere}\
 .figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(8.5rem,1fr));gap:.75rem}\
 form.inline{display:inline}\
+label.check{display:inline;font-weight:400;margin:0 .375rem 0 0}\
+.actions{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}\
+td form.inline{display:inline-block;margin:0 .25rem .25rem 0;white-space:nowrap}\
+section.card>h2:first-child{margin-top:.25rem}\
+nav.tabs a[aria-current=page]{font-weight:700;color:#1b1f24;text-decoration:none}\
 form.search{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin:0 0 1rem}\
 label{font-weight:600;display:block;margin:0 0 .25rem}\
 .field{margin:0 0 .75rem}\
@@ -88,19 +93,35 @@ header.top .who{flex-basis:100%;order:3}\
 pub(crate) enum Nav {
     Overview,
     Message,
+    Campaigns,
+    Queue,
+    Suppressions,
     Register,
+    Audit,
     /// A page that is none of them (a refusal).
     None,
 }
 
 impl Nav {
-    const ALL: [Nav; 3] = [Nav::Overview, Nav::Message, Nav::Register];
+    const ALL: [Nav; 7] = [
+        Nav::Overview,
+        Nav::Message,
+        Nav::Campaigns,
+        Nav::Queue,
+        Nav::Suppressions,
+        Nav::Register,
+        Nav::Audit,
+    ];
 
     fn path(self) -> &'static str {
         match self {
             Nav::Overview | Nav::None => "/admin",
             Nav::Message => "/admin/message",
+            Nav::Campaigns => "/admin/campaigns",
+            Nav::Queue => "/admin/queue",
+            Nav::Suppressions => "/admin/suppressions",
             Nav::Register => "/admin/register",
+            Nav::Audit => "/admin/audit",
         }
     }
 
@@ -108,7 +129,11 @@ impl Nav {
         match self {
             Nav::Overview | Nav::None => tr(lang, "Overview", "Vue d'ensemble"),
             Nav::Message => tr(lang, "Message", "Message"),
+            Nav::Campaigns => tr(lang, "Campaigns", "Campagnes"),
+            Nav::Queue => tr(lang, "Queue", "File d'attente"),
+            Nav::Suppressions => tr(lang, "Suppressions", "Suppressions"),
             Nav::Register => tr(lang, "Register", "Registre"),
+            Nav::Audit => tr(lang, "Audit", "Journal d'audit"),
         }
     }
 }

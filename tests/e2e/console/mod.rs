@@ -1,7 +1,11 @@
 //! The console (`/admin`) over real HTTP against the relay in-process:
 //! sign-in, sessions and their cookie, CSRF, roles, and each view.
 
+mod audit;
 mod browser;
+mod campaigns;
 mod message;
 mod overview;
+mod queue;
 mod sign_in;
+mod suppressions;

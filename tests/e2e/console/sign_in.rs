@@ -16,6 +16,10 @@ const ROUTES: &[&str] = &[
     "/admin",
     "/admin/register",
     "/admin/message?id=01J0000000000000000000000",
+    "/admin/campaigns",
+    "/admin/queue",
+    "/admin/suppressions",
+    "/admin/audit",
 ];
 
 async fn every_route_asks_for_sign_in_then_shows_itself() {
