@@ -31,11 +31,10 @@ fn rate(n: i64, delivered: i64) -> Option<f64> {
 
 /// Where a day's complaint rate stands against the configured lines.
 fn mark(config: &Config, d: &CampaignDay) -> &'static str {
-    match rate(d.complaints, d.delivered) {
-        Some(r) if r >= config.complaints.pause_rate => "pause",
-        Some(r) if r >= config.complaints.warn_rate => "warn",
-        _ => "ok",
-    }
+    config
+        .complaints
+        .mark(rate(d.complaints, d.delivered))
+        .as_str()
 }
 
 fn shown(rate: Option<f64>) -> String {

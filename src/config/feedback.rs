@@ -82,6 +82,41 @@ pub struct ComplaintsConfig {
     pub min_volume: u64,
 }
 
+/// Where a rate (per copy delivered) stands against `[complaints]
+/// warn_rate` and `pause_rate`: what `consent-relay reputation` prints in
+/// its `mark` column and the console's campaigns view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateMark {
+    /// Below `warn_rate`, or nothing delivered.
+    Ok,
+    /// At or above `warn_rate`, below `pause_rate`.
+    Warn,
+    /// At or above `pause_rate`.
+    Pause,
+}
+
+impl RateMark {
+    /// `ok`, `warn`, `pause`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateMark::Ok => "ok",
+            RateMark::Warn => "warn",
+            RateMark::Pause => "pause",
+        }
+    }
+}
+
+impl ComplaintsConfig {
+    /// Where `rate` stands (`None`: nothing was delivered, so nothing to judge).
+    pub fn mark(&self, rate: Option<f64>) -> RateMark {
+        match rate {
+            Some(r) if r >= self.pause_rate => RateMark::Pause,
+            Some(r) if r >= self.warn_rate => RateMark::Warn,
+            _ => RateMark::Ok,
+        }
+    }
+}
+
 impl Default for BouncesConfig {
     fn default() -> Self {
         BouncesConfig {
@@ -447,5 +482,16 @@ mod tests {
         assert_eq!(percent(0.003), "0.3%");
         assert_eq!(percent(0.0125), "1.25%");
         assert_eq!(percent(1.0), "100%");
+    }
+
+    #[test]
+    fn rates_are_marked_against_the_lines() {
+        let c = ComplaintsConfig::default();
+        assert_eq!(c.mark(None), RateMark::Ok);
+        assert_eq!(c.mark(Some(0.0009)), RateMark::Ok);
+        assert_eq!(c.mark(Some(0.001)), RateMark::Warn);
+        assert_eq!(c.mark(Some(0.0029)), RateMark::Warn);
+        assert_eq!(c.mark(Some(0.003)), RateMark::Pause);
+        assert_eq!(c.mark(Some(0.5)).as_str(), "pause");
     }
 }

@@ -49,7 +49,8 @@ pub use controller::{Controller, LOGO_MAX, Logo};
 pub use dkim::DkimConfig;
 pub use erasure::ErasureConfig;
 pub use feedback::{
-    BounceMandatory, BouncesConfig, ComplaintScope, ComplaintsConfig, percent as rate_percent,
+    BounceMandatory, BouncesConfig, ComplaintScope, ComplaintsConfig, RateMark,
+    percent as rate_percent,
 };
 pub use http::{HttpConfig, MAX_HTTP_CONNECTIONS};
 pub use label::{LABEL_MAX, Label};

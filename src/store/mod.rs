@@ -390,6 +390,17 @@ pub struct QueueRow {
     pub received_at: i64,
 }
 
+/// A page of the console's queue view, read in one snapshot.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueuePage {
+    /// The queue now: its counts by status and its oldest deferred copy.
+    pub now: QueueNow,
+    /// Copies that failed for good (until the retention purge).
+    pub failed: i64,
+    /// The copies of the status asked for, newest first.
+    pub rows: Vec<QueueRow>,
+}
+
 /// Counts of deliveries by status.
 pub type QueueCounts = HashMap<String, i64>;
 
@@ -1017,6 +1028,32 @@ impl Store {
     /// Deliveries not yet final (queued, sending, deferred, held) and failed ones.
     pub async fn queue(&self, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
         read!(self, c => ops::reads::queue(c, limit))
+    }
+
+    /// The console's queue view: `limit` copies in `status` (deferred,
+    /// held or failed), newest first, older than the copy `before` when
+    /// given, with the queue's counts (failed ones too) and its oldest
+    /// deferred copy.
+    pub async fn queue_page(
+        &self,
+        status: DeliveryStatus,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<QueuePage, StoreError> {
+        if !matches!(
+            status,
+            DeliveryStatus::Deferred | DeliveryStatus::Held | DeliveryStatus::Failed
+        ) {
+            return Err(StoreError::Invalid(format!(
+                "queue page of {status} copies: only deferred, held and failed ones are paged"
+            )));
+        }
+        snapshot!(self, c => ops::reads::queue_page(c, status, before, limit))
+    }
+
+    /// Copies held (their campaign paused), per campaign.
+    pub async fn held_by_campaign(&self) -> Result<HashMap<String, i64>, StoreError> {
+        read!(self, c => ops::reads::held_by_campaign(c))
     }
 
     /// Leases up to `limit` due webhook rows to `owner` until `lease_until`:

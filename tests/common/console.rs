@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use consent_relay::store::{AuditAction, AuditFilter, AuditRow};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 
@@ -42,6 +43,38 @@ pub async fn start(sink: &Sink) -> TestRelay {
     let dir = tempfile::tempdir().expect("temp dir");
     let text = console_config(dir.path(), &format!("smtp://{}", sink.addr()));
     TestRelay::start_with(dir, &text).await
+}
+
+/// [`start`] with the config text as `edit` makes it (another retry
+/// schedule, `[bounces]`, …).
+pub async fn start_edited(sink: &Sink, edit: impl FnOnce(String) -> String) -> TestRelay {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = edit(console_config(
+        dir.path(),
+        &format!("smtp://{}", sink.addr()),
+    ));
+    TestRelay::start_with(dir, &text).await
+}
+
+/// A config whose deferred copies wait an hour: they stay deferred for
+/// the test to see, until someone retries them.
+pub fn slow_retries(text: String) -> String {
+    let (from, to) = ("retry_after = [\"1s\"]", "retry_after = [\"1h\"]");
+    assert!(text.contains(from), "config_text changed");
+    text.replacen(from, to, 1)
+}
+
+/// The audit rows of `action`, newest first.
+pub async fn audit_of(relay: &TestRelay, action: AuditAction) -> Vec<AuditRow> {
+    relay
+        .store()
+        .audit(&AuditFilter {
+            action: Some(action),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit rows")
 }
 
 /// A page as the console answered it.

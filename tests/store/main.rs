@@ -22,6 +22,7 @@ mod outcomes;
 mod overview;
 mod person;
 mod purge;
+mod queue_view;
 mod reads;
 mod trace;
 mod webhooks;

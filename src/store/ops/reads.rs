@@ -15,8 +15,8 @@ use crate::store::rows::{
     state_from_row,
 };
 use crate::store::{
-    ConsentEvent, DecisionFilter, DecisionRow, GrantRow, KnownRecipient, QueueRow, StateRow,
-    StoreError, SubjectConsent, SubjectInfo, SubjectRecord, SubjectRow,
+    ConsentEvent, DecisionFilter, DecisionRow, DeliveryStatus, GrantRow, KnownRecipient, QueuePage,
+    QueueRow, StateRow, StoreError, SubjectConsent, SubjectInfo, SubjectRecord, SubjectRow,
 };
 
 /// Consent of these addresses for `campaign`, in one round trip: live
@@ -360,24 +360,84 @@ pub(in crate::store) async fn queue_depth<C: Conn>(
     .collect()
 }
 
+/// The columns [`queue_from_row`] reads, from `deliveries d` and `messages m`.
+const QUEUE_ROW: &str = "SELECT d.id, d.message_id, m.kind, d.recipient, m.mail_from, m.campaign, \
+     d.status, d.attempts, d.next_attempt_at, d.last_reply, m.received_at \
+     FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE ";
+
 /// Deliveries not yet final (queued, sending, deferred, held) and failed ones.
 pub(in crate::store) async fn queue<C: Conn>(
     c: &mut C,
     limit: i64,
 ) -> Result<Vec<QueueRow>, StoreError> {
     c.fetch_all(
-        Sql::new(
-            "SELECT d.id, d.message_id, m.kind, d.recipient, m.mail_from, m.campaign, d.status, \
-             d.attempts, d.next_attempt_at, d.last_reply, m.received_at \
-             FROM deliveries d JOIN messages m ON m.id = d.message_id \
-             WHERE d.status IN ('queued', 'sending', 'deferred', 'held', 'failed') \
-             ORDER BY d.id LIMIT $1",
-        )
-        .arg(limit),
+        Sql::new(QUEUE_ROW)
+            .push(
+                "d.status IN ('queued', 'sending', 'deferred', 'held', 'failed') \
+                 ORDER BY d.id LIMIT $1",
+            )
+            .arg(limit),
     )
     .await?
     .iter()
     .map(queue_from_row)
+    .collect()
+}
+
+/// The predicate of the partial index `deliveries_attention` (migration
+/// 0015), word for word: both planners use a partial index only when the
+/// query states its predicate (SQLite does not infer it from
+/// `status = $1`, nor PostgreSQL from a parameter).
+const ATTENTION: &str = "d.status IN ('deferred', 'held', 'failed')";
+
+/// The console's queue view: the copies in `status` (one of
+/// `deliveries_attention`'s: deferred, held, failed), newest first, older
+/// than the copy `before` when given; the queue's counts beside them.
+pub(in crate::store) async fn queue_page<C: Conn>(
+    c: &mut C,
+    status: DeliveryStatus,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<QueuePage, StoreError> {
+    let mut q = Sql::new(QUEUE_ROW)
+        .push(ATTENTION)
+        .push(" AND d.status = $1")
+        .arg(status.as_str());
+    if let Some(before) = before {
+        q = q.push(" AND d.id < ").bind(before);
+    }
+    let rows = c
+        .fetch_all(q.push(" ORDER BY d.id DESC LIMIT ").bind(limit))
+        .await?
+        .iter()
+        .map(queue_from_row)
+        .collect::<Result<_, _>>()?;
+    let failed = c
+        .fetch_one(
+            Sql::new("SELECT COUNT(*) FROM deliveries d WHERE ")
+                .push(ATTENTION)
+                .push(" AND d.status = 'failed'"),
+        )
+        .await?
+        .int(0)?;
+    Ok(QueuePage {
+        now: super::rollups::queue_now(c).await?,
+        failed,
+        rows,
+    })
+}
+
+/// Held copies per campaign (through `deliveries_held`).
+pub(in crate::store) async fn held_by_campaign<C: Conn>(
+    c: &mut C,
+) -> Result<HashMap<String, i64>, StoreError> {
+    c.fetch_all(Sql::new(
+        "SELECT m.campaign, COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message_id \
+         WHERE d.status = 'held' GROUP BY m.campaign",
+    ))
+    .await?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.int(1)?)))
     .collect()
 }
 

@@ -241,7 +241,7 @@ fn day_counts(
 }
 
 /// The queue's counts by status and its oldest deferred copy.
-async fn queue_now<C: Conn>(c: &mut C) -> Result<QueueNow, StoreError> {
+pub(in crate::store) async fn queue_now<C: Conn>(c: &mut C) -> Result<QueueNow, StoreError> {
     let mut queue = QueueNow::default();
     for (status, n) in super::reads::queue_depth(c).await? {
         match status.as_str() {

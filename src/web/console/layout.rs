@@ -52,6 +52,11 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font
 td code{white-space:nowrap}td .mono{overflow-wrap:anywhere}\
 .figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(8.5rem,1fr));gap:.75rem}\
 form.inline{display:inline}\
+label.check{display:inline;font-weight:400;margin:0 .375rem 0 0}\
+.actions{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}\
+td form.inline{display:inline-block;margin:0 .25rem .25rem 0;white-space:nowrap}\
+section.card>h2:first-child{margin-top:.25rem}\
+nav.tabs a[aria-current=page]{font-weight:700;color:#1b1f24;text-decoration:none}\
 form.search{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin:0 0 1rem}\
 label{font-weight:600;display:block;margin:0 0 .25rem}\
 .field{margin:0 0 .75rem}\
@@ -89,20 +94,37 @@ pub(crate) enum Nav {
     Overview,
     Person,
     Message,
+    Campaigns,
+    Queue,
+    Suppressions,
     Register,
+    Audit,
     /// A page that is none of them (a refusal).
     None,
 }
 
 impl Nav {
-    const ALL: [Nav; 4] = [Nav::Overview, Nav::Person, Nav::Message, Nav::Register];
+    const ALL: [Nav; 8] = [
+        Nav::Overview,
+        Nav::Person,
+        Nav::Message,
+        Nav::Campaigns,
+        Nav::Queue,
+        Nav::Suppressions,
+        Nav::Register,
+        Nav::Audit,
+    ];
 
     fn path(self) -> &'static str {
         match self {
             Nav::Overview | Nav::None => "/admin",
             Nav::Person => "/admin/person",
             Nav::Message => "/admin/message",
+            Nav::Campaigns => "/admin/campaigns",
+            Nav::Queue => "/admin/queue",
+            Nav::Suppressions => "/admin/suppressions",
             Nav::Register => "/admin/register",
+            Nav::Audit => "/admin/audit",
         }
     }
 
@@ -111,7 +133,11 @@ impl Nav {
             Nav::Overview | Nav::None => tr(lang, "Overview", "Vue d'ensemble"),
             Nav::Person => tr(lang, "Person", "Personne"),
             Nav::Message => tr(lang, "Message", "Message"),
+            Nav::Campaigns => tr(lang, "Campaigns", "Campagnes"),
+            Nav::Queue => tr(lang, "Queue", "File d'attente"),
+            Nav::Suppressions => tr(lang, "Suppressions", "Suppressions"),
             Nav::Register => tr(lang, "Register", "Registre"),
+            Nav::Audit => tr(lang, "Audit", "Journal d'audit"),
         }
     }
 }

@@ -9,13 +9,18 @@
 //! Sign-in and sessions are [`session`]'s; what the store holds and how
 //! it changes is `store`'s; the charts are [`chart`]'s.
 
+mod audit;
+mod campaigns;
 mod chart;
 mod layout;
 mod message;
 mod overview;
+mod parts;
 mod person;
+mod queue;
 mod register;
 pub(crate) mod session;
+mod suppressions;
 mod table;
 
 use axum::Router;
@@ -53,6 +58,13 @@ pub(crate) fn router() -> Router<WebState> {
             "/admin/person/suppression",
             post(person::remove_suppression),
         )
+        .route("/admin/campaigns", get(campaigns::show))
+        .route("/admin/campaigns/{action}", post(campaigns::act))
+        .route("/admin/queue", get(queue::show))
+        .route("/admin/queue/{action}", post(queue::act))
+        .route("/admin/suppressions", get(suppressions::show))
+        .route("/admin/suppressions/remove", post(suppressions::remove))
+        .route("/admin/audit", get(audit::show))
 }
 
 /// The path the relay is served under (`public_url`'s, without the
@@ -107,7 +119,6 @@ impl Desk {
     }
 
     /// Refuses what the operator's role may not do.
-    #[allow(dead_code)] // the views' actions use it
     pub fn require(&self, allowed: bool) -> Result<(), Refusal> {
         if allowed { Ok(()) } else { Err(Refusal::Role) }
     }
@@ -137,7 +148,6 @@ pub(crate) enum Refusal {
     /// No CSRF token, a wrong one, or a cross-site post.
     Forged,
     /// The role does not allow it.
-    #[allow(dead_code)] // the views' actions use it
     Role,
 }
 

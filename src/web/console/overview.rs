@@ -286,6 +286,11 @@ fn queue(desk: &Desk, q: &QueueNow) -> String {
             desk.t("No copy is deferred.", "Aucune copie n'est différée.")
         )),
     }
+    out.push_str(&format!(
+        "<p><a href=\"{}\">{}</a></p>\n",
+        escape(&desk.href("/admin/queue")),
+        desk.t("Open the queue", "Ouvrir la file d'attente")
+    ));
     out
 }
 
@@ -554,8 +559,10 @@ fn campaigns(desk: &Desk, web: &WebState, o: &Overview, from: i64, span: i64) ->
         desk.t("days", "jours")
     );
     format!(
-        "<h2>{}</h2>\n{}",
+        "<h2>{}</h2>\n{}<p><a href=\"{}\">{}</a></p>\n",
         desk.t("Campaigns", "Campagnes"),
         t.html(&caption),
+        escape(&desk.href("/admin/campaigns")),
+        desk.t("Open the campaigns", "Ouvrir les campagnes")
     )
 }

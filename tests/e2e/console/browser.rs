@@ -7,14 +7,19 @@ use crate::both_stores;
 use crate::common::browser::{Driver, Session};
 use crate::common::console::{self, ADMIN, DPO, VIEWER};
 use crate::common::relay::{TestRelay, eventually, message};
-use crate::common::sink::Sink;
+use crate::common::sink::{Fault, Sink};
 use consent_relay::consent::Action;
+use consent_relay::store::{Actor, Via};
 
 /// The views, by the name their screenshot takes and their path.
 const VIEWS: &[(&str, &str)] = &[
     ("overview", "/admin"),
     ("person", "/admin/person?address=ann%40example.net"),
     ("register", "/admin/register"),
+    ("campaigns", "/admin/campaigns"),
+    ("queue", "/admin/queue?status=held"),
+    ("suppressions", "/admin/suppressions"),
+    ("audit", "/admin/audit"),
 ];
 
 /// Some history for the views to show.
@@ -36,6 +41,30 @@ async fn history(relay: &TestRelay, sink: &Sink) {
         !sink.messages().is_empty()
     })
     .await;
+    // A mailbox that does not exist (a suppression), and a paused
+    // campaign's copy (held), for the campaigns, queue, suppressions and
+    // audit views.
+    sink.script([Fault::Rcpt(550, "5.1.1 <dee@example.net>: no such user")]);
+    relay
+        .send(&["dee@example.net"], &message("prospecting", "Offer"))
+        .await;
+    eventually("dee is suppressed", || async {
+        let s = relay.store().suppressions_of("dee@example.net").await;
+        s.unwrap().iter().any(|s| s.active)
+    })
+    .await;
+    relay
+        .store()
+        .pause_campaign(
+            "prospecting",
+            &Actor::new(ADMIN.0, Via::Console),
+            "complaints from one list",
+        )
+        .await
+        .expect("pause");
+    relay
+        .send(&["eve@example.net"], &message("prospecting", "Offer"))
+        .await;
 }
 
 /// Signs in on the form every console page shows without a session.

@@ -17,6 +17,10 @@ const ROUTES: &[&str] = &[
     "/admin/register",
     "/admin/message?id=01J0000000000000000000000",
     "/admin/person?address=ann%40example.net",
+    "/admin/campaigns",
+    "/admin/queue",
+    "/admin/suppressions",
+    "/admin/audit",
 ];
 
 async fn every_route_asks_for_sign_in_then_shows_itself() {
