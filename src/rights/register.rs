@@ -1,8 +1,9 @@
 //! The record of processing activities (GDPR Art. 30) that the relay's
 //! configuration implies, for `consent-relay register`: per campaign its
 //! purpose, legal basis, consent lifetime, retention and recipients, and the
-//! relay's own processing (the decision log, the proof of consent). Pure:
-//! built from the configuration alone.
+//! relay's own processing (the decision log, the proof of consent), under
+//! the controller's name and contact (Art. 30(1)(a)). Pure: built from the
+//! configuration alone.
 
 use serde::Serialize;
 
@@ -31,11 +32,23 @@ pub struct Activity {
     pub recipients: Vec<String>,
 }
 
+/// Who keeps the register (GDPR Art. 30(1)(a): the controller's name and
+/// contact details, and the data-protection officer's), from `[http]`
+/// `organisation`, `contact` and `privacy_url`; `None` where not configured.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ControllerEntry {
+    pub organisation: Option<String>,
+    /// The data-protection contact (`http.contact`).
+    pub contact: Option<String>,
+    pub privacy_url: Option<String>,
+}
+
 /// The register: campaigns in file order, then the relay's own processing.
 #[derive(Debug, Clone, Serialize)]
 pub struct Register {
     /// The relay's SMTP hostname (which relay the register describes).
     pub relay: String,
+    pub controller: ControllerEntry,
     pub activities: Vec<Activity>,
 }
 
@@ -129,8 +142,14 @@ pub fn register(config: &Config) -> Register {
         retention: "until erasure; then a keyed hash of the address stays as a suppression".into(),
         recipients: webhook.into_iter().collect(),
     });
+    let who = &config.http.controller;
     Register {
         relay: config.smtp.hostname.clone(),
+        controller: ControllerEntry {
+            organisation: who.organisation.clone(),
+            contact: who.contact.clone(),
+            privacy_url: who.privacy_url.as_ref().map(|u| u.to_string()),
+        },
         activities,
     }
 }
@@ -193,6 +212,17 @@ pub fn table(reg: &Register) -> String {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         out.push_str(&line(&cells));
     }
+    let who = &reg.controller;
+    let or_unset = |v: &Option<String>, key: &str| {
+        v.clone()
+            .unwrap_or_else(|| format!("not configured (set [http] {key})"))
+    };
+    out.push_str(&format!(
+        "\nController: {}\nData-protection contact: {}\nPrivacy notice: {}\n",
+        or_unset(&who.organisation, "organisation"),
+        or_unset(&who.contact, "contact"),
+        or_unset(&who.privacy_url, "privacy_url"),
+    ));
     out
 }
 

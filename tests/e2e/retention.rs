@@ -537,7 +537,7 @@ async fn register_lists_every_campaign_with_its_legal_basis() {
     assert!(invoices.contains("contract, GDPR Art. 6(1)(b)"), "{table}");
     // Columns line up: every row's legal basis starts where the header's does.
     let col = lines[2].find("legal basis").unwrap();
-    for l in &lines[3..] {
+    for l in lines[3..].iter().take_while(|l| !l.is_empty()) {
         assert!(
             ["consent", "legitimate", "contract", "legal obligation"]
                 .iter()
@@ -545,8 +545,63 @@ async fn register_lists_every_campaign_with_its_legal_basis() {
             "{l}"
         );
     }
+    // The controller (Art. 30(1)(a)), not configured here: the register
+    // says which keys to set rather than leaving the lines out.
+    assert_eq!(
+        json["controller"],
+        serde_json::json!({"organisation": null, "contact": null, "privacy_url": null})
+    );
+    assert_eq!(
+        &lines[lines.len() - 3..],
+        [
+            "Controller: not configured (set [http] organisation)",
+            "Data-protection contact: not configured (set [http] contact)",
+            "Privacy notice: not configured (set [http] privacy_url)",
+        ],
+        "{table}"
+    );
 }
 both_stores!(register_lists_every_campaign_with_its_legal_basis);
+
+async fn register_names_the_controller_and_its_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = "public_url = \"http://127.0.0.1:8080\"";
+    let text = config_text(dir.path(), "smtp://mail.example.net:2525", "", "");
+    assert!(text.contains(public), "config_text changed");
+    let text = text.replacen(
+        public,
+        &format!(
+            "{public}\norganisation = \"Example Ltd\"\ncontact = \"DPO@Example.COM\"\n\
+             privacy_url = \"https://example.com/privacy\""
+        ),
+        1,
+    );
+    std::fs::write(dir.path().join("consent-relay.toml"), text).unwrap();
+
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&cli(dir.path(), &["register", "--json"]))).unwrap();
+    assert_eq!(
+        json["controller"],
+        serde_json::json!({
+            "organisation": "Example Ltd",
+            "contact": "DPO@example.com",
+            "privacy_url": "https://example.com/privacy"
+        })
+    );
+    let table = stdout(&cli(dir.path(), &["register"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        &lines[lines.len() - 4..],
+        [
+            "",
+            "Controller: Example Ltd",
+            "Data-protection contact: DPO@example.com",
+            "Privacy notice: https://example.com/privacy",
+        ],
+        "{table}"
+    );
+}
+both_stores!(register_names_the_controller_and_its_contact);
 
 /// Two nodes (two store handles on one database) purge at the same time,
 /// over more rows than one batch takes: every row goes exactly once between

@@ -42,8 +42,40 @@ pub(super) async fn show(State(web): State<WebState>, desk: Desk) -> Response {
             escape(&a.recipients.join(", ")),
         ]);
     }
+    let who = &reg.controller;
+    let unset = |key: &str| {
+        format!(
+            "<span class=\"muted\">{} <code>[http] {key}</code></span>",
+            desk.t("not configured: set", "non configuré : définir")
+        )
+    };
+    let mut controller = Table::new(&[desk.t("Field", "Champ"), desk.t("Value", "Valeur")]);
+    controller.row(&[
+        escape(desk.t("Controller", "Responsable du traitement")),
+        who.organisation
+            .as_deref()
+            .map_or_else(|| unset("organisation"), escape),
+    ]);
+    controller.row(&[
+        escape(desk.t("Data-protection contact", "Contact protection des données")),
+        who.contact.as_deref().map_or_else(
+            || unset("contact"),
+            |c| format!("<a href=\"mailto:{0}\">{0}</a>", escape(c)),
+        ),
+    ]);
+    controller.row(&[
+        escape(desk.t("Privacy notice", "Politique de confidentialité")),
+        who.privacy_url.as_deref().map_or_else(
+            || unset("privacy_url"),
+            |u| format!("<a href=\"{0}\">{0}</a>", escape(u)),
+        ),
+    ]);
+    let controller = controller.html(desk.t(
+        "Who keeps this register (Art. 30(1)(a))",
+        "Qui tient ce registre (art. 30(1)(a))",
+    ));
     let body = format!(
-        "<p>{} <code>{}</code>. {}</p>\n{}",
+        "{controller}<p>{} <code>{}</code>. {}</p>\n{}",
         desk.t("Processing done by the relay", "Traitements faits par le relais"),
         escape(&reg.relay),
         desk.t(

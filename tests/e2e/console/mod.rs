@@ -8,5 +8,6 @@ mod message;
 mod overview;
 mod person;
 mod queue;
+mod register;
 mod sign_in;
 mod suppressions;
