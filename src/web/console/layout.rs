@@ -44,7 +44,7 @@ section.card{background:#fff;border:1px solid #d3d8df;border-radius:8px;padding:
 .muted{color:#4b5563;font-size:.875rem}\
 .scroll{overflow-x:auto;margin:0 0 1rem;-webkit-overflow-scrolling:touch}\
 table{border-collapse:collapse;width:100%;font-size:.9375rem;background:#fff}\
-caption{text-align:left;font-weight:600;padding:.375rem 0}\
+caption{text-align:left;font-weight:600;padding:.375rem 0;position:sticky;left:0;max-width:calc(100vw - 4rem);box-sizing:border-box}\
 th,td{text-align:left;padding:.375rem .625rem;border-bottom:1px solid #e5e7eb;vertical-align:top}\
 th{background:#f9fafb;font-weight:600;white-space:nowrap}\
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}\

@@ -79,8 +79,8 @@ pub(super) async fn show(State(web): State<WebState>, desk: Desk) -> Response {
         desk.t("Processing done by the relay", "Traitements faits par le relais"),
         escape(&reg.relay),
         desk.t(
-            "Built from the configuration: it changes when the configuration does. `consent-relay register --json` gives the same.",
-            "Établi d'après la configuration : il change avec elle. `consent-relay register --json` donne le même.",
+            "Built from the configuration: it changes when the configuration does. <code>consent-relay register --json</code> gives the same.",
+            "Établi d'après la configuration : il change avec elle. <code>consent-relay register --json</code> donne le même.",
         ),
         t.html(desk.t("Processing activities", "Activités de traitement")),
     );

@@ -11,6 +11,7 @@ use crate::consent::identity::Identity;
 use crate::consent::policy::{self, Decision, Outcome};
 use crate::consent::{ALL_CAMPAIGNS, Status};
 use crate::store::{MessageKind, Person, StoreError};
+use crate::texts::Language;
 use crate::time::format_time;
 use crate::web::WebState;
 use crate::web::console::Desk;
@@ -96,17 +97,33 @@ pub(super) fn summary(desk: &Desk, who: &Identity, p: &Person) -> String {
     let active = p.suppressions.iter().filter(|s| s.active).count();
     facts.push((
         desk.t("Records", "Enregistrements"),
-        format!(
-            "{} {} · {} {} · {} {} · {} {}",
-            p.events_total,
-            desk.t("consent events", "événements de consentement"),
-            p.decisions_total,
-            desk.t("decisions", "décisions"),
-            p.deliveries_total,
-            desk.t("copies", "copies"),
-            active,
-            desk.t("suppressions in force", "suppressions en vigueur"),
-        ),
+        [
+            count(
+                desk.lang,
+                p.events_total,
+                ("consent event", "consent events"),
+                ("événement de consentement", "événements de consentement"),
+            ),
+            count(
+                desk.lang,
+                p.decisions_total,
+                ("decision", "decisions"),
+                ("décision", "décisions"),
+            ),
+            count(
+                desk.lang,
+                p.deliveries_total,
+                ("copy", "copies"),
+                ("copie", "copies"),
+            ),
+            count(
+                desk.lang,
+                active as i64,
+                ("suppression in force", "suppressions in force"),
+                ("suppression en vigueur", "suppressions en vigueur"),
+            ),
+        ]
+        .join(" · "),
     ));
     // A table: the keyed hash wraps on a phone rather than overflow.
     let mut t = Table::new(&[desk.t("About", "Objet"), desk.t("Held", "Conservé")]);
@@ -115,6 +132,20 @@ pub(super) fn summary(desk: &Desk, who: &Identity, p: &Person) -> String {
     }
     out.push_str(&t.html(desk.t("Who this is", "De qui il s'agit")));
     out
+}
+
+/// `n` and its noun in the operator's language: English takes the
+/// singular for one, French for zero and one.
+fn count(lang: Language, n: i64, en: (&str, &str), fr: (&str, &str)) -> String {
+    let (one, many) = match lang {
+        Language::En => (en.0, en.1),
+        Language::Fr => (fr.0, fr.1),
+    };
+    let singular = match lang {
+        Language::En => n == 1,
+        Language::Fr => n <= 1,
+    };
+    format!("{n} {}", if singular { one } else { many })
 }
 
 /// Consent per configured campaign now (and "all campaigns" when the
@@ -369,5 +400,22 @@ pub(super) fn kind_name(desk: &Desk, k: MessageKind) -> &'static str {
             "a bounce to the sender (DSN)",
             "avis de non-remise à l'expéditeur (DSN)",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        let en = ("copy", "copies");
+        let fr = ("copie", "copies");
+        assert_eq!(count(Language::En, 0, en, fr), "0 copies");
+        assert_eq!(count(Language::En, 1, en, fr), "1 copy");
+        assert_eq!(count(Language::En, 2, en, fr), "2 copies");
+        assert_eq!(count(Language::Fr, 0, en, fr), "0 copie");
+        assert_eq!(count(Language::Fr, 1, en, fr), "1 copie");
+        assert_eq!(count(Language::Fr, 2, en, fr), "2 copies");
     }
 }
