@@ -427,6 +427,12 @@ async fn erasure_needs_the_address_typed_again() {
     assert!(shown.contains("was erased on"), "{shown}");
     assert!(shown.contains("5.1.1"), "the kept suppression: {shown}");
     assert!(
+        shown.contains(
+            "1 suppression in force (besides the erasure, which keeps out all but mandatory mail)"
+        ),
+        "the count says the erasure keeps mail out: {shown}"
+    );
+    assert!(
         shown.contains("<code>erased</code>"),
         "the next mail: {shown}"
     );

@@ -116,12 +116,7 @@ pub(super) fn summary(desk: &Desk, who: &Identity, p: &Person) -> String {
                 ("copy", "copies"),
                 ("copie", "copies"),
             ),
-            count(
-                desk.lang,
-                active as i64,
-                ("suppression in force", "suppressions in force"),
-                ("suppression en vigueur", "suppressions en vigueur"),
-            ),
+            suppressed(desk, p, active),
         ]
         .join(" · "),
     ));
@@ -131,6 +126,25 @@ pub(super) fn summary(desk: &Desk, who: &Identity, p: &Person) -> String {
         t.row(&[name.to_owned(), value]);
     }
     out.push_str(&t.html(desk.t("Who this is", "De qui il s'agit")));
+    out
+}
+
+/// The suppressions in force; for an erased person, with the erasure
+/// beside them: it keeps mail out with no suppression row of its own, and
+/// "0 suppressions in force" alone would read as if mail could go.
+fn suppressed(desk: &Desk, p: &Person, active: usize) -> String {
+    let mut out = count(
+        desk.lang,
+        active as i64,
+        ("suppression in force", "suppressions in force"),
+        ("suppression en vigueur", "suppressions en vigueur"),
+    );
+    if p.subject.as_ref().is_some_and(|s| s.address.is_none()) {
+        out.push_str(desk.t(
+            " (besides the erasure, which keeps out all but mandatory mail)",
+            " (en plus de l'effacement, qui écarte tout courrier sauf l'obligatoire)",
+        ));
+    }
     out
 }
 
