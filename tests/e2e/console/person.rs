@@ -425,6 +425,10 @@ async fn erasure_needs_the_address_typed_again() {
     let shown = dpo.get(right.location()).await.body;
     assert!(shown.contains("The person was erased"), "{shown}");
     assert!(shown.contains("was erased on"), "{shown}");
+    assert!(
+        shown.contains("stays suppressed (reason erased; mandatory mail still goes)"),
+        "what remains, and what still goes: {shown}"
+    );
     assert!(shown.contains("5.1.1"), "the kept suppression: {shown}");
     assert!(
         shown.contains(

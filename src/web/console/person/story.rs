@@ -59,8 +59,8 @@ pub(super) fn summary(desk: &Desk, who: &Identity, p: &Person) -> String {
                 desk.t("was erased on", "a été effacée le"),
                 escape(&s.erased_at.map(format_time).unwrap_or_default()),
                 desk.t(
-                    "What remains: the subject id and the keyed hash of the address, so that mail to it stays suppressed (reason erased); the consent events without their proof; decision and copy rows that name the hash instead of the address; the suppressions, under the hash.",
-                    "Ce qui reste : l'identifiant du sujet et l'empreinte (HMAC) de l'adresse, pour que le courrier vers elle reste écarté (motif erased) ; les événements de consentement sans leur preuve ; les décisions et copies qui nomment l'empreinte au lieu de l'adresse ; les suppressions, sous l'empreinte.",
+                    "What remains: the subject id and the keyed hash of the address, so that mail to it stays suppressed (reason erased; mandatory mail still goes); the consent events without their proof; decision and copy rows that name the hash instead of the address; the suppressions, under the hash.",
+                    "Ce qui reste : l'identifiant du sujet et l'empreinte (HMAC) de l'adresse, pour que le courrier vers elle reste écarté (motif erased ; le courrier obligatoire part toujours) ; les événements de consentement sans leur preuve ; les décisions et copies qui nomment l'empreinte au lieu de l'adresse ; les suppressions, sous l'empreinte.",
                 ),
             ));
         }
