@@ -13,7 +13,10 @@
 //!   and their side of `Conn` (binding, locks, leases, multi-row inserts);
 //! - `rows.rs`: stored rows to these types, the same for both;
 //! - `guard.rs`, `feedback.rs`, `trace.rs`: the types and methods of what
-//!   comes back (pauses, suppressions, reports) and of the message trace.
+//!   comes back (pauses, suppressions, reports) and of the message trace;
+//! - `webhooks.rs`, `purge.rs`, and the console's `audit.rs`, `sessions.rs`,
+//!   `overview.rs`, `person.rs`, `queue.rs`: each subject's types and
+//!   methods beside this interface.
 //!
 //! Knows nothing of SMTP or HTML.
 
@@ -546,102 +549,6 @@ pub struct ErasureReport {
     pub bounces_dropped: u64,
 }
 
-/// A consent event leased to this node for one webhook attempt.
-#[derive(Debug, Clone)]
-pub struct ClaimedWebhook {
-    /// The event as stored now (without its proof once the subject was erased).
-    pub event: ConsentEvent,
-    /// The subject's address; `None` once erased.
-    pub email: Option<String>,
-    /// Attempts made before this one.
-    pub attempts: i64,
-}
-
-/// How one webhook attempt ended.
-#[derive(Debug, Clone)]
-pub enum WebhookOutcome {
-    /// The CRM answered 2xx: the row leaves the outbox.
-    Delivered { event_id: i64 },
-    /// Anything else: tried again at `next_attempt_at`.
-    Failed {
-        event_id: i64,
-        error: String,
-        next_attempt_at: i64,
-    },
-}
-
-/// A row of the webhook outbox (consent events not yet accepted by the CRM).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct WebhookRow {
-    pub event_id: i64,
-    pub subject_id: String,
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-}
-
-/// Cut-off times of a purge under `[retention]` (unix ms): what ended
-/// before them goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PurgeCutoffs {
-    /// Bodies of messages whose deliveries all reached a final outcome
-    /// (sent, failed, suppressed-late) before this are set to NULL.
-    pub message_bodies: i64,
-    /// Decision rows, and final delivery rows (with their attempts), older
-    /// than this are deleted, with the messages left with no rows.
-    pub decisions: i64,
-}
-
-/// One bounded batch of a purge (one transaction); each batch names the next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PurgeStep {
-    /// Message bodies, walking messages that hold one after (received_at,
-    /// id); then decisions with `cutoffs.decisions`.
-    Bodies {
-        cutoffs: PurgeCutoffs,
-        after: (i64, String),
-    },
-    /// Decision rows, oldest first.
-    Decisions { cutoff: i64 },
-    /// Final delivery rows, walking deliveries after this id.
-    Deliveries { cutoff: i64, after: i64 },
-}
-
-impl PurgeStep {
-    /// The first step of a purge.
-    pub fn first(c: PurgeCutoffs) -> PurgeStep {
-        PurgeStep::Bodies {
-            cutoffs: c,
-            after: (i64::MIN, String::new()),
-        }
-    }
-}
-
-/// What a purge removed (or, dry run, would remove), per kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PurgeReport {
-    pub message_bodies: u64,
-    pub decisions: u64,
-    pub deliveries: u64,
-    /// Messages deleted because none of their rows was left.
-    pub messages: u64,
-}
-
-impl PurgeReport {
-    pub fn add(&mut self, o: &PurgeReport) {
-        self.message_bodies += o.message_bodies;
-        self.decisions += o.decisions;
-        self.deliveries += o.deliveries;
-        self.messages += o.messages;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == PurgeReport::default()
-    }
-}
-
 /// The store, over one backend.
 #[derive(Clone)]
 pub enum Store {
@@ -698,9 +605,11 @@ mod audit;
 mod guard;
 mod overview;
 mod person;
+mod purge;
 mod queue;
 mod sessions;
 mod trace;
+mod webhooks;
 pub use audit::{Actor, AuditAction, AuditEntry, AuditFilter, AuditRow, Via};
 pub use guard::{
     ActiveSuppression, CampaignDay, CampaignPause, ClaimedNotice, NoticeKind, NoticeRow, Paused,
@@ -710,9 +619,11 @@ pub use overview::{
     Channel, Counts, OVERVIEW_MAX_DAYS, OldestDeferred, Overview, OverviewDay, QueueNow,
 };
 pub use person::{Person, PersonQuery, PersonSubject};
+pub use purge::{PurgeCutoffs, PurgeReport, PurgeStep};
 pub use queue::{QueueAction, QueueChange, QueueError};
 pub use sessions::{OperatorSession, SessionRules, TOUCH_EVERY_MS};
 pub use trace::{MessageTrace, TRACE_MAX};
+pub use webhooks::{ClaimedWebhook, WebhookOutcome, WebhookRow};
 
 impl Store {
     /// Opens the store named by `[store] url` and brings its schema up to date.
@@ -1006,20 +917,6 @@ impl Store {
         .await
     }
 
-    /// Runs one batch of a purge in its own transaction: what it removed,
-    /// and the step to run next (`None` when the purge is done).
-    pub async fn purge_batch(
-        &self,
-        step: PurgeStep,
-    ) -> Result<(PurgeReport, Option<PurgeStep>), StoreError> {
-        self.write(ops::purge::Purge(step)).await
-    }
-
-    /// What a purge with these cut-offs would remove, changing nothing.
-    pub async fn purge_count(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
-        snapshot!(self, c => ops::purge::purge_count(c, cutoffs))
-    }
-
     /// How many copies are queued, deferred, being sent and held, by status.
     pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         read!(self, c => ops::reads::queue_depth(c))
@@ -1054,55 +951,6 @@ impl Store {
     /// Copies held (their campaign paused), per campaign.
     pub async fn held_by_campaign(&self) -> Result<HashMap<String, i64>, StoreError> {
         read!(self, c => ops::reads::held_by_campaign(c))
-    }
-
-    /// Leases up to `limit` due webhook rows to `owner` until `lease_until`:
-    /// only the oldest row of each subject, so a subject's events go out in
-    /// order (a later one waits until the earlier one was accepted).
-    pub async fn claim_webhooks(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> Result<Vec<ClaimedWebhook>, StoreError> {
-        self.write(ops::webhooks::ClaimWebhooks {
-            owner: owner.to_owned(),
-            now,
-            lease_until,
-            limit,
-        })
-        .await
-    }
-
-    /// Records a webhook attempt on a row still leased to `owner`.
-    pub async fn record_webhook(
-        &self,
-        owner: &str,
-        outcome: WebhookOutcome,
-    ) -> Result<(), StoreError> {
-        self.write(ops::webhooks::RecordWebhook {
-            owner: owner.to_owned(),
-            outcome,
-        })
-        .await
-    }
-
-    /// Hands webhook leases held by `owner` back (shutdown).
-    pub async fn release_webhooks(&self, owner: &str) -> Result<u64, StoreError> {
-        self.write(ops::webhooks::ReleaseWebhooks(owner.to_owned()))
-            .await
-    }
-
-    /// The webhook outbox, oldest first.
-    pub async fn webhook_outbox(&self, limit: i64) -> Result<Vec<WebhookRow>, StoreError> {
-        read!(self, c => ops::webhooks::outbox(c, limit))
-    }
-
-    /// Notified after this process committed a consent event (the webhook
-    /// dispatcher wakes on it; events of other processes are polled).
-    pub fn events_written(&self) -> Arc<tokio::sync::Notify> {
-        self.events().clone()
     }
 
     /// Appends imported events, each unless its import key is stored; one
