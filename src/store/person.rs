@@ -63,6 +63,13 @@ pub struct Person {
     pub suppressions: Vec<Suppression>,
 }
 
+impl Person {
+    /// Whether the subject shown is an erased one (its address gone).
+    pub fn erased(&self) -> bool {
+        self.subject.as_ref().is_some_and(|s| s.address.is_none())
+    }
+}
+
 impl Store {
     /// The person `query` names, in one snapshot; `None` when nothing is
     /// held about the address (and no erased subject has its hash).

@@ -23,7 +23,7 @@ pub(super) fn forms(web: &WebState, desk: &Desk, who: &Identity, p: Option<&Pers
             )
         );
     }
-    let live = p.is_some_and(|p| p.subject.as_ref().is_none_or(|s| s.address.is_some()));
+    let live = p.is_some_and(|p| !p.erased());
     let hidden = format!(
         "{}<input type=\"hidden\" name=\"address\" value=\"{}\">",
         desk.csrf_field(),

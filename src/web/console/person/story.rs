@@ -94,7 +94,6 @@ pub(super) fn summary(desk: &Desk, who: &Identity, p: &Person) -> String {
             ),
         ));
     }
-    let active = p.suppressions.iter().filter(|s| s.active).count();
     facts.push((
         desk.t("Records", "Enregistrements"),
         [
@@ -116,7 +115,7 @@ pub(super) fn summary(desk: &Desk, who: &Identity, p: &Person) -> String {
                 ("copy", "copies"),
                 ("copie", "copies"),
             ),
-            suppressed(desk, p, active),
+            suppressed(desk, p),
         ]
         .join(" · "),
     ));
@@ -132,14 +131,15 @@ pub(super) fn summary(desk: &Desk, who: &Identity, p: &Person) -> String {
 /// The suppressions in force; for an erased person, with the erasure
 /// beside them: it keeps mail out with no suppression row of its own, and
 /// "0 suppressions in force" alone would read as if mail could go.
-fn suppressed(desk: &Desk, p: &Person, active: usize) -> String {
+fn suppressed(desk: &Desk, p: &Person) -> String {
+    let active = p.suppressions.iter().filter(|s| s.active).count();
     let mut out = count(
         desk.lang,
         active as i64,
         ("suppression in force", "suppressions in force"),
         ("suppression en vigueur", "suppressions en vigueur"),
     );
-    if p.subject.as_ref().is_some_and(|s| s.address.is_none()) {
+    if p.erased() {
         out.push_str(desk.t(
             " (besides the erasure, which keeps out all but mandatory mail)",
             " (en plus de l'effacement, qui écarte tout courrier sauf l'obligatoire)",
