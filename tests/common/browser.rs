@@ -23,6 +23,75 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub const TAB: &str = "\u{E004}";
 
+/// The checks of [`Session::accessibility_problems`], run in the page.
+const ACCESSIBILITY: &str = r#"
+const problems = [];
+const show = el => el.outerHTML.slice(0, 160);
+const named = el => (el.getAttribute('aria-label') || el.textContent || '').trim() !== ''
+    || el.querySelector('img[alt]:not([alt=""])') !== null;
+if (!document.documentElement.lang) problems.push('no lang on <html>');
+const h1 = document.querySelectorAll('h1').length;
+if (h1 !== 1) problems.push(h1 + ' h1 elements, not one');
+for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+  if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+      && !el.getAttribute('aria-labelledby')) problems.push('no label: ' + show(el));
+}
+for (const el of document.querySelectorAll('button, a[href]')) {
+  if (!named(el)) problems.push('no name: ' + show(el));
+}
+for (const el of document.querySelectorAll('img:not([alt])')) problems.push('no alt: ' + show(el));
+for (const el of document.querySelectorAll('svg')) {
+  if (el.closest('[aria-hidden=true]')) continue;
+  if (el.getAttribute('role') !== 'img'
+      || !(el.querySelector(':scope > title') || el.getAttribute('aria-label')
+           || el.getAttribute('aria-labelledby'))) problems.push('svg without role=img and a title: ' + show(el));
+}
+const rgb = s => {
+  const m = s.match(/rgba?\(([^)]*)\)/);
+  if (!m) return null;
+  const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+  return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+};
+const over = (top, under) => ({
+  r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a),
+  b: top.b * top.a + under.b * (1 - top.a), a: 1 });
+const background = el => {
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+  }
+  let c = { r: 255, g: 255, b: 255, a: 1 };
+  for (const l of layers.reverse()) c = over(l, c);
+  return c;
+};
+const lum = c => {
+  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+};
+const seen = new Set();
+const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walk.nextNode()) {
+  const text = walk.currentNode.textContent.trim();
+  const el = walk.currentNode.parentElement;
+  if (!text || !el || seen.has(el) || el.closest('svg')) continue;
+  seen.add(el);
+  const st = getComputedStyle(el);
+  const box = el.getBoundingClientRect();
+  if (st.visibility === 'hidden' || box.width === 0 || box.height === 0) continue;
+  const bg = background(el);
+  const fg = over(rgb(st.color), bg);
+  const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+  const ratio = (hi + 0.05) / (lo + 0.05);
+  const size = parseFloat(st.fontSize);
+  const large = size >= 24 || (parseInt(st.fontWeight, 10) >= 700 && size >= 18.66);
+  if (ratio < (large ? 3 : 4.5))
+    problems.push('contrast ' + ratio.toFixed(2) + ':1 for "' + text.slice(0, 40) + '" ('
+      + st.color + ' on ' + JSON.stringify(bg) + ')');
+}
+return problems;
+"#;
+
 /// chromedriver, killed with its browsers when the test ends, panics included.
 pub struct Driver {
     child: Child,
@@ -264,6 +333,30 @@ impl Session<'_> {
             .await
             .as_bool()
             .expect("bool")
+    }
+
+    /// What the page in the browser gets wrong for people who use a
+    /// keyboard, a screen reader or weak eyes, as the DOM and the computed
+    /// styles say it (empty when nothing): a form control without a label,
+    /// a link or button without a name, an image without `alt`, an SVG
+    /// without `role="img"` and a title, not one `h1`, no `lang`, text
+    /// below WCAG's contrast (4.5:1, 3:1 for large text) against the
+    /// background it is drawn on. Text inside an SVG is not checked (its
+    /// figures are in the table beside it).
+    pub async fn accessibility_problems(&self) -> Vec<String> {
+        let found = self.script(ACCESSIBILITY).await;
+        found
+            .as_array()
+            .expect("a list of problems")
+            .iter()
+            .map(|p| p.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Panics with [`Session::accessibility_problems`] unless there are none.
+    pub async fn assert_accessible(&self, what: &str) {
+        let problems = self.accessibility_problems().await;
+        assert!(problems.is_empty(), "{what}: {problems:#?}");
     }
 
     pub async fn source(&self) -> String {

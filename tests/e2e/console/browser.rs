@@ -1,10 +1,11 @@
 //! The console in headless Chromium: signing in by typing the token, the
 //! views in English and French at desktop and phone (390 px) widths, with
-//! a screenshot of each under `target/screenshots/console-*.png`, and a
-//! form whose CSRF token was taken out refused by the relay.
+//! a screenshot of each under `target/screenshots/console-*.png`, each
+//! checked for labels, names, contrast and a focus ring, and a form whose
+//! CSRF token was taken out refused by the relay.
 
 use crate::both_stores;
-use crate::common::browser::{Driver, Session};
+use crate::common::browser::{Driver, Session, TAB};
 use crate::common::console::{self, ADMIN, DPO, VIEWER};
 use crate::common::relay::{TestRelay, eventually, message};
 use crate::common::sink::{Fault, Sink};
@@ -89,6 +90,10 @@ async fn the_console_in_chromium_in_both_languages_and_widths() {
         let s = driver
             .session(&format!("console-{lang}-{size}"), lang, mobile)
             .await;
+        s.open(&relay.url("/admin")).await;
+        s.find("input#token").await;
+        s.assert_accessible(&format!("the sign-in form ({lang}, {size})"))
+            .await;
         sign_in(&s, &relay, ADMIN.1).await;
         let html = s.source().await;
         assert!(html.contains(&format!("<html lang=\"{lang}\">")), "{html}");
@@ -111,6 +116,19 @@ async fn the_console_in_chromium_in_both_languages_and_widths() {
                     "{path} is wider than 390 px"
                 );
             }
+            // Labels, names, titles, one h1, contrast; and the keyboard's
+            // first stop shows a focus ring.
+            s.assert_accessible(&format!("{path} ({lang}, {size})"))
+                .await;
+            s.press(TAB).await;
+            let ring = s
+                .script(
+                    "const e = document.activeElement, st = getComputedStyle(e); \
+                     return e !== document.body && st.outlineStyle !== 'none' \
+                     && parseFloat(st.outlineWidth) >= 2;",
+                )
+                .await;
+            assert_eq!(ring, serde_json::json!(true), "{path}: no focus ring");
             s.fit_page(if mobile { 390 } else { 1280 }, mobile).await;
             s.screenshot(&format!("console-{name}-{lang}-{size}")).await;
         }

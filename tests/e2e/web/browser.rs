@@ -51,6 +51,7 @@ async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium
     en.open(&preferences).await;
     assert!(en.source().await.contains("<html lang=\"en\">"));
     en.screenshot("preferences-en").await;
+    en.assert_accessible("preferences-en").await;
 
     // The keyboard reaches every control in reading order; the locked
     // (mandatory) checkbox is skipped.
@@ -111,6 +112,7 @@ async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium
     // The unsubscribe page, then its button.
     en.open(&unsubscribe).await;
     en.screenshot("unsubscribe-en").await;
+    en.assert_accessible("unsubscribe-en").await;
     let button = en.find("button[type=submit]").await;
     en.click(&button).await;
     en.find("h1").await;
@@ -120,6 +122,7 @@ async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium
             .contains("You are unsubscribed from Newsletter.")
     );
     en.screenshot("unsubscribe-en-done").await;
+    en.assert_accessible("unsubscribe-en-done").await;
     let e = relay
         .store()
         .subject_consent(email)
@@ -159,6 +162,7 @@ async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium
     mobile.open(&preferences).await;
     mobile.assert_fits_the_width(390).await;
     mobile.screenshot("preferences-en-mobile").await;
+    mobile.assert_accessible("preferences-en-mobile").await;
     mobile.quit().await;
 
     // French, chosen by the browser's Accept-Language.
@@ -168,10 +172,13 @@ async fn preference_and_unsubscribe_pages_work_by_keyboard_and_mouse_in_chromium
     assert!(source.contains("<html lang=\"fr\">"), "{source}");
     assert!(source.contains("Vos préférences de messages"));
     fr.screenshot("preferences-fr").await;
+    fr.assert_accessible("preferences-fr").await;
     fr.open(&unsubscribe).await;
     fr.screenshot("unsubscribe-fr").await;
+    fr.assert_accessible("unsubscribe-fr").await;
     fr.open(&relay.url("/u/not-a-token")).await;
     fr.screenshot("error-fr").await;
+    fr.assert_accessible("error-fr").await;
     fr.quit().await;
 
     drop(driver);
@@ -302,6 +309,7 @@ async fn who_is_asking_and_the_undo_button_in_chromium() {
     en.click(&button).await;
     en.find("form.undo").await;
     en.screenshot("asking-unsubscribed-en").await;
+    en.assert_accessible("asking-unsubscribed-en").await;
     // By keyboard: the preferences link, then the undo button.
     for want in ["a", "button"] {
         en.press(TAB).await;
@@ -326,6 +334,7 @@ async fn who_is_asking_and_the_undo_button_in_chromium() {
         "{source}"
     );
     en.screenshot("asking-undone-en").await;
+    en.assert_accessible("asking-undone-en").await;
     let e = relay.events(email).await.pop().expect("event");
     assert_eq!(
         (e.campaign.as_str(), e.action.as_str(), e.source.as_str()),
@@ -360,10 +369,12 @@ async fn who_is_asking_and_the_undo_button_in_chromium() {
         "{source}"
     );
     fr.screenshot("asking-unsubscribe-fr").await;
+    fr.assert_accessible("asking-unsubscribe-fr").await;
     let button = fr.find("button[type=submit]").await;
     fr.click(&button).await;
     fr.find("form.undo").await;
     fr.screenshot("asking-unsubscribed-fr").await;
+    fr.assert_accessible("asking-unsubscribed-fr").await;
     let mobile = driver.session("asking-fr-mobile", "fr", true).await;
     mobile.open(&unsubscribe("max@example.net").await).await;
     mobile.screenshot("asking-unsubscribe-fr-mobile").await;
