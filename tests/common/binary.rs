@@ -16,17 +16,6 @@ pub fn free_port() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-/// Waits until `addr` accepts connections.
-pub async fn wait_listening(addr: SocketAddr) {
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("nothing listens on {addr}");
-}
-
 /// A running `consent-relay serve --config CONFIG`, logging (JSON, stdout
 /// not being a terminal) to `LOG.stdout` and `LOG.stderr` beside the config.
 pub struct Serve {
@@ -55,6 +44,27 @@ impl Serve {
             out,
             err,
         }
+    }
+
+    /// Waits until `addr` accepts connections. Panics, saying whether the
+    /// process exited and what it logged, when it died first or does not
+    /// listen within 30 s (a loaded machine can take seconds to start it,
+    /// its migrations on PostgreSQL included).
+    pub async fn listening(&mut self, addr: SocketAddr) {
+        for _ in 0..1200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            let exited = self.child.as_mut().map(|c| c.try_wait());
+            if let Some(Ok(Some(status))) = exited {
+                panic!(
+                    "serve exited ({status}) before listening on {addr}:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("nothing listens on {addr} after 30 s:\n{}", self.log());
     }
 
     /// What it wrote so far, stdout then stderr.

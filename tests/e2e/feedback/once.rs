@@ -15,7 +15,7 @@ use super::smtp::send_report;
 use super::{count, delivered_copy, dsn, return_path};
 use crate::both_stores;
 use crate::common::admin::ADMIN_TOKEN;
-use crate::common::binary::{Serve, free_port, wait_listening};
+use crate::common::binary::{Serve, free_port};
 use crate::common::relay::{Client, eventually, message};
 use crate::common::sink::Sink;
 
@@ -118,7 +118,7 @@ async fn a_kill_9_while_reports_stream_in_loses_none_and_applies_none_twice() {
     let config = crate::common::relay::write_config(dir.path(), &text);
     let path = dir.path().join("consent-relay.toml");
     let mut serve = Serve::start(&path, "serve1", "info");
-    wait_listening(smtp).await;
+    serve.listening(smtp).await;
     // One copy to each of PEOPLE people.
     let rcpts: Vec<String> = (0..PEOPLE).map(|i| format!("p{i}@example.net")).collect();
     let mut c = Client::connect(smtp).await;
@@ -167,7 +167,7 @@ async fn a_kill_9_while_reports_stream_in_loses_none_and_applies_none_twice() {
     assert!(acked_before.len() < PEOPLE, "the kill came before the end");
     // Restarted: what was stored is applied, and every report answered 250 is there.
     let mut serve = Serve::start(&path, "serve2", "info");
-    wait_listening(smtp).await;
+    serve.listening(smtp).await;
     let pending = "SELECT count(*) FROM feedback_reports WHERE state <> 'done'";
     let dir_path = dir.path().to_owned();
     eventually("the pending reports applied after the restart", || {

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::both_stores;
-use crate::common::binary::{Serve, free_port, wait_listening};
+use crate::common::binary::{Serve, free_port};
 use crate::common::relay::{admin_event, canonical, config_text, write_config};
 use crate::common::sink::Sink;
 use consent_relay::consent::{Action, subject};
@@ -97,7 +97,7 @@ async fn idle_connections_of_one_client_leave_the_others_served() {
     )
     .expect("token");
     let mut serve = Serve::start(&dir.path().join("consent-relay.toml"), "serve", "info");
-    wait_listening(smtp).await;
+    serve.listening(smtp).await;
     // Waited for from another address: no connection of 127.0.0.1 is
     // left open before the test's own.
     let other = client_from("127.0.0.2");
